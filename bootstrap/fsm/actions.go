@@ -1,0 +1,72 @@
+package fsm
+
+// ActionKind names one step the daemon performs for a transition. Every
+// action is idempotent, so a transition whose actions failed half-way is
+// simply decided and run again on a later tick.
+type ActionKind string
+
+const (
+	// InitDB creates a fresh cluster. The executor refuses when data exists:
+	// a restart never runs initdb over existing data.
+	InitDB ActionKind = "initdb"
+	// StartPrimary starts PostgreSQL as a primary (clearing replication and
+	// synchronous settings a clone inherited). No-op when already so.
+	StartPrimary ActionKind = "start-primary"
+	// StartStandby starts PostgreSQL as a standby of the peer.
+	StartStandby ActionKind = "start-standby"
+	// BaseBackup replaces the local data with a copy of the peer's.
+	BaseBackup ActionKind = "base-backup"
+	// Archive saves, before anything is discarded, the Kine rows this node
+	// has and the peer does not: the losing side of a split brain.
+	Archive ActionKind = "archive"
+	// Rewind makes this node's data a standby of the peer: pg_rewind, and a
+	// base backup when rewinding is impossible.
+	Rewind ActionKind = "rewind"
+	// Promote turns the local standby into a primary (pg_promote) and clears
+	// the replication and synchronous settings inherited from the old leader.
+	Promote ActionKind = "promote"
+	// Fence makes Kine revisions jump past anything the old leader may have
+	// handed out, so that no client ever sees a revision go backwards.
+	Fence ActionKind = "revision-fence"
+	// SyncOn / SyncOff switch synchronous replication to the peer.
+	SyncOn  ActionKind = "sync-on"
+	SyncOff ActionKind = "sync-off"
+	// EnsureSlot creates the peer's replication slot on this primary.
+	EnsureSlot ActionKind = "ensure-slot"
+	// KineLocal / KinePeer point this node's Kine at this node's or the
+	// peer's PostgreSQL; KineStop stops it (no writes through this node).
+	KineLocal ActionKind = "kine-local"
+	KinePeer  ActionKind = "kine-peer"
+	KineStop  ActionKind = "kine-stop"
+	// NewTerm begins term Term (of kind Kind) with this node writing, and
+	// persists it locally and in the database.
+	NewTerm ActionKind = "new-term"
+	// AdoptTerm records the peer's term, with this node as follower.
+	AdoptTerm ActionKind = "adopt-term"
+	// Handover, on the leader: stop writes cleanly, hand the last WAL to the
+	// follower and ask it to take over.
+	Handover ActionKind = "handover"
+	// StopPostgres stops the local PostgreSQL cleanly.
+	StopPostgres ActionKind = "stop-postgres"
+)
+
+// Action is one step with its parameters.
+type Action struct {
+	Kind ActionKind
+	Term uint64   // NewTerm, AdoptTerm: the term to reach (max with the current one)
+	Why  TermKind // NewTerm
+	LSN  uint64   // Promote after a handover: replay at least this far first
+}
+
+// Decision is what Step decided for one tick.
+type Decision struct {
+	From, To State
+	Reason   string // the row's reason: the log line and the diagram label
+	Detail   string // facts of this tick that explain the row (never secrets)
+	Actions  []Action
+	Changed  bool // a row fired (a transition, possibly to the same state)
+	Consumed bool // the tick's command was handled by the row
+	// Hold is the machine to keep when an action fails: the old state with
+	// this tick's probe counters, so the row is decided again next tick.
+	Hold Machine
+}

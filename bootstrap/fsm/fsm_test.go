@@ -1,0 +1,282 @@
+package fsm
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+
+var cfg = Config{FailureThreshold: 3, RecoverThreshold: 2, BootGrace: 30 * time.Second, JoinTimeout: 2 * time.Minute}
+
+// fired records which rows the tests exercised; TestEveryRowCovered checks it.
+var fired = map[string]bool{}
+
+func key(from, to State, reason string) string { return string(from) + "|" + string(to) + "|" + reason }
+
+func step(t *testing.T, m Machine, o Observation) (Machine, Decision) {
+	t.Helper()
+	m2, d := Step(m, o, cfg)
+	if d.Changed {
+		fired[key(d.From, d.To, d.Reason)] = true
+	}
+	return m2, d
+}
+
+func leaderSelf() Self {
+	return Self{Name: "a", Member: true, HasData: true, Term: 4, TermRole: RoleLeader, PGUp: true, Primary: true, FollowerStreaming: true}
+}
+func followerSelf() Self {
+	return Self{Name: "b", Member: true, HasData: true, Term: 4, TermRole: RoleFollower, PGUp: true, ReceiverStreaming: true}
+}
+func leaderPeer() Peer {
+	return Peer{Name: "a", AgentUp: true, PGUp: true, State: Leader, Member: true, Term: 4, TermRole: RoleLeader, Primary: true}
+}
+func followerPeer() Peer {
+	return Peer{Name: "b", AgentUp: true, PGUp: true, State: Follower, Member: true, Term: 4, TermRole: RoleFollower}
+}
+
+func in(s State) Machine { return Machine{State: s, Since: t0, Born: t0.Add(-time.Hour)} }
+
+func kinds(acts []Action) string {
+	var k []string
+	for _, a := range acts {
+		k = append(k, string(a.Kind))
+	}
+	return strings.Join(k, ",")
+}
+
+type tc struct {
+	name    string
+	m       Machine
+	o       Observation
+	to      State
+	reason  string // substring; "" means no row fires
+	actions string // exact action kinds, if set
+}
+
+func run(t *testing.T, cases []tc) {
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.o.Now.IsZero() {
+				c.o.Now = t0
+			}
+			_, d := step(t, c.m, c.o)
+			if c.reason == "" {
+				if d.Changed {
+					t.Fatalf("expected no transition, got %s → %s: %s", d.From, d.To, d.Reason)
+				}
+				return
+			}
+			if !d.Changed || d.To != c.to || !strings.Contains(d.Reason, c.reason) {
+				t.Fatalf("got changed=%v %s → %s: %q; want → %s: %q", d.Changed, d.From, d.To, d.Reason, c.to, c.reason)
+			}
+			if c.actions != "" && kinds(d.Actions) != c.actions {
+				t.Fatalf("actions %s, want %s", kinds(d.Actions), c.actions)
+			}
+		})
+	}
+}
+
+func TestStarting(t *testing.T) {
+	born := Machine{State: Starting, Since: t0, Born: t0} // just started
+	late := Machine{State: Starting, Since: t0, Born: t0.Add(-time.Minute), Fails: 5}
+	fresh := Self{Name: "a", Preferred: true}
+	freshPeer := Peer{Name: "b", AgentUp: true, State: Starting}
+	run(t, []tc{
+		{"agent restart on a healthy leader keeps it", born, Observation{Self: leaderSelf(), Peer: followerPeer()}, Leader, "primary running", "ensure-slot,sync-on,kine-local"},
+		{"agent restart on a streaming follower keeps it", born, Observation{Self: followerSelf(), Peer: leaderPeer()}, Follower, "standby streaming", "kine-peer"},
+		{"fresh preferred node with a fresh peer forms the pair", born, Observation{Self: fresh, Peer: freshPeer}, LeaderAlone, "forming", "initdb,start-primary,new-term,ensure-slot,kine-local"},
+		{"fresh non-preferred node waits for the leader", born, Observation{Self: Self{Name: "b"}, Peer: Peer{Name: "a", AgentUp: true}}, Starting, "", ""},
+		{"fresh preferred node waits for the grace when the peer is silent", born, Observation{Self: fresh}, Starting, "", ""},
+		{"fresh preferred node forms alone after the grace", late, Observation{Self: fresh}, LeaderAlone, "forming", ""},
+		{"never-member node joins by base backup", born, Observation{Self: Self{Name: "a", Preferred: true}, Peer: leaderPeerNamed("b")}, Joining, "never a member", "kine-stop,base-backup,start-standby,kine-peer"},
+		{"member with wiped data is a never-member", born, Observation{Self: Self{Name: "b", Member: true, Term: 9}, Peer: leaderPeer()}, Joining, "never a member", ""},
+		{"returning old leader with a lower term rejoins and archives", born, Observation{Self: stoppedLeader(4), Peer: promotedPeer(5)}, Joining, "newer state", "kine-stop,archive,rewind,start-standby,kine-peer,adopt-term"},
+		{"returning follower of the same leader just streams", born, Observation{Self: stoppedFollower(4), Peer: leaderPeer()}, Joining, "newer state", "kine-stop,start-standby,kine-peer,adopt-term"},
+		{"returning leader with the newest state leads", born, Observation{Self: stoppedLeader(5), Peer: stoppedFollowerPeer(4)}, LeaderAlone, "newest state", "start-primary,ensure-slot,kine-local"},
+		{"follower whose peer has no data takes over", born, Observation{Self: stoppedFollower(4), Peer: Peer{Name: "a", AgentUp: true}}, LeaderAlone, "follower takes over", "kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local"},
+		{"follower whose peer has no data waits while paused", born, Observation{Self: paused(stoppedFollower(4)), Peer: Peer{Name: "a", AgentUp: true}}, Starting, "", ""},
+		{"follower with a silent leader agent but live database follows", born, Observation{Self: stoppedFollower(4), Peer: Peer{Name: "a", PGUp: true}}, Joining, "database answers", "start-standby,kine-peer"},
+		{"leader alone after the boot grace", late, Observation{Self: stoppedLeader(4)}, LeaderAlone, "follower unreachable", "start-primary,new-term,ensure-slot,kine-local"},
+		{"leader waits within the boot grace", born, Observation{Self: stoppedLeader(4)}, Starting, "", ""},
+		{"follower takes over after the boot grace", late, Observation{Self: stoppedFollower(4)}, LeaderAlone, "leader unreachable", "start-standby,kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local"},
+		{"paused follower never takes over at boot", late, Observation{Self: paused(stoppedFollower(4))}, Starting, "", ""},
+	})
+}
+
+func leaderPeerNamed(n string) Peer { p := leaderPeer(); p.Name = n; return p }
+func stoppedLeader(term uint64) Self {
+	return Self{Name: "a", Member: true, HasData: true, Term: term, TermRole: RoleLeader}
+}
+func stoppedFollower(term uint64) Self {
+	return Self{Name: "b", Member: true, HasData: true, Term: term, TermRole: RoleFollower}
+}
+func stoppedFollowerPeer(term uint64) Peer {
+	return Peer{Name: "b", AgentUp: true, State: Starting, Member: true, Term: term, TermRole: RoleFollower}
+}
+func promotedPeer(term uint64) Peer {
+	return Peer{Name: "b", AgentUp: true, PGUp: true, State: LeaderAlone, Member: true, Term: term, TermRole: RoleLeader, Primary: true}
+}
+func paused(s Self) Self { s.PausedUntil = t0.Add(time.Hour); return s }
+
+func TestJoining(t *testing.T) {
+	streaming := followerSelf()
+	run(t, []tc{
+		{"joining node streams and becomes follower", in(Joining), Observation{Self: streaming, Peer: leaderPeer()}, Follower, "streaming", "adopt-term"},
+		{"joining waits while not streaming", in(Joining), Observation{Self: stoppedFollower(4), Peer: leaderPeer()}, Joining, "", ""},
+		{"joining gives up after the timeout", in(Joining), Observation{Now: t0.Add(3 * time.Minute), Self: stoppedFollower(4)}, Starting, "join timeout", ""},
+	})
+}
+
+func TestFollower(t *testing.T) {
+	down := leaderPeer()
+	down.AgentUp, down.PGUp = false, false
+	agentDown := leaderPeer()
+	agentDown.AgentUp = false
+	newTerm := leaderPeer()
+	newTerm.Term, newTerm.State = 5, LeaderAlone
+	run(t, []tc{
+		{"handover promotes at once", in(Follower), Observation{Self: followerSelf(), Peer: leaderPeer(), Cmd: Command{Kind: CmdHandover, LSN: 7}}, LeaderAlone, "handed over", "kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local"},
+		{"manual promote with the leader gone", in(Follower), Observation{Self: followerSelf(), Peer: down, Cmd: Command{Kind: CmdPromote}}, LeaderAlone, "operator", ""},
+		{"manual promote refused while the leader's database answers", in(Follower), Observation{Self: followerSelf(), Peer: leaderPeer(), Cmd: Command{Kind: CmdPromote}}, Follower, "", ""},
+		{"forced promote", in(Follower), Observation{Self: followerSelf(), Peer: leaderPeer(), Cmd: Command{Kind: CmdForcePromote}}, LeaderAlone, "operator", ""},
+		{"local standby died", in(Follower), Observation{Self: stoppedFollower(4), Peer: leaderPeer()}, Starting, "PostgreSQL is down", ""},
+		{"leader's new term is adopted", in(Follower), Observation{Self: followerSelf(), Peer: newTerm}, Follower, "adopting", "adopt-term"},
+		{"leader's agent down but database up is healthy", Machine{State: Follower, Fails: 10}, Observation{Self: followerSelf(), Peer: agentDown}, Follower, "", ""},
+	})
+}
+
+// A blip shorter than the detection window never promotes; a failure as
+// long as the window does; a paused follower never does.
+func TestFollowerDetection(t *testing.T) {
+	down := leaderPeer()
+	down.AgentUp, down.PGUp = false, false
+	for _, tcase := range []struct {
+		name            string
+		pattern         string // one char per tick: u = leader up, d = down
+		paused, promote bool
+	}{
+		{"blip of two probes", "uddu", false, false},
+		{"flapping never reaches three in a row", "ddudduddud", false, false},
+		{"three failed probes promote", "uddd", false, true},
+		{"paused never promotes", "udddddddddd", true, false},
+	} {
+		t.Run(tcase.name, func(t *testing.T) {
+			m := in(Follower)
+			promoted := false
+			for i, c := range tcase.pattern {
+				s := followerSelf()
+				if tcase.paused {
+					s = paused(s)
+				}
+				p := leaderPeer()
+				if c == 'd' {
+					p = down
+				}
+				var d Decision
+				m, d = step(t, m, Observation{Now: t0.Add(time.Duration(i) * 500 * time.Millisecond), Self: s, Peer: p})
+				if d.To == LeaderAlone {
+					promoted = true
+					break
+				}
+			}
+			if promoted != tcase.promote {
+				t.Fatalf("promoted=%v, want %v", promoted, tcase.promote)
+			}
+		})
+	}
+}
+
+func TestLeader(t *testing.T) {
+	noFollower := leaderSelf()
+	noFollower.FollowerStreaming = false
+	run(t, []tc{
+		{"switchover hands over", in(Leader), Observation{Self: leaderSelf(), Peer: followerPeer(), Cmd: Command{Kind: CmdSwitchover}}, Joining, "switchover", "kine-stop,handover,rewind,start-standby,kine-peer"},
+		{"switchover refused without a streaming follower", in(Leader), Observation{Self: noFollower, Peer: followerPeer(), Cmd: Command{Kind: CmdSwitchover}}, Leader, "", ""},
+		{"follower lost for the window degrades", Machine{State: Leader, Fails: 2}, Observation{Self: noFollower}, LeaderAlone, "asynchronous", "sync-off,new-term"},
+		{"follower lost for less than the window keeps sync", Machine{State: Leader, Fails: 1}, Observation{Self: noFollower}, Leader, "", ""},
+		{"local primary died", in(Leader), Observation{Self: stoppedLeader(4), Peer: followerPeer()}, Starting, "PostgreSQL is down", ""},
+		{"a peer with a higher term wins", in(Leader), Observation{Self: leaderSelf(), Peer: promotedPeer(5)}, Joining, "newer state", "kine-stop,archive,rewind,start-standby,kine-peer,adopt-term"},
+	})
+}
+
+func TestLeaderAlone(t *testing.T) {
+	run(t, []tc{
+		{"caught-up follower restores sync", Machine{State: LeaderAlone, OKs: 1}, Observation{Self: leaderSelf(), Peer: followerPeer()}, Leader, "synchronous again", "sync-on"},
+		{"one good probe is not enough", in(LeaderAlone), Observation{Self: leaderSelf(), Peer: followerPeer()}, LeaderAlone, "", ""},
+		{"local primary died", in(LeaderAlone), Observation{Self: stoppedLeader(4)}, Starting, "PostgreSQL is down", ""},
+		{"split brain, peer wrote last: archive and rejoin", in(LeaderAlone), Observation{Self: splitSelf(t0), Peer: splitPeer(t0.Add(time.Second))}, Joining, "newer state", "kine-stop,archive,rewind,start-standby,kine-peer,adopt-term"},
+		{"split brain, this node wrote last: stay", in(LeaderAlone), Observation{Self: splitSelf(t0.Add(time.Second)), Peer: splitPeer(t0)}, LeaderAlone, "", ""},
+	})
+}
+
+func splitSelf(last time.Time) Self {
+	s := leaderSelf()
+	s.Term, s.FollowerStreaming, s.LastCommit = 5, false, last
+	return s
+}
+func splitPeer(last time.Time) Peer {
+	p := promotedPeer(5)
+	p.LastCommit = last
+	return p
+}
+
+// Both nodes claiming leadership resolve to exactly one winner, whatever
+// the facts: Wins is antisymmetric.
+func TestWinsAntisymmetric(t *testing.T) {
+	times := []time.Time{{}, t0, t0.Add(time.Millisecond)}
+	for _, ta := range []uint64{3, 4} {
+		for _, tb := range []uint64{3, 4} {
+			for _, ra := range []Role{RoleLeader, RoleFollower} {
+				for _, rb := range []Role{RoleLeader, RoleFollower} {
+					for _, ca := range times {
+						for _, cb := range times {
+							a := Self{Name: "a", Member: true, HasData: true, Term: ta, TermRole: ra, LastCommit: ca}
+							b := Self{Name: "b", Member: true, HasData: true, Term: tb, TermRole: rb, LastCommit: cb}
+							wa, _ := Wins(a, asPeer(b))
+							wb, _ := Wins(b, asPeer(a))
+							if wa == wb {
+								t.Fatalf("both %v: a=%+v b=%+v", wa, a, b)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func asPeer(s Self) Peer {
+	return Peer{Name: s.Name, Member: s.Member && s.HasData, Term: s.Term, TermRole: s.TermRole, LastCommit: s.LastCommit}
+}
+
+func TestFailedActionsHold(t *testing.T) {
+	m := Machine{State: Leader, Fails: 2}
+	_, d := Step(m, Observation{Now: t0, Self: stoppedLeader(4)}, cfg)
+	if d.Hold.State != Leader || d.Hold.Fails != 3 {
+		t.Fatalf("hold = %+v", d.Hold)
+	}
+}
+
+func TestDiagramIsFresh(t *testing.T) {
+	got, err := os.ReadFile("../../docs/state-machine.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != DiagramDoc() {
+		t.Fatal("docs/state-machine.md is stale: run `go generate ./bootstrap/fsm`")
+	}
+}
+
+// TestEveryRowCovered runs last (file order) and checks that the tests
+// above fired every row of the table.
+func TestEveryRowCovered(t *testing.T) {
+	for _, r := range Table {
+		if !fired[key(r.From, r.To, r.Reason)] {
+			t.Errorf("row not exercised by any test: %s → %s: %s", r.From, r.To, r.Reason)
+		}
+	}
+}

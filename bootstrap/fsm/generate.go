@@ -1,0 +1,3 @@
+package fsm
+
+//go:generate go run ./gen ../../docs/state-machine.md

@@ -1,0 +1,115 @@
+package fsm
+
+import (
+	"fmt"
+	"time"
+)
+
+// tick bundles one call's inputs for the rows' guards.
+type tick struct {
+	m Machine
+	o Observation
+	c Config
+}
+
+func (t tick) member() bool { return t.o.Self.Member && t.o.Self.HasData }
+
+func (t tick) paused() bool { return t.o.Now.Before(t.o.Self.PausedUntil) }
+
+func (t tick) graceOver() bool {
+	return t.o.Now.Sub(t.m.Born) >= t.c.BootGrace && t.m.Fails >= t.c.FailureThreshold
+}
+
+// peerSeen: the peer answered in some way this tick.
+func (t tick) peerSeen() bool { return t.o.Peer.AgentUp || t.o.Peer.PGUp }
+
+func (t tick) selfWins() bool { w, _ := Wins(t.o.Self, t.o.Peer); return w }
+
+// peerOutranks: the peer is a serving primary with a better claim: this
+// node must stop writing and follow it.
+func (t tick) peerOutranks() bool {
+	p := t.o.Peer
+	return p.AgentUp && p.Member && p.Primary && !t.selfWins()
+}
+
+// healthy says whether the peer looked well this tick, as the current state
+// understands "well": a follower needs its leader's database; a leader
+// needs its follower's WAL stream and some sign of the follower's host.
+func (t tick) healthy() bool {
+	s, p := t.o.Self, t.o.Peer
+	switch t.m.State {
+	case Follower:
+		return p.PGUp
+	case Leader, LeaderAlone:
+		return s.FollowerStreaming && (p.AgentUp || p.PGUp)
+	default:
+		return t.peerSeen()
+	}
+}
+
+// Wins decides which of two nodes has the better claim to lead, and why.
+// Both nodes evaluate it on the same facts and reach opposite answers: the
+// term first (a node that missed a term has lost), then the role in the
+// term, then, between two leaders of one term (a split), the later most
+// recent commit, then the fixed name order.
+func Wins(s Self, p Peer) (bool, string) {
+	sm, pm := s.Member && s.HasData, p.Member
+	switch {
+	case sm && !pm:
+		return true, "the peer was never a member"
+	case !sm && pm:
+		return false, "this node was never a member"
+	case s.Term != p.Term:
+		return s.Term > p.Term, fmt.Sprintf("term %d against the peer's %d", s.Term, p.Term)
+	case s.TermRole != p.TermRole:
+		return s.TermRole == RoleLeader, fmt.Sprintf("term %d: the leader of the term wins", s.Term)
+	case s.TermRole == RoleLeader && !s.LastCommit.Equal(p.LastCommit):
+		return s.LastCommit.After(p.LastCommit), fmt.Sprintf("both led term %d: the later last commit wins (%s here, %s there)",
+			s.Term, s.LastCommit.UTC().Format(time.RFC3339Nano), p.LastCommit.UTC().Format(time.RFC3339Nano))
+	default:
+		return s.Name < p.Name, "tie: the node first in name order wins"
+	}
+}
+
+// Step is the decision core: it updates the probe counters, walks the rows
+// of the current state and returns the first that holds. The caller runs
+// the decision's actions and, only if all succeeded, keeps the returned
+// machine; otherwise it keeps the old one and the row fires again later.
+func Step(m Machine, o Observation, c Config) (Machine, Decision) {
+	t := tick{m: m, o: o, c: c}
+	if t.healthy() {
+		m.OKs, m.Fails = m.OKs+1, 0
+	} else {
+		m.OKs, m.Fails = 0, m.Fails+1
+	}
+	t.m = m
+	d := Decision{From: m.State, To: m.State, Hold: m}
+	for _, r := range Table {
+		if r.From != m.State || !r.When(t) {
+			continue
+		}
+		d.To, d.Reason, d.Changed = r.To, r.Reason, true
+		d.Consumed = r.Consumes != CmdNone && o.Cmd.Kind != CmdNone
+		if r.Do != nil {
+			d.Actions = r.Do(t)
+		}
+		d.Detail = detail(t, r)
+		if r.To != m.State {
+			m = Machine{State: r.To, Since: o.Now, Born: m.Born}
+		}
+		return m, d
+	}
+	return m, d
+}
+
+// detail gives the facts behind a row, for the log line.
+func detail(t tick, r Row) string {
+	switch {
+	case r.To == Joining && t.o.Peer.AgentUp && t.o.Self.Member:
+		_, why := Wins(t.o.Self, t.o.Peer)
+		return why
+	case r.From == Follower && r.To == LeaderAlone || r.From == Leader && r.To == LeaderAlone:
+		return fmt.Sprintf("%d consecutive failed probes", t.m.Fails)
+	}
+	return ""
+}

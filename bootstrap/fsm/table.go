@@ -1,0 +1,185 @@
+package fsm
+
+// Row is one transition: when the machine is in From and When holds, it
+// moves to To, and the daemon runs Do in order. Rows are tried top to
+// bottom within a state; the first that holds fires. A later witness
+// (a third vote) and self-fencing add rows here and fields to Observation;
+// the walker does not change.
+type Row struct {
+	From, To State
+	Reason   string
+	When     func(t tick) bool
+	Do       func(t tick) []Action
+	Consumes CommandKind // the command this row handles, if any
+}
+
+// promotion is the one sequence every take-over uses: promote, fence the
+// revisions, begin the term, then serve.
+func promotion(kind TermKind) func(t tick) []Action {
+	return func(t tick) []Action {
+		return []Action{
+			{Kind: KineStop},
+			{Kind: Promote, LSN: t.o.Cmd.LSN},
+			{Kind: Fence},
+			{Kind: NewTerm, Term: t.o.Self.Term + 1, Why: kind},
+			{Kind: EnsureSlot},
+			{Kind: KineLocal},
+		}
+	}
+}
+
+// rejoin is the loser's sequence: stop serving, keep the evidence, then copy.
+func rejoin(t tick) []Action {
+	acts := []Action{{Kind: KineStop}}
+	if t.o.Self.TermRole == RoleLeader {
+		acts = append(acts, Action{Kind: Archive})
+	}
+	return append(acts,
+		Action{Kind: Rewind},
+		Action{Kind: StartStandby},
+		Action{Kind: KinePeer},
+		Action{Kind: AdoptTerm, Term: t.o.Peer.Term},
+	)
+}
+
+func seq(kinds ...ActionKind) func(t tick) []Action {
+	return func(tick) []Action {
+		acts := make([]Action, len(kinds))
+		for i, k := range kinds {
+			acts[i] = Action{Kind: k}
+		}
+		return acts
+	}
+}
+
+// Table is the whole decision core. `twonode fsm` prints it and the diagram
+// in docs/ is generated from it.
+var Table = []Row{
+	// --- starting: an agent that just started decides from what it finds.
+	{From: Starting, To: Leader, Reason: "agent restarted: primary running with its follower streaming",
+		When: func(t tick) bool {
+			s := t.o.Self
+			return t.member() && s.TermRole == RoleLeader && s.PGUp && s.Primary && s.FollowerStreaming && !t.peerOutranks()
+		},
+		Do: seq(EnsureSlot, SyncOn, KineLocal)},
+	{From: Starting, To: Follower, Reason: "agent restarted: standby streaming from the leader",
+		When: func(t tick) bool {
+			s := t.o.Self
+			return t.member() && s.TermRole == RoleFollower && s.PGUp && !s.Primary && s.ReceiverStreaming
+		},
+		Do: seq(KinePeer)},
+	{From: Starting, To: Joining, Reason: "never a member: joining the pair by base backup",
+		When: func(t tick) bool { return !t.member() && t.o.Peer.AgentUp && t.o.Peer.Member && t.o.Peer.Primary },
+		Do:   seq(KineStop, BaseBackup, StartStandby, KinePeer)},
+	{From: Starting, To: LeaderAlone, Reason: "forming a new pair: this node leads first",
+		When: func(t tick) bool {
+			if t.member() || !t.o.Self.Preferred {
+				return false
+			}
+			return (t.o.Peer.AgentUp && !t.o.Peer.Member) || (t.graceOver() && !t.peerSeen())
+		},
+		Do: func(t tick) []Action {
+			return []Action{{Kind: InitDB}, {Kind: StartPrimary}, {Kind: NewTerm, Term: t.o.Self.Term + 1, Why: TermForm},
+				{Kind: EnsureSlot}, {Kind: KineLocal}}
+		}},
+	{From: Starting, To: LeaderAlone, Reason: "this node has the newest state: leading",
+		When: func(t tick) bool {
+			return t.member() && t.o.Self.TermRole == RoleLeader && t.o.Peer.AgentUp && t.selfWins()
+		},
+		Do: seq(StartPrimary, EnsureSlot, KineLocal)},
+	{From: Starting, To: LeaderAlone, Reason: "the peer lost or has no data: the follower takes over",
+		When: func(t tick) bool {
+			return t.member() && t.o.Self.TermRole != RoleLeader && t.o.Peer.AgentUp && t.selfWins() && !t.paused()
+		},
+		Do: promotion(TermPromote)},
+	{From: Starting, To: Joining, Reason: "the peer has newer state: rejoining as its follower",
+		When: func(t tick) bool {
+			return t.member() && t.o.Peer.AgentUp && t.o.Peer.Member && t.o.Peer.Primary && !t.selfWins()
+		},
+		Do: func(t tick) []Action {
+			if t.o.Self.TermRole == RoleFollower && t.o.Peer.TermRole == RoleLeader {
+				// It followed this very leader: nothing diverged, stream again.
+				return []Action{{Kind: KineStop}, {Kind: StartStandby}, {Kind: KinePeer}, {Kind: AdoptTerm, Term: t.o.Peer.Term}}
+			}
+			return rejoin(t)
+		}},
+	{From: Starting, To: Joining, Reason: "the leader's agent is down but its database answers: following",
+		When: func(t tick) bool {
+			return t.member() && t.o.Self.TermRole == RoleFollower && !t.o.Peer.AgentUp && t.o.Peer.PGUp
+		},
+		Do: seq(StartStandby, KinePeer)},
+	{From: Starting, To: LeaderAlone, Reason: "boot grace over and the follower unreachable: leading alone",
+		When: func(t tick) bool {
+			return t.member() && t.o.Self.TermRole == RoleLeader && t.graceOver() && !t.peerSeen()
+		},
+		Do: func(t tick) []Action {
+			return []Action{{Kind: StartPrimary}, {Kind: NewTerm, Term: t.o.Self.Term + 1, Why: TermAlone},
+				{Kind: EnsureSlot}, {Kind: KineLocal}}
+		}},
+	{From: Starting, To: LeaderAlone, Reason: "boot grace over and the leader unreachable: the follower takes over",
+		When: func(t tick) bool {
+			return t.member() && t.o.Self.TermRole == RoleFollower && t.graceOver() && !t.peerSeen() && !t.paused()
+		},
+		Do: func(t tick) []Action { return append([]Action{{Kind: StartStandby}}, promotion(TermPromote)(t)...) }},
+
+	// --- joining: the copy is done; wait until WAL streams.
+	{From: Joining, To: Follower, Reason: "streaming from the leader",
+		When: func(t tick) bool { s := t.o.Self; return s.PGUp && !s.Primary && s.ReceiverStreaming },
+		Do: func(t tick) []Action {
+			if t.o.Peer.AgentUp {
+				return []Action{{Kind: AdoptTerm, Term: t.o.Peer.Term}}
+			}
+			return nil
+		}},
+	{From: Joining, To: Starting, Reason: "not streaming within the join timeout: starting over",
+		When: func(t tick) bool { return t.o.Now.Sub(t.m.Since) >= t.c.JoinTimeout }},
+
+	// --- follower: probe the leader; take over only after the whole window.
+	{From: Follower, To: LeaderAlone, Reason: "the leader handed over: taking over",
+		Consumes: CmdHandover,
+		When:     func(t tick) bool { return t.o.Cmd.Kind == CmdHandover },
+		Do:       promotion(TermSwitchover)},
+	{From: Follower, To: LeaderAlone, Reason: "operator promoted this node",
+		Consumes: CmdPromote,
+		When: func(t tick) bool {
+			return t.o.Cmd.Kind == CmdForcePromote || (t.o.Cmd.Kind == CmdPromote && !t.o.Peer.PGUp)
+		},
+		Do: promotion(TermPromote)},
+	{From: Follower, To: LeaderAlone, Reason: "leader unreachable for the whole detection window: promoting",
+		When: func(t tick) bool { return t.m.Fails >= t.c.FailureThreshold && !t.paused() },
+		Do:   promotion(TermPromote)},
+	{From: Follower, To: Starting, Reason: "local PostgreSQL is down",
+		When: func(t tick) bool { return !t.o.Self.PGUp }},
+	{From: Follower, To: Follower, Reason: "the leader began a new term: adopting it",
+		When: func(t tick) bool {
+			p := t.o.Peer
+			return p.AgentUp && p.Primary && p.Term > t.o.Self.Term && p.State.IsLeader()
+		},
+		Do: func(t tick) []Action { return []Action{{Kind: AdoptTerm, Term: t.o.Peer.Term}} }},
+
+	// --- leader: synchronous; degrade when the follower stops answering.
+	{From: Leader, To: Joining, Reason: "the peer has newer state: archiving and rejoining",
+		When: func(t tick) bool { return t.peerOutranks() },
+		Do:   rejoin},
+	{From: Leader, To: Joining, Reason: "planned switchover: handing over to the follower",
+		Consumes: CmdSwitchover,
+		When:     func(t tick) bool { return t.o.Cmd.Kind == CmdSwitchover && t.o.Self.FollowerStreaming },
+		Do:       seq(KineStop, Handover, Rewind, StartStandby, KinePeer)},
+	{From: Leader, To: LeaderAlone, Reason: "follower unhealthy for the whole detection window: replication now asynchronous",
+		When: func(t tick) bool { return t.m.Fails >= t.c.FailureThreshold },
+		Do: func(t tick) []Action {
+			return []Action{{Kind: SyncOff}, {Kind: NewTerm, Term: t.o.Self.Term + 1, Why: TermAlone}}
+		}},
+	{From: Leader, To: Starting, Reason: "local PostgreSQL is down",
+		When: func(t tick) bool { return !t.o.Self.PGUp }},
+
+	// --- leader alone: asynchronous until the follower has caught up.
+	{From: LeaderAlone, To: Joining, Reason: "the peer has newer state: archiving and rejoining",
+		When: func(t tick) bool { return t.peerOutranks() },
+		Do:   rejoin},
+	{From: LeaderAlone, To: Leader, Reason: "follower caught up: replication synchronous again",
+		When: func(t tick) bool { return t.m.OKs >= t.c.RecoverThreshold },
+		Do:   seq(SyncOn)},
+	{From: LeaderAlone, To: Starting, Reason: "local PostgreSQL is down",
+		When: func(t tick) bool { return !t.o.Self.PGUp }},
+}

@@ -1,0 +1,144 @@
+// Package fsm is twonode's decision core: a pure function from
+// (machine, observation, now) to (machine, decision). It does no I/O,
+// starts no goroutines and never reads the wall clock: the daemon gathers
+// observations, calls Step, runs the decided actions in order, and feeds
+// their results back as the next observation.
+//
+// States are guarantees ("this node is a primary with a synchronous
+// follower"); actions belong to transitions. Every transition is one row of
+// the table in table.go, with the reason that becomes its log line and its
+// label in the generated diagram.
+package fsm
+
+import "time"
+
+// State is what a node guarantees while it is in it.
+type State string
+
+const (
+	// Starting: nothing decided yet. PostgreSQL and Kine are left as found
+	// (an agent restart must not disturb a running datastore).
+	Starting State = "starting"
+	// Joining: this node lost (or never was a member) and is copying from
+	// the peer: archive what only it has, rewind or base backup, then stream.
+	Joining State = "joining"
+	// Follower: a standby streaming from the peer; Kine writes to the peer.
+	Follower State = "follower"
+	// Leader: the primary, with the follower caught up and replication
+	// synchronous: an acknowledged write is on both disks.
+	Leader State = "leader"
+	// LeaderAlone: the primary without a healthy follower; replication is
+	// asynchronous so that writes do not hang.
+	LeaderAlone State = "leader_alone"
+)
+
+// States lists every state, in the order the diagram shows them.
+var States = []State{Starting, Joining, Follower, Leader, LeaderAlone}
+
+// IsLeader reports whether the state serves writes from this node's database.
+func (s State) IsLeader() bool { return s == Leader || s == LeaderAlone }
+
+// Role is what a node was in a term: the one writing, or the one following.
+type Role string
+
+const (
+	RoleNone     Role = ""
+	RoleLeader   Role = "leader"
+	RoleFollower Role = "follower"
+)
+
+// TermKind says why a term began. Every change of who is writing starts a
+// new term, so a node that missed a term has lost by definition.
+type TermKind string
+
+const (
+	TermForm       TermKind = "form"       // the first leader of a new pair
+	TermPromote    TermKind = "promote"    // the follower took over from a leader it could not reach
+	TermAlone      TermKind = "alone"      // the leader went on without its follower
+	TermSwitchover TermKind = "switchover" // a planned hand-over that lost nothing
+)
+
+// Self is what the daemon observed of this node.
+type Self struct {
+	Name      string
+	Preferred bool // this node leads when a new pair forms
+	Member    bool // has been part of the pair (persisted state says so)
+	HasData   bool // a PostgreSQL data directory exists
+	Term      uint64
+	TermRole  Role
+	ForkRev   int64 // Kine revision when the current term began (for the split-brain archive)
+
+	PGUp              bool
+	Primary           bool // PostgreSQL is running and not in recovery
+	FollowerStreaming bool // primary: the peer's walsender has caught up and streams
+	ReceiverStreaming bool // standby: the WAL receiver streams from the peer
+	ReplayLSN         uint64
+	LastCommit        time.Time
+
+	PausedUntil time.Time // the effective pause (this node's or the peer's, the later)
+}
+
+// Peer is what the daemon observed of the other node in this tick.
+type Peer struct {
+	Name     string
+	AgentUp  bool // the peer's agent answered an authenticated status call
+	PGUp     bool // the peer's PostgreSQL answered a SQL ping from here
+	State    State
+	Member   bool
+	Term     uint64
+	TermRole Role
+	Primary  bool
+	// LastCommit is the peer's most recent commit, already converted to this
+	// node's clock with the offset both agents measured while paired.
+	LastCommit time.Time
+	ForkRev    int64
+}
+
+// CommandKind is an operator's or the peer's request, handled by a row.
+type CommandKind string
+
+const (
+	CmdNone         CommandKind = ""
+	CmdPromote      CommandKind = "promote"       // operator: the leader is gone, take over
+	CmdForcePromote CommandKind = "force-promote" // operator: take over even though the leader answers
+	CmdSwitchover   CommandKind = "switchover"    // operator, on the leader: hand over, losing nothing
+	CmdHandover     CommandKind = "handover"      // the peer (leader) asks this follower to take over
+)
+
+// Command is at most one request per tick.
+type Command struct {
+	Kind CommandKind
+	LSN  uint64 // handover: promote only after replaying this far
+}
+
+// Observation is everything Step may look at.
+type Observation struct {
+	Now  time.Time
+	Self Self
+	Peer Peer
+	Cmd  Command
+}
+
+// Config holds the core's tunables; the daemon fills it from its config.
+type Config struct {
+	FailureThreshold int           // consecutive failed probes before acting
+	RecoverThreshold int           // consecutive good probes before trusting the follower again
+	BootGrace        time.Duration // how long a starting member waits for its peer
+	JoinTimeout      time.Duration // how long Joining waits for streaming before starting over
+}
+
+// Machine is the core's memory between ticks. The daemon persists only
+// what must survive a restart (term, role, pause) elsewhere; counters start
+// from zero after a restart on purpose: a restarted agent re-observes.
+type Machine struct {
+	State State
+	Since time.Time // when State was entered
+	Fails int       // consecutive ticks the peer looked unhealthy
+	OKs   int       // consecutive ticks the peer looked healthy
+	Born  time.Time // when the agent started (boot grace counts from here)
+}
+
+// New returns the machine of a freshly started agent.
+func New(now time.Time) Machine {
+	return Machine{State: Starting, Since: now, Born: now}
+}
