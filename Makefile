@@ -1,0 +1,23 @@
+# The README's two commands: `make lab` and `make test` (both as root).
+.PHONY: lab lab-down test unit bench build diagram
+
+lab:
+	scripts/lab.sh run $(if $(KEEP),--keep)
+
+lab-down:
+	scripts/lab.sh down
+
+test:
+	scripts/test.sh
+
+unit:
+	go test ./bootstrap/...
+
+bench:
+	scripts/bench.sh
+
+build:
+	scripts/build.sh
+
+diagram:
+	go generate ./bootstrap/fsm

@@ -1,0 +1,232 @@
+// Package agent is the twonode daemon: every probe interval it observes the
+// local PostgreSQL, the peer's agent and the peer's PostgreSQL, asks the
+// pure decision core (package fsm) what to do, runs the decided actions in
+// order, and keeps the new state only when all of them succeeded.
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twonode-edge/twonode/bootstrap/config"
+	"github.com/twonode-edge/twonode/bootstrap/fsm"
+	"github.com/twonode-edge/twonode/bootstrap/kine"
+	"github.com/twonode-edge/twonode/bootstrap/localapi"
+	"github.com/twonode-edge/twonode/bootstrap/peer"
+	"github.com/twonode-edge/twonode/bootstrap/postgres"
+)
+
+// Version is set at build time.
+var Version = "dev"
+
+// Deps are the actors the agent drives; New wires the real ones.
+type Deps struct {
+	DB       Database
+	Kine     kine.Runner
+	Peer     PeerClient
+	PingPeer Pinger
+	Now      func() time.Time // the wall clock, with the config's test offset
+}
+
+// Agent is the daemon's state; all fields after mu are guarded by it.
+type Agent struct {
+	cfg  *config.Config
+	log  *slog.Logger
+	d    Deps
+	fcfg fsm.Config
+	met  *metrics
+	cmds chan cmdReq
+
+	mu        sync.Mutex
+	st        Persisted
+	m         fsm.Machine
+	last      observed
+	lastTrans string
+	lastAt    time.Time
+	failStart time.Time     // first failed probe of the current outage
+	failover  time.Duration // detection to serving, last promotion
+	backoff   time.Duration // after a failed transition
+	retryAt   time.Time
+	lastErr   string
+}
+
+// observed is the last tick's view, for status answers.
+type observed struct {
+	o    fsm.Observation
+	pg   postgres.Status
+	peer peer.Status
+}
+
+type cmdReq struct {
+	cmd   fsm.Command
+	reply chan cmdResult
+}
+
+type cmdResult struct {
+	consumed bool
+	err      error
+	d        fsm.Decision
+}
+
+// New builds an agent from a validated config and its actors.
+func New(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
+	st, err := loadState(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if d.Now == nil {
+		off := cfg.ClockOffset
+		d.Now = func() time.Time { return time.Now().Add(off) }
+	}
+	a := &Agent{
+		cfg: cfg, log: log, d: d, st: st,
+		fcfg: fsm.Config{
+			FailureThreshold: cfg.Timers.FailureThreshold,
+			RecoverThreshold: 2,
+			BootGrace:        cfg.Timers.BootGrace,
+			JoinTimeout:      2 * time.Minute,
+		},
+		met:  newMetrics(),
+		cmds: make(chan cmdReq),
+	}
+	a.m = fsm.New(d.Now())
+	return a, nil
+}
+
+// Run ticks until ctx ends. It never stops PostgreSQL or Kine on the way
+// out: the datastore keeps serving while the agent restarts.
+func (a *Agent) Run(ctx context.Context) error {
+	a.log.Info("agent started", "node", a.cfg.Node.Name, "peer", a.cfg.Peer.Name, "term", a.st.Term,
+		"term_role", a.st.TermRole, "member", a.st.Member, "version", Version)
+	t := time.NewTicker(a.cfg.Timers.ProbeInterval)
+	defer t.Stop()
+	var pending *cmdReq
+	for {
+		a.tick(ctx, pending)
+		pending = nil
+		select {
+		case <-ctx.Done():
+			a.log.Info("agent stopping; PostgreSQL and Kine keep running")
+			return nil
+		case <-t.C:
+		case c := <-a.cmds:
+			pending = &c
+		}
+	}
+}
+
+func (a *Agent) tick(ctx context.Context, req *cmdReq) {
+	var cmd fsm.Command
+	if req != nil {
+		cmd = req.cmd
+	}
+	obs := a.observe(ctx, cmd)
+
+	a.mu.Lock()
+	m := a.m
+	a.mu.Unlock()
+	next, d := fsm.Step(m, obs.o, a.fcfg)
+	// d.Hold carries this tick's probe counters whatever the transition.
+	switch {
+	case d.Hold.Fails == 0:
+		a.failStart = time.Time{}
+	case d.Hold.Fails == 1 || a.failStart.IsZero():
+		a.failStart = obs.o.Now
+	}
+
+	var err error
+	if d.Changed {
+		if now := obs.o.Now; now.Before(a.retryAt) {
+			next, err = d.Hold, fmt.Errorf("waiting %s before retrying: %s", a.retryAt.Sub(now).Round(time.Millisecond), a.lastErr)
+		} else if err = a.execute(ctx, d, obs); err != nil {
+			next = d.Hold
+			a.failed(d, err)
+		} else {
+			a.succeeded(d, obs.o.Now)
+		}
+	}
+	a.mu.Lock()
+	a.m = next
+	a.last = obs
+	a.mu.Unlock()
+
+	if err := a.d.Kine.Ensure(ctx); err != nil {
+		a.log.Warn("kine restart failed", "err", err)
+	}
+	if next.State.IsLeader() && obs.pg.Up && !obs.pg.InRecovery {
+		// The peer's slot may be missing after a rewind or a new follower.
+		if err := a.d.DB.EnsureSlot(ctx, slotName(a.cfg.Peer.Name)); err != nil {
+			a.log.Debug("ensure slot", "err", err)
+		}
+	}
+	a.met.update(a, obs)
+	if req != nil {
+		req.reply <- cmdResult{consumed: d.Consumed && err == nil, err: err, d: d}
+	}
+}
+
+func slotName(node string) string { return postgres.SlotName(node) }
+
+// failed logs a failed transition once per distinct error and backs off,
+// so that an impossible base backup does not run twice a second.
+func (a *Agent) failed(d fsm.Decision, err error) {
+	msg := err.Error()
+	if msg != a.lastErr {
+		a.log.Error(fmt.Sprintf("%s → %s failed, will retry: %s", d.From, d.To, d.Reason), "err", err)
+	}
+	a.lastErr = msg
+	switch {
+	case a.backoff == 0:
+		a.backoff = time.Second
+	case a.backoff < 30*time.Second:
+		a.backoff *= 2
+	}
+	a.retryAt = a.d.Now().Add(a.backoff)
+	a.met.failedTransitions.Inc()
+}
+
+func (a *Agent) succeeded(d fsm.Decision, now time.Time) {
+	line := fmt.Sprintf("%s → %s: %s", d.From, d.To, d.Reason)
+	if d.Detail != "" {
+		a.log.Info(line, "detail", d.Detail)
+	} else {
+		a.log.Info(line)
+	}
+	a.backoff, a.retryAt, a.lastErr = 0, time.Time{}, ""
+	a.mu.Lock()
+	a.lastTrans, a.lastAt = line, now
+	if d.From == fsm.Follower && d.To == fsm.LeaderAlone && !a.failStart.IsZero() {
+		a.failover = now.Sub(a.failStart)
+	}
+	a.mu.Unlock()
+	a.met.transitions.WithLabelValues(string(d.From), string(d.To)).Inc()
+}
+
+// do submits an operator's or the peer's command to the loop and waits
+// for the tick that handled it.
+func (a *Agent) do(ctx context.Context, c fsm.Command) (cmdResult, error) {
+	req := cmdReq{cmd: c, reply: make(chan cmdResult, 1)}
+	select {
+	case a.cmds <- req:
+	case <-ctx.Done():
+		return cmdResult{}, ctx.Err()
+	}
+	select {
+	case r := <-req.reply:
+		return r, nil
+	case <-ctx.Done():
+		return cmdResult{}, ctx.Err()
+	}
+}
+
+// snapshot returns copies for status answers.
+func (a *Agent) snapshot() (fsm.Machine, observed, Persisted) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := a.st
+	st.Archives = append([]localapi.Archive(nil), a.st.Archives...)
+	return a.m, a.last, st
+}

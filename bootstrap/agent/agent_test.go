@@ -1,0 +1,200 @@
+package agent
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twonode-edge/twonode/bootstrap/config"
+	"github.com/twonode-edge/twonode/bootstrap/fsm"
+	"github.com/twonode-edge/twonode/bootstrap/peer"
+)
+
+// rig is an agent on fakes with a hand-driven clock: each tick() is one
+// probe interval.
+type rig struct {
+	t    *testing.T
+	a    *Agent
+	db   *fakeDB
+	peer *fakePeer
+	kine *fakeKine
+	pgUp bool // the peer's PostgreSQL answers
+	now  time.Time
+}
+
+func newRig(t *testing.T, name, peerName string) *rig {
+	cfg := config.Default()
+	cfg.Node = config.Host{Name: name, Address: "10.0.0.1"}
+	cfg.Peer = config.Host{Name: peerName, Address: "10.0.0.2"}
+	cfg.DataDir = t.TempDir()
+	cfg.Timers.BootGrace = 5 * time.Second
+	r := &rig{t: t, db: &fakeDB{}, peer: &fakePeer{}, kine: &fakeKine{}, now: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
+	a, err := New(&cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), Deps{
+		DB: r.db, Kine: r.kine, Peer: r.peer,
+		PingPeer: func(context.Context) error {
+			if r.pgUp {
+				return nil
+			}
+			return context.DeadlineExceeded
+		},
+		Now: func() time.Time { return r.now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.a = a
+	return r
+}
+
+func (r *rig) tick(n int) fsm.State {
+	for i := 0; i < n; i++ {
+		r.a.tick(context.Background(), nil)
+		r.now = r.now.Add(500 * time.Millisecond)
+	}
+	m, _, _ := r.a.snapshot()
+	return m.State
+}
+
+func TestFormingFreshPair(t *testing.T) {
+	r := newRig(t, "a", "b")
+	r.peer.up, r.peer.st = true, peer.Status{Name: "b", State: "starting"}
+	if s := r.tick(1); s != fsm.LeaderAlone {
+		t.Fatalf("state %s, want leader_alone", s)
+	}
+	if got := strings.Join(r.db.Calls(), ","); got != "initdb,start(standby=false)" {
+		t.Fatalf("calls %s", got)
+	}
+	if r.kine.Target() != "10.0.0.1" {
+		t.Fatalf("kine points at %q", r.kine.Target())
+	}
+	st, err := loadState(r.a.cfg.DataDir)
+	if err != nil || !st.Member || st.Term != 1 || st.TermRole != fsm.RoleLeader {
+		t.Fatalf("persisted %+v %v", st, err)
+	}
+	// The follower streams: synchronous after two good probes.
+	r.db.peerStreaming = true
+	r.peer.st = peer.Status{Name: "b", State: "follower", Member: true, Term: 1, TermRole: "follower"}
+	if s := r.tick(2); s != fsm.Leader || !r.db.sync {
+		t.Fatalf("state %s sync %v, want leader with sync", s, r.db.sync)
+	}
+	// A restarted agent never runs initdb over the data.
+	r2 := newRig(t, "a", "b")
+	r2.a.cfg.DataDir = r.a.cfg.DataDir
+	r2.db.data, r2.db.up = true, true
+	r2.peer.up, r2.peer.st = true, peer.Status{Name: "b", State: "starting"}
+	r2.tick(3)
+	for _, c := range r2.db.Calls() {
+		if c == "initdb" {
+			t.Fatal("initdb over existing data")
+		}
+	}
+}
+
+func followerRig(t *testing.T) *rig {
+	r := newRig(t, "b", "a")
+	r.db.data, r.db.up, r.db.standby = true, true, true
+	if err := saveState(r.a.cfg.DataDir, Persisted{Member: true, Term: 3, TermRole: fsm.RoleFollower}); err != nil {
+		t.Fatal(err)
+	}
+	r.a.st, _ = loadState(r.a.cfg.DataDir)
+	r.peer.up, r.pgUp = true, true
+	r.peer.st = peer.Status{Name: "a", State: "leader", Member: true, Term: 3, TermRole: "leader", PGUp: true, Primary: true}
+	if s := r.tick(1); s != fsm.Follower {
+		t.Fatalf("state %s, want follower", s)
+	}
+	return r
+}
+
+func TestFollowerPromotesAfterTheWindow(t *testing.T) {
+	r := followerRig(t)
+	r.peer.up, r.pgUp = false, false
+	if s := r.tick(2); s != fsm.Follower {
+		t.Fatalf("promoted after 2 failed probes: %s", s)
+	}
+	if s := r.tick(1); s != fsm.LeaderAlone {
+		t.Fatalf("state %s after 3 failed probes", s)
+	}
+	calls := strings.Join(r.db.Calls(), ",")
+	if !strings.Contains(calls, "promote,fence") {
+		t.Fatalf("calls %s", calls)
+	}
+	st, _ := loadState(r.a.cfg.DataDir)
+	if st.Term != 4 || st.TermRole != fsm.RoleLeader || r.kine.Target() != "10.0.0.1" {
+		t.Fatalf("after promotion: %+v kine %q", st, r.kine.Target())
+	}
+	rep := (&LocalHandler{r.a}).Status(context.Background())
+	if rep.LastFailover <= 0 || !strings.Contains(rep.LastTransition, "follower → leader_alone") {
+		t.Fatalf("status %+v", rep)
+	}
+}
+
+func TestPausedFollowerNeverPromotes(t *testing.T) {
+	r := followerRig(t)
+	msg, err := (&LocalHandler{r.a}).Pause(context.Background(), time.Hour)
+	if err != nil || r.peer.paused != time.Hour || !strings.Contains(msg, "paused on b and a") {
+		t.Fatalf("pause: %q %v peer %s", msg, err, r.peer.paused)
+	}
+	r.peer.up, r.pgUp = false, false
+	if s := r.tick(20); s != fsm.Follower {
+		t.Fatalf("paused follower moved to %s", s)
+	}
+	// The pause survives a restart of the agent.
+	st, _ := loadState(r.a.cfg.DataDir)
+	if !st.PausedUntil.After(r.now) {
+		t.Fatalf("pause not persisted: %+v", st)
+	}
+	if _, err := (&LocalHandler{r.a}).Resume(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := r.tick(1); s != fsm.LeaderAlone {
+		t.Fatalf("resumed follower did not promote: %s", s)
+	}
+}
+
+func TestFailedActionIsRetried(t *testing.T) {
+	r := followerRig(t)
+	r.db.failOn = "promote"
+	r.peer.up, r.pgUp = false, false
+	if s := r.tick(3); s != fsm.Follower {
+		t.Fatalf("state %s after a failed promotion, want follower", s)
+	}
+	if s := r.tick(4); s != fsm.LeaderAlone { // after the 1 s back-off
+		t.Fatalf("not retried: %s", s)
+	}
+}
+
+func TestSplitLoserArchives(t *testing.T) {
+	r := newRig(t, "a", "b")
+	r.db.data, r.db.up = true, true
+	r.db.archived = []string{`{"id":5,"name":"/x"}`}
+	if err := saveState(r.a.cfg.DataDir, Persisted{Member: true, Term: 5, TermRole: fsm.RoleLeader}); err != nil {
+		t.Fatal(err)
+	}
+	r.a.st, _ = loadState(r.a.cfg.DataDir)
+	r.peer.up, r.pgUp = true, true
+	r.peer.st = peer.Status{Name: "b", State: "leader_alone", Member: true, Term: 6, TermRole: "leader", PGUp: true, Primary: true}
+	if s := r.tick(1); s != fsm.Joining {
+		t.Fatalf("state %s, want joining", s)
+	}
+	files, _ := filepath.Glob(filepath.Join(r.a.cfg.DataDir, "archive", "*.jsonl"))
+	if len(files) != 1 {
+		t.Fatalf("archive files %v", files)
+	}
+	fi, _ := os.Stat(files[0])
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("archive mode %v", fi.Mode())
+	}
+	rep := (&LocalHandler{r.a}).Status(context.Background())
+	if len(rep.Archives) != 1 || rep.Archives[0].Rows != 1 || rep.Archives[0].Winner != "b" {
+		t.Fatalf("status archives %+v", rep.Archives)
+	}
+	calls := strings.Join(r.db.Calls(), ",")
+	if !strings.Contains(calls, "archive,stop,rewind,start(standby=true)") {
+		t.Fatalf("calls %s", calls)
+	}
+}

@@ -1,0 +1,207 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/twonode-edge/twonode/bootstrap/fsm"
+	"github.com/twonode-edge/twonode/bootstrap/localapi"
+	"github.com/twonode-edge/twonode/bootstrap/peer"
+)
+
+// PeerHandler answers the other agent (package peer authenticates first).
+type PeerHandler struct{ a *Agent }
+
+// LocalHandler answers the operator's CLI over the unix socket.
+type LocalHandler struct{ a *Agent }
+
+// Handlers returns the two API faces of the agent.
+func (a *Agent) Handlers() (*PeerHandler, *LocalHandler) { return &PeerHandler{a}, &LocalHandler{a} }
+
+// Status implements peer.Handler.
+func (h *PeerHandler) Status(context.Context) peer.Status {
+	a := h.a
+	m, last, st := a.snapshot()
+	now := a.d.Now()
+	s := peer.Status{
+		Name: a.cfg.Node.Name, State: string(m.State), Term: st.Term, TermRole: string(st.TermRole),
+		Alone: m.State == fsm.LeaderAlone, Member: st.Member && a.d.DB.HasData(),
+		PGUp: last.pg.Up, Primary: last.pg.Up && !last.pg.InRecovery,
+		Now: now.UnixNano(), PairOffset: int64(st.PairOffset), ForkRev: st.ForkRev, Version: Version,
+	}
+	if !last.pg.LastCommit.IsZero() {
+		s.LastCommit = last.pg.LastCommit.UnixNano()
+	}
+	if st.PausedUntil.After(now) {
+		s.PausedFor = int64(st.PausedUntil.Sub(now))
+	}
+	return s
+}
+
+// Pause implements peer.Handler: the peer paused the pair.
+func (h *PeerHandler) Pause(_ context.Context, r peer.PauseRequest) error {
+	until := h.a.d.Now().Add(time.Duration(r.For))
+	h.a.log.Info("paused by the peer", "by", r.By, "until", until.UTC().Format(time.RFC3339))
+	return h.a.updateState(func(p *Persisted) { p.PausedUntil = until })
+}
+
+// Resume implements peer.Handler.
+func (h *PeerHandler) Resume(_ context.Context, r peer.ResumeRequest) error {
+	h.a.log.Info("resumed by the peer", "by", r.By)
+	return h.a.updateState(func(p *Persisted) { p.PausedUntil = time.Time{} })
+}
+
+// Handover implements peer.Handler: the leader asks this follower to take over.
+func (h *PeerHandler) Handover(ctx context.Context, r peer.HandoverRequest) (peer.HandoverResponse, error) {
+	a := h.a
+	if m, _, st := a.snapshot(); m.State.IsLeader() {
+		return peer.HandoverResponse{Term: st.Term, Promoted: true, Message: "already leading"}, nil
+	}
+	res, err := a.do(ctx, fsm.Command{Kind: fsm.CmdHandover, LSN: r.LSN})
+	if err != nil {
+		return peer.HandoverResponse{}, err
+	}
+	_, _, st := a.snapshot()
+	if !res.consumed {
+		return peer.HandoverResponse{Term: st.Term, Message: explain(res)}, nil
+	}
+	return peer.HandoverResponse{Term: st.Term, Promoted: true, Message: "promoted"}, nil
+}
+
+// Status implements localapi.Handler.
+func (h *LocalHandler) Status(context.Context) localapi.StatusReport {
+	a := h.a
+	m, last, st := a.snapshot()
+	a.mu.Lock()
+	lastTrans, lastAt, failover := a.lastTrans, a.lastAt, a.failover
+	a.mu.Unlock()
+	now := a.d.Now()
+	r := localapi.StatusReport{
+		Node: a.cfg.Node.Name, Peer: a.cfg.Peer.Name, State: string(m.State), Role: roleOf(m.State), Term: st.Term,
+		PeerReachable: last.o.Peer.AgentUp, PeerState: string(last.o.Peer.State), PeerTerm: last.o.Peer.Term,
+		Replication: replication(m.State, last), LagBytes: last.pg.PeerFlushLagBytes, PGUp: last.pg.Up,
+		KineEndpoint: a.d.Kine.Target(), LastTransition: lastTrans, LastTransitionAt: lastAt,
+		LastFailover: failover, ClockOffset: st.PairOffset, Archives: st.Archives, Version: Version,
+	}
+	if until := last.o.Self.PausedUntil; until.After(now) {
+		r.Paused, r.PausedUntil = true, until
+	}
+	return r
+}
+
+func roleOf(s fsm.State) string {
+	switch {
+	case s.IsLeader():
+		return "leader"
+	case s == fsm.Follower:
+		return "follower"
+	}
+	return "none"
+}
+
+func replication(s fsm.State, last observed) string {
+	switch s {
+	case fsm.Leader:
+		return "sync"
+	case fsm.LeaderAlone:
+		return "async"
+	case fsm.Follower:
+		return "streaming"
+	}
+	return "none"
+}
+
+// Pause implements localapi.Handler: pause on this node and on the peer.
+func (h *LocalHandler) Pause(ctx context.Context, d time.Duration) (string, error) {
+	a := h.a
+	if d <= 0 {
+		d = a.cfg.Timers.PauseExpiry
+	}
+	if d > 24*time.Hour {
+		return "", fmt.Errorf("a pause of %s is longer than the 24h limit", d)
+	}
+	until := a.d.Now().Add(d)
+	if err := a.updateState(func(p *Persisted) { p.PausedUntil = until }); err != nil {
+		return "", err
+	}
+	when := until.UTC().Format("2006-01-02 15:04:05 UTC")
+	if err := a.d.Peer.Pause(ctx, peer.PauseRequest{For: int64(d), By: a.cfg.Node.Name}); err != nil {
+		return fmt.Sprintf("paused on %s until %s; %s did not answer (%v): it is paused while it sees %s, and by its own pause if one was set",
+			a.cfg.Node.Name, when, a.cfg.Peer.Name, err, a.cfg.Node.Name), nil
+	}
+	return fmt.Sprintf("paused on %s and %s until %s: no promotion until `twonode resume` or then", a.cfg.Node.Name, a.cfg.Peer.Name, when), nil
+}
+
+// Resume implements localapi.Handler.
+func (h *LocalHandler) Resume(ctx context.Context) (string, error) {
+	a := h.a
+	if err := a.updateState(func(p *Persisted) { p.PausedUntil = time.Time{} }); err != nil {
+		return "", err
+	}
+	if err := a.d.Peer.Resume(ctx, peer.ResumeRequest{By: a.cfg.Node.Name}); err != nil {
+		return fmt.Sprintf("resumed on %s; %s did not answer (%v): run `twonode resume` there too", a.cfg.Node.Name, a.cfg.Peer.Name, err), nil
+	}
+	return fmt.Sprintf("resumed on %s and %s", a.cfg.Node.Name, a.cfg.Peer.Name), nil
+}
+
+// Promote implements localapi.Handler.
+func (h *LocalHandler) Promote(ctx context.Context, force bool) (string, error) {
+	a := h.a
+	if m, _, _ := a.snapshot(); m.State.IsLeader() {
+		return fmt.Sprintf("no change: %s is already the leader (%s)", a.cfg.Node.Name, m.State), nil
+	}
+	kind := fsm.CmdPromote
+	if force {
+		kind = fsm.CmdForcePromote
+	}
+	res, err := a.do(ctx, fsm.Command{Kind: kind})
+	if err != nil {
+		return "", err
+	}
+	if !res.consumed {
+		return "", fmt.Errorf("%s", explain(res))
+	}
+	_, _, st := a.snapshot()
+	return fmt.Sprintf("promoted %s: leader of term %d", a.cfg.Node.Name, st.Term), nil
+}
+
+// Switchover implements localapi.Handler.
+func (h *LocalHandler) Switchover(ctx context.Context) (string, error) {
+	a := h.a
+	if m, _, _ := a.snapshot(); m.State == fsm.Follower {
+		return "", fmt.Errorf("%s is the follower: run `twonode switchover` on the leader, %s", a.cfg.Node.Name, a.cfg.Peer.Name)
+	}
+	res, err := a.do(ctx, fsm.Command{Kind: fsm.CmdSwitchover})
+	if err != nil {
+		return "", err
+	}
+	if !res.consumed {
+		return "", fmt.Errorf("%s", explain(res))
+	}
+	return fmt.Sprintf("%s handed over to %s and is rejoining as follower", a.cfg.Node.Name, a.cfg.Peer.Name), nil
+}
+
+// FSM implements localapi.Handler.
+func (h *LocalHandler) FSM(context.Context) string {
+	var b strings.Builder
+	_ = fsm.WriteTable(&b)
+	return b.String()
+}
+
+// explain says why a command changed nothing.
+func explain(r cmdResult) string {
+	if r.err != nil {
+		return "refused: " + r.err.Error()
+	}
+	switch r.d.From {
+	case fsm.Follower:
+		return "refused: the leader's database still answers; if you are sure it is down, use --force (a split brain's writes are archived, not lost)"
+	case fsm.LeaderAlone:
+		return "refused: the follower has not caught up (replication is asynchronous); a switchover now could lose writes"
+	case fsm.Leader:
+		return "refused: the follower is not streaming"
+	}
+	return fmt.Sprintf("refused: this node is %s", r.d.From)
+}

@@ -1,0 +1,246 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/twonode-edge/twonode/bootstrap/fsm"
+	"github.com/twonode-edge/twonode/bootstrap/localapi"
+	"github.com/twonode-edge/twonode/bootstrap/peer"
+	"github.com/twonode-edge/twonode/bootstrap/postgres"
+)
+
+// fenceMargin is how far revisions jump at a promotion: more than any
+// number of writes an old leader could have handed out that never reached
+// this node (asynchronous mode, or writes cut off mid-flight).
+const fenceMargin = 1_000_000
+
+// execute runs a decision's actions in order and stops at the first error.
+func (a *Agent) execute(ctx context.Context, d fsm.Decision, obs observed) error {
+	for _, act := range d.Actions {
+		timeout := time.Minute
+		if act.Kind == fsm.BaseBackup || act.Kind == fsm.Rewind {
+			timeout = 30 * time.Minute
+		}
+		c, cancel := context.WithTimeout(ctx, timeout)
+		start := time.Now()
+		err := a.run(c, act, obs)
+		cancel()
+		a.log.Debug("action", "action", act.Kind, "took", time.Since(start), "err", err)
+		if err != nil {
+			return fmt.Errorf("%s: %w", act.Kind, err)
+		}
+	}
+	return nil
+}
+
+func (a *Agent) run(ctx context.Context, act fsm.Action, obs observed) error {
+	db := a.d.DB
+	switch act.Kind {
+	case fsm.InitDB:
+		if db.HasData() {
+			a.log.Info("data directory exists: using it, not running initdb")
+			return nil
+		}
+		return db.InitDB(ctx)
+	case fsm.StartPrimary:
+		return db.Start(ctx, false)
+	case fsm.StartStandby:
+		return db.Start(ctx, true)
+	case fsm.StopPostgres:
+		return db.Stop(ctx, false)
+	case fsm.BaseBackup:
+		if err := db.Stop(ctx, true); err != nil {
+			return err
+		}
+		return db.BaseBackup(ctx)
+	case fsm.Rewind:
+		if err := db.Stop(ctx, false); err != nil {
+			return err
+		}
+		if err := db.Rewind(ctx); err != nil {
+			a.log.Warn("pg_rewind impossible: falling back to a full base backup", "err", err)
+			return db.BaseBackup(ctx)
+		}
+		return nil
+	case fsm.Archive:
+		return a.archive(ctx, obs)
+	case fsm.Promote:
+		return a.promote(ctx, act.LSN)
+	case fsm.Fence:
+		rev, err := db.RevisionFence(ctx, fenceMargin)
+		if err == nil {
+			a.log.Info("revisions fenced: clients resuming from an older revision relist", "fence_revision", rev)
+		}
+		return err
+	case fsm.SyncOn:
+		return db.SetSync(ctx, true)
+	case fsm.SyncOff:
+		return db.SetSync(ctx, false)
+	case fsm.EnsureSlot:
+		return db.EnsureSlot(ctx, slotName(a.cfg.Peer.Name))
+	case fsm.KineLocal:
+		return a.d.Kine.Point(ctx, a.cfg.Node.Address)
+	case fsm.KinePeer:
+		return a.d.Kine.Point(ctx, a.cfg.Peer.Address)
+	case fsm.KineStop:
+		return a.d.Kine.Stop(ctx)
+	case fsm.NewTerm:
+		return a.newTerm(ctx, act)
+	case fsm.AdoptTerm:
+		return a.updateState(func(p *Persisted) {
+			p.Member = true
+			p.TermRole = fsm.RoleFollower
+			if act.Term > p.Term {
+				p.Term = act.Term
+			}
+		})
+	case fsm.Handover:
+		return a.handover(ctx, obs)
+	}
+	return fmt.Errorf("unknown action %q", act.Kind)
+}
+
+// promote makes the local standby the primary. After a handover it first
+// waits until everything the old leader sent has been replayed.
+func (a *Agent) promote(ctx context.Context, lsn uint64) error {
+	db := a.d.DB
+	st, err := db.Status(ctx)
+	if err != nil || !st.Up {
+		if err := db.Start(ctx, true); err != nil {
+			return err
+		}
+		if st, err = db.Status(ctx); err != nil {
+			return err
+		}
+	}
+	if !st.InRecovery {
+		return nil // already a primary: the step was done on an earlier try
+	}
+	for lsn > 0 && st.ReplayLSN < lsn {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("replayed up to %d, handover needs %d: %w", st.ReplayLSN, lsn, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if st, err = db.Status(ctx); err != nil {
+			return err
+		}
+	}
+	took, err := db.Promote(ctx)
+	if err == nil {
+		a.log.Info("postgresql promoted", "pg_promote", took)
+		a.met.promoteSeconds.Set(took.Seconds())
+	}
+	return err
+}
+
+func (a *Agent) newTerm(ctx context.Context, act fsm.Action) error {
+	fork, err := a.d.DB.MaxRevision(ctx)
+	if err != nil {
+		return err
+	}
+	var term uint64
+	if err := a.updateState(func(p *Persisted) {
+		if act.Term > p.Term {
+			p.Term = act.Term
+			p.ForkRev = fork
+		}
+		p.Member, p.TermRole = true, fsm.RoleLeader
+		term = p.Term
+	}); err != nil {
+		return err
+	}
+	// The database copy replicates to the follower: history for operators.
+	if err := a.d.DB.RecordTerm(ctx, term, string(act.Why), a.cfg.Node.Name, fork); err != nil {
+		a.log.Warn("recording the term in the database", "term", term, "err", err)
+	}
+	a.log.Info("new term", "term", term, "kind", act.Why, "fork_revision", fork)
+	return nil
+}
+
+func (a *Agent) updateState(f func(*Persisted)) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	next := a.st
+	f(&next)
+	if err := saveState(a.cfg.DataDir, next); err != nil {
+		return err
+	}
+	a.st = next
+	return nil
+}
+
+// archive keeps the evidence before a losing node discards anything: the
+// Kine rows it has that the winner does not.
+func (a *Agent) archive(ctx context.Context, obs observed) error {
+	db := a.d.DB
+	if st, err := db.Status(ctx); err != nil || !st.Up {
+		// A crashed old leader: start it (as the primary it was) to read it.
+		// Its Kine is stopped and the winner's Kine points elsewhere.
+		if err := db.Start(ctx, false); err != nil {
+			return fmt.Errorf("starting the old data to archive it: %w", err)
+		}
+	}
+	a.mu.Lock()
+	st := a.st
+	a.mu.Unlock()
+	dir := filepath.Join(a.cfg.DataDir, "archive")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	now := a.d.Now()
+	path := filepath.Join(dir, fmt.Sprintf("split-term%d-%d.jsonl", st.Term, now.Unix()))
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	n, err := db.Archive(ctx, st.ForkRev, f, postgres.ArchiveHeader{
+		Node: a.cfg.Node.Name, Winner: a.cfg.Peer.Name, Term: st.Term, ForkRev: st.ForkRev, Created: now,
+	})
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return err
+	}
+	if n == 0 {
+		os.Remove(path) // nothing diverged: no evidence to keep
+		a.log.Info("archive: nothing written here is missing on the winner")
+		return nil
+	}
+	a.log.Warn("split brain: rows only this node had are archived before rejoining", "rows", n, "path", path, "winner", a.cfg.Peer.Name)
+	a.met.archivedRows.Add(float64(n))
+	return a.updateState(func(p *Persisted) {
+		p.Archives = append(p.Archives, localapi.Archive{Path: path, Rows: n, Term: st.Term, Winner: a.cfg.Peer.Name, Created: now})
+	})
+}
+
+// handover, on the leader: stop PostgreSQL cleanly (a clean shutdown sends
+// every WAL record to the connected standby before it exits), then ask the
+// follower to take over once it has replayed it.
+func (a *Agent) handover(ctx context.Context, obs observed) error {
+	lsn := obs.pg.CurrentLSN
+	if err := a.d.DB.Stop(ctx, false); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	term := a.st.Term
+	a.mu.Unlock()
+	resp, err := a.d.Peer.Handover(ctx, peer.HandoverRequest{Term: term + 1, LSN: lsn, By: a.cfg.Node.Name})
+	if err != nil {
+		return fmt.Errorf("the follower did not take over (this node restarts as leader): %w", err)
+	}
+	if !resp.Promoted {
+		return errors.New("the follower refused the handover: " + resp.Message)
+	}
+	return nil
+}

@@ -1,0 +1,87 @@
+package agent
+
+import (
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/twonode-edge/twonode/bootstrap/fsm"
+)
+
+// metrics are the agent's Prometheus series, on their own registry so that
+// only twonode's series (and the Go runtime's) are exported.
+type metrics struct {
+	reg               *prometheus.Registry
+	state             *prometheus.GaugeVec
+	term              prometheus.Gauge
+	peerReachable     prometheus.Gauge
+	sync              prometheus.Gauge
+	lagBytes          prometheus.Gauge
+	paused            prometheus.Gauge
+	lastFailover      prometheus.Gauge
+	promoteSeconds    prometheus.Gauge
+	archivedRows      prometheus.Counter
+	transitions       *prometheus.CounterVec
+	failedTransitions prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	g := func(name, help string) prometheus.Gauge {
+		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "twonode", Name: name, Help: help})
+	}
+	m := &metrics{
+		reg:               prometheus.NewRegistry(),
+		state:             prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "twonode", Name: "state", Help: "1 for the agent's current state."}, []string{"state"}),
+		term:              g("term", "Current term: bumped at every change of who writes."),
+		peerReachable:     g("peer_reachable", "1 when the peer's agent answered the last probe."),
+		sync:              g("replication_synchronous", "1 when replication to the follower is synchronous."),
+		lagBytes:          g("replication_lag_bytes", "Leader: WAL bytes the follower has not flushed yet (-1 when not streaming)."),
+		paused:            g("paused", "1 while probing and promotion are paused."),
+		lastFailover:      g("last_failover_seconds", "Last promotion: first failed probe to serving writes."),
+		promoteSeconds:    g("last_pg_promote_seconds", "Duration of the last pg_promote."),
+		archivedRows:      prometheus.NewCounter(prometheus.CounterOpts{Namespace: "twonode", Name: "archived_rows_total", Help: "Rows saved to split-brain archives by this node."}),
+		transitions:       prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "twonode", Name: "transitions_total", Help: "State transitions."}, []string{"from", "to"}),
+		failedTransitions: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "twonode", Name: "failed_transitions_total", Help: "Transitions whose actions failed (retried)."}),
+	}
+	m.reg.MustRegister(m.state, m.term, m.peerReachable, m.sync, m.lagBytes, m.paused, m.lastFailover,
+		m.promoteSeconds, m.archivedRows, m.transitions, m.failedTransitions, prometheus.NewGoCollector())
+	return m
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (m *metrics) update(a *Agent, obs observed) {
+	mach, _, st := a.snapshot()
+	for _, s := range fsm.States {
+		m.state.WithLabelValues(string(s)).Set(b2f(mach.State == s))
+	}
+	m.term.Set(float64(st.Term))
+	m.peerReachable.Set(b2f(obs.o.Peer.AgentUp))
+	m.sync.Set(b2f(mach.State == fsm.Leader))
+	m.lagBytes.Set(float64(obs.pg.PeerFlushLagBytes))
+	m.paused.Set(b2f(obs.o.Now.Before(obs.o.Self.PausedUntil)))
+	a.mu.Lock()
+	m.lastFailover.Set(a.failover.Seconds())
+	a.mu.Unlock()
+}
+
+// ServeMetrics serves /metrics on addr until the listener closes.
+func (a *Agent) ServeMetrics(addr string) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(a.met.reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, nil
+}

@@ -1,0 +1,123 @@
+package agent
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/twonode-edge/twonode/bootstrap/fsm"
+	"github.com/twonode-edge/twonode/bootstrap/peer"
+	"github.com/twonode-edge/twonode/bootstrap/postgres"
+)
+
+// observe gathers one tick's facts. The three probes run concurrently, each
+// bounded by the probe timeout, so a hung peer costs one timeout, not three.
+func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
+	timeout := a.cfg.Timers.ProbeTimeout
+	var (
+		wg               sync.WaitGroup
+		pg               postgres.Status
+		pgErr            error
+		ps               peer.Status
+		sent, recv       time.Time
+		peerErr, pingErr error
+	)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		c, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		pg, pgErr = a.d.DB.Status(c)
+	}()
+	go func() {
+		defer wg.Done()
+		c, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		ps, sent, recv, peerErr = a.d.Peer.Status(c)
+	}()
+	go func() {
+		defer wg.Done()
+		c, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		pingErr = a.d.PingPeer(c)
+	}()
+	wg.Wait()
+	if pgErr != nil {
+		pg = postgres.Status{}
+	}
+	now := a.d.Now()
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if peerErr == nil && (a.m.State == fsm.Leader || a.m.State == fsm.Follower) {
+		a.measureOffset(ps, sent, recv)
+	}
+	self := fsm.Self{
+		Name:              a.cfg.Node.Name,
+		Preferred:         a.preferred(),
+		Member:            a.st.Member,
+		HasData:           a.d.DB.HasData(),
+		Term:              a.st.Term,
+		TermRole:          a.st.TermRole,
+		ForkRev:           a.st.ForkRev,
+		PGUp:              pg.Up,
+		Primary:           pg.Up && !pg.InRecovery,
+		FollowerStreaming: pg.Up && !pg.InRecovery && pg.Streaming,
+		ReceiverStreaming: pg.Up && pg.InRecovery && pg.ReceiverStreaming,
+		ReplayLSN:         pg.ReplayLSN,
+		LastCommit:        pg.LastCommit,
+		PausedUntil:       a.st.PausedUntil,
+	}
+	p := fsm.Peer{Name: a.cfg.Peer.Name, PGUp: pingErr == nil}
+	if peerErr == nil {
+		p.AgentUp = true
+		p.State = fsm.State(ps.State)
+		p.Member = ps.Member
+		p.Term = ps.Term
+		p.TermRole = fsm.Role(ps.TermRole)
+		p.Primary = ps.PGUp && ps.Primary
+		p.ForkRev = ps.ForkRev
+		if ps.LastCommit != 0 {
+			p.LastCommit = time.Unix(0, ps.LastCommit).Add(-a.splitOffset(ps))
+		}
+		if ps.PausedFor > 0 {
+			if until := now.Add(time.Duration(ps.PausedFor)); until.After(self.PausedUntil) {
+				self.PausedUntil = until // a pause on either node pauses both
+			}
+		}
+	}
+	return observed{o: fsm.Observation{Now: now, Self: self, Peer: p, Cmd: cmd}, pg: pg, peer: ps}
+}
+
+// preferred: this node leads when a new pair forms (configured, else the
+// first name in order), so formation needs no human and no coin toss.
+func (a *Agent) preferred() bool {
+	if a.cfg.PreferredLeader != "" {
+		return a.cfg.PreferredLeader == a.cfg.Node.Name
+	}
+	return a.cfg.Node.Name < a.cfg.Peer.Name
+}
+
+// measureOffset records the peer's clock minus ours while paired (the
+// midpoint of the call estimates when the peer read its clock). Written to
+// disk only when it moved, so the state file is not rewritten every tick.
+func (a *Agent) measureOffset(ps peer.Status, sent, recv time.Time) {
+	mid := sent.Add(recv.Sub(sent) / 2)
+	off := time.Unix(0, ps.Now).Sub(mid)
+	if d := off - a.st.PairOffset; d > 50*time.Millisecond || d < -50*time.Millisecond {
+		a.st.PairOffset = off
+		if err := saveState(a.cfg.DataDir, a.st); err != nil {
+			a.log.Warn("saving clock offset", "err", err)
+		}
+	}
+}
+
+// splitOffset is the offset used to compare commit times across nodes. Both
+// nodes must use the same measurement or they could both think they won:
+// they use the one of the node first in name order.
+func (a *Agent) splitOffset(ps peer.Status) time.Duration {
+	if a.cfg.Node.Name < a.cfg.Peer.Name {
+		return a.st.PairOffset
+	}
+	return -time.Duration(ps.PairOffset)
+}

@@ -1,0 +1,84 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/twonode-edge/twonode/bootstrap/fsm"
+	"github.com/twonode-edge/twonode/bootstrap/localapi"
+)
+
+// Persisted is what must survive a restart of the agent or of the node. It
+// lives on the persistent data path and is written atomically (new file,
+// fsync, rename), so a power loss leaves the old or the new version.
+type Persisted struct {
+	Member   bool     `json:"member"`
+	Term     uint64   `json:"term"`
+	TermRole fsm.Role `json:"term_role"`
+	// ForkRev is the Kine revision when this node's current term began: the
+	// archive of a lost split starts its search there.
+	ForkRev int64 `json:"fork_rev"`
+	// PausedUntil is this node's pause (upgrades): it survives reboots.
+	PausedUntil time.Time `json:"paused_until,omitzero"`
+	// PairOffset is the peer's clock minus ours, last measured while the
+	// two were paired; a split is judged with it.
+	PairOffset time.Duration      `json:"pair_offset_ns"`
+	Archives   []localapi.Archive `json:"archives,omitempty"`
+}
+
+const stateFile = "state.json"
+
+func loadState(dir string) (Persisted, error) {
+	var p Persisted
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return p, nil
+	}
+	if err != nil {
+		return p, fmt.Errorf("state: %w", err)
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("state: %s is corrupt (%w): refusing to guess; move it aside to rejoin as a new member", filepath.Join(dir, stateFile), err)
+	}
+	return p, nil
+}
+
+func saveState(dir string, p Persisted) error {
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	// 0711: PostgreSQL (another user) must traverse it to its pgdata.
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	tmp := filepath.Join(dir, stateFile+".tmp")
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("state: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("state: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, stateFile)); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err == nil {
+		_ = d.Sync() // make the rename itself durable
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,138 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/twonode-edge/twonode/bootstrap/agent"
+	"github.com/twonode-edge/twonode/bootstrap/config"
+	"github.com/twonode-edge/twonode/bootstrap/kine"
+	"github.com/twonode-edge/twonode/bootstrap/localapi"
+	"github.com/twonode-edge/twonode/bootstrap/peer"
+	"github.com/twonode-edge/twonode/bootstrap/postgres"
+)
+
+func agentCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "agent",
+		Usage: "run the daemon on this node (config file plus flags; every flag has a TWONODE_ environment twin)",
+		Flags: config.Flags(),
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			cfg, err := config.FromCLI(c)
+			if err != nil {
+				// An invalid config changes nothing: we have not touched the node yet.
+				return cli.Exit("invalid configuration, nothing was changed:\n"+err.Error(), 2)
+			}
+			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return runAgent(ctx, cfg)
+		},
+	}
+}
+
+func newLogger(cfg *config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// runAgent wires the real actors and serves the two APIs and the metrics.
+func runAgent(ctx context.Context, cfg *config.Config) error {
+	log := newLogger(cfg).With("node", cfg.Node.Name)
+	secret, err := cfg.ReadSecret()
+	if err != nil {
+		return cli.Exit("invalid configuration, nothing was changed:\n"+err.Error(), 2)
+	}
+	replPW, kinePW := postgres.DerivePasswords(secret)
+	if err := os.MkdirAll(cfg.RunDir, 0o755); err != nil {
+		return err
+	}
+	db := postgres.New(postgres.Settings{
+		BinDir: cfg.Postgres.BinDir, DataDir: cfg.DataDir + "/pgdata", SocketDir: cfg.RunDir + "/pg",
+		LogFile: cfg.DataDir + "/postgresql.log", Port: cfg.Postgres.Port, ListenAddress: cfg.Node.Address,
+		OSUser: cfg.Postgres.OSUser, NodeName: cfg.Node.Name, PeerName: cfg.Peer.Name, PeerAddress: cfg.Peer.Address,
+		ReplPassword: replPW, KinePassword: kinePW, SharedBuffers: cfg.Postgres.SharedBuffers,
+		WalSenderTimeout: cfg.DetectionWindow(), WalReceiverTimeout: cfg.DetectionWindow(),
+	}, log.With("actor", "postgres"))
+	ks := kine.Settings{Binary: cfg.Kine.Binary, Listen: cfg.Kine.Listen, Port: cfg.Postgres.Port, Password: kinePW, RunDir: cfg.RunDir}
+	var kr kine.Runner
+	if cfg.Kine.Supervisor == "systemd" {
+		kr = kine.NewSystemd(ks, cfg.Kine.Unit, log.With("actor", "kine"))
+	} else {
+		kr = kine.NewProcess(ks, log.With("actor", "kine"))
+	}
+	peerURL := "http://" + net.JoinHostPort(cfg.Peer.Address, strconv.Itoa(cfg.API.PeerPort))
+	off := cfg.ClockOffset
+	now := func() time.Time { return time.Now().Add(off) }
+	pc := peer.NewClient(peerURL, secret, cfg.Timers.ProbeTimeout)
+	pc.Now = now // offsets are measured on the clock the agent reports
+	a, err := agent.New(cfg, log, agent.Deps{
+		Now:  now,
+		DB:   db,
+		Kine: kr,
+		Peer: pc,
+		PingPeer: func(ctx context.Context) error {
+			return postgres.Ping(ctx, cfg.Peer.Address, cfg.Postgres.Port, kinePW)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	ph, lh := a.Handlers()
+
+	peerLn, err := net.Listen("tcp", net.JoinHostPort(cfg.Node.Address, strconv.Itoa(cfg.API.PeerPort)))
+	if err != nil {
+		return fmt.Errorf("peer API: %w", err)
+	}
+	peerSrv := &http.Server{Handler: peer.NewServer(secret, ph, log.With("actor", "peer-api")),
+		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 2 * time.Minute}
+	go serve(log, "peer API", peerSrv, peerLn)
+
+	localLn, err := localapi.Listen(cfg.API.Socket)
+	if err != nil {
+		return fmt.Errorf("local API: %w", err)
+	}
+	localSrv := &http.Server{Handler: localapi.NewServer(lh, log.With("actor", "local-api")), ReadHeaderTimeout: 5 * time.Second}
+	go serve(log, "local API", localSrv, localLn)
+
+	if cfg.API.Metrics != "" {
+		msrv, err := a.ServeMetrics(cfg.API.Metrics)
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		defer msrv.Close()
+	}
+	stopNotify := systemdNotify(ctx, log)
+	defer stopNotify()
+
+	err = a.Run(ctx)
+	shut, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_ = peerSrv.Shutdown(shut)
+	_ = localSrv.Shutdown(shut)
+	return err
+}
+
+func serve(log *slog.Logger, what string, srv *http.Server, ln net.Listener) {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error(what+" stopped", "err", err)
+	}
+}

@@ -1,0 +1,134 @@
+// Package config is the agent's configuration: one struct, read from a YAML
+// file (strictly: an unknown key is an error), overridden by command-line
+// flags and their TWONODE_ environment twins, and validated once, reporting
+// every problem at the same time.
+//
+// The defaults live in Default and nowhere else: Parse decodes onto them,
+// Flags shows them in --help, and example.yaml documents them (a test keeps
+// it in step). The one derived default is api.socket, which follows run_dir
+// unless it is set.
+package config
+
+import (
+	"math"
+	"time"
+)
+
+// Config is everything the agent on one node needs to know.
+type Config struct {
+	Node            Host          `yaml:"node" usage:"this node's"`
+	Peer            Host          `yaml:"peer" usage:"the peer's"`
+	SecretFile      string        `yaml:"secret_file" usage:"file holding the cluster secret (at least 32 bytes, mode 0600 or 0400, owned by root)"`
+	PreferredLeader string        `yaml:"preferred_leader" usage:"node that leads when the pair first forms; empty: the lexically smaller name"`
+	DataDir         string        `yaml:"data_dir" usage:"persistent directory: state file, pgdata, split-brain archives"`
+	RunDir          string        `yaml:"run_dir" usage:"runtime directory: sockets, pid files, passfiles"`
+	Postgres        Postgres      `yaml:"postgres" usage:"PostgreSQL"`
+	Kine            Kine          `yaml:"kine" usage:"Kine"`
+	Timers          Timers        `yaml:"timers" usage:"failure detection"`
+	API             API           `yaml:"api" usage:"the agent's APIs"`
+	Log             Log           `yaml:"log" usage:"logging"`
+	ClockOffset     time.Duration `yaml:"test_clock_offset" usage:"FOR FAULT TESTS ONLY: added to the agent's wall clock (-24h..24h)"`
+}
+
+// Host names one node of the pair.
+type Host struct {
+	Name    string `yaml:"name" usage:"name: lower-case letters, digits and '-', at most 55 characters"`
+	Address string `yaml:"address" usage:"address: an IPv4 or IPv6 literal, not a host name; PostgreSQL and the peer API listen on it"`
+}
+
+// Postgres is the local PostgreSQL installation.
+type Postgres struct {
+	BinDir        string `yaml:"bin_dir" usage:"directory of the PostgreSQL server binaries (pg_ctl, initdb, pg_basebackup, pg_rewind)"`
+	Port          int    `yaml:"port" usage:"PostgreSQL TCP port, on both nodes"`
+	OSUser        string `yaml:"os_user" usage:"operating-system user PostgreSQL runs as"`
+	SharedBuffers string `yaml:"shared_buffers" usage:"PostgreSQL shared_buffers such as 256MB; empty: PostgreSQL's default"`
+}
+
+// Kine is the etcd shim the Kubernetes API server talks to.
+type Kine struct {
+	Binary     string `yaml:"binary" usage:"path of the kine binary"`
+	Listen     string `yaml:"listen" usage:"loopback host:port Kine serves etcd on (Kine has no authentication)"`
+	Supervisor string `yaml:"supervisor" usage:"how Kine is run: process (a child of the agent) or systemd"`
+	Unit       string `yaml:"unit" usage:"systemd unit for Kine when supervisor is systemd"`
+}
+
+// Timers are the failure detector's settings. A follower promotes after
+// FailureThreshold consecutive failed probes, ProbeInterval apart: the
+// detection window.
+type Timers struct {
+	ProbeInterval    time.Duration `yaml:"probe_interval" usage:"time between two probes of the peer (100ms..10s)"`
+	ProbeTimeout     time.Duration `yaml:"probe_timeout" usage:"how long one probe may take; shorter than probe_interval"`
+	FailureThreshold int           `yaml:"failure_threshold" usage:"consecutive failed probes before acting (2..100)"`
+	BootGrace        time.Duration `yaml:"boot_grace" usage:"how long a starting agent waits for its peer before acting alone (0s..1h)"`
+	PauseExpiry      time.Duration `yaml:"pause_expiry" usage:"default length of 'twonode pause' (1m..24h)"`
+	PromoteTimeout   time.Duration `yaml:"promote_timeout" usage:"how long a promotion may take (1s..1h)"`
+}
+
+// API are the agent's listeners.
+type API struct {
+	PeerPort int    `yaml:"peer_port" usage:"TCP port of the peer API on node.address"`
+	Socket   string `yaml:"socket" usage:"unix socket of the local API; empty: <run_dir>/agent.sock"`
+	Metrics  string `yaml:"metrics" usage:"host:port of the Prometheus metrics; empty: no metrics"`
+}
+
+// Log is the agent's own logging.
+type Log struct {
+	Level  string `yaml:"level" usage:"debug, info, warn or error"`
+	Format string `yaml:"format" usage:"text or json"`
+}
+
+// socketName is the local API socket's name inside run_dir, the one default
+// that is derived from another setting.
+const socketName = "agent.sock"
+
+// Default is the configuration before the file and the flags: everything
+// but node, peer and secret_file, which have no sensible default.
+func Default() Config {
+	return Config{
+		DataDir: "/usr/local/twonode", // persistent on Kairos
+		RunDir:  "/run/twonode",
+		Postgres: Postgres{
+			BinDir:        "/usr/lib/postgresql/15/bin",
+			Port:          5432,
+			OSUser:        "postgres",
+			SharedBuffers: "",
+		},
+		Kine: Kine{
+			Binary:     "/opt/twonode/bin/kine",
+			Listen:     "127.0.0.1:2379",
+			Supervisor: "process",
+			Unit:       "twonode-kine.service",
+		},
+		Timers: Timers{
+			ProbeInterval:    500 * time.Millisecond,
+			ProbeTimeout:     400 * time.Millisecond,
+			FailureThreshold: 3,
+			BootGrace:        30 * time.Second,
+			PauseExpiry:      2 * time.Hour,
+			PromoteTimeout:   60 * time.Second,
+		},
+		API: API{
+			PeerPort: 8760,
+			Socket:   "/run/twonode/" + socketName,
+			Metrics:  "127.0.0.1:9641",
+		},
+		Log: Log{
+			Level:  "info",
+			Format: "text",
+		},
+	}
+}
+
+// DetectionWindow is how long the peer must fail every probe before the
+// agent acts: ProbeInterval × FailureThreshold. It saturates instead of
+// overflowing and is 0 when either factor is not positive.
+func (c *Config) DetectionWindow() time.Duration {
+	d, n := c.Timers.ProbeInterval, int64(c.Timers.FailureThreshold)
+	if d <= 0 || n <= 0 {
+		return 0
+	}
+	if int64(d) > math.MaxInt64/n {
+		return time.Duration(math.MaxInt64)
+	}
+	return d * time.Duration(n)
+}

@@ -1,0 +1,85 @@
+// Package kine runs Kine, the etcd shim, as a process of its own, so that
+// an agent crash never stops the datastore: the agent only decides which
+// PostgreSQL Kine writes to ("re-pointing" = restarting it with another
+// endpoint). Two supervisors: a detached process with a pid file (the lab
+// and tests) and a systemd unit (the appliance).
+package kine
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// Runner is what the agent needs of Kine.
+type Runner interface {
+	// Point makes Kine write to the PostgreSQL at host; a no-op when it
+	// already does and is alive.
+	Point(ctx context.Context, host string) error
+	// Stop stops Kine: no client writes through this node.
+	Stop(ctx context.Context) error
+	// Ensure restarts Kine if it died while it should run.
+	Ensure(ctx context.Context) error
+	// Target is the host Kine writes to, "" when stopped.
+	Target() string
+}
+
+// Settings describe the Kine this node runs.
+type Settings struct {
+	Binary   string // kine executable
+	Listen   string // loopback host:port (validated by config)
+	Port     int    // PostgreSQL port on the target host
+	Password string // the kine role's password (derived from the cluster secret)
+	RunDir   string // pid file, passfile, env file, log
+}
+
+// Endpoint is the DSN Kine gets through its environment (never argv). It
+// holds no password: that is in the 0600 passfile named by PGPASSFILE.
+// target_session_attrs=read-write makes pgx refuse a standby: a Kine whose
+// database turned read-only would otherwise acknowledge writes it never
+// stored (measured with kine v0.17.5).
+func Endpoint(host string, port int) string {
+	u := url.URL{Scheme: "postgres", User: url.User("kine"), Host: net.JoinHostPort(host, strconv.Itoa(port)), Path: "/kine"}
+	u.RawQuery = "sslmode=disable&target_session_attrs=read-write&connect_timeout=2"
+	return u.String()
+}
+
+// env is Kine's whole configuration.
+func (s Settings) env(host string) []string {
+	return []string{
+		"KINE_LISTEN_ADDRESS=" + s.Listen,
+		"KINE_ENDPOINT=" + Endpoint(host, s.Port),
+		"KINE_METRICS_BIND_ADDRESS=0",
+		"PGPASSFILE=" + s.passfile(),
+	}
+}
+
+func (s Settings) passfile() string { return filepath.Join(s.RunDir, "kine.pgpass") }
+
+// writePassfile writes the passfile for any host, mode 0600.
+func (s Settings) writePassfile() error {
+	if err := os.MkdirAll(s.RunDir, 0o700); err != nil {
+		return fmt.Errorf("kine: run dir: %w", err)
+	}
+	line := fmt.Sprintf("*:%d:*:kine:%s\n", s.Port, pgpassEscape(s.Password))
+	tmp := s.passfile() + ".tmp"
+	if err := os.WriteFile(tmp, []byte(line), 0o600); err != nil {
+		return fmt.Errorf("kine: passfile: %w", err)
+	}
+	return os.Rename(tmp, s.passfile())
+}
+
+func pgpassEscape(s string) string {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == ':' || s[i] == '\\' {
+			out = append(out, '\\')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}

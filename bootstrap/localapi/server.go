@@ -1,0 +1,111 @@
+package localapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+type server struct {
+	h   Handler
+	log *slog.Logger
+}
+
+type route struct {
+	method   string
+	deadline time.Duration
+	serve    func(s *server, ctx context.Context, body []byte) (int, any)
+}
+
+var routes = map[string]route{
+	"/v1/status":     {http.MethodGet, serverTimeout, (*server).status},
+	"/v1/fsm":        {http.MethodGet, serverTimeout, (*server).fsm},
+	"/v1/pause":      {http.MethodPost, serverTimeout, (*server).pause},
+	"/v1/resume":     {http.MethodPost, serverTimeout, (*server).resume},
+	"/v1/promote":    {http.MethodPost, serverLongTimeout, (*server).promote},
+	"/v1/switchover": {http.MethodPost, serverLongTimeout, (*server).switchover},
+}
+
+// NewServer serves the local API: GET /v1/status, GET /v1/fsm, POST
+// /v1/pause {"for":"1h"}, /v1/resume, /v1/promote {"force":bool},
+// /v1/switchover. Refusals are {"error":"..."} with a 4xx or 5xx status.
+func NewServer(h Handler, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &server{h: h, log: log}
+}
+
+// NewHTTPServer wraps h in an http.Server with timeouts that leave room
+// for the slowest command (a switchover).
+func NewHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      serverLongTimeout + 10*time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+}
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt, ok := routes[r.URL.Path]
+	if !ok {
+		writeJSON(w, http.StatusNotFound, errorReply{"no such endpoint: " + r.URL.Path})
+		return
+	}
+	if r.Method != rt.method {
+		w.Header().Set("Allow", rt.method)
+		writeJSON(w, http.StatusMethodNotAllowed, errorReply{fmt.Sprintf("%s needs %s", r.URL.Path, rt.method)})
+		return
+	}
+	var body []byte
+	if r.Body != nil {
+		var err error
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, errorReply{"request body over 64 KiB"})
+			return
+		}
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, errorReply{"reading the request body failed"})
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), rt.deadline)
+	defer cancel()
+	code, v := rt.serve(s, ctx, body)
+	writeJSON(w, code, v)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code, b = http.StatusInternalServerError, []byte(`{"error":"encoding the answer failed"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
+
+// failed maps a handler's error to a status the CLI can explain.
+func (s *server) failed(what string, err error) (int, any) {
+	code := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, ErrConflict):
+		code = http.StatusConflict
+	case errors.Is(err, context.DeadlineExceeded):
+		code = http.StatusGatewayTimeout
+	}
+	s.log.Warn("operator "+what+" failed", "status", code, "err", err)
+	return code, errorReply{err.Error()}
+}

@@ -1,0 +1,92 @@
+// Package localapi is the operator's way into the local agent: HTTP over a
+// unix socket (<run_dir>/agent.sock, mode 0600, so only root gets in; the
+// file permissions are the authentication). The `twonode` CLI uses Client;
+// the daemon serves NewServer on the listener from Listen.
+package localapi
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// StatusReport is everything `twonode status` shows.
+type StatusReport struct {
+	Node             string        `json:"node"`
+	Peer             string        `json:"peer"`
+	State            string        `json:"state"`
+	Role             string        `json:"role"`
+	Term             uint64        `json:"term"`
+	PeerReachable    bool          `json:"peer_reachable"`
+	PeerState        string        `json:"peer_state"`
+	PeerTerm         uint64        `json:"peer_term"`
+	Replication      string        `json:"replication"` // "sync", "async", "streaming" (follower), "none"
+	LagBytes         int64         `json:"lag_bytes"`
+	PGUp             bool          `json:"pg_up"`
+	KineEndpoint     string        `json:"kine_target"`           // host only, never credentials
+	PausedUntil      time.Time     `json:"paused_until,omitzero"` // omitzero: omitempty never omits a struct
+	Paused           bool          `json:"paused"`
+	LastTransition   string        `json:"last_transition"`
+	LastTransitionAt time.Time     `json:"last_transition_at"`
+	LastFailover     time.Duration `json:"last_failover_ns"`
+	ClockOffset      time.Duration `json:"clock_offset_ns"`
+	Archives         []Archive     `json:"archives"`
+	Version          string        `json:"version"`
+}
+
+// Archive is one split-brain archive: rows only this node had when it lost
+// a split, kept as evidence before it rejoined.
+type Archive struct {
+	Path    string    `json:"path"`
+	Rows    int       `json:"rows"`
+	Term    uint64    `json:"term"`
+	Winner  string    `json:"winner"`
+	Created time.Time `json:"created"`
+}
+
+// Handler is the agent behind the server. The strings are sentences for a
+// human. Errors wrapping ErrConflict are refusals of state ("the peer is
+// alive: use --force") and answer 409; others 500 (504 on a deadline).
+type Handler interface {
+	Status(ctx context.Context) StatusReport
+	Pause(ctx context.Context, d time.Duration) (string, error) // returns a human sentence, e.g. "paused on a and b until 14:03:05 UTC"
+	Resume(ctx context.Context) (string, error)
+	Promote(ctx context.Context, force bool) (string, error)
+	Switchover(ctx context.Context) (string, error)
+	FSM(ctx context.Context) string
+}
+
+// ErrConflict marks a refusal that depends on the cluster's state.
+var ErrConflict = errors.New("conflict")
+
+// Wire bodies.
+type (
+	pauseRequest struct {
+		For string `json:"for"` // a Go duration: "1h", "90m"
+	}
+	promoteRequest struct {
+		Force bool `json:"force"`
+	}
+	emptyRequest struct{}
+	messageReply struct {
+		Message string `json:"message"`
+	}
+	fsmReply struct {
+		FSM string `json:"fsm"`
+	}
+	errorReply struct {
+		Error string `json:"error"`
+	}
+)
+
+const maxBodyBytes = 64 << 10
+
+// Deadlines. The server's are a little shorter than the client's, so the
+// operator reads the agent's own "timed out while ..." rather than a bare
+// client timeout. Promotion and switchover restart PostgreSQL and Kine.
+const (
+	clientTimeout     = 30 * time.Second
+	clientLongTimeout = 2 * time.Minute
+	serverTimeout     = 25 * time.Second
+	serverLongTimeout = 110 * time.Second
+)

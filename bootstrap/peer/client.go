@@ -1,0 +1,134 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Client calls the peer's agent. It is safe for concurrent use.
+type Client struct {
+	base    string
+	baseErr error
+	secret  []byte
+	timeout time.Duration
+	hc      *http.Client
+
+	// HandoverTimeout bounds Handover, which waits while the peer replays
+	// and promotes; a probe timeout would abandon a switchover half done.
+	// It is a little longer than the server's own deadline, so the peer's
+	// answer (or its refusal) arrives before the client gives up.
+	HandoverTimeout time.Duration
+
+	// Now is the wall clock read around Status for sent and received. Set
+	// it to the clock the agent puts in Status.Now (one with a configured
+	// test offset, say), or the measured offset is off by that much.
+	Now func() time.Time
+
+	mu       sync.Mutex
+	cached   string    // a challenge from the last answer, unused
+	cachedAt time.Time // monotonic, local
+}
+
+// A cached challenge older than this is dropped rather than sent: the
+// server forgets it at 30 s, and the request needs time to get there.
+const cacheFor = 20 * time.Second
+
+const defaultTimeout = 5 * time.Second
+
+// NewClient calls the agent at baseURL (e.g. "http://10.99.0.2:8760").
+// timeout bounds each call, challenge fetch and one retry included.
+func NewClient(baseURL string, secret []byte, timeout time.Duration) *Client {
+	if timeout <= 0 {
+		timeout = defaultTimeout
+	}
+	c := &Client{
+		base:            strings.TrimRight(baseURL, "/"),
+		secret:          append([]byte(nil), secret...),
+		timeout:         timeout,
+		HandoverTimeout: handoverDeadline + 10*time.Second,
+		Now:             time.Now,
+		hc: &http.Client{
+			Transport: &http.Transport{
+				Proxy: nil, // never send the peer's traffic through an HTTP_PROXY from the environment
+				DialContext: (&net.Dialer{
+					Timeout:   timeout,
+					KeepAlive: 15 * time.Second,
+				}).DialContext,
+				MaxIdleConnsPerHost: 2,
+				IdleConnTimeout:     30 * time.Second,
+				TLSHandshakeTimeout: timeout,
+			},
+			// A redirect is not the peer answering: do not follow it.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+	if u, err := url.Parse(c.base); err != nil {
+		c.baseErr = fmt.Errorf("peer URL %q: %w", baseURL, err)
+	} else if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		c.baseErr = fmt.Errorf("peer URL %q: want http://host:port", baseURL)
+	}
+	if len(secret) == 0 {
+		c.baseErr = errors.New("peer client: no cluster secret configured")
+	}
+	return c
+}
+
+// Status asks the peer how it is. sent and received are c.Now read around
+// the request that answered, so the caller estimates the peer's clock
+// offset as s.Now minus their midpoint.
+func (c *Client) Status(ctx context.Context) (s Status, sent, received time.Time, err error) {
+	sent, received, err = c.call(ctx, c.timeout, http.MethodGet, "/v1/status", nil, &s)
+	if err != nil {
+		return Status{}, sent, received, err
+	}
+	return s, sent, received, nil
+}
+
+// Pause pauses failover on the peer too.
+func (c *Client) Pause(ctx context.Context, r PauseRequest) error {
+	_, _, err := c.call(ctx, c.timeout, http.MethodPost, "/v1/pause", r, nil)
+	return err
+}
+
+// Resume ends the peer's pause.
+func (c *Client) Resume(ctx context.Context, r ResumeRequest) error {
+	_, _, err := c.call(ctx, c.timeout, http.MethodPost, "/v1/resume", r, nil)
+	return err
+}
+
+// Handover asks the follower to take over (planned switchover).
+func (c *Client) Handover(ctx context.Context, r HandoverRequest) (HandoverResponse, error) {
+	var resp HandoverResponse
+	if _, _, err := c.call(ctx, c.HandoverTimeout, http.MethodPost, "/v1/handover", r, &resp); err != nil {
+		return HandoverResponse{}, err
+	}
+	return resp, nil
+}
+
+// Error is a refusal from the peer. Verified is false when the answer was
+// rejected before authentication and so could not be signed (401, 413...):
+// its Message may come from anyone on the path.
+type Error struct {
+	Code     int
+	Message  string
+	Verified bool
+}
+
+func (e *Error) Error() string {
+	if !e.Verified {
+		return fmt.Sprintf("peer rejected the request (HTTP %d, unsigned): %q", e.Code, e.Message)
+	}
+	return fmt.Sprintf("peer refused (HTTP %d): %s", e.Code, e.Message)
+}
+
+// Is makes errors.Is(err, ErrConflict) true for a signed 409.
+func (e *Error) Is(target error) bool {
+	return target == ErrConflict && e.Verified && e.Code == http.StatusConflict
+}

@@ -1,0 +1,110 @@
+package peer
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// The decoders are what the server runs on an authenticated body; they are
+// separate functions so that they can be fuzzed without HTTP.
+
+func decodePause(b []byte) (PauseRequest, error) {
+	var r PauseRequest
+	if err := decodeStrict(b, &r); err != nil {
+		return PauseRequest{}, err
+	}
+	switch {
+	case r.For <= 0:
+		return PauseRequest{}, errors.New("for_ns: must be a positive duration in nanoseconds")
+	case r.For > int64(MaxPause):
+		return PauseRequest{}, fmt.Errorf("for_ns: %s is longer than the %s maximum", time.Duration(r.For), MaxPause)
+	}
+	if err := validBy(r.By); err != nil {
+		return PauseRequest{}, err
+	}
+	return r, nil
+}
+
+func decodeResume(b []byte) (ResumeRequest, error) {
+	var r ResumeRequest
+	if err := decodeStrict(b, &r); err != nil {
+		return ResumeRequest{}, err
+	}
+	if err := validBy(r.By); err != nil {
+		return ResumeRequest{}, err
+	}
+	return r, nil
+}
+
+func decodeHandover(b []byte) (HandoverRequest, error) {
+	var r HandoverRequest
+	if err := decodeStrict(b, &r); err != nil {
+		return HandoverRequest{}, err
+	}
+	if r.Term == 0 {
+		return HandoverRequest{}, errors.New("term: required (terms start at 1)")
+	}
+	if err := validBy(r.By); err != nil {
+		return HandoverRequest{}, err
+	}
+	return r, nil
+}
+
+// validBy: "by" ends up in log lines, so it is short printable ASCII (no
+// newlines or escape sequences to forge or garble log entries).
+func validBy(by string) error {
+	if by == "" {
+		return errors.New("by: required")
+	}
+	if len(by) > maxBy {
+		return fmt.Errorf("by: %d bytes, more than %d", len(by), maxBy)
+	}
+	for i := 0; i < len(by); i++ {
+		if c := by[i]; c < 0x20 || c > 0x7e {
+			return fmt.Errorf("by: byte %d (0x%02x) is not printable ASCII", i, c)
+		}
+	}
+	return nil
+}
+
+// decodeStrict decodes exactly one JSON value into v: unknown fields and
+// anything after the value are errors, because a body the peer did not mean
+// (version skew, a truncated or concatenated write) must not half-apply.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return describeJSONError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("trailing data after the JSON object")
+	}
+	return nil
+}
+
+// describeJSONError names the field or the problem, for the 400 answer.
+func describeJSONError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.EOF):
+		return errors.New("empty body: a JSON object is required")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("truncated JSON: %w", err)
+	case errors.As(err, &syn):
+		return fmt.Errorf("malformed JSON at byte %d: %w", syn.Offset, err)
+	case errors.As(err, &typ) && typ.Field == "":
+		return fmt.Errorf("the body must be a JSON object, not %s", typ.Value)
+	case errors.As(err, &typ):
+		return fmt.Errorf("field %q: %s is not a valid %s", typ.Field, typ.Value, typ.Type)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		// encoding/json has no typed error for this one.
+		return fmt.Errorf("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	}
+	return fmt.Errorf("invalid JSON: %w", err)
+}

@@ -1,0 +1,137 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+type server struct {
+	secret []byte
+	h      Handler
+	log    *slog.Logger
+	ch     *challenges
+	warn   throttle
+}
+
+type route struct {
+	method   string
+	deadline time.Duration
+	serve    func(s *server, ctx context.Context, body []byte) (int, any)
+}
+
+var routes = map[string]route{
+	"/v1/status":   {http.MethodGet, statusDeadline, (*server).status},
+	"/v1/pause":    {http.MethodPost, commandDeadline, (*server).pause},
+	"/v1/resume":   {http.MethodPost, commandDeadline, (*server).resume},
+	"/v1/handover": {http.MethodPost, handoverDeadline, (*server).handover},
+}
+
+// NewServer serves GET /v1/challenge (open) and, authenticated with secret,
+// GET /v1/status, POST /v1/pause, /v1/resume and /v1/handover. Run it in an
+// http.Server with timeouts, such as NewHTTPServer's.
+func NewServer(secret []byte, h Handler, log *slog.Logger) http.Handler {
+	return newServer(secret, h, log, time.Now)
+}
+
+// newServer takes the clock that times challenges: tests inject one.
+func newServer(secret []byte, h Handler, log *slog.Logger, now func() time.Time) *server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &server{
+		secret: append([]byte(nil), secret...), // the caller may wipe or reuse its slice
+		h:      h,
+		log:    log,
+		ch:     newChallenges(now),
+		warn:   throttle{every: 30 * time.Second},
+	}
+}
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/v1/challenge" {
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", http.MethodGet)
+			writeJSON(w, http.StatusMethodNotAllowed, errorReply{"use GET"})
+			return
+		}
+		writeJSON(w, http.StatusOK, challengeReply{Challenge: s.ch.issue()})
+		return
+	}
+	rt, ok := routes[r.URL.Path]
+	if !ok {
+		writeJSON(w, http.StatusNotFound, errorReply{"no such endpoint"})
+		return
+	}
+	if r.Method != rt.method {
+		w.Header().Set("Allow", rt.method)
+		writeJSON(w, http.StatusMethodNotAllowed, errorReply{"use " + rt.method})
+		return
+	}
+	challenge, sig := r.Header.Get(hdrChallenge), r.Header.Get(hdrSignature)
+	if challenge == "" || sig == "" {
+		s.denied(r, "missing signature")
+		writeJSON(w, http.StatusUnauthorized, errorReply{"missing signature: " + hdrChallenge + " and " + hdrSignature + " are required"})
+		return
+	}
+	if !wellFormedChallenge(challenge) {
+		s.denied(r, "malformed challenge")
+		writeJSON(w, http.StatusUnauthorized, errorReply{"malformed challenge"})
+		return
+	}
+	body, status, msg := readBody(w, r)
+	if status != 0 {
+		writeJSON(w, status, errorReply{msg})
+		return
+	}
+	if len(s.secret) == 0 {
+		s.log.Error("peer API: no cluster secret configured; refusing every request")
+		writeJSON(w, http.StatusInternalServerError, errorReply{"no cluster secret configured"})
+		return
+	}
+	if !macMatches(sig, requestMAC(s.secret, r.Method, r.URL.Path, challenge, body)) {
+		// Most likely the two nodes have different secrets: say so loudly,
+		// but not once per probe.
+		s.denied(r, "invalid signature (is the cluster secret the same on both nodes?)")
+		writeJSON(w, http.StatusUnauthorized, errorReply{"invalid signature"})
+		return
+	}
+	// Only a correctly signed request uses up its challenge, so that
+	// someone who saw a challenge go by cannot burn it with garbage.
+	if !s.ch.consume(challenge) {
+		s.log.Debug("peer API: stale or replayed request", "remote", r.RemoteAddr, "path", r.URL.Path)
+		writeJSON(w, http.StatusUnauthorized, errorReply{msgStale})
+		return
+	}
+
+	// Authenticated: every answer from here on is signed.
+	ctx, cancel := context.WithTimeout(r.Context(), rt.deadline)
+	defer cancel()
+	code, v := rt.serve(s, ctx, body)
+	s.writeSigned(w, challenge, code, v)
+}
+
+// readBody reads at most MaxBodyBytes; status is 0 on success.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, string) {
+	if r.Body == nil {
+		return nil, 0, ""
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, http.StatusRequestEntityTooLarge, "request body over 64 KiB"
+	case err != nil:
+		return nil, http.StatusBadRequest, "reading the request body failed"
+	}
+	return body, 0, ""
+}
+
+func (s *server) denied(r *http.Request, why string) {
+	if n, ok := s.warn.allow(time.Now()); ok {
+		s.log.Warn("peer API: request rejected", "reason", why, "remote", r.RemoteAddr, "path", r.URL.Path, "similar_suppressed", n)
+	}
+}

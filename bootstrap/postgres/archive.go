@@ -1,0 +1,161 @@
+package postgres
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ArchiveHeader is the first line of a split-brain archive. Archive sets
+// Kind, ForkRev and Count; Created defaults to now.
+type ArchiveHeader struct {
+	Kind    string    `json:"kind"`
+	Node    string    `json:"node"`
+	Winner  string    `json:"winner"`
+	Term    uint64    `json:"term"`
+	ForkRev int64     `json:"fork_rev"`
+	Count   int       `json:"count"`
+	Created time.Time `json:"created"`
+}
+
+// archiveRow is one Kine row, as the contract's JSON lines give it.
+type archiveRow struct {
+	ID             int64   `json:"id"`
+	Name           *string `json:"name"`
+	Created        *int64  `json:"created"`
+	Deleted        *int64  `json:"deleted"`
+	CreateRevision *int64  `json:"create_revision"`
+	PrevRevision   *int64  `json:"prev_revision"`
+	Lease          *int64  `json:"lease"`
+	Value          []byte  `json:"value_b64"`     // base64 by encoding/json; null when NULL
+	OldValue       []byte  `json:"old_value_b64"` // idem
+}
+
+// archiveLookback reaches below the fork revision: ids are handed out
+// before commit, so rows may commit out of id order around the fork.
+const archiveLookback = 10000
+
+// rowPrint identifies a row's content without shipping its value: the
+// contract's (id, name, create_revision, prev_revision, deleted, md5(value)),
+// hashed in its composite text form (NULLs stay distinct from empty).
+const rowPrint = `md5(ROW(id, name, create_revision, prev_revision, deleted, md5(value))::text)`
+
+// Archive writes, to w, the Kine rows this node (the loser of a split
+// brain, running as a primary) has and the winner (PeerAddress, as kine)
+// does not have identically: local rows with id > forkRev-10000 whose
+// print is absent on the winner, without the fence, compact and gap rows.
+// Header first (with the count), then one row per line, by id. Returns the
+// count.
+func (m *Manager) Archive(ctx context.Context, forkRev int64, w io.Writer, header ArchiveHeader) (int, error) {
+	lc, err := m.local(ctx, kineDB)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: archive: %w", err)
+	}
+	defer closeQuietly(lc)
+	// One snapshot for both passes over the local rows.
+	tx, err := lc.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return 0, fmt.Errorf("postgres: archive: begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var ids []int64
+	ok, err := kineTableExists(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	if ok {
+		if ids, err = m.divergentIDs(ctx, tx, max(forkRev-archiveLookback, 0)); err != nil {
+			return 0, err
+		}
+	}
+	header.Kind, header.ForkRev, header.Count = "header", forkRev, len(ids)
+	if header.Created.IsZero() {
+		header.Created = time.Now().UTC()
+	}
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	if err := enc.Encode(header); err != nil {
+		return 0, fmt.Errorf("postgres: archive: write header: %w", err)
+	}
+	n := 0
+	if len(ids) > 0 {
+		rows, err := tx.Query(ctx, `SELECT id, name, created, deleted, create_revision, prev_revision, lease, value, old_value
+			FROM kine WHERE id = ANY($1) ORDER BY id`, ids)
+		if err != nil {
+			return 0, fmt.Errorf("postgres: archive: read rows: %w", err)
+		}
+		var r archiveRow
+		_, err = pgx.ForEachRow(rows, []any{&r.ID, &r.Name, &r.Created, &r.Deleted, &r.CreateRevision, &r.PrevRevision,
+			&r.Lease, &r.Value, &r.OldValue}, func() error {
+			n++
+			return enc.Encode(r)
+		})
+		if err != nil {
+			return n, fmt.Errorf("postgres: archive: write rows: %w", err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return n, fmt.Errorf("postgres: archive: %w", err)
+	}
+	if n != len(ids) {
+		return n, fmt.Errorf("postgres: archive: wrote %d rows, the header says %d", n, len(ids))
+	}
+	m.log.Info("split-brain archive written", "rows", n, "fork_revision", forkRev)
+	return n, nil
+}
+
+// divergentIDs lists the local candidates whose print the winner lacks.
+func (m *Manager) divergentIDs(ctx context.Context, tx pgx.Tx, lower int64) ([]int64, error) {
+	rows, err := tx.Query(ctx, `SELECT id, `+rowPrint+` FROM kine WHERE id > $1
+		AND COALESCE(name, '') NOT IN ($2, $3) AND left(COALESCE(name, ''), 4) <> 'gap-' ORDER BY id`,
+		lower, fenceName, compactRevKey)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: archive: local rows: %w", err)
+	}
+	local := map[int64]string{}
+	var ids []int64
+	var id int64
+	var print string
+	if _, err := pgx.ForEachRow(rows, []any{&id, &print}, func() error {
+		local[id] = print
+		ids = append(ids, id)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("postgres: archive: local rows: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rc, err := remote(ctx, m.s.PeerAddress, m.s.Port, m.s.KinePassword, m.s.ListenAddress)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: archive: the winner: %w", err)
+	}
+	defer closeQuietly(rc)
+	same := map[int64]bool{}
+	if ok, err := kineTableExists(ctx, rc); err != nil {
+		return nil, err
+	} else if ok {
+		rows, err := rc.Query(ctx, `SELECT id, `+rowPrint+` FROM kine WHERE id = ANY($1)`, ids)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: archive: the winner's rows: %w", err)
+		}
+		if _, err := pgx.ForEachRow(rows, []any{&id, &print}, func() error {
+			same[id] = local[id] == print
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("postgres: archive: the winner's rows: %w", err)
+		}
+	}
+	out := ids[:0]
+	for _, id := range ids {
+		if !same[id] {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,138 @@
+package postgres
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// connectTimeout bounds a connection attempt when ctx has no deadline.
+const connectTimeout = 5 * time.Second
+
+// local connects as the superuser over the unix socket (pg_hba: trust;
+// the socket directory is 0700, so only root and OSUser reach it).
+func (m *Manager) local(ctx context.Context, db string) (*pgx.Conn, error) {
+	cfg, err := baseConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Host, cfg.Port = m.s.SocketDir, uint16(m.s.Port)
+	cfg.User, cfg.Database = superUser, db
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connect to the local server (db %s): %w", db, err)
+	}
+	return c, nil
+}
+
+// remote connects to host as kine, database kine. bind, when an address of
+// this node, is the source address: the peer's pg_hba admits this node's
+// address only, and a multi-homed host might otherwise pick another one.
+func remote(ctx context.Context, host string, port int, password, bind string) (*pgx.Conn, error) {
+	cfg, err := baseConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Host, cfg.Port = host, uint16(port)
+	cfg.User, cfg.Database, cfg.Password = kineUser, kineDB, password
+	d := &net.Dialer{KeepAlive: 5 * time.Second}
+	if ip := net.ParseIP(bind); ip != nil && !ip.IsUnspecified() {
+		d.LocalAddr = &net.TCPAddr{IP: ip}
+	}
+	cfg.DialFunc = d.DialContext
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		// pgconn's error names host, user and database, never the password.
+		return nil, fmt.Errorf("postgres: connect to %s as %s: %w", net.JoinHostPort(host, fmt.Sprint(port)), kineUser, err)
+	}
+	return c, nil
+}
+
+// baseConfig is an empty configuration: no fallbacks to default hosts, no
+// TLS (the contract runs PostgreSQL without it on the pair's link).
+func baseConfig() (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig("sslmode=disable")
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connection config: %w", err)
+	}
+	// Nothing from the agent's environment (PGHOST, PGTARGETSESSIONATTRS,
+	// ~/.pgpass...) may change where or how we connect.
+	cfg.Fallbacks = nil
+	cfg.TLSConfig = nil
+	cfg.ValidateConnect, cfg.AfterConnect = nil, nil
+	cfg.Password = ""
+	cfg.ConnectTimeout = connectTimeout
+	cfg.RuntimeParams = map[string]string{"application_name": appName}
+	return cfg, nil
+}
+
+// closeQuietly closes a connection within a bounded time (a peer behind a
+// partition must not hold the caller).
+func closeQuietly(c *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = c.Close(ctx)
+}
+
+// Ping connects to host's PostgreSQL as kine (database kine) and runs
+// SELECT 1, within ctx's deadline: the agent's probe of the peer's server.
+func Ping(ctx context.Context, host string, port int, password string) error {
+	c, err := remote(ctx, host, port, password, "")
+	if err != nil {
+		return err
+	}
+	defer closeQuietly(c)
+	var one int
+	if err := c.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("postgres: ping %s: %w", host, err)
+	}
+	return nil
+}
+
+// DerivePasswords derives the replication and Kine passwords from the
+// cluster secret, so that both nodes agree without exchanging them.
+func DerivePasswords(secret []byte) (repl, kine string) {
+	derive := func(label string) string {
+		h := hmac.New(sha256.New, secret)
+		h.Write([]byte(label))
+		return hex.EncodeToString(h.Sum(nil))
+	}
+	return derive("twonode/replication"), derive("twonode/kine")
+}
+
+// inRecovery asks the running server for its role; while it does not yet
+// accept connections (starting up), standby.signal tells what it will be.
+func (m *Manager) inRecovery(ctx context.Context) (bool, error) {
+	c, err := m.local(ctx, "postgres")
+	if err != nil {
+		return m.exists("standby.signal"), nil
+	}
+	defer closeQuietly(c)
+	var r bool
+	if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&r); err != nil {
+		return false, fmt.Errorf("postgres: pg_is_in_recovery: %w", err)
+	}
+	return r, nil
+}
+
+// kineTableExists: Kine creates its table at its first start.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func kineTableExists(ctx context.Context, q querier) (bool, error) {
+	var ok bool
+	if err := q.QueryRow(ctx, "SELECT to_regclass('kine') IS NOT NULL").Scan(&ok); err != nil {
+		return false, fmt.Errorf("postgres: look for the kine table: %w", err)
+	}
+	return ok, nil
+}
+
+func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }

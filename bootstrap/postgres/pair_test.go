@@ -1,0 +1,540 @@
+package postgres
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+const kineSchema = `CREATE TABLE kine (id BIGSERIAL PRIMARY KEY, name text COLLATE "C", created INTEGER, deleted INTEGER,
+	create_revision BIGINT, prev_revision BIGINT, lease INTEGER, value bytea, old_value bytea)`
+
+// put inserts a row the way Kine creates a key; it returns the revision.
+func put(ctx context.Context, c *pgx.Conn, key, val string) (int64, error) {
+	var id int64
+	err := c.QueryRow(ctx, `INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease, value, old_value)
+		VALUES ($1, 1, 0, 0, 0, 0, $2, '') RETURNING id`, key, []byte(val)).Scan(&id)
+	return id, err
+}
+
+func mustPut(t *testing.T, c *pgx.Conn, key, val string) int64 {
+	t.Helper()
+	id, err := put(ctxT(t, 5*time.Second), c, key, val)
+	if err != nil {
+		t.Fatalf("put %s: %v", key, err)
+	}
+	return id
+}
+
+func maxRev(t *testing.T, n *node) int64 {
+	t.Helper()
+	r, err := n.m.MaxRevision(ctxT(t, 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestPair walks one pair through its life: form, clone, synchronous
+// replication, failover, split brain, rewind. Each step relies on the
+// previous ones, so the first failure stops the walk.
+func TestPair(t *testing.T) {
+	needPostgres(t)
+	a := newNode(t, "a", addrA, "b", addrB)
+	b := newNode(t, "b", addrB, "a", addrA)
+	timings := map[string]time.Duration{}
+	defer func() { t.Logf("timings: %v", timings) }()
+	var sysID uint64
+	var fork int64
+	var splitIDs []int64
+
+	steps := []struct {
+		name string
+		f    func(t *testing.T)
+	}{
+		{"initdb creates a running primary and refuses to run twice", func(t *testing.T) {
+			ctx := ctxT(t, 60*time.Second)
+			if a.m.HasData() || a.m.Running(ctx) {
+				t.Fatal("fresh node claims data or a server")
+			}
+			start := time.Now()
+			if err := a.m.InitDB(ctx); err != nil {
+				t.Fatal(err)
+			}
+			timings["initdb"] = time.Since(start)
+			if !a.m.HasData() || !a.m.Running(ctx) {
+				t.Fatal("after InitDB: no data or not running")
+			}
+			if err := a.m.InitDB(ctx); err == nil || !strings.Contains(err.Error(), "refusing") {
+				t.Fatalf("second InitDB: %v, want a refusal", err)
+			}
+			if _, err := os.Stat(a.s.DataDir + ".initdb"); !os.IsNotExist(err) {
+				t.Fatalf("initdb work directory left behind: %v", err)
+			}
+			for _, d := range []string{a.s.DataDir, a.s.SocketDir} {
+				fi, err := os.Stat(d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode().Perm() != 0o700 || fi.Sys().(*syscall.Stat_t).Uid == 0 {
+					t.Fatalf("%s: mode %v uid %d, want 0700 owned by postgres", d, fi.Mode().Perm(), fi.Sys().(*syscall.Stat_t).Uid)
+				}
+			}
+			st := a.status(t)
+			if !st.Up || st.InRecovery || st.Timeline != 1 || st.CurrentLSN == 0 || st.PeerFlushLagBytes != -1 {
+				t.Fatalf("status of a new primary: %+v", st)
+			}
+			c := a.super(t, "postgres")
+			if err := c.QueryRow(ctx, "SELECT system_identifier FROM pg_control_system()").Scan(&sysID); err != nil {
+				t.Fatal(err)
+			}
+			var owner string
+			if err := c.QueryRow(ctx, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'kine'").Scan(&owner); err != nil || owner != "kine" {
+				t.Fatalf("database kine owner %q, %v", owner, err)
+			}
+			var repl bool
+			if err := c.QueryRow(ctx, "SELECT rolreplication FROM pg_roles WHERE rolname = 'twonode_repl'").Scan(&repl); err != nil || !repl {
+				t.Fatalf("twonode_repl replication=%v, %v", repl, err)
+			}
+			// Kine has not run yet: no revisions, nothing to fence.
+			if r := maxRev(t, a); r != 0 {
+				t.Fatalf("max revision without a kine table: %d", r)
+			}
+			if f, err := a.m.RevisionFence(ctx, 1000); f != 0 || err != nil {
+				t.Fatalf("fence without a kine table: %d, %v", f, err)
+			}
+		}},
+		{"a restart reuses the data", func(t *testing.T) {
+			ctx := ctxT(t, 60*time.Second)
+			if err := a.m.Stop(ctx, false); err != nil {
+				t.Fatal(err)
+			}
+			if a.m.Running(ctx) || a.status(t).Up {
+				t.Fatal("still running after Stop")
+			}
+			if err := a.m.Stop(ctx, false); err != nil {
+				t.Fatalf("Stop when stopped: %v", err)
+			}
+			if err := a.m.Start(ctx, false); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.m.Start(ctx, false); err != nil {
+				t.Fatalf("Start when running as primary: %v", err)
+			}
+			// No commit since the restart: found among recent xids.
+			if st := a.status(t); st.LastCommit.IsZero() || time.Since(st.LastCommit) > time.Minute {
+				t.Fatalf("last commit after a restart: %v", st.LastCommit)
+			}
+			if err := a.m.Start(ctx, true); err == nil {
+				t.Fatal("Start as standby of a running primary: no error")
+			}
+			var id uint64
+			if err := a.super(t, "postgres").QueryRow(ctx, "SELECT system_identifier FROM pg_control_system()").Scan(&id); err != nil || id != sysID {
+				t.Fatalf("system identifier %d after restart, was %d (%v): re-initialised?", id, sysID, err)
+			}
+		}},
+		{"kine's table and terms", func(t *testing.T) {
+			ctx := ctxT(t, 30*time.Second)
+			k := a.kine(t)
+			if _, err := k.Exec(ctx, kineSchema); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := k.Exec(ctx, `INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease, value, old_value)
+				VALUES ('compact_rev_key', 1, 0, 0, 0, 0, '', '')`); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 50 {
+				mustPut(t, k, fmt.Sprintf("/registry/k%02d", i), fmt.Sprintf("v%d", i))
+			}
+			if r := maxRev(t, a); r != 51 {
+				t.Fatalf("max revision %d, want 51", r)
+			}
+			for range 2 {
+				if err := a.m.RecordTerm(ctx, 1, "form", "a", 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var n int
+			if err := a.super(t, "kine").QueryRow(ctx, "SELECT count(*) FROM twonode_terms WHERE term = 1 AND kind = 'form'").Scan(&n); err != nil || n != 1 {
+				t.Fatalf("terms rows %d, %v", n, err)
+			}
+		}},
+		{"a clone streams and does not inherit synchronous replication", func(t *testing.T) {
+			ctx := ctxT(t, 60*time.Second)
+			// Synchronous already on at the source: the copy inherits it in
+			// postgresql.auto.conf unless BaseBackup clears it.
+			if err := a.m.SetSync(ctx, true); err != nil {
+				t.Fatal(err)
+			}
+			if st := a.status(t); st.SyncStandbyNames != `FIRST 1 ("b")` {
+				t.Fatalf("synchronous_standby_names %q", st.SyncStandbyNames)
+			}
+			for range 2 {
+				if err := a.m.EnsureSlot(ctx, "twonode_b"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := a.m.EnsureSlot(ctx, "bad-name"); err == nil {
+				t.Fatal("EnsureSlot accepted an invalid slot name")
+			}
+			start := time.Now()
+			if err := b.m.BaseBackup(ctx); err != nil {
+				t.Fatal(err)
+			}
+			timings["basebackup"] = time.Since(start)
+			auto := b.file(t, "postgresql.auto.conf")
+			if strings.Contains(auto, "synchronous_standby_names") || !strings.Contains(auto, "application_name=b ") ||
+				!strings.Contains(auto, "host=127.0.0.1 ") || !strings.Contains(auto, "primary_slot_name = 'twonode_b'") {
+				t.Fatalf("standby auto.conf:\n%s", auto)
+			}
+			if !strings.Contains(b.file(t, "postgresql.conf"), "listen_addresses = '127.0.0.2'") {
+				t.Fatal("the clone kept the source's postgresql.conf")
+			}
+			if _, err := os.Stat(filepath.Join(b.s.DataDir, "standby.signal")); err != nil {
+				t.Fatal(err)
+			}
+			for _, sfx := range []string{".new", ".old"} {
+				if _, err := os.Stat(b.s.DataDir + sfx); !os.IsNotExist(err) {
+					t.Fatalf("%s left behind", sfx)
+				}
+			}
+			if err := b.m.Start(ctx, true); err != nil {
+				t.Fatal(err)
+			}
+			timings["stream after start"] = waitFor(t, 15*time.Second, "a streams to b, b receives", func() bool {
+				sa, sb := a.status(t), b.status(t)
+				return sa.Streaming && sa.PeerFlushLagBytes == 0 && sb.ReceiverStreaming && sb.InRecovery
+			})
+			sb := b.status(t)
+			if sb.Timeline != 1 || sb.ReplayLSN == 0 || sb.ReceiveLSN == 0 || sb.LastCommit.IsZero() {
+				t.Fatalf("standby status: %+v", sb)
+			}
+			if err := b.m.Start(ctx, true); err != nil {
+				t.Fatalf("Start when running as standby: %v", err)
+			}
+			if r := maxRev(t, b); r != 51 {
+				t.Fatalf("standby max revision %d, want 51", r)
+			}
+			mustPut(t, a.kine(t), "/registry/sync", "acknowledged by both")
+		}},
+		{"pg_hba admits replication from the peer only", func(t *testing.T) {
+			ctx := ctxT(t, 20*time.Second)
+			replConn := func(src string) error {
+				cfg, err := pgconn.ParseConfig("sslmode=disable")
+				if err != nil {
+					return err
+				}
+				cfg.Host, cfg.Port, cfg.User, cfg.Password = addrA, testPort, replUser, a.s.ReplPassword
+				cfg.Fallbacks, cfg.TLSConfig = nil, nil
+				cfg.RuntimeParams = map[string]string{"replication": "true"}
+				cfg.DialFunc = boundDialer(src)
+				c, err := pgconn.ConnectConfig(ctx, cfg)
+				if err != nil {
+					return err
+				}
+				defer c.Close(ctx)
+				_, err = c.Exec(ctx, "IDENTIFY_SYSTEM").ReadAll()
+				return err
+			}
+			if err := replConn(addrB); err != nil {
+				t.Fatalf("replication from the peer: %v", err)
+			}
+			err := replConn(addrX)
+			if err == nil || !strings.Contains(err.Error(), "no pg_hba.conf entry") {
+				t.Fatalf("replication from %s: %v, want refused by pg_hba", addrX, err)
+			}
+			// Nor may kine connect from a third address.
+			k, err := remote(ctx, addrA, testPort, a.s.KinePassword, addrX)
+			if err == nil {
+				k.Close(ctx)
+				t.Fatalf("kine from %s admitted", addrX)
+			}
+		}},
+		{"ping", func(t *testing.T) {
+			if err := Ping(ctxT(t, 5*time.Second), addrA, testPort, a.s.KinePassword); err != nil {
+				t.Fatalf("ping the primary: %v", err)
+			}
+			if err := Ping(ctxT(t, 5*time.Second), addrB, testPort, b.s.KinePassword); err != nil {
+				t.Fatalf("ping the standby: %v", err)
+			}
+			err := Ping(ctxT(t, 5*time.Second), addrA, testPort, "wrong")
+			if err == nil || strings.Contains(err.Error(), "wrong") {
+				t.Fatalf("ping with a wrong password: %v", err)
+			}
+			// A server that accepts and never answers: the deadline holds.
+			ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", addrX+":0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					defer c.Close()
+				}
+			}()
+			port := ln.Addr().(*net.TCPAddr).Port
+			start := time.Now()
+			if err := Ping(ctxT(t, 300*time.Millisecond), addrX, port, "x"); err == nil {
+				t.Fatal("ping of a silent server succeeded")
+			}
+			if d := time.Since(start); d > 1500*time.Millisecond {
+				t.Fatalf("ping ignored its deadline: %s", d)
+			}
+		}},
+		{"synchronous commit blocks without the standby and SetSync(false) releases it", func(t *testing.T) {
+			ctx := ctxT(t, 60*time.Second)
+			if err := b.m.Stop(ctx, false); err != nil {
+				t.Fatal(err)
+			}
+			k := a.kine(t)
+			done := make(chan error, 1)
+			go func() { _, err := put(ctx, k, "/registry/blocked", "waits for b"); done <- err }()
+			select {
+			case err := <-done:
+				t.Fatalf("write returned without the synchronous standby: %v", err)
+			case <-time.After(700 * time.Millisecond):
+			}
+			var waiting int
+			if err := a.super(t, "postgres").QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'").Scan(&waiting); err != nil || waiting != 1 {
+				t.Fatalf("backends waiting on SyncRep: %d, %v", waiting, err)
+			}
+			start := time.Now()
+			if err := a.m.SetSync(ctx, false); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+				timings["sync-off release"] = time.Since(start)
+			case <-time.After(time.Second):
+				t.Fatal("write still blocked 1 s after SetSync(false)")
+			}
+			if err := b.m.Start(ctx, true); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 15*time.Second, "b streams again", func() bool { return a.status(t).Streaming })
+			if err := a.m.SetSync(ctx, true); err != nil {
+				t.Fatal(err)
+			}
+			mustPut(t, k, "/registry/sync2", "both again")
+			waitFor(t, 5*time.Second, "b replays everything", func() bool { return maxRev(t, b) == maxRev(t, a) })
+		}},
+		{"promote the standby after the leader crashed", func(t *testing.T) {
+			ctx := ctxT(t, 60*time.Second)
+			if err := a.m.Stop(ctx, true); err != nil {
+				t.Fatal(err)
+			}
+			// As if b had been cloned with pg_basebackup -R from a
+			// synchronous leader: the trap Promote must clear.
+			if err := execAll(ctx, b.super(t, "postgres"), "inherit", `ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 ("a")'`, "SELECT pg_reload_conf()"); err != nil {
+				t.Fatal(err)
+			}
+			fork = maxRev(t, b)
+			took, err := b.m.Promote(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			timings["pg_promote"] = took
+			st := b.status(t)
+			if st.InRecovery || st.Timeline != 2 || st.SyncStandbyNames != "" {
+				t.Fatalf("after promote: %+v", st)
+			}
+			if auto := b.file(t, "postgresql.auto.conf"); strings.Contains(auto, "primary_conninfo") || strings.Contains(auto, `"a"`) {
+				t.Fatalf("auto.conf after promote:\n%s", auto)
+			}
+			wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			if _, err := put(wctx, b.kine(t), "/registry/after-promote", "no standby to wait for"); err != nil {
+				t.Fatalf("write after promote: %v", err)
+			}
+			if d, err := b.m.Promote(ctx); err != nil || d != 0 {
+				t.Fatalf("second Promote: %s, %v", d, err)
+			}
+			if err := b.m.RecordTerm(ctx, 2, "promote", "b", fork); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.m.EnsureSlot(ctx, "twonode_a"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"revision fence", func(t *testing.T) {
+			ctx := ctxT(t, 30*time.Second)
+			before := maxRev(t, b)
+			f, err := b.m.RevisionFence(ctx, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f < before+1000 || f > before+1000+40 { // the sequence may run ahead of max(id) by its cache
+				t.Fatalf("fence %d, max revision was %d", f, before)
+			}
+			k := b.kine(t)
+			var name string
+			var deleted int
+			if err := k.QueryRow(ctx, "SELECT name, deleted FROM kine WHERE id = $1", f).Scan(&name, &deleted); err != nil || name != fenceName || deleted != 1 {
+				t.Fatalf("filler row: %q deleted=%d %v", name, deleted, err)
+			}
+			var compact int64
+			if err := k.QueryRow(ctx, "SELECT prev_revision FROM kine WHERE name = 'compact_rev_key'").Scan(&compact); err != nil || compact != f {
+				t.Fatalf("compact revision %d, want %d (%v)", compact, f, err)
+			}
+			var between int
+			if err := k.QueryRow(ctx, "SELECT count(*) FROM kine WHERE id > $1 AND id < $2", before, f).Scan(&between); err != nil || between != 0 {
+				t.Fatalf("%d rows inside the fence gap, %v", between, err)
+			}
+			if id := mustPut(t, k, "/registry/winner", "written after the fence"); id != f+1 {
+				t.Fatalf("first revision after the fence %d, want %d", id, f+1)
+			}
+		}},
+		{"split brain: the loser archives exactly its divergent rows", func(t *testing.T) {
+			ctx := ctxT(t, 30*time.Second)
+			// The crashed old leader comes back as a primary, isolated from b:
+			// it accepts writes b never sees.
+			if err := a.m.Start(ctx, false); err != nil {
+				t.Fatal(err)
+			}
+			k := a.kine(t)
+			for i := range 5 {
+				splitIDs = append(splitIDs, mustPut(t, k, fmt.Sprintf("/split/k%d", i), fmt.Sprintf("only on a %d", i)))
+			}
+			// Same id as on b, different value: divergent too.
+			if _, err := k.Exec(ctx, "UPDATE kine SET value = 'changed on a' WHERE id = 10"); err != nil {
+				t.Fatal(err)
+			}
+			splitIDs = append(splitIDs, 10)
+			// Never archived: Kine's bookkeeping rows.
+			if _, err := k.Exec(ctx, `INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease)
+				VALUES ('gap-123', 0, 1, 0, 0, 0)`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := k.Exec(ctx, "UPDATE kine SET prev_revision = 42 WHERE name = 'compact_rev_key'"); err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(splitIDs)
+			var buf bytes.Buffer
+			created := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+			n, err := a.m.Archive(ctx, fork, &buf, ArchiveHeader{Node: "a", Winner: "b", Term: 1, Created: created})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(&buf)
+			sc.Buffer(nil, 1<<20)
+			if !sc.Scan() {
+				t.Fatal("empty archive")
+			}
+			var h ArchiveHeader
+			if err := json.Unmarshal(sc.Bytes(), &h); err != nil {
+				t.Fatal(err)
+			}
+			want := ArchiveHeader{Kind: "header", Node: "a", Winner: "b", Term: 1, ForkRev: fork, Count: len(splitIDs), Created: created}
+			if h != want || n != len(splitIDs) {
+				t.Fatalf("header %+v (n=%d), want %+v", h, n, want)
+			}
+			var got []int64
+			for sc.Scan() {
+				var r archiveRow
+				if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, r.ID)
+				if r.ID == 10 && string(r.Value) != "changed on a" {
+					t.Fatalf("row 10 value %q", r.Value)
+				}
+				if r.ID != 10 && !strings.HasPrefix(string(r.Value), "only on a") {
+					t.Fatalf("row %d value %q", r.ID, r.Value)
+				}
+			}
+			if !slices.Equal(got, splitIDs) {
+				t.Fatalf("archived ids %v, want %v", got, splitIDs)
+			}
+		}},
+		{"rewind the crashed old leader into a standby of the new one", func(t *testing.T) {
+			ctx := ctxT(t, 90*time.Second)
+			if err := a.m.Stop(ctx, true); err != nil { // crashed: Rewind must recover it first
+				t.Fatal(err)
+			}
+			start := time.Now()
+			if err := a.m.Rewind(ctx); err != nil {
+				t.Fatal(err)
+			}
+			timings["rewind (incl. crash recovery)"] = time.Since(start)
+			if !strings.Contains(a.file(t, "postgresql.auto.conf"), "host=127.0.0.2") {
+				t.Fatal("rewound node does not point at b")
+			}
+			if err := a.m.Start(ctx, true); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 15*time.Second, "a streams from b", func() bool {
+				sb, sa := b.status(t), a.status(t)
+				return sb.Streaming && sa.ReceiverStreaming && maxRev(t, a) == maxRev(t, b)
+			})
+			if st := a.status(t); st.Timeline != 2 || !st.InRecovery {
+				t.Fatalf("rewound standby: %+v", st)
+			}
+			var n int
+			if err := a.super(t, "kine").QueryRow(ctx, "SELECT count(*) FROM kine WHERE name LIKE '/split/%' OR value = 'changed on a'").Scan(&n); err != nil || n != 0 {
+				t.Fatalf("divergent rows survived the rewind: %d, %v", n, err)
+			}
+			// The terms table replicated.
+			if err := a.super(t, "kine").QueryRow(ctx, "SELECT count(*) FROM twonode_terms").Scan(&n); err != nil || n != 2 {
+				t.Fatalf("terms on the standby: %d, %v", n, err)
+			}
+		}},
+		{"a primary start on a standby's data promotes it to a new timeline", func(t *testing.T) {
+			ctx := ctxT(t, 60*time.Second)
+			if err := b.m.Stop(ctx, false); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.m.Start(ctx, false); err == nil {
+				t.Fatal("Start as primary of a running standby: no error")
+			}
+			if err := a.m.Stop(ctx, false); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.m.Start(ctx, false); err != nil {
+				t.Fatal(err)
+			}
+			if st := a.status(t); st.InRecovery || st.Timeline != 3 {
+				t.Fatalf("after a primary start of standby data: %+v", st)
+			}
+			mustPut(t, a.kine(t), "/registry/a-again", "writable")
+		}},
+		{"no password in any file but the passfiles", func(t *testing.T) {
+			for _, pw := range []string{a.s.ReplPassword, a.s.KinePassword} {
+				_ = filepath.WalkDir(testRoot, func(p string, d fs.DirEntry, err error) error {
+					if err != nil || d.IsDir() || strings.HasSuffix(p, ".pgpass") || !d.Type().IsRegular() {
+						return nil
+					}
+					if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(pw)) {
+						t.Errorf("a password appears in %s", p)
+					}
+					return nil
+				})
+			}
+		}},
+	}
+	for _, s := range steps {
+		if !t.Run(s.name, s.f) {
+			return
+		}
+	}
+}

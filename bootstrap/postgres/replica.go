@@ -1,0 +1,133 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// BaseBackup replaces the local data with a copy of the peer's, taken
+// through this node's slot there (the leader creates it with EnsureSlot),
+// and prepares it as a standby without starting it.
+//
+// The copy goes to a sibling directory first: the old data stays in place
+// until the copy is complete, so a failed or interrupted copy leaves the
+// node as it was; the old data is deleted after the swap.
+func (m *Manager) BaseBackup(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := checkName("node name", m.s.NodeName); err != nil {
+		return err
+	}
+	if err := m.stop(ctx, true); err != nil { // its data is being replaced
+		return err
+	}
+	newDir, oldDir := m.s.DataDir+".new", m.s.DataDir+".old"
+	if err := os.RemoveAll(newDir); err != nil {
+		return fmt.Errorf("postgres: base backup: remove an earlier attempt: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(m.s.DataDir), 0o755); err != nil {
+		return fmt.Errorf("postgres: base backup: %w", err)
+	}
+	if err := m.ensureDir(newDir); err != nil {
+		return err
+	}
+	if err := m.writePassfile(); err != nil {
+		return err
+	}
+	start := time.Now()
+	// Its own application_name: the backup's WAL stream must never be taken
+	// for the synchronous standby.
+	src := m.replConninfo("twonode_basebackup", "")
+	out, err := m.run(ctx, []string{"PGPASSFILE=" + m.passfile()}, "pg_basebackup",
+		"-D", newDir, "-d", src, "-X", "stream", "-S", slotName(m.s.NodeName), "-c", "fast", "-w")
+	if err != nil {
+		os.RemoveAll(newDir)
+		return toolErr("pg_basebackup from "+m.s.PeerAddress, err, out)
+	}
+	took := time.Since(start)
+	if err := os.RemoveAll(oldDir); err != nil {
+		return fmt.Errorf("postgres: base backup: %w", err)
+	}
+	if err := os.Rename(m.s.DataDir, oldDir); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("postgres: base backup: move the old data aside: %w", err)
+	}
+	if err := os.Rename(newDir, m.s.DataDir); err != nil {
+		return fmt.Errorf("postgres: base backup: move the copy into place: %w", err)
+	}
+	syncDir(filepath.Dir(m.s.DataDir))
+	if err := m.prepareStandby(true, false); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(oldDir); err != nil {
+		return fmt.Errorf("postgres: base backup: delete the old data: %w", err)
+	}
+	m.log.Info("base backup done", "from", m.s.PeerAddress, "took", took.Round(time.Millisecond))
+	return nil
+}
+
+// Rewind makes the local data a standby of the peer with pg_rewind, which
+// copies only what changed since the two diverged. On error the caller
+// falls back to BaseBackup.
+//
+// pg_rewind needs a cleanly stopped target. A crashed one first finishes
+// recovery isolated (no TCP listener) in the role it had: a standby as a
+// standby, because a standby opened as a primary would write a checkpoint
+// on the peer's timeline, and pg_rewind would see no divergence at all.
+func (m *Manager) Rewind(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := checkName("node name", m.s.NodeName); err != nil {
+		return err
+	}
+	if !m.HasData() {
+		return fmt.Errorf("postgres: rewind: no cluster in %s", m.s.DataDir)
+	}
+	if err := m.stop(ctx, false); err != nil {
+		return err
+	}
+	state, err := m.clusterState(ctx)
+	if err != nil {
+		return err
+	}
+	if !cleanlyStopped(state) {
+		standby := m.exists("standby.signal")
+		m.log.Warn("rewind: last shutdown was not clean: finishing recovery isolated first", "state", state, "standby", standby)
+		if err := m.startIsolated(ctx, standby); err != nil {
+			return fmt.Errorf("postgres: rewind: recovery before rewinding: %w", err)
+		}
+		if err := m.stop(ctx, false); err != nil {
+			return err
+		}
+		if state, err = m.clusterState(ctx); err != nil {
+			return err
+		}
+		if !cleanlyStopped(state) {
+			return fmt.Errorf("postgres: rewind: still %q after recovery", state)
+		}
+	}
+	if err := m.writePassfile(); err != nil {
+		return err
+	}
+	start := time.Now()
+	out, err := m.run(ctx, []string{"PGPASSFILE=" + m.passfile()}, "pg_rewind",
+		"--target-pgdata="+m.s.DataDir, "--source-server="+m.replConninfo("twonode_rewind", "postgres"))
+	if err != nil {
+		return toolErr("pg_rewind from "+m.s.PeerAddress, err, out)
+	}
+	m.log.Info("rewind done", "from", m.s.PeerAddress, "took", time.Since(start).Round(time.Millisecond),
+		"result", lastLine(out))
+	// pg_rewind copied the peer's configuration files: ours again.
+	return m.prepareStandby(true, false)
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}

@@ -1,0 +1,144 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Status is what the agent observes of its PostgreSQL each tick.
+type Status struct {
+	Up, InRecovery bool
+	// LastCommit is the newest commit this server knows (written or
+	// replayed; track_commit_timestamp=on); zero if none is known.
+	LastCommit                        time.Time
+	CurrentLSN, ReceiveLSN, ReplayLSN uint64 // whichever apply to the role
+	Timeline                          int
+	SyncStandbyNames                  string
+	Streaming                         bool  // (primary) the peer's walsender is streaming
+	PeerFlushLagBytes                 int64 // (primary) current - the peer's flush LSN; -1 if no row
+	ReceiverStreaming                 bool  // (standby) the walreceiver is streaming
+}
+
+// Status reports the local server. A server that does not accept
+// connections is Up=false with a nil error: down is a state, not a fault.
+func (m *Manager) Status(ctx context.Context) (Status, error) {
+	st := Status{PeerFlushLagBytes: -1}
+	c, err := m.local(ctx, "postgres")
+	if err != nil {
+		return st, nil
+	}
+	defer closeQuietly(c)
+	err = c.QueryRow(ctx, `SELECT pg_is_in_recovery(), current_setting('synchronous_standby_names')`).
+		Scan(&st.InRecovery, &st.SyncStandbyNames)
+	if err != nil {
+		return st, fmt.Errorf("postgres: status: %w", err)
+	}
+	st.Up = true
+	st.LastCommit = m.lastCommit(ctx, c)
+	// The role can change between the queries (a promotion): the details
+	// are then missing for one tick, which must not read as "down".
+	if st.InRecovery {
+		err = m.standbyStatus(ctx, c, &st)
+	} else {
+		err = m.primaryStatus(ctx, c, &st)
+	}
+	if err != nil && ctx.Err() == nil {
+		m.log.Warn("status: replication details unavailable", "err", err)
+		err = nil
+	}
+	return st, err
+}
+
+// lastCommit is the newest commit time known here, zero if none. Not
+// knowing it is no reason to report the server down, so errors only log.
+func (m *Manager) lastCommit(ctx context.Context, c querier) time.Time {
+	var t *time.Time
+	err := c.QueryRow(ctx, `SELECT COALESCE((pg_last_committed_xact()).timestamp, pg_last_xact_replay_timestamp())`).Scan(&t)
+	if err == nil && t == nil {
+		// After a restart the server forgets its last commit until the next
+		// one: look it up among the most recent transaction ids.
+		err = c.QueryRow(ctx, `SELECT max(pg_xact_commit_timestamp(((x % 4294967296)::text)::xid))
+			FROM generate_series(greatest(txid_snapshot_xmax(txid_current_snapshot()) - 1000, 3),
+				txid_snapshot_xmax(txid_current_snapshot()) - 1) AS x
+			WHERE x % 4294967296 >= 3`).Scan(&t)
+	}
+	if err != nil {
+		m.log.Debug("status: last commit time unknown", "err", err)
+		return time.Time{}
+	}
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+func (m *Manager) primaryStatus(ctx context.Context, c querier, st *Status) error {
+	var cur, tli string
+	if err := c.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text, substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)`).
+		Scan(&cur, &tli); err != nil {
+		return fmt.Errorf("postgres: status: wal position: %w", err)
+	}
+	st.CurrentLSN, _ = parseLSN(cur)
+	t, _ := strconv.ParseInt(tli, 16, 64)
+	st.Timeline = int(t)
+	// Several rows may carry the peer's name (a base backup's stream does
+	// not: it names itself): prefer the one that streams.
+	var state *string
+	var lag *int64
+	err := c.QueryRow(ctx, `SELECT state, (pg_current_wal_lsn() - flush_lsn)::bigint FROM pg_stat_replication
+		WHERE application_name = $1 ORDER BY state = 'streaming' DESC, flush_lsn DESC NULLS LAST LIMIT 1`, m.s.PeerName).
+		Scan(&state, &lag)
+	if err != nil {
+		if isNoRows(err) {
+			return nil
+		}
+		return fmt.Errorf("postgres: status: pg_stat_replication: %w", err)
+	}
+	st.Streaming = state != nil && *state == "streaming"
+	if lag != nil {
+		st.PeerFlushLagBytes = *lag
+	}
+	return nil
+}
+
+func (m *Manager) standbyStatus(ctx context.Context, c querier, st *Status) error {
+	var recv, replay, status *string
+	var ckptTLI int
+	var recvTLI *int
+	err := c.QueryRow(ctx, `SELECT pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,
+		(SELECT timeline_id FROM pg_control_checkpoint()),
+		(SELECT status FROM pg_stat_wal_receiver), (SELECT received_tli FROM pg_stat_wal_receiver)`).
+		Scan(&recv, &replay, &ckptTLI, &status, &recvTLI)
+	if err != nil {
+		return fmt.Errorf("postgres: status: standby positions: %w", err)
+	}
+	if recv != nil {
+		st.ReceiveLSN, _ = parseLSN(*recv)
+	}
+	if replay != nil {
+		st.ReplayLSN, _ = parseLSN(*replay)
+	}
+	st.Timeline = ckptTLI
+	if recvTLI != nil && *recvTLI > st.Timeline {
+		st.Timeline = *recvTLI
+	}
+	st.ReceiverStreaming = status != nil && *status == "streaming"
+	return nil
+}
+
+// parseLSN reads PostgreSQL's "X/Y" notation.
+func parseLSN(s string) (uint64, error) {
+	hi, lo, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, fmt.Errorf("bad LSN %q", s)
+	}
+	h, err1 := strconv.ParseUint(hi, 16, 32)
+	l, err2 := strconv.ParseUint(lo, 16, 32)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("bad LSN %q", s)
+	}
+	return h<<32 | l, nil
+}

@@ -1,0 +1,47 @@
+// Command twonode-lab runs the two-node lab on this machine (as root):
+// `run` (form, crash the leader, rejoin), `down`, and `bench`.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/twonode-edge/twonode/e2e/lab"
+)
+
+func main() {
+	app := &cli.App{
+		Name:  "twonode-lab",
+		Usage: "a real twonode pair in network namespaces on this machine (needs root)",
+		Commands: []*cli.Command{
+			{
+				Name:  "run",
+				Usage: "form a pair, write, pull the leader's power, show the timeline, rejoin",
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "keep", Usage: "leave the pair running (remove it with `make lab-down`)", EnvVars: []string{"TWONODE_LAB_KEEP"}}},
+				Action: func(c *cli.Context) error {
+					return lab.Run(c.Context, lab.Options{Keep: c.Bool("keep"), Out: os.Stdout})
+				},
+			},
+			{Name: "down", Usage: "remove a lab left running", Action: func(*cli.Context) error { return lab.Down() }},
+			{
+				Name:  "bench",
+				Usage: "repeat the leader crash and print median and p95 RTO with pg_promote and Kine ready times",
+				Flags: []cli.Flag{&cli.IntFlag{Name: "runs", Value: 10, Usage: "how many leader crashes", EnvVars: []string{"TWONODE_BENCH_RUNS"}}},
+				Action: func(c *cli.Context) error {
+					return lab.Bench(c.Context, c.Int("runs"), os.Stdout)
+				},
+			},
+		},
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := app.RunContext(ctx, os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "twonode-lab:", err)
+		os.Exit(1)
+	}
+}

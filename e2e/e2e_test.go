@@ -1,0 +1,124 @@
+// Package e2e runs the pair end to end: real PostgreSQL, Kine and agents
+// as separate hosts in network namespaces, faults made by killing processes
+// and by nftables rules, and an etcd client that records every
+// acknowledged write and a watch that must never see a revision go back.
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twonode-edge/twonode/e2e/cluster"
+	"github.com/twonode-edge/twonode/e2e/harness"
+)
+
+const formTimeout = 60 * time.Second
+
+// newCluster builds a pair for one test and tears it down afterwards; on
+// failure it keeps the directory and prints the agents' log tails.
+func newCluster(t *testing.T, prefix string, subnet int) *cluster.Cluster {
+	t.Helper()
+	o, err := cluster.FromEnv(cluster.Options{
+		Prefix: prefix, Subnet: subnet,
+		Dir: filepath.Join("/var/tmp/twonode-e2e", prefix),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.RemoveAll(o.Dir)
+	if err := os.MkdirAll("/var/tmp/twonode-e2e", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c, err := cluster.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range []string{"a", "b"} {
+				t.Logf("--- agent %s log tail:\n%s", n, c.Logs(n, 60))
+			}
+			t.Logf("cluster directory kept: %s", o.Dir)
+		}
+		if err := c.Close(!t.Failed()); err != nil {
+			t.Logf("cleanup: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), formTimeout)
+	defer cancel()
+	start := time.Now()
+	if err := c.Form(ctx, formTimeout); err != nil {
+		t.Fatalf("forming the pair: %v", err)
+	}
+	t.Logf("pair formed in %s", time.Since(start).Round(time.Millisecond))
+	return c
+}
+
+func targets(t *testing.T, c *cluster.Cluster) []harness.Target {
+	t.Helper()
+	ts, err := c.Net.NodeClients(2 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { harness.CloseTargets(ts) })
+	return ts
+}
+
+// clientOf returns the target of one node.
+func clientOf(ts []harness.Target, node string) harness.Target {
+	for _, t := range ts {
+		if t.Node == node {
+			return t
+		}
+	}
+	panic("no target " + node)
+}
+
+// verify checks every acknowledged write through node and returns the lost ones.
+func verify(t *testing.T, ts []harness.Target, node string, acked []harness.Op) []harness.Op {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var lost []harness.Op
+	var err error
+	for i := 0; i < 50; i++ { // the survivor's Kine may still be re-pointing
+		if lost, err = harness.Verify(ctx, clientOf(ts, node).Client, acked); err == nil {
+			return lost
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("reading back through %s: %v", node, err)
+	return nil
+}
+
+func wait(t *testing.T, c *cluster.Cluster, node string, d time.Duration, states ...string) {
+	t.Helper()
+	if _, err := c.WaitState(context.Background(), node, d, states...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func result(t *testing.T, r harness.Result) {
+	t.Helper()
+	_ = harness.PrintResult(os.Stdout, r)
+	if r.Lost != r.Archived {
+		t.Errorf("%s: lost %d acknowledged writes but archived %d", r.Scenario, r.Lost, r.Archived)
+	}
+}
+
+// promotions counts how often the node became leader by a promotion or a
+// take-over, from its agent's transition log lines.
+func promotions(c *cluster.Cluster, node string) int {
+	b, _ := os.ReadFile(filepath.Join(c.Nodes[node].Dir, "agent.log"))
+	n := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "→ leader_alone") && (strings.Contains(l, "promot") || strings.Contains(l, "takes over") || strings.Contains(l, "taking over")) {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# `make bench`: repeats the leader crash (RUNS, default 10) and prints the
+# median and p95 RTO beside pg_promote and Kine ready times. Not part of the
+# tests: figures are printed, not asserted.
+set -euo pipefail
+exec "$(dirname "$0")/lab.sh" bench

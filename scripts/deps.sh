@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what the lab and the tests need from Debian's packages, only when
+# missing. Needs root (the lab and the end-to-end tests build network
+# namespaces and run PostgreSQL as its own user).
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "twonode: this needs root (network namespaces, nftables, PostgreSQL as user postgres); run it with sudo" >&2
+	exit 1
+fi
+
+need=()
+command -v ip >/dev/null || need+=(iproute2)
+command -v nft >/dev/null || need+=(nftables)
+command -v go >/dev/null || { echo "twonode: Go is not on PATH (expected /usr/local/go/bin)" >&2; exit 1; }
+command -v gcc >/dev/null || need+=(gcc)
+ls /usr/lib/postgresql/*/bin/pg_rewind >/dev/null 2>&1 || need+=(postgresql)
+command -v shellcheck >/dev/null || need+=(shellcheck)
+
+if [ ${#need[@]} -gt 0 ]; then
+	echo "twonode: installing ${need[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# The distribution's cluster (if the package created one) is not ours: keep
+# it stopped so that it does not hold ports or memory.
+if command -v pg_lsclusters >/dev/null; then
+	pg_lsclusters -h 2>/dev/null | while read -r ver name _; do
+		pg_ctlcluster "$ver" "$name" stop 2>/dev/null || true
+	done
+fi
+id postgres >/dev/null 2>&1 || { echo "twonode: the postgres OS user is missing after installing postgresql" >&2; exit 1; }

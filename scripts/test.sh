@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The test command (`make test`, and what .ci/run calls): installs what is
+# missing, builds, and runs every test, the end-to-end scenarios on real
+# PostgreSQL, Kine and agents in network namespaces included. Needs root.
+# It fails loudly when a prerequisite is missing; nothing is skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=$PATH:/usr/local/go/bin
+
+scripts/deps.sh
+scripts/build.sh
+
+echo "== static checks" >&2
+unformatted=$(gofmt -l bootstrap cmd e2e)
+if [ -n "$unformatted" ]; then
+	echo "gofmt needed on: $unformatted" >&2
+	exit 1
+fi
+go vet ./...
+shellcheck scripts/*.sh .ci/run
+
+export TWONODE_BIN=$PWD/bin/twonode KINE_BIN=$PWD/bin/kine
+
+echo "== unit, integration and end-to-end tests" >&2
+go test -count=1 -timeout 40m ./... 2>&1 | tee /tmp/twonode-test.log
+
+echo "== short fuzz runs (seed corpora are in testdata/fuzz)" >&2
+fuzz() { go test -run='^$' -fuzz="^$2\$" -fuzztime="${FUZZTIME:-10s}" "$1"; }
+fuzz ./bootstrap/config FuzzParse
+fuzz ./bootstrap/peer FuzzDecodePause
+fuzz ./bootstrap/peer FuzzDecodeHandover
+fuzz ./bootstrap/peer FuzzServeRequest
+
+echo "== results" >&2
+grep -h '^RESULT ' /tmp/twonode-test.log || true
+passed=$(grep -c '^--- PASS\|^ok ' /tmp/twonode-test.log || true)
+echo "all tests passed ($passed packages and top-level tests reported ok)"
