@@ -85,7 +85,11 @@ func (h *LocalHandler) Status(context.Context) localapi.StatusReport {
 		KineEndpoint: a.d.Kine.Target(), LastTransition: lastTrans, LastTransitionAt: lastAt,
 		LastFailover: failover, ClockOffset: st.PairOffset, Archives: st.Archives, Version: Version,
 	}
-	if until := last.o.Self.PausedUntil; until.After(now) {
+	until := last.o.Self.PausedUntil // includes the peer's pause
+	if st.PausedUntil.After(until) {
+		until = st.PausedUntil // set since the last tick
+	}
+	if until.After(now) {
 		r.Paused, r.PausedUntil = true, until
 	}
 	return r
