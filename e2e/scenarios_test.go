@@ -25,10 +25,10 @@ func TestLeaderCrashThenReturn(t *testing.T) {
 	go w.Run(ctx, 50)
 	time.Sleep(2 * time.Second)
 
-	fault := time.Now()
 	if err := c.PowerOff("a"); err != nil {
 		t.Fatal(err)
 	}
+	fault := time.Now() // every process of the node is dead now
 	wait(t, c, "b", 30*time.Second, "leader_alone")
 	time.Sleep(2 * time.Second)
 	cancel()
@@ -80,10 +80,10 @@ func TestFollowerCrashThenNewNode(t *testing.T) {
 	w := harness.NewWriter("follower-crash", clientOf(ts, "a"))
 	go w.Run(ctx, 50)
 	time.Sleep(2 * time.Second)
-	fault := time.Now()
 	if err := c.PowerOff("b"); err != nil {
 		t.Fatal(err)
 	}
+	fault := time.Now() // every process of the node is dead now
 	wait(t, c, "a", 30*time.Second, "leader_alone")
 	time.Sleep(time.Second)
 	ack, ok := w.FirstAckAfter(fault)

@@ -58,8 +58,11 @@ func (m *Manager) RevisionFence(ctx context.Context, margin int64) (int64, error
 		return 0, err
 	}
 	// Shaped like Kine's own gap filler: deleted, no values.
+	// prev_revision chains to the previous fence row, as Kine chains the
+	// rows of one key: its unique index on (name, prev_revision) forbids two
+	// fences with the same one.
 	if err := step("filler row", `INSERT INTO kine(id, name, created, deleted, create_revision, prev_revision, lease, value, old_value)
-		VALUES ($1, $2, 0, 1, 0, 0, 0, NULL, NULL)`, f, fenceName); err != nil {
+		VALUES ($1, $2, 0, 1, 0, COALESCE((SELECT max(id) FROM kine WHERE name = $2), 0), 0, NULL, NULL)`, f, fenceName); err != nil {
 		return 0, err
 	}
 	tag, err := tx.Exec(ctx, "UPDATE kine SET prev_revision = $1 WHERE name = $2", f, compactRevKey)

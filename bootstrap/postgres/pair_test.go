@@ -404,6 +404,15 @@ func TestPair(t *testing.T) {
 			if id := mustPut(t, k, "/registry/winner", "written after the fence"); id != f+1 {
 				t.Fatalf("first revision after the fence %d, want %d", id, f+1)
 			}
+			// A second promotion fences again (Kine's unique index on
+			// (name, prev_revision) must not refuse the second filler row).
+			f2, err := b.m.RevisionFence(ctx, 1000)
+			if err != nil || f2 < f+1000 {
+				t.Fatalf("second fence %d after %d: %v", f2, f, err)
+			}
+			if id := mustPut(t, k, "/registry/winner2", "written after the second fence"); id != f2+1 {
+				t.Fatalf("first revision after the second fence %d, want %d", id, f2+1)
+			}
 		}},
 		{"split brain: the loser archives exactly its divergent rows", func(t *testing.T) {
 			ctx := ctxT(t, 30*time.Second)

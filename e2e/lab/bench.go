@@ -19,7 +19,7 @@ import (
 // rejoins before the next crash) and prints the RTO, fault to the first
 // acknowledged write through the survivor's Kine, with the same run's
 // pg_promote and Kine ready times from the survivor's log.
-func Bench(ctx context.Context, runs int, out io.Writer) error {
+func Bench(ctx context.Context, runs int, out io.Writer) (err error) {
 	opts, err := cluster.FromEnv(cluster.Options{Prefix: Prefix, Subnet: subnet, Dir: Dir})
 	if err != nil {
 		return err
@@ -29,7 +29,14 @@ func Bench(ctx context.Context, runs int, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close(true)
+	defer func() {
+		if err != nil {
+			fmt.Fprintf(out, "keeping %s for inspection (logs in {a,b}/agent.log); `make lab-down` removes it\n", Dir)
+			_ = c.Close(false)
+			return
+		}
+		_ = c.Close(true)
+	}()
 	if err := c.Form(ctx, 90*time.Second); err != nil {
 		return err
 	}
@@ -46,11 +53,11 @@ func Bench(ctx context.Context, runs int, out io.Writer) error {
 		wctx, stop := context.WithCancel(ctx)
 		go w.Run(wctx, 50)
 		time.Sleep(time.Second)
-		fault := time.Now()
 		if err := c.PowerOff(leader); err != nil {
 			stop()
 			return err
 		}
+		fault := time.Now() // every process of the node is dead now
 		if _, err := c.WaitState(ctx, follower, 60*time.Second, "leader_alone"); err != nil {
 			stop()
 			return err

@@ -79,10 +79,10 @@ func Run(ctx context.Context, o Options) (err error) {
 	sleep(ctx, 3*time.Second)
 
 	step(out, "pulling the power on the leader, a (every process SIGKILLed)")
-	fault := time.Now()
 	if err := c.PowerOff("a"); err != nil {
 		return err
 	}
+	fault := time.Now() // every process of the node is dead now
 	st, err := c.WaitState(ctx, "b", 60*time.Second, "leader_alone", "leader")
 	if err != nil {
 		return err
