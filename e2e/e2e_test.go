@@ -6,12 +6,14 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twonode-edge/twonode/bootstrap/postgres"
 	"github.com/twonode-edge/twonode/e2e/cluster"
 	"github.com/twonode-edge/twonode/e2e/harness"
 )
@@ -121,4 +123,45 @@ func promotions(c *cluster.Cluster, node string) int {
 		}
 	}
 	return n
+}
+
+// checkNoSecrets: neither the cluster secret nor the passwords derived from
+// it appear in any log or in any process's arguments.
+func checkNoSecrets(t *testing.T, c *cluster.Cluster) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(c.Opts.Dir, "secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := strings.TrimSpace(string(raw))
+	repl, kine := postgres.DerivePasswords([]byte(secret))
+	needles := map[string]string{"cluster secret": secret, "replication password": repl, "kine password": kine}
+	var haystacks []string
+	for _, n := range c.Nodes {
+		for _, f := range []string{"agent.log", "data/postgresql.log", "run/kine.log"} {
+			if b, err := os.ReadFile(filepath.Join(n.Dir, f)); err == nil {
+				haystacks = append(haystacks, f+" of "+n.Name+"\x00"+string(b))
+			}
+		}
+		pids, err := harness.PidsInNetns(n.NS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pid := range pids {
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
+				haystacks = append(haystacks, fmt.Sprintf("arguments of pid %d on %s", pid, n.Name)+"\x00"+string(b))
+			}
+		}
+	}
+	if len(haystacks) < 6 {
+		t.Fatalf("only %d logs and process argument lists to search: the check would prove nothing", len(haystacks))
+	}
+	for _, h := range haystacks {
+		where, text, _ := strings.Cut(h, "\x00")
+		for what, needle := range needles {
+			if strings.Contains(text, needle) {
+				t.Errorf("the %s appears in %s", what, where)
+			}
+		}
+	}
 }

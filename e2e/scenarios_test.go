@@ -67,6 +67,7 @@ func TestLeaderCrashThenReturn(t *testing.T) {
 	t.Logf("old leader rejoined and synchronous again %s after it was started", restored.Round(time.Millisecond))
 	rto := restored.Milliseconds()
 	result(t, harness.Result{Scenario: "old-leader-returns", RTOms: &rto, Acked: len(all), Lost: len(lost)})
+	checkNoSecrets(t, c)
 }
 
 // Scenarios 2 and 4: the follower loses power; the leader keeps accepting

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twonode-edge/twonode/bootstrap/config"
@@ -33,12 +34,14 @@ type Deps struct {
 
 // Agent is the daemon's state; all fields after mu are guarded by it.
 type Agent struct {
-	cfg  *config.Config
-	log  *slog.Logger
-	d    Deps
-	fcfg fsm.Config
-	met  *metrics
-	cmds chan cmdReq
+	cfg        *config.Config
+	log        *slog.Logger
+	d          Deps
+	fcfg       fsm.Config
+	met        *metrics
+	cmds       chan cmdReq
+	lastTickAt atomic.Int64 // unix nanos of the last completed tick, for the watchdog
+	acting     atomic.Bool  // actions are running (a base backup may take minutes)
 
 	mu        sync.Mutex
 	st        Persisted
@@ -141,7 +144,7 @@ func (a *Agent) tick(ctx context.Context, req *cmdReq) {
 	if d.Changed {
 		if now := obs.o.Now; now.Before(a.retryAt) {
 			next, err = d.Hold, fmt.Errorf("waiting %s before retrying: %s", a.retryAt.Sub(now).Round(time.Millisecond), a.lastErr)
-		} else if err = a.execute(ctx, d, obs); err != nil {
+		} else if err = a.executeMarked(ctx, d, obs); err != nil {
 			next = d.Hold
 			a.failed(d, err)
 		} else {
@@ -163,6 +166,7 @@ func (a *Agent) tick(ctx context.Context, req *cmdReq) {
 		}
 	}
 	a.met.update(a, obs)
+	a.lastTickAt.Store(time.Now().UnixNano())
 	if req != nil {
 		req.reply <- cmdResult{consumed: d.Consumed && err == nil, err: err, d: d}
 	}
@@ -203,6 +207,20 @@ func (a *Agent) succeeded(d fsm.Decision, now time.Time) {
 	}
 	a.mu.Unlock()
 	a.met.transitions.WithLabelValues(string(d.From), string(d.To)).Inc()
+}
+
+func (a *Agent) executeMarked(ctx context.Context, d fsm.Decision, obs observed) error {
+	a.acting.Store(true)
+	defer a.acting.Store(false)
+	return a.execute(ctx, d, obs)
+}
+
+// Alive reports whether the loop completed a tick recently: the systemd
+// watchdog is fed only then, so a wedged loop gets the agent restarted
+// (PostgreSQL and Kine keep serving meanwhile).
+func (a *Agent) Alive() bool {
+	last := a.lastTickAt.Load()
+	return a.acting.Load() || last != 0 && time.Since(time.Unix(0, last)) < time.Minute
 }
 
 // do submits an operator's or the peer's command to the loop and waits

@@ -11,8 +11,8 @@ import (
 
 // systemdNotify implements the two messages of sd_notify the unit needs
 // (Type=notify and WatchdogSec): READY=1 once, WATCHDOG=1 at half the
-// watchdog period. Without NOTIFY_SOCKET (the lab, tests) it does nothing.
-func systemdNotify(ctx context.Context, log *slog.Logger) func() {
+// watchdog period while the agent's loop is alive. Without NOTIFY_SOCKET (the lab, tests) it does nothing.
+func systemdNotify(ctx context.Context, log *slog.Logger, alive func() bool) func() {
 	path := os.Getenv("NOTIFY_SOCKET")
 	if path == "" {
 		return func() {}
@@ -36,7 +36,9 @@ func systemdNotify(ctx context.Context, log *slog.Logger) func() {
 				case <-ctx.Done():
 					return
 				case <-t.C:
-					_, _ = conn.Write([]byte("WATCHDOG=1"))
+					if alive() {
+						_, _ = conn.Write([]byte("WATCHDOG=1"))
+					}
 				}
 			}
 		}()
