@@ -3,4 +3,5 @@
 # median and p95 RTO beside pg_promote and Kine ready times. Not part of the
 # tests: figures are printed, not asserted.
 set -euo pipefail
-exec "$(dirname "$0")/lab.sh" bench
+"$(dirname "$0")/lab.sh" bench | tee /tmp/twonode-bench.log
+"$(dirname "$0")/results.sh"

@@ -33,5 +33,6 @@ fuzz ./bootstrap/peer FuzzServeRequest
 
 echo "== results" >&2
 grep -h '^RESULT ' /tmp/twonode-test.log || true
+scripts/results.sh /tmp/twonode-test.log
 passed=$(grep -c '^--- PASS\|^ok ' /tmp/twonode-test.log || true)
 echo "all tests passed ($passed packages and top-level tests reported ok)"
