@@ -46,7 +46,7 @@ func newCluster(t *testing.T, prefix string, subnet int) *cluster.Cluster {
 			}
 			t.Logf("cluster directory kept: %s", o.Dir)
 		}
-		if err := c.Close(!t.Failed()); err != nil {
+		if err := c.Close(!t.Failed() && os.Getenv("TWONODE_E2E_KEEP") == ""); err != nil {
 			t.Logf("cleanup: %v", err)
 		}
 	})
