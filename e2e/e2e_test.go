@@ -18,46 +18,10 @@ import (
 	"github.com/twonode-edge/twonode/e2e/harness"
 )
 
-const formTimeout = 60 * time.Second
-
-// newCluster builds a pair for one test and tears it down afterwards; on
-// failure it keeps the directory and prints the agents' log tails.
+// newCluster forms a pair for one test (see cluster.ForTest).
 func newCluster(t *testing.T, prefix string, subnet int) *cluster.Cluster {
 	t.Helper()
-	o, err := cluster.FromEnv(cluster.Options{
-		Prefix: prefix, Subnet: subnet,
-		Dir: filepath.Join("/var/tmp/twonode-e2e", prefix),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = os.RemoveAll(o.Dir)
-	if err := os.MkdirAll("/var/tmp/twonode-e2e", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	c, err := cluster.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, n := range []string{"a", "b"} {
-				t.Logf("--- agent %s log tail:\n%s", n, c.Logs(n, 60))
-			}
-			t.Logf("cluster directory kept: %s", o.Dir)
-		}
-		if err := c.Close(!t.Failed() && os.Getenv("TWONODE_E2E_KEEP") == ""); err != nil {
-			t.Logf("cleanup: %v", err)
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), formTimeout)
-	defer cancel()
-	start := time.Now()
-	if err := c.Form(ctx, formTimeout); err != nil {
-		t.Fatalf("forming the pair: %v", err)
-	}
-	t.Logf("pair formed in %s", time.Since(start).Round(time.Millisecond))
-	return c
+	return cluster.ForTest(t, prefix, subnet)
 }
 
 func targets(t *testing.T, c *cluster.Cluster) []harness.Target {
