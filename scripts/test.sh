@@ -11,7 +11,7 @@ scripts/deps.sh
 scripts/build.sh
 
 echo "== static checks" >&2
-unformatted=$(gofmt -l bootstrap cmd e2e)
+unformatted=$(gofmt -l bootstrap cmd e2e cloudconfig)
 if [ -n "$unformatted" ]; then
 	echo "gofmt needed on: $unformatted" >&2
 	exit 1
@@ -32,6 +32,7 @@ fuzz ./bootstrap/config FuzzParse
 fuzz ./bootstrap/peer FuzzDecodePause
 fuzz ./bootstrap/peer FuzzDecodeHandover
 fuzz ./bootstrap/peer FuzzServeRequest
+fuzz ./bootstrap/userdata FuzzUserData
 
 echo "== results" >&2
 grep -h '^RESULT ' /tmp/twonode-test.log || true

@@ -1,0 +1,224 @@
+package plugin
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/twonode-edge/twonode/bootstrap/localapi"
+)
+
+// AgentAPI is what the upgrade helpers need of the local agent (a
+// *localapi.Client).
+type AgentAPI interface {
+	Status(ctx context.Context) (localapi.StatusReport, error)
+	Pause(ctx context.Context, d time.Duration) (string, error)
+	Resume(ctx context.Context) (string, error)
+}
+
+// Upgrade brackets a Kairos upgrade of this node with a pause of the pair.
+//
+// Kairos runs before-upgrade from the old image on the running system:
+// Begin pauses promotion on both nodes (so the peer does not take over
+// while this node reboots) and records the pause and the image version in
+// Marker, on the persistent partition. Kairos also runs after-upgrade from
+// the OLD image's files, which know nothing of the new one, so the resume
+// waits for the first boot of the new image: Finish, started from a boot
+// stage, waits until this node is back in the pair and ends the pause,
+// unless a newer one was taken meanwhile (the other node's upgrade, or an
+// operator's): then the pause is left to whoever took it.
+type Upgrade struct {
+	API    AgentAPI
+	Marker string
+	// Version returns the running image's version.
+	Version func() string
+	Now     func() time.Time
+	// Wait bounds how long Finish waits for the pair; Poll is the time
+	// between two looks; Healthy is how many looks in a row must find the
+	// pair formed (the pause a returning node learns from its peer arrives
+	// with the first exchanges).
+	Wait    time.Duration
+	Poll    time.Duration
+	Healthy int
+	Say     func(problem bool, text string)
+}
+
+// NewUpgrade returns the helpers for this machine.
+func NewUpgrade(say func(problem bool, text string)) *Upgrade {
+	return &Upgrade{
+		API:     localapi.NewClient(AgentSocket),
+		Marker:  UpgradeMarker,
+		Version: func() string { return ImageVersion("/etc/kairos-release", "/etc/os-release") },
+		Now:     time.Now,
+		Wait:    30 * time.Minute,
+		Poll:    5 * time.Second,
+		Healthy: 3,
+		Say:     say,
+	}
+}
+
+// marker is what Begin leaves for Finish.
+type marker struct {
+	FromVersion string    `json:"from_version"`
+	PausedUntil time.Time `json:"paused_until,omitzero"` // the pause this upgrade took
+	Started     time.Time `json:"started"`
+}
+
+// Begin pauses the pair for this node's upgrade. With no agent running
+// (twonode not configured, or stopped) there is nothing to pause.
+func (u *Upgrade) Begin(ctx context.Context) error {
+	st, err := u.API.Status(ctx)
+	if errors.Is(err, localapi.ErrNotRunning) {
+		u.Say(false, "the twonode agent is not running on this node: nothing to pause for the upgrade")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("the agent's status before the upgrade: %w", err)
+	}
+	if !paired(st) {
+		u.Say(true, fmt.Sprintf("warning: this node is %s and its peer %s: while this node reboots for the upgrade the pair may have no datastore", st.State, reach(st)))
+	}
+	msg, err := u.API.Pause(ctx, 0)
+	if err != nil {
+		return fmt.Errorf("pausing the pair for the upgrade: %w", err)
+	}
+	u.Say(false, msg)
+	m := marker{FromVersion: u.Version(), Started: u.Now().UTC()}
+	if st, err := u.API.Status(ctx); err == nil {
+		m.PausedUntil = st.PausedUntil
+	} else {
+		u.Say(true, fmt.Sprintf("the pause's end is unknown (%v): the first boot after the upgrade ends whatever pause it finds", err))
+	}
+	b, _ := json.MarshalIndent(m, "", "  ") // plain fields: cannot fail
+	if err := writeFile(u.Marker, append(b, '\n')); err != nil {
+		return fmt.Errorf("recording the upgrade in %s (the pause ends at its expiry or with `twonode resume`): %w", u.Marker, err)
+	}
+	u.Say(false, fmt.Sprintf("upgrading from %s: the first boot after the upgrade ends the pause once this node is back in the pair (%s)", m.FromVersion, u.Marker))
+	return nil
+}
+
+// Finish ends the pause an upgrade of this node took, once the node is
+// back in the pair. The marker is removed in every case but a failure to
+// read it: the next boot must not act on an old upgrade.
+func (u *Upgrade) Finish(ctx context.Context) error {
+	b, err := os.ReadFile(u.Marker)
+	if errors.Is(err, os.ErrNotExist) {
+		u.Say(false, "no upgrade to finish")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", u.Marker, err)
+	}
+	defer func() {
+		if err := os.Remove(u.Marker); err != nil && !errors.Is(err, os.ErrNotExist) {
+			u.Say(true, fmt.Sprintf("could not remove %s: %v", u.Marker, err))
+		}
+	}()
+	var m marker
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("%s is not an upgrade record (%v): the pause ends at its expiry or with `twonode resume`", u.Marker, err)
+	}
+	if v := u.Version(); v != m.FromVersion {
+		u.Say(false, fmt.Sprintf("upgraded from %s to %s", m.FromVersion, v))
+	} else {
+		u.Say(true, fmt.Sprintf("the image is still %s: the upgrade did not complete or was rolled back; ending its pause all the same", v))
+	}
+
+	st, err := u.waitPaired(ctx)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !st.Paused:
+		u.Say(false, "the pause has ended already (expired, or resumed by hand)")
+		return nil
+	case !m.PausedUntil.IsZero() && !st.PausedUntil.Equal(m.PausedUntil):
+		u.Say(false, fmt.Sprintf("a newer pause (until %s) was taken after this upgrade's (until %s): left to whoever took it",
+			st.PausedUntil.UTC().Format(time.RFC3339), m.PausedUntil.UTC().Format(time.RFC3339)))
+		return nil
+	}
+	msg, err := u.API.Resume(ctx)
+	if err != nil {
+		return fmt.Errorf("ending the upgrade's pause (it ends at its expiry, or with `twonode resume`): %w", err)
+	}
+	u.Say(false, msg)
+	return nil
+}
+
+// waitPaired polls the agent until the pair is formed u.Healthy times in a
+// row, or u.Wait has passed.
+func (u *Upgrade) waitPaired(ctx context.Context) (localapi.StatusReport, error) {
+	ctx, cancel := context.WithTimeout(ctx, u.Wait)
+	defer cancel()
+	t := time.NewTicker(u.Poll)
+	defer t.Stop()
+	var last localapi.StatusReport
+	var lastErr error
+	for run := 0; ; {
+		st, err := u.API.Status(ctx)
+		switch {
+		case err == nil && paired(st):
+			if run++; run >= u.Healthy {
+				return st, nil
+			}
+		case err == nil:
+			run, last, lastErr = 0, st, nil
+		default:
+			run, lastErr = 0, err
+		}
+		select {
+		case <-ctx.Done():
+			why := fmt.Sprintf("this node is %s and its peer %s", last.State, reach(last))
+			if lastErr != nil {
+				why = lastErr.Error()
+			}
+			return st, fmt.Errorf("the pair did not form again within %s after the upgrade (%s): the pause stays until its expiry, or `twonode resume`", fmtDuration(u.Wait), why)
+		case <-t.C:
+		}
+	}
+}
+
+// paired reports whether this node is in the formed pair: leading with its
+// follower caught up, or following, with the peer answering.
+func paired(st localapi.StatusReport) bool {
+	return st.PeerReachable && (st.State == "leader" || st.State == "follower")
+}
+
+func reach(st localapi.StatusReport) string {
+	if st.PeerReachable {
+		return "answers"
+	}
+	return "does not answer"
+}
+
+// ImageVersion reads the image's version from the first of files (os-release
+// format) that names one: KAIROS_IMAGE_LABEL, else KAIROS_VERSION, else
+// VERSION_ID; "unknown" when none does.
+func ImageVersion(files ...string) string {
+	for _, f := range files {
+		vals := map[string]string{}
+		fh, err := os.Open(f)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
+			if ok {
+				vals[k] = strings.Trim(v, `"'`)
+			}
+		}
+		fh.Close()
+		for _, k := range []string{"KAIROS_IMAGE_LABEL", "KAIROS_VERSION", "VERSION_ID"} {
+			if v := vals[k]; v != "" {
+				return v
+			}
+		}
+	}
+	return "unknown"
+}

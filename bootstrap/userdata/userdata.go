@@ -1,0 +1,675 @@
+// Package userdata is the twonode: block of a node's Kairos cloud-config
+// (its user-data): the schema, the defaults (the agent's own, from
+// config.Default), and the validation. Every problem is reported at once,
+// each as a sentence naming its field: "twonode.peer.address: must be ...".
+// The cluster secret never appears in an error, a warning or a printout.
+//
+// The block, with every key (docs/first-boot.md explains each):
+//
+//	twonode:
+//	  enabled: true              # required; false keeps the block unused
+//	  node: {name: edge-1, address: 10.99.0.1}
+//	  peer: {name: edge-2, address: 10.99.0.2}
+//	  secret: "..."              # or secret_file: /oem/twonode/secret (one of the two)
+//	  preferred_leader: edge-1   # optional; the same on both nodes
+//	  timers: {probe_interval: 500ms, failure_threshold: 3, boot_grace: 30s, pause_expiry: 2h}
+//	  postgres: {port: 5432, shared_buffers: ""}
+//	  api: {peer_port: 8760, metrics: "127.0.0.1:9641"}
+//	  log: {level: info, format: text}
+//
+// Later options get sections of their own (a witness, a virtual IP). A key
+// this version does not know is an error, not ignored: a setting that
+// silently does nothing is worse than a node that refuses to start.
+package userdata
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kairos-io/kairos-sdk/clusterplugin"
+	"gopkg.in/yaml.v3"
+
+	"github.com/twonode-edge/twonode/bootstrap/config"
+)
+
+// Key is the block's key in the cloud-config.
+const Key = "twonode"
+
+// State is what the cloud-config asks of twonode on this node.
+type State int
+
+const (
+	// Absent: no twonode: key. The node is not half of a pair.
+	Absent State = iota
+	// Disabled: twonode.enabled is false. Nothing else is read.
+	Disabled
+	// Enabled: twonode.enabled is true and the block is valid.
+	Enabled
+)
+
+func (s State) String() string {
+	switch s {
+	case Absent:
+		return "absent"
+	case Disabled:
+		return "disabled"
+	case Enabled:
+		return "enabled"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// Block is a valid, enabled twonode: block with its defaults filled in.
+type Block struct {
+	Node config.Host
+	Peer config.Host
+	// Secret is the inline cluster secret; SecretFile the path of a file
+	// holding it. Exactly one is set.
+	Secret          Secret
+	SecretFile      string
+	PreferredLeader string
+	Timers          Timers
+	Postgres        Postgres
+	API             API
+	Log             Log
+}
+
+// Timers are the failure detector's settings exposed to the user-data; the
+// probe timeout follows the probe interval.
+type Timers struct {
+	ProbeInterval    time.Duration
+	FailureThreshold int
+	BootGrace        time.Duration
+	PauseExpiry      time.Duration
+}
+
+// Postgres is what a site may tune of PostgreSQL; where it is installed and
+// how it runs are the image's business.
+type Postgres struct {
+	Port          int
+	SharedBuffers string
+}
+
+// API are the agent's listeners.
+type API struct {
+	PeerPort int
+	Metrics  string
+}
+
+// Log is the agent's logging.
+type Log struct {
+	Level  string
+	Format string
+}
+
+// Secret is the inline cluster secret. It prints as [redacted] with every
+// fmt verb and in JSON, YAML or text encodings, so that no log line can
+// carry it by accident; Reveal is the one way to read it.
+type Secret string
+
+const redacted = "[redacted]"
+
+// Reveal returns the secret's bytes.
+func (s Secret) Reveal() []byte { return []byte(s) }
+
+// Format implements fmt.Formatter.
+func (Secret) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, redacted) }
+
+// MarshalText implements encoding.TextMarshaler (JSON and friends).
+func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+// MarshalYAML implements yaml.Marshaler.
+func (Secret) MarshalYAML() (any, error) { return redacted, nil }
+
+// Result is what a cloud-config says about twonode.
+type Result struct {
+	State State
+	// Block is set when State is Enabled.
+	Block *Block
+	// Cluster is the cloud-config's cluster: block (provider-k3s's input)
+	// when there is one and twonode is enabled.
+	Cluster *clusterplugin.Cluster
+	// Warnings are things worth an operator's attention that do not stop
+	// the node: the example secret, no cluster: block to check.
+	Warnings []string
+}
+
+// Limits of the inline secret. The agent needs config.MinSecretLen bytes.
+const maxSecretLen = 1024
+
+// ExampleSecret is the secret in docs/user-data: accepted, so that the
+// documented files work as they are, but warned about at every boot.
+const ExampleSecret = "example-only-replace-with-output-of-openssl-rand-hex-32"
+
+// secretFileRE keeps secret_file usable in the boot stages' copy command
+// without any quoting question.
+var secretFileRE = regexp.MustCompile(`^/[A-Za-z0-9._@+:/-]+$`)
+
+// Parse reads the twonode: block of a cloud-config (the YAML Kairos hands
+// to its plugins) and, when twonode is enabled, the cluster: block that
+// configures k3s. It returns an error (every problem, joined) when the
+// cloud-config is not YAML or the enabled block is invalid; no error ever
+// contains the secret.
+func Parse(cloudConfig []byte) (res Result, err error) {
+	defer func() {
+		// yaml.v3 reports its own failures as errors; anything else it
+		// throws must not take the plugin down.
+		if r := recover(); r != nil {
+			res, err = Result{}, fmt.Errorf("the cloud-config could not be read: the YAML parser failed")
+		}
+	}()
+	var root yaml.Node
+	if err := yaml.Unmarshal(cloudConfig, &root); err != nil {
+		return Result{}, fmt.Errorf("the cloud-config is not valid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	doc := &root
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		doc = doc.Content[0]
+	}
+	doc = resolve(doc)
+	if doc.Kind != yaml.MappingNode {
+		return Result{State: Absent}, nil
+	}
+	block, clusterNode, err := topKeys(doc)
+	if err != nil {
+		return Result{}, err
+	}
+	if block == nil {
+		return Result{State: Absent}, nil
+	}
+
+	w := walker{values: map[string]leaf{}, failed: map[string]bool{}}
+	w.section(block.key, resolve(block.value), blockFields, Key)
+	if enabled, ok := w.values["enabled"]; ok && !enabled.b {
+		// Disabled: nothing else is read, its mistakes included.
+		return Result{State: Disabled}, nil
+	}
+	if _, ok := w.values["enabled"]; !ok && !w.failed[Key+".enabled"] && !w.failed[Key] {
+		w.fail(Key+".enabled", block.key.Line, "required: true to make this node one of a two-node pair, false to keep the block unused")
+	}
+	if len(w.errs) > 0 {
+		return Result{}, errors.Join(w.errs...)
+	}
+
+	b, errs := w.block()
+	res = Result{State: Enabled, Block: b}
+	if string(b.Secret) == ExampleSecret {
+		res.Warnings = append(res.Warnings, Key+".secret: this is the example secret from docs/first-boot.md: anyone who read it can join or impersonate this pair; generate one with `openssl rand -hex 32` and put the same value on both nodes")
+	}
+	if clusterNode == nil {
+		res.Warnings = append(res.Warnings, "cluster: absent: k3s's datastore is not checked; each k3s server must use "+K3sDatastoreEndpoint+" (its own Kine) as datastore-endpoint and the same token")
+	} else {
+		c, cerrs := checkCluster(clusterNode)
+		res.Cluster = c
+		errs = append(errs, cerrs...)
+	}
+	if len(errs) > 0 {
+		return Result{}, errors.Join(errs...)
+	}
+	return res, nil
+}
+
+// keyValue is one key of a YAML mapping with its value.
+type keyValue struct{ key, value *yaml.Node }
+
+// topKeys finds the twonode: and cluster: keys of the cloud-config.
+func topKeys(doc *yaml.Node) (block *keyValue, cluster *yaml.Node, err error) {
+	var lines []string
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		k := resolve(doc.Content[i])
+		if k.Kind != yaml.ScalarNode {
+			continue
+		}
+		switch k.Value {
+		case Key:
+			if block == nil {
+				block = &keyValue{k, doc.Content[i+1]}
+			}
+			lines = append(lines, fmt.Sprint(k.Line))
+		case "cluster":
+			cluster = resolve(doc.Content[i+1])
+		}
+	}
+	if len(lines) > 1 {
+		return nil, nil, fmt.Errorf("%s: the key appears %d times (lines %s): keep one", Key, len(lines), strings.Join(lines, ", "))
+	}
+	return block, cluster, nil
+}
+
+// kind is the type of one key of the block.
+type kind int
+
+const (
+	text kind = iota
+	whole
+	duration
+	boolean
+	section
+)
+
+type field struct {
+	key    string
+	kind   kind
+	fields []field // of a section
+}
+
+var hostFields = []field{{key: "name"}, {key: "address"}}
+
+// blockFields is the schema of the twonode: block.
+var blockFields = []field{
+	{key: "enabled", kind: boolean},
+	{key: "node", kind: section, fields: hostFields},
+	{key: "peer", kind: section, fields: hostFields},
+	{key: "secret"},
+	{key: "secret_file"},
+	{key: "preferred_leader"},
+	{key: "timers", kind: section, fields: []field{
+		{key: "probe_interval", kind: duration},
+		{key: "failure_threshold", kind: whole},
+		{key: "boot_grace", kind: duration},
+		{key: "pause_expiry", kind: duration},
+	}},
+	{key: "postgres", kind: section, fields: []field{
+		{key: "port", kind: whole},
+		{key: "shared_buffers"},
+	}},
+	{key: "api", kind: section, fields: []field{
+		{key: "peer_port", kind: whole},
+		{key: "metrics"},
+	}},
+	{key: "log", kind: section, fields: []field{
+		{key: "level"},
+		{key: "format"},
+	}},
+}
+
+// leaf is one scalar of the block, decoded to its kind.
+type leaf struct {
+	s    string
+	n    int
+	d    time.Duration
+	b    bool
+	line int
+}
+
+// walker checks the block's YAML against blockFields, keeping the decoded
+// leaves by path ("timers.probe_interval") and every problem found.
+type walker struct {
+	values map[string]leaf
+	errs   []error
+	failed map[string]bool // fields with an error
+}
+
+func (w *walker) fail(field string, line int, format string, args ...any) {
+	w.failed[field] = true
+	w.errs = append(w.errs, fmt.Errorf("%s (line %d): %s", field, line, fmt.Sprintf(format, args...)))
+}
+
+// section checks a mapping meant for fields; name is its dotted path.
+func (w *walker) section(key, v *yaml.Node, fields []field, name string) {
+	if v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null" {
+		if name == Key {
+			w.fail(name, key.Line, "has no value: write its settings (enabled: true, node, peer, secret) or remove the key")
+		}
+		return // an empty section: its defaults
+	}
+	if v.Kind != yaml.MappingNode {
+		w.fail(name, v.Line, "must be a mapping of keys (%s), not %s", keysOf(fields), kindName(v))
+		return
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, val := resolve(v.Content[i]), resolve(v.Content[i+1])
+		if k.Kind != yaml.ScalarNode {
+			w.fail(name, k.Line, "has a key that is %s; its keys are %s", kindName(k), keysOf(fields))
+			continue
+		}
+		path := name + "." + k.Value
+		if k.ShortTag() == "!!merge" || k.Value == "<<" {
+			w.fail(path, k.Line, "merge keys are not supported here: write the keys out")
+			continue
+		}
+		f, ok := lookup(fields, k.Value)
+		if !ok {
+			w.fail(name+"."+quoteKey(k.Value), k.Line, "unknown key; %s has %s", name, keysOf(fields))
+			continue
+		}
+		if first, dup := seen[k.Value]; dup {
+			w.fail(path, k.Line, "appears twice (lines %d and %d): keep one", first, k.Line)
+			continue
+		}
+		seen[k.Value] = k.Line
+		if f.kind == section {
+			w.section(k, val, f.fields, path)
+			continue
+		}
+		w.leaf(path, val, f.kind)
+	}
+}
+
+// leaf checks and decodes one scalar.
+func (w *walker) leaf(path string, v *yaml.Node, k kind) {
+	if v.Kind != yaml.ScalarNode {
+		w.fail(path, v.Line, "must be a single value, not %s", kindName(v))
+		return
+	}
+	if v.ShortTag() == "!!null" {
+		w.fail(path, v.Line, "has no value: remove the key to keep the default, or give a value (\"\" for empty)")
+		return
+	}
+	rel := strings.TrimPrefix(path, Key+".")
+	// The secret's text is never shown, whatever its problem.
+	shown := v.Value
+	if rel == "secret" {
+		shown = redacted
+	}
+	l := leaf{line: v.Line}
+	switch k {
+	case text:
+		l.s = v.Value
+	case whole:
+		if v.ShortTag() != "!!int" || v.Decode(&l.n) != nil {
+			w.fail(path, v.Line, "must be a whole number (got %q)", shown)
+			return
+		}
+	case duration:
+		d, err := time.ParseDuration(v.Value)
+		switch {
+		case v.ShortTag() == "!!int":
+			w.fail(path, v.Line, "a duration needs a unit, such as %sms, %ss or %sm (got %s)", shown, shown, shown, shown)
+			return
+		case v.ShortTag() != "!!str" || err != nil:
+			w.fail(path, v.Line, "must be a duration such as 500ms, 30s or 2h (got %q)", shown)
+			return
+		}
+		l.d = d
+	case boolean:
+		if v.ShortTag() != "!!bool" || v.Decode(&l.b) != nil {
+			w.fail(path, v.Line, "must be true or false (got %q)", shown)
+			return
+		}
+	}
+	w.values[rel] = l
+}
+
+// block builds the Block from the decoded leaves over the agent's defaults
+// and validates it: the block's own rules, then the agent's (config.Validate),
+// every error named after the block's field.
+func (w *walker) block() (*Block, []error) {
+	def := config.Default()
+	str := func(k, d string) string {
+		if l, ok := w.values[k]; ok {
+			return l.s
+		}
+		return d
+	}
+	num := func(k string, d int) int {
+		if l, ok := w.values[k]; ok {
+			return l.n
+		}
+		return d
+	}
+	dur := func(k string, d time.Duration) time.Duration {
+		if l, ok := w.values[k]; ok {
+			return l.d
+		}
+		return d
+	}
+	b := &Block{
+		Node:            config.Host{Name: str("node.name", ""), Address: str("node.address", "")},
+		Peer:            config.Host{Name: str("peer.name", ""), Address: str("peer.address", "")},
+		Secret:          Secret(str("secret", "")),
+		SecretFile:      str("secret_file", ""),
+		PreferredLeader: str("preferred_leader", def.PreferredLeader),
+		Timers: Timers{
+			ProbeInterval:    dur("timers.probe_interval", def.Timers.ProbeInterval),
+			FailureThreshold: num("timers.failure_threshold", def.Timers.FailureThreshold),
+			BootGrace:        dur("timers.boot_grace", def.Timers.BootGrace),
+			PauseExpiry:      dur("timers.pause_expiry", def.Timers.PauseExpiry),
+		},
+		Postgres: Postgres{
+			Port:          num("postgres.port", def.Postgres.Port),
+			SharedBuffers: str("postgres.shared_buffers", def.Postgres.SharedBuffers),
+		},
+		API: API{
+			PeerPort: num("api.peer_port", def.API.PeerPort),
+			Metrics:  str("api.metrics", def.API.Metrics),
+		},
+		Log: Log{
+			Level:  str("log.level", def.Log.Level),
+			Format: str("log.format", def.Log.Format),
+		},
+	}
+
+	var errs []error
+	add := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s.%s: %s", Key, field, fmt.Sprintf(format, args...)))
+	}
+	_, hasSecret := w.values["secret"]
+	_, hasFile := w.values["secret_file"]
+	switch {
+	case hasSecret && hasFile:
+		add("secret_file", "give either secret or secret_file, not both")
+	case !hasSecret && !hasFile:
+		add("secret", "required: the cluster secret, the same on both nodes (generate one with `openssl rand -hex 32`), or secret_file, the path of a file holding it")
+	case hasSecret:
+		s := strings.TrimSpace(string(b.Secret))
+		switch {
+		case strings.ContainsFunc(string(b.Secret), func(r rune) bool { return r < ' ' || r == 0x7f }):
+			add("secret", "must be printable text on one line, without control characters (generate one with `openssl rand -hex 32`)")
+		case len(s) < config.MinSecretLen:
+			add("secret", "too short: at least %d bytes, not counting surrounding spaces (got %d); generate one with `openssl rand -hex 32`", config.MinSecretLen, len(s))
+		case len(b.Secret) > maxSecretLen:
+			add("secret", "too long: at most %d bytes (got %d)", maxSecretLen, len(b.Secret))
+		}
+	case hasFile:
+		p := b.SecretFile
+		switch {
+		case !filepath.IsAbs(p):
+			// Not echoed: what was written here may be the secret itself.
+			add("secret_file", "must be the absolute path of a file holding the secret, not the secret itself (got a relative value of %d characters)", len(p))
+		case !secretFileRE.MatchString(p) || filepath.Clean(p) != p:
+			add("secret_file", "must be a plain absolute path (letters, digits and . _ @ + : - /, no .. or //) (got %q)", p)
+		case p == AgentSecretPath || strings.HasPrefix(p, filepath.Dir(AgentSecretPath)+"/"):
+			add("secret_file", "must not be under %s: the boot stages copy the secret there from this file; keep it on a persistent path such as /oem/twonode/secret (got %q)", filepath.Dir(AgentSecretPath), p)
+		}
+	}
+
+	// The agent's own rules, for the rest; the secret's problems go after
+	// node's and peer's, in the block's order.
+	secretErrs := errs
+	errs = nil
+	c := b.AgentConfig()
+	if err := c.Validate(); err != nil {
+		var list []error
+		if u, ok := err.(interface{ Unwrap() []error }); ok {
+			list = u.Unwrap()
+		} else {
+			list = []error{err}
+		}
+		intervalBad := false
+		for _, e := range list {
+			if strings.HasPrefix(e.Error(), "timers.probe_interval:") {
+				intervalBad = true
+			}
+		}
+		for _, e := range list {
+			// The probe timeout follows the interval: its complaint is the
+			// interval's, already reported.
+			if intervalBad && strings.HasPrefix(e.Error(), "timers.probe_timeout:") {
+				continue
+			}
+			errs = append(errs, fmt.Errorf("%s.%s", Key, w.withLine(e.Error())))
+		}
+	}
+	at := 0
+	for at < len(errs) && (strings.HasPrefix(errs[at].Error(), Key+".node.") || strings.HasPrefix(errs[at].Error(), Key+".peer.")) {
+		at++
+	}
+	return b, slices.Concat(errs[:at], secretErrs, errs[at:])
+}
+
+// withLine adds the line of the field a config.Validate message names
+// ("peer.address: ..."), when the block set that field.
+func (w *walker) withLine(msg string) string {
+	field, rest, ok := strings.Cut(msg, ": ")
+	if l, set := w.values[field]; ok && set {
+		return fmt.Sprintf("%s (line %d): %s", field, l.line, rest)
+	}
+	return msg
+}
+
+// AgentConfig is the agent's configuration for this block on the
+// appliance: the block's settings over the agent's defaults, the secret at
+// AgentSecretPath, PostgreSQL and Kine under systemd.
+func (b *Block) AgentConfig() config.Config {
+	c := config.Default()
+	c.Node, c.Peer = b.Node, b.Peer
+	c.SecretFile = AgentSecretPath
+	c.PreferredLeader = b.PreferredLeader
+	c.Postgres.BinDir = PostgresBinDir
+	c.Postgres.Supervisor = Supervisor
+	c.Postgres.Port = b.Postgres.Port
+	c.Postgres.SharedBuffers = b.Postgres.SharedBuffers
+	c.Kine.Supervisor = Supervisor
+	c.Timers.ProbeInterval = b.Timers.ProbeInterval
+	c.Timers.ProbeTimeout = probeTimeout(b.Timers.ProbeInterval)
+	c.Timers.FailureThreshold = b.Timers.FailureThreshold
+	c.Timers.BootGrace = b.Timers.BootGrace
+	c.Timers.PauseExpiry = b.Timers.PauseExpiry
+	c.API.PeerPort = b.API.PeerPort
+	c.API.Metrics = b.API.Metrics
+	c.Log.Level = b.Log.Level
+	c.Log.Format = b.Log.Format
+	return c
+}
+
+// probeTimeout is four fifths of the probe interval, in whole milliseconds:
+// the agent's default ratio (400ms of 500ms).
+func probeTimeout(interval time.Duration) time.Duration {
+	return (interval * 4 / 5).Truncate(time.Millisecond)
+}
+
+// checkCluster reads provider-k3s's cluster: block and checks that it makes
+// k3s keep its data in this node's Kine, the way both servers of a pair
+// must: role init (or none), cluster-init "no", the same token on both
+// nodes, datastore-endpoint the local Kine. No value of the block is shown:
+// a datastore endpoint can hold a password.
+func checkCluster(n *yaml.Node) (*clusterplugin.Cluster, []error) {
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+		return &clusterplugin.Cluster{}, []error{fmt.Errorf("cluster (line %d): has no value: provider-k3s needs cluster_token, role and providerConfig (see docs/first-boot.md)", n.Line)}
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil, []error{fmt.Errorf("cluster (line %d): must be a mapping (cluster_token, role, providerConfig, ...), not %s", n.Line, kindName(n))}
+	}
+	var c clusterplugin.Cluster
+	if err := n.Decode(&c); err != nil {
+		return nil, []error{fmt.Errorf("cluster (line %d): provider-k3s cannot read this block: a value has the wrong type (%s)", n.Line, typeProblem(err))}
+	}
+	var errs []error
+	add := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("cluster.%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	switch c.Role {
+	case "", clusterplugin.RoleInit:
+	case clusterplugin.RoleControlPlane:
+		add("role", "must be init on both nodes of a pair: each is a k3s server on its own node's Kine, and controlplane would make this node's k3s join the other node's at control_plane_host (got %q)", string(c.Role))
+	case clusterplugin.RoleWorker:
+		add("role", "must be init on both nodes of a pair: each is a k3s server on its own node's Kine, and worker would make this node a k3s agent without a datastore (got %q)", string(c.Role))
+	default:
+		add("role", "must be init on both nodes of a pair (got %q)", string(c.Role))
+	}
+	if strings.TrimSpace(c.ClusterToken) == "" {
+		add("cluster_token", "required: both k3s servers share one datastore and must use the same token")
+	}
+	switch ep, ok := c.ProviderOptions["datastore-endpoint"]; {
+	case !ok || ep == "":
+		add("providerConfig.datastore-endpoint", "required: %s, this node's Kine, so that k3s keeps its data in the pair's PostgreSQL", K3sDatastoreEndpoint)
+	case ep != K3sDatastoreEndpoint:
+		add("providerConfig.datastore-endpoint", "must be %s, this node's Kine, so that k3s keeps its data in the pair's PostgreSQL (got another value)", K3sDatastoreEndpoint)
+	}
+	if c.Role == clusterplugin.RoleInit && c.ProviderOptions["cluster-init"] != "no" {
+		add("providerConfig.cluster-init", `must be "no" with role init: the datastore is Kine, not an embedded etcd that k3s would start`)
+	}
+	return &c, errs
+}
+
+// typeProblem keeps yaml.v3's line numbers and type names but none of the
+// values it quotes.
+func typeProblem(err error) string {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return "unreadable"
+	}
+	var out []string
+	for _, e := range te.Errors {
+		if i := strings.Index(e, "`"); i >= 0 {
+			if j := strings.LastIndex(e, "`"); j > i {
+				e = e[:i] + "<value>" + e[j+1:]
+			}
+		}
+		out = append(out, e)
+	}
+	return strings.Join(out, "; ")
+}
+
+func lookup(fields []field, key string) (field, bool) {
+	for _, f := range fields {
+		if f.key == key {
+			return f, true
+		}
+	}
+	return field{}, false
+}
+
+func keysOf(fields []field) string {
+	keys := make([]string, len(fields))
+	for i, f := range fields {
+		keys[i] = f.key
+	}
+	return strings.Join(keys, ", ")
+}
+
+var plainKey = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// quoteKey shows an unknown key as typed, quoted (and cut) when it is not
+// plain.
+func quoteKey(k string) string {
+	if plainKey.MatchString(k) {
+		return k
+	}
+	if len(k) > 64 {
+		k = k[:64] + "..."
+	}
+	return fmt.Sprintf("%q", k)
+}
+
+// resolve follows aliases, a bounded number of times.
+func resolve(n *yaml.Node) *yaml.Node {
+	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i < 100; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return "a single value"
+	case yaml.AliasNode:
+		return "an alias"
+	case yaml.DocumentNode:
+		return "a document"
+	}
+	return "nothing"
+}

@@ -1,0 +1,73 @@
+package workload
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Result is the one-line summary a fault scenario prints for the report.
+type Result struct {
+	Scenario     string
+	APIRTOms     *int64 // fault -> first acknowledged write invoked after it; nil: none (null)
+	Acked        int    // acknowledged writes
+	Lost         int    // acknowledged writes missing from the final state (LostReport.Missing)
+	Archived     int    // of Lost, those found in the split-brain archive
+	DualLeaderMs int64  // how long both nodes accepted writes (filled by the scenario)
+	HARestoredMs *int64 // fault -> follower caught up and synchronous again (filled by the scenario); nil: null
+	Linearizable bool
+}
+
+// NewResult fills a Result from a run's history, the fault time, the lost
+// check and the linearizability check; the scenario adds DualLeaderMs and
+// HARestoredMs.
+func NewResult(scenario string, ops []Op, fault time.Time, lost LostReport, lin LinResult) Result {
+	return Result{
+		Scenario:     scenario,
+		APIRTOms:     APIRTO(ops, fault),
+		Acked:        len(Acked(ops)),
+		Lost:         len(lost.Missing),
+		Archived:     len(lost.Archived),
+		Linearizable: lin.Linearizable(),
+	}
+}
+
+// OK reports whether the scenario passed the workload's checks: every lost
+// write is archived, and the history is linearizable.
+func (r Result) OK() bool { return r.Lost == r.Archived && r.Linearizable }
+
+// Line returns exactly
+//
+//	RESULT {"scenario":"<name>","api_rto_ms":<n or null>,"acked":<n>,"lost":<n>,"archived":<n>,"dual_leader_ms":<n>,"ha_restored_ms":<n or null>,"linearizable":true|false}
+//
+// without a newline. The field order is the struct's below (encoding/json
+// keeps declaration order); the scenario name is JSON-escaped.
+func (r Result) Line() string {
+	b, err := json.Marshal(struct {
+		Scenario     string `json:"scenario"`
+		APIRTOms     *int64 `json:"api_rto_ms"`
+		Acked        int    `json:"acked"`
+		Lost         int    `json:"lost"`
+		Archived     int    `json:"archived"`
+		DualLeaderMs int64  `json:"dual_leader_ms"`
+		HARestoredMs *int64 `json:"ha_restored_ms"`
+		Linearizable bool   `json:"linearizable"`
+	}{r.Scenario, r.APIRTOms, r.Acked, r.Lost, r.Archived, r.DualLeaderMs, r.HARestoredMs, r.Linearizable})
+	if err != nil { // cannot happen: only strings, numbers and bools
+		panic(err)
+	}
+	return "RESULT " + string(b)
+}
+
+// PrintResult writes r.Line() and a newline to w.
+func PrintResult(w io.Writer, r Result) error {
+	_, err := fmt.Fprintln(w, r.Line())
+	return err
+}
+
+// Ms converts a duration to the *int64 milliseconds of a nullable field.
+func Ms(d time.Duration) *int64 {
+	ms := d.Milliseconds()
+	return &ms
+}
