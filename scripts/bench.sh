@@ -5,3 +5,4 @@
 set -euo pipefail
 "$(dirname "$0")/lab.sh" bench | tee /tmp/twonode-bench.log
 "$(dirname "$0")/results.sh"
+"$(dirname "$0")/images.sh" # the failover timeline picture is drawn from docs/results.md

@@ -14,8 +14,14 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables)
 command -v go >/dev/null || { echo "twonode: Go is not on PATH (expected /usr/local/go/bin)" >&2; exit 1; }
 command -v gcc >/dev/null || need+=(gcc)
+command -v ping >/dev/null || need+=(iputils-ping)
 ls /usr/lib/postgresql/*/bin/pg_rewind >/dev/null 2>&1 || need+=(postgresql)
 command -v shellcheck >/dev/null || need+=(shellcheck)
+# The appliance test (e2e/appliance): a Debian root filesystem booted twice
+# under systemd, and systemd's own checks of the units.
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v systemd-nspawn >/dev/null || need+=(systemd-container)
+command -v systemd-analyze >/dev/null || need+=(systemd)
 
 if [ ${#need[@]} -gt 0 ]; then
 	echo "twonode: installing ${need[*]}" >&2

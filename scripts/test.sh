@@ -24,7 +24,10 @@ export TWONODE_BIN=$PWD/bin/twonode KINE_BIN=$PWD/bin/kine
 echo "== unit, integration and end-to-end tests" >&2
 # -p 1: one package at a time; the end-to-end packages measure failover times
 # and must not compete with each other for the 2 cores.
-go test -p 1 -count=1 -timeout 60m ./... 2>&1 | tee /tmp/twonode-test.log
+# -v: a passing test's output (its RESULT line) is shown only with -v. The
+# full log is kept; the console shows results, test log lines and failures.
+go test -p 1 -v -count=1 -timeout 60m ./... 2>&1 | tee /tmp/twonode-test.log |
+	grep --line-buffered -E '^(ok|FAIL|--- FAIL|--- PASS|RESULT|panic:)|^\s+\S+_test\.go:[0-9]+:'
 
 echo "== short fuzz runs (seed corpora are in testdata/fuzz)" >&2
 fuzz() { go test -run='^$' -fuzz="^$2\$" -fuzztime="${FUZZTIME:-10s}" "$1"; }

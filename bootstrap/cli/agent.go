@@ -72,6 +72,10 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 		ReplPassword: replPW, KinePassword: kinePW, SharedBuffers: cfg.Postgres.SharedBuffers,
 		WalSenderTimeout: cfg.DetectionWindow(), WalReceiverTimeout: cfg.DetectionWindow(),
 	}, log.With("actor", "postgres"))
+	var pg agent.Database = db
+	if cfg.Postgres.Supervisor == "systemd" {
+		pg = postgres.NewSystemd(db, postgres.SystemdUnit, cfg.RunDir+"/postgres.env")
+	}
 	ks := kine.Settings{Binary: cfg.Kine.Binary, Listen: cfg.Kine.Listen, Port: cfg.Postgres.Port, Password: kinePW, RunDir: cfg.RunDir}
 	var kr kine.Runner
 	if cfg.Kine.Supervisor == "systemd" {
@@ -86,7 +90,7 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 	pc.Now = now // offsets are measured on the clock the agent reports
 	a, err := agent.New(cfg, log, agent.Deps{
 		Now:  now,
-		DB:   db,
+		DB:   pg,
 		Kine: kr,
 		Peer: pc,
 		PingPeer: func(ctx context.Context) error {
@@ -120,7 +124,7 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 		}
 		defer msrv.Close()
 	}
-	stopNotify := systemdNotify(ctx, log)
+	stopNotify := systemdNotify(ctx, log, a.Alive)
 	defer stopNotify()
 
 	err = a.Run(ctx)

@@ -42,6 +42,7 @@ type Postgres struct {
 	Port          int    `yaml:"port" usage:"PostgreSQL TCP port, on both nodes"`
 	OSUser        string `yaml:"os_user" usage:"operating-system user PostgreSQL runs as"`
 	SharedBuffers string `yaml:"shared_buffers" usage:"PostgreSQL shared_buffers such as 256MB; empty: PostgreSQL's default"`
+	Supervisor    string `yaml:"supervisor" usage:"how the server is run: process (pg_ctl, the agent's child) or systemd (the unit twonode-postgresql.service, which outlives the agent)"`
 }
 
 // Kine is the etcd shim the Kubernetes API server talks to.
@@ -92,6 +93,7 @@ func Default() Config {
 			Port:          5432,
 			OSUser:        "postgres",
 			SharedBuffers: "",
+			Supervisor:    "process",
 		},
 		Kine: Kine{
 			Binary:     "/opt/twonode/bin/kine",

@@ -34,6 +34,7 @@ func TestDefaults(t *testing.T) {
 		{"postgres.port", d.Postgres.Port, 5432},
 		{"postgres.os_user", d.Postgres.OSUser, "postgres"},
 		{"postgres.shared_buffers", d.Postgres.SharedBuffers, ""},
+		{"postgres.supervisor", d.Postgres.Supervisor, "process"},
 		{"kine.binary", d.Kine.Binary, "/opt/twonode/bin/kine"},
 		{"kine.listen", d.Kine.Listen, "127.0.0.1:2379"},
 		{"kine.supervisor", d.Kine.Supervisor, "process"},

@@ -36,6 +36,7 @@ func TestFlagNames(t *testing.T) {
 		{"postgres-port", "TWONODE_POSTGRES_PORT"},
 		{"postgres-os-user", "TWONODE_POSTGRES_OS_USER"},
 		{"postgres-shared-buffers", "TWONODE_POSTGRES_SHARED_BUFFERS"},
+		{"postgres-supervisor", "TWONODE_POSTGRES_SUPERVISOR"},
 		{"kine-binary", "TWONODE_KINE_BINARY"},
 		{"kine-listen", "TWONODE_KINE_LISTEN"},
 		{"kine-supervisor", "TWONODE_KINE_SUPERVISOR"},

@@ -103,6 +103,9 @@ func (c *Config) Validate() error {
 	if c.Postgres.SharedBuffers != "" && !sharedBuffersRE.MatchString(c.Postgres.SharedBuffers) {
 		p.add("postgres.shared_buffers", "must be empty (PostgreSQL's default) or a size such as 128MB or 1GB (got %q)", c.Postgres.SharedBuffers)
 	}
+	if c.Postgres.Supervisor != "process" && c.Postgres.Supervisor != "systemd" {
+		p.add("postgres.supervisor", "must be process or systemd (got %q)", c.Postgres.Supervisor)
+	}
 
 	p.path("kine.binary", c.Kine.Binary)
 	kineOK := false

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Builds, from pinned modules, what the API server tests run:
+#   bin/kube-apiserver      k8s.io/kubernetes/cmd/kube-apiserver through the
+#                           wrapper module tools/kube-apiserver (its replace
+#                           lines pin every k8s.io staging module)
+#   bin/etcd3-storage.test  k8s.io/apiserver's pkg/storage/etcd3 tests (Kine's
+#                           own CI suite), compiled with `go test -c` from
+#                           tools/storage-conformance, with the embedded etcd
+#                           of the upstream testserver swapped for a client
+#                           of $STORAGE_CONFORMANCE_ENDPOINT
+# Both are cached outside the clone, keyed by a hash of the wrapper module's
+# go.mod and go.sum (plus the swapped sources), the Go version and the
+# architecture; a cold build takes many minutes, a warm one a second.
+# Then: export KUBE_APISERVER_BIN=$PWD/bin/kube-apiserver STORAGE_CONFORMANCE_BIN=$PWD/bin/etcd3-storage.test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=$PATH:/usr/local/go/bin
+
+cache=${TWONODE_CACHE:-/var/cache/twonode}
+mkdir -p bin "$cache"
+platform="$(go env GOVERSION) $(go env GOOS)/$(go env GOARCH)"
+
+# One build at a time per cache (CI and a developer may share the machine).
+exec 9>"$cache/build-apiserver.lock"
+flock 9
+
+# key NAME FILE... : NAME-<16 hex of sha256 over the files and the platform>
+key() {
+	local name=$1
+	shift
+	echo "$name-$( (cat "$@" && echo "$platform") | sha256sum | cut -c1-16)"
+}
+
+# --- kube-apiserver
+mod=tools/kube-apiserver
+k8s_version=$(cd "$mod" && go list -m -f '{{.Version}}' k8s.io/kubernetes)
+k=$(key kube-apiserver "$mod/go.mod" "$mod/go.sum")
+if [ ! -x "$cache/$k" ]; then
+	echo "building kube-apiserver $k8s_version (cached as $cache/$k; many minutes the first time)" >&2
+	start=$SECONDS
+	minor=${k8s_version#v1.}
+	minor=${minor%%.*}
+	ldflags="-s -w"
+	for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+		ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+	done
+	(cd "$mod" && go build -trimpath -ldflags "$ldflags" -o "$cache/$k.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
+	mv "$cache/$k.tmp" "$cache/$k"
+	echo "built kube-apiserver in $((SECONDS - start)) s" >&2
+fi
+ln -sf "$cache/$k" bin/kube-apiserver
+
+# --- the etcd3 storage tests
+mod=tools/storage-conformance
+apiserver_version=$(cd "$mod" && go list -m -f '{{.Version}}' k8s.io/apiserver)
+k=$(key etcd3-storage-test "$mod/go.mod" "$mod/go.sum" "$mod"/testserver/*.go)
+if [ ! -x "$cache/$k" ]; then
+	echo "building k8s.io/apiserver $apiserver_version pkg/storage/etcd3 tests (cached as $cache/$k)" >&2
+	start=$SECONDS
+	# GOMODCACHE files cannot be overlaid: build from a copy of the
+	# k8s.io/apiserver module with the two files swapped in, through a
+	# copy of the wrapper's go.mod (-modfile) that replaces the module by
+	# the copy. The tracked go.mod stays as it is.
+	(cd "$mod" && go mod download k8s.io/apiserver)
+	upstream=$(cd "$mod" && go list -m -f '{{.Dir}}' k8s.io/apiserver)
+	work="$cache/$k.src"
+	rm -rf "$work"
+	mkdir -p "$work"
+	trap 'rm -rf "$work"' EXIT
+	cp -r "$upstream" "$work/apiserver"
+	chmod -R u+w "$work/apiserver"
+	cp "$mod"/testserver/test_server.go "$mod"/testserver/prefix_kv.go "$work/apiserver/pkg/storage/etcd3/testserver/"
+	cp "$mod/go.mod" "$mod/go.sum" "$work/"
+	printf '\nreplace k8s.io/apiserver => %s\n' "$work/apiserver" >>"$work/go.mod"
+	(cd "$mod" && go test -c -trimpath -modfile "$work/go.mod" -o "$cache/$k.tmp" k8s.io/apiserver/pkg/storage/etcd3)
+	# The swap must have taken: without an endpoint the replaced testserver
+	# fails naming the variable (the upstream one would start an embedded
+	# etcd and test nothing of Kine).
+	smoke=$(env -u STORAGE_CONFORMANCE_ENDPOINT "$cache/$k.tmp" -test.run='^TestCreate$' 2>&1 || true)
+	if [[ $smoke == *"STORAGE_CONFORMANCE_ENDPOINT is not set"* ]]; then
+		mv "$cache/$k.tmp" "$cache/$k"
+	else
+		rm -f "$cache/$k.tmp"
+		echo "the etcd3 tests were built without the replaced testserver" >&2
+		exit 1
+	fi
+	echo "built the etcd3 storage tests in $((SECONDS - start)) s" >&2
+fi
+ln -sf "$cache/$k" bin/etcd3-storage.test
+echo "built bin/kube-apiserver ($k8s_version) and bin/etcd3-storage.test (k8s.io/apiserver $apiserver_version)" >&2
