@@ -30,7 +30,25 @@ for line in sys.stdin:
 	echo
 	echo "| scenario | rto_ms | acked | lost | archived |"
 	echo "|---|---|---|---|---|"
-	{ grep -sh '^RESULT {"scenario"' "$log" || true; } | row scenario,rto_ms,acked,lost,archived
+	{ grep -sh '^RESULT {"scenario".*"acked"' "$log" || true; } | row scenario,rto_ms,acked,lost,archived
+	echo
+	echo "## The appliance (two systemd-booted copies of the installed root filesystem)"
+	echo
+	echo "| install s | boot both s | pair formed s | Kine restarted by systemd ms | reboot to rejoined s | total s |"
+	echo "|---|---|---|---|---|---|"
+	{ grep -sh '^RESULT {"scenario":"appliance"' "$log" || true; } | row install_s,boot_two_s,pair_formed_s,kine_restart_ms,reboot_rejoin_s,total_s
+	echo
+	echo "## What TWO_NODE adds to the image (stripped binaries; packages on a minimal Debian)"
+	echo
+	echo "| item | arch | MiB |"
+	echo "|---|---|---|"
+	{ grep -sh '^RESULT {"scenario":"image-size"' "$log" || true; } | row item,arch,mib
+	echo
+	echo "## Unit hardening (\`systemd-analyze security --offline=yes\`, lower is better)"
+	echo
+	echo "| unit | exposure |"
+	echo "|---|---|"
+	{ grep -sh '^RESULT {"scenario":"unit-security"' "$log" || true; } | row unit,exposure
 	if [ -s "$bench" ] && grep -q '^RESULT {"median_ms"' "$bench"; then
 		echo
 		echo "## Leader crash benchmark (\`make bench\`: alternating leader power-offs, default timers)"
