@@ -198,3 +198,18 @@ func TestSplitLoserArchives(t *testing.T) {
 		t.Fatalf("calls %s", calls)
 	}
 }
+
+// `twonode pause` without --for pauses both nodes for the configured expiry.
+func TestPauseDefaultsToTheExpiry(t *testing.T) {
+	r := followerRig(t)
+	if _, err := (&LocalHandler{r.a}).Pause(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if r.peer.paused != r.a.cfg.Timers.PauseExpiry {
+		t.Fatalf("peer paused for %s, want %s", r.peer.paused, r.a.cfg.Timers.PauseExpiry)
+	}
+	st, _ := loadState(r.a.cfg.DataDir)
+	if got := st.PausedUntil.Sub(r.now); got != r.a.cfg.Timers.PauseExpiry {
+		t.Fatalf("paused for %s", got)
+	}
+}

@@ -74,8 +74,10 @@ func (s *server) message(what string, f func() (string, error)) (int, any) {
 	return http.StatusOK, messageReply{Message: msg}
 }
 
-// parsePause accepts a Go duration up to the peer API's limit: a pause
-// applies to both nodes, and the peer refuses longer ones.
+// parsePause accepts a Go duration up to the peer API's limit (a pause
+// applies to both nodes, and the peer refuses longer ones); 0 asks for the
+// agent's configured pause_expiry, which is what `twonode pause` sends
+// without --for.
 func parsePause(s string) (time.Duration, error) {
 	if s == "" {
 		return 0, errors.New(`"for" is required, e.g. {"for":"1h"}`)
@@ -84,8 +86,8 @@ func parsePause(s string) (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf(`"for": %w`, err)
 	}
-	if d <= 0 || d > peer.MaxPause {
-		return 0, fmt.Errorf(`"for": %s is outside (0, %s]`, d, peer.MaxPause)
+	if d < 0 || d > peer.MaxPause {
+		return 0, fmt.Errorf(`"for": %s is outside [0, %s] (0: the configured pause_expiry)`, d, peer.MaxPause)
 	}
 	return d, nil
 }

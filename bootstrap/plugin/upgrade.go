@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twonode-edge/twonode/bootstrap/config"
 	"github.com/twonode-edge/twonode/bootstrap/localapi"
 )
 
@@ -38,6 +39,10 @@ type Upgrade struct {
 	// Version returns the running image's version.
 	Version func() string
 	Now     func() time.Time
+	// PauseFor is the length of the upgrade's pause: this node's
+	// pause_expiry (the local API refuses a pause of 0, it has no
+	// "default" value). Zero means the agent's default pause_expiry.
+	PauseFor time.Duration
 	// Wait bounds how long Finish waits for the pair; Poll is the time
 	// between two looks; Healthy is how many looks in a row must find the
 	// pair formed (the pause a returning node learns from its peer arrives
@@ -51,15 +56,27 @@ type Upgrade struct {
 // NewUpgrade returns the helpers for this machine.
 func NewUpgrade(say func(problem bool, text string)) *Upgrade {
 	return &Upgrade{
-		API:     localapi.NewClient(AgentSocket),
-		Marker:  UpgradeMarker,
-		Version: func() string { return ImageVersion("/etc/kairos-release", "/etc/os-release") },
-		Now:     time.Now,
-		Wait:    30 * time.Minute,
-		Poll:    5 * time.Second,
-		Healthy: 3,
-		Say:     say,
+		API:      localapi.NewClient(AgentSocket),
+		Marker:   UpgradeMarker,
+		Version:  func() string { return ImageVersion("/etc/kairos-release", "/etc/os-release") },
+		Now:      time.Now,
+		Wait:     30 * time.Minute,
+		Poll:     5 * time.Second,
+		Healthy:  3,
+		Say:      say,
+		PauseFor: configuredPause(ConfigFile),
 	}
+}
+
+// configuredPause is the pause_expiry of the agent's configuration at path,
+// or the agent's default when it cannot be read (Begin then says nothing
+// about it: a missing configuration means no agent runs, and Begin finds
+// that out through the local API).
+func configuredPause(path string) time.Duration {
+	if c, err := config.Load(path); err == nil && c.Timers.PauseExpiry > 0 {
+		return c.Timers.PauseExpiry
+	}
+	return config.Default().Timers.PauseExpiry
 }
 
 // marker is what Begin leaves for Finish.
@@ -83,7 +100,11 @@ func (u *Upgrade) Begin(ctx context.Context) error {
 	if !paired(st) {
 		u.Say(true, fmt.Sprintf("warning: this node is %s and its peer %s: while this node reboots for the upgrade the pair may have no datastore", st.State, reach(st)))
 	}
-	msg, err := u.API.Pause(ctx, 0)
+	d := u.PauseFor
+	if d <= 0 {
+		d = config.Default().Timers.PauseExpiry
+	}
+	msg, err := u.API.Pause(ctx, d)
 	if err != nil {
 		return fmt.Errorf("pausing the pair for the upgrade: %w", err)
 	}
@@ -137,7 +158,7 @@ func (u *Upgrade) Finish(ctx context.Context) error {
 	case !st.Paused:
 		u.Say(false, "the pause has ended already (expired, or resumed by hand)")
 		return nil
-	case !m.PausedUntil.IsZero() && !st.PausedUntil.Equal(m.PausedUntil):
+	case !m.PausedUntil.IsZero() && !samePause(st.PausedUntil, m.PausedUntil):
 		u.Say(false, fmt.Sprintf("a newer pause (until %s) was taken after this upgrade's (until %s): left to whoever took it",
 			st.PausedUntil.UTC().Format(time.RFC3339), m.PausedUntil.UTC().Format(time.RFC3339)))
 		return nil
@@ -148,6 +169,22 @@ func (u *Upgrade) Finish(ctx context.Context) error {
 	}
 	u.Say(false, msg)
 	return nil
+}
+
+// pauseSlack is how far the end of the pause an agent reports may be from
+// the one recorded before the upgrade and still be that same pause. The
+// agents do not share an instant: each node computes its own end (now +
+// the pause's length), and a node learns the peer's as now + the time the
+// peer says is left, so a returning node reports an end a few milliseconds
+// (the latency of a request) off the one recorded before its reboot. A
+// newer pause (the other node's upgrade, an operator's) is taken after
+// this node came back, minutes later, or with another length.
+const pauseSlack = time.Minute
+
+// samePause tells whether two ends of a pause are the same pause.
+func samePause(a, b time.Time) bool {
+	d := a.Sub(b)
+	return d > -pauseSlack && d < pauseSlack
 }
 
 // waitPaired polls the agent until the pair is formed u.Healthy times in a

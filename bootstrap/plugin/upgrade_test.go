@@ -12,18 +12,20 @@ import (
 	"time"
 
 	"github.com/twonode-edge/twonode/bootstrap/localapi"
+	"github.com/twonode-edge/twonode/bootstrap/userdata"
 )
 
 // fakeAgent is the local agent: a scripted sequence of status reports (the
 // last one repeats), and the pause and resume calls it got.
 type fakeAgent struct {
-	statuses []localapi.StatusReport
-	errs     []error // per status call, nil when shorter
-	down     bool    // the agent never answers
-	calls    int
-	pauses   int
-	resumes  int
-	until    time.Time // PausedUntil after a Pause
+	statuses  []localapi.StatusReport
+	errs      []error // per status call, nil when shorter
+	down      bool    // the agent never answers
+	calls     int
+	pauses    int
+	pausedFor time.Duration // the last Pause's duration
+	resumes   int
+	until     time.Time // PausedUntil after a Pause
 }
 
 func (f *fakeAgent) Status(context.Context) (localapi.StatusReport, error) {
@@ -45,8 +47,9 @@ func (f *fakeAgent) Status(context.Context) (localapi.StatusReport, error) {
 	return st, nil
 }
 
-func (f *fakeAgent) Pause(context.Context, time.Duration) (string, error) {
+func (f *fakeAgent) Pause(_ context.Context, d time.Duration) (string, error) {
 	f.pauses++
+	f.pausedFor = d
 	for i := range f.statuses {
 		f.statuses[i].Paused, f.statuses[i].PausedUntil = true, f.until
 	}
@@ -115,12 +118,47 @@ func TestUpgradeBegin(t *testing.T) {
 		if ut.agent.pauses != 1 {
 			t.Errorf("%d pauses", ut.agent.pauses)
 		}
+		// The local API refuses a pause of 0 ("for" must be in (0, 24h]):
+		// with no configured length, the agent's default pause_expiry.
+		if ut.agent.pausedFor != 2*time.Hour {
+			t.Errorf("paused for %v, want the default pause_expiry 2h", ut.agent.pausedFor)
+		}
 		m, ok := ut.marker(t)
 		if want := (marker{FromVersion: "v3.5.0", PausedUntil: t0.Add(2 * time.Hour), Started: t0}); !ok || m != want {
 			t.Errorf("marker %+v, want %+v", m, want)
 		}
 		if info, err := os.Stat(ut.Marker); err != nil || info.Mode().Perm() != 0o600 {
 			t.Errorf("marker mode: %v %v", info, err)
+		}
+	})
+	t.Run("pauses for the configured pause_expiry", func(t *testing.T) {
+		res, err := userdata.Parse([]byte(base))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := res.Block.AgentConfig()
+		c.Timers.PauseExpiry = 45 * time.Minute
+		content, err := configFile(c, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := filepath.Join(t.TempDir(), "config.yaml")
+		if err := os.WriteFile(cfg, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got := configuredPause(cfg); got != 45*time.Minute {
+			t.Errorf("configuredPause = %v, want 45m", got)
+		}
+		if got := configuredPause(filepath.Join(t.TempDir(), "none.yaml")); got != 2*time.Hour {
+			t.Errorf("configuredPause of a missing file = %v, want the default 2h", got)
+		}
+		ut := newUpgradeTest(t, &fakeAgent{statuses: []localapi.StatusReport{leader}, until: t0.Add(time.Hour)})
+		ut.PauseFor = 45 * time.Minute
+		if err := ut.Begin(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if ut.agent.pausedFor != 45*time.Minute {
+			t.Errorf("paused for %v, want 45m", ut.agent.pausedFor)
 		}
 	})
 	t.Run("no agent: nothing to pause", func(t *testing.T) {
@@ -171,6 +209,10 @@ func TestUpgradeFinish(t *testing.T) {
 			statuses: []localapi.StatusReport{paused(leader, until), paused(leader, until), paused(starting, until), paused(leader, until)}, version: "v3.6.0", resumes: 1},
 		{name: "image unchanged: resumes all the same", statuses: []localapi.StatusReport{paused(leader, until)}, version: "v3.5.0",
 			resumes: 1, said: "true the image is still v3.5.0: the upgrade did not complete or was rolled back; ending its pause all the same"},
+		// The returning node learns the pause from its peer, as now + the
+		// time left: an end a few milliseconds off the recorded one.
+		{name: "the same pause, as learnt from the peer: resumes", statuses: []localapi.StatusReport{paused(leader, until.Add(7*time.Millisecond))}, version: "v3.6.0",
+			resumes: 1},
 		{name: "a newer pause is left alone", statuses: []localapi.StatusReport{paused(leader, until.Add(time.Hour))}, version: "v3.6.0",
 			said: "false a newer pause (until 2026-11-22T15:00:00Z) was taken after this upgrade's (until 2026-11-22T14:00:00Z): left to whoever took it"},
 		{name: "the pause has ended already", statuses: []localapi.StatusReport{leader}, version: "v3.6.0",
