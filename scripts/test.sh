@@ -9,6 +9,7 @@ export PATH=$PATH:/usr/local/go/bin
 
 scripts/deps.sh
 scripts/build.sh
+scripts/build-apiserver.sh # kube-apiserver and the storage conformance tests, cached
 
 echo "== static checks" >&2
 unformatted=$(gofmt -l bootstrap cmd e2e cloudconfig)
@@ -20,6 +21,7 @@ go vet ./...
 shellcheck scripts/*.sh .ci/run
 
 export TWONODE_BIN=$PWD/bin/twonode KINE_BIN=$PWD/bin/kine
+export KUBE_APISERVER_BIN=$PWD/bin/kube-apiserver STORAGE_CONFORMANCE_BIN=$PWD/bin/etcd3-storage.test
 
 echo "== unit, integration and end-to-end tests" >&2
 # -p 1: one package at a time; the end-to-end packages measure failover times
@@ -27,7 +29,7 @@ echo "== unit, integration and end-to-end tests" >&2
 # -v: a passing test's output (its RESULT line) is shown only with -v. The
 # full log is kept; the console shows results, test log lines and failures.
 go test -p 1 -v -count=1 -timeout 60m ./... 2>&1 | tee /tmp/twonode-test.log |
-	grep --line-buffered -E '^(ok|FAIL|--- FAIL|--- PASS|RESULT|panic:)|^\s+\S+_test\.go:[0-9]+:'
+	grep --line-buffered -E '^(ok|FAIL|--- FAIL|--- PASS|RESULT|STORAGE-CONFORMANCE|panic:)|^\s+\S+_test\.go:[0-9]+:'
 
 echo "== short fuzz runs (seed corpora are in testdata/fuzz)" >&2
 # A count, not a duration: with a duration, Go's fuzzer can report "context
