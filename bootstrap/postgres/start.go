@@ -20,6 +20,12 @@ var replicationKeys = []string{"primary_conninfo", "primary_slot_name", "synchro
 // it: a plain start would continue the old timeline, and a later pg_rewind
 // could not see that the two nodes diverged.
 func (m *Manager) Start(ctx context.Context, standby bool) error {
+	return m.start(ctx, standby, m.pgctlStart)
+}
+
+// start is Start with the way the server process is launched left open:
+// pg_ctl here, the systemd unit in Systemd.
+func (m *Manager) start(ctx context.Context, standby bool, launch func(context.Context) error) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.HasData() {
@@ -42,14 +48,14 @@ func (m *Manager) Start(ctx context.Context, standby bool) error {
 		if err := m.prepareStandby(true, false); err != nil {
 			return err
 		}
-		return m.pgctlStart(ctx)
+		return launch(ctx)
 	}
 	if m.exists("standby.signal") {
 		m.log.Warn("starting as primary on a standby's data: promoting it to a new timeline")
 		if err := m.prepareStandby(false, false); err != nil {
 			return err
 		}
-		if err := m.pgctlStart(ctx); err != nil {
+		if err := launch(ctx); err != nil {
 			return err
 		}
 		_, err := m.promote(ctx)
@@ -58,7 +64,7 @@ func (m *Manager) Start(ctx context.Context, standby bool) error {
 	if err := m.preparePrimary(false); err != nil {
 		return err
 	}
-	return m.pgctlStart(ctx)
+	return launch(ctx)
 }
 
 // preparePrimary: our configuration, no signal files, no inherited

@@ -48,46 +48,7 @@ func NewSystemd(m *Manager, unit, envFile string) *Systemd {
 
 // Start is Manager.Start with the server started by systemd.
 func (s *Systemd) Start(ctx context.Context, standby bool) error {
-	m := s.Manager
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !m.HasData() {
-		return fmt.Errorf("postgres: start: no cluster in %s", m.s.DataDir)
-	}
-	if m.Running(ctx) {
-		inRecovery, err := m.inRecovery(ctx)
-		if err != nil {
-			return fmt.Errorf("postgres: start: running, but its role is unknown: %w", err)
-		}
-		if inRecovery == standby {
-			return nil
-		}
-		if standby {
-			return fmt.Errorf("postgres: start as standby: it runs as a primary: stop and rewind it first")
-		}
-		return fmt.Errorf("postgres: start as primary: it runs as a standby: promote it instead")
-	}
-	if standby {
-		if err := m.prepareStandby(true, false); err != nil {
-			return err
-		}
-		return s.unitStart(ctx)
-	}
-	if m.exists("standby.signal") {
-		m.log.Warn("starting as primary on a standby's data: promoting it to a new timeline")
-		if err := m.prepareStandby(false, false); err != nil {
-			return err
-		}
-		if err := s.unitStart(ctx); err != nil {
-			return err
-		}
-		_, err := m.promote(ctx)
-		return err
-	}
-	if err := m.preparePrimary(false); err != nil {
-		return err
-	}
-	return s.unitStart(ctx)
+	return s.Manager.start(ctx, standby, s.unitStart)
 }
 
 // InitDB is Manager.InitDB, after which the new primary is handed to the
