@@ -213,3 +213,28 @@ func TestPauseDefaultsToTheExpiry(t *testing.T) {
 		t.Fatalf("paused for %s", got)
 	}
 }
+
+// Rewound data that will not start as a standby is replaced by a base
+// backup, and a retried rejoin does not archive (read) the data again.
+func TestRewoundDataThatWillNotStartIsCopied(t *testing.T) {
+	r := newRig(t, "a", "b")
+	r.db.data, r.db.up = true, true
+	if err := saveState(r.a.cfg.DataDir, Persisted{Member: true, Term: 5, TermRole: fsm.RoleLeader}); err != nil {
+		t.Fatal(err)
+	}
+	r.a.st, _ = loadState(r.a.cfg.DataDir)
+	r.peer.up, r.pgUp = true, true
+	r.peer.st = peer.Status{Name: "b", State: "leader_alone", Member: true, Term: 6, TermRole: "leader", PGUp: true, Primary: true}
+	r.db.failOn = "start(standby=true)"
+	if s := r.tick(1); s != fsm.Joining {
+		t.Fatalf("state %s, want joining", s)
+	}
+	calls := strings.Join(r.db.Calls(), ",")
+	if !strings.Contains(calls, "rewind,start(standby=true),stop,basebackup") {
+		t.Fatalf("calls %s", calls)
+	}
+	st, _ := loadState(r.a.cfg.DataDir)
+	if st.ArchivedTerm != 5 {
+		t.Fatalf("archived term %d", st.ArchivedTerm)
+	}
+}

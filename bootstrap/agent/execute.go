@@ -66,6 +66,17 @@ func (a *Agent) run(ctx context.Context, act fsm.Action, obs observed) error {
 			a.log.Warn("pg_rewind impossible: falling back to a full base backup", "err", err)
 			return db.BaseBackup(ctx)
 		}
+		// A rewind can report success and still leave data that will not
+		// start as a standby (PostgreSQL 15: "requested timeline N does not
+		// contain minimum recovery point" after several promotions). Prove
+		// it starts; otherwise copy everything.
+		if err := db.Start(ctx, true); err != nil {
+			a.log.Warn("the rewound data does not start as a standby: falling back to a full base backup", "err", err)
+			if err := db.Stop(ctx, true); err != nil {
+				return err
+			}
+			return db.BaseBackup(ctx)
+		}
 		return nil
 	case fsm.Archive:
 		return a.archive(ctx, obs)
@@ -179,6 +190,14 @@ func (a *Agent) updateState(f func(*Persisted)) error {
 // Kine rows it has that the winner does not.
 func (a *Agent) archive(ctx context.Context, obs observed) error {
 	db := a.d.DB
+	a.mu.Lock()
+	done := a.st.Member && a.st.ArchivedTerm == a.st.Term && a.st.Term > 0
+	a.mu.Unlock()
+	if done {
+		// A retried rejoin: this term's rows were already saved, and the
+		// data may since have been rewound (it need not start as a primary).
+		return nil
+	}
 	if st, err := db.Status(ctx); err != nil || !st.Up {
 		// A crashed old leader: start it (as the primary it was) to read it.
 		// Its Kine is stopped and the winner's Kine points elsewhere.
@@ -215,12 +234,13 @@ func (a *Agent) archive(ctx context.Context, obs observed) error {
 	if n == 0 {
 		os.Remove(path) // nothing diverged: no evidence to keep
 		a.log.Info("archive: nothing written here is missing on the winner")
-		return nil
+		return a.updateState(func(p *Persisted) { p.ArchivedTerm = st.Term })
 	}
 	a.log.Warn("split brain: rows only this node had are archived before rejoining", "rows", n, "path", path, "winner", a.cfg.Peer.Name)
 	a.met.archivedRows.Add(float64(n))
 	return a.updateState(func(p *Persisted) {
 		p.Archives = append(p.Archives, localapi.Archive{Path: path, Rows: n, Term: st.Term, Winner: a.cfg.Peer.Name, Created: now})
+		p.ArchivedTerm = st.Term
 	})
 }
 

@@ -26,8 +26,11 @@ type Persisted struct {
 	PausedUntil time.Time `json:"paused_until,omitzero"`
 	// PairOffset is the peer's clock minus ours, last measured while the
 	// two were paired; a split is judged with it.
-	PairOffset time.Duration      `json:"pair_offset_ns"`
-	Archives   []localapi.Archive `json:"archives,omitempty"`
+	PairOffset time.Duration `json:"pair_offset_ns"`
+	// ArchivedTerm is the term whose split-brain rows were last saved, so a
+	// retried rejoin does not try to read data it has since rewound.
+	ArchivedTerm uint64             `json:"archived_term,omitempty"`
+	Archives     []localapi.Archive `json:"archives,omitempty"`
 }
 
 const stateFile = "state.json"
