@@ -85,14 +85,14 @@ func decode(data []byte) (c *Config, err error) {
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
 		doc = doc.Content[0]
 	}
-	doc = resolveAlias(doc)
+	doc = ResolveAlias(doc)
 	switch {
 	case doc.Kind == yaml.ScalarNode && doc.ShortTag() == "!!null":
 		return nil, errors.New("the config is empty: it needs at least node, peer and secret_file")
 	case doc.Kind != yaml.MappingNode:
 		// Never echo the value: a config path pointing at the secret file
 		// would put the secret in the log.
-		return nil, fmt.Errorf("the config must be a YAML mapping with keys such as node: and peer: (got %s on line %d)", kindName(doc), doc.Line)
+		return nil, fmt.Errorf("the config must be a YAML mapping with keys such as node: and peer: (got %s on line %d)", KindName(doc), doc.Line)
 	}
 
 	// First a walk of our own, for errors that name the field and its line
@@ -160,14 +160,14 @@ type mergeKey struct {
 // mapping checks the keys of one YAML mapping meant for struct type t.
 func (w *walker) mapping(n *yaml.Node, t reflect.Type, path []string) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := resolveAlias(n.Content[i]), n.Content[i+1]
+		k, v := ResolveAlias(n.Content[i]), n.Content[i+1]
 		if k.Kind == yaml.ScalarNode && k.Value == "<<" && (k.Tag == "" || k.Tag == "!" || k.Tag == "!!merge" || k.Tag == "tag:yaml.org,2002:merge") {
 			w.merge(v, t, path)
 			continue
 		}
 		key := k.Value
 		if k.Kind != yaml.ScalarNode {
-			key = "<" + kindName(k) + ">"
+			key = "<" + KindName(k) + ">"
 		}
 		f, ok := fieldByKey(t, key)
 		if !ok {
@@ -178,13 +178,13 @@ func (w *walker) mapping(n *yaml.Node, t reflect.Type, path []string) {
 			w.fail(append(path[:len(path):len(path)], keyName(key)), k.Line, "unknown key; %s has %s", where, strings.Join(keysOf(t), ", "))
 			continue
 		}
-		w.value(resolveAlias(v), f, append(path[:len(path):len(path)], key))
+		w.value(ResolveAlias(v), f, append(path[:len(path):len(path)], key))
 	}
 }
 
 // merge walks the mapping(s) of a YAML merge key (<<) as part of t.
 func (w *walker) merge(v *yaml.Node, t reflect.Type, path []string) {
-	v = resolveAlias(v)
+	v = ResolveAlias(v)
 	k := mergeKey{v, strings.Join(path, ".")}
 	if w.seen[k] {
 		return
@@ -198,7 +198,7 @@ func (w *walker) merge(v *yaml.Node, t reflect.Type, path []string) {
 			w.merge(m, t, path)
 		}
 	default:
-		w.fail(append(path[:len(path):len(path)], "<<"), v.Line, "a merge key needs a mapping or a list of mappings (got %s)", kindName(v))
+		w.fail(append(path[:len(path):len(path)], "<<"), v.Line, "a merge key needs a mapping or a list of mappings (got %s)", KindName(v))
 	}
 }
 
@@ -213,12 +213,12 @@ func (w *walker) value(v *yaml.Node, f reflect.StructField, path []string) {
 		case v.Kind == yaml.MappingNode:
 			w.mapping(v, f.Type, path)
 		default:
-			w.fail(path, v.Line, "must be a mapping of keys (%s), not %s", strings.Join(keysOf(f.Type), ", "), kindName(v))
+			w.fail(path, v.Line, "must be a mapping of keys (%s), not %s", strings.Join(keysOf(f.Type), ", "), KindName(v))
 		}
 		return
 	}
 	if v.Kind != yaml.ScalarNode {
-		w.fail(path, v.Line, "must be a single value, not %s", kindName(v))
+		w.fail(path, v.Line, "must be a single value, not %s", KindName(v))
 		return
 	}
 	if null {
@@ -309,14 +309,17 @@ func keyName(k string) string {
 	return fmt.Sprintf("%q", k)
 }
 
-func resolveAlias(n *yaml.Node) *yaml.Node {
+// ResolveAlias follows YAML aliases a bounded number of times (also used by
+// the user-data parser).
+func ResolveAlias(n *yaml.Node) *yaml.Node {
 	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i < 100; i++ {
 		n = n.Alias
 	}
 	return n
 }
 
-func kindName(n *yaml.Node) string {
+// KindName names a YAML node's kind for error messages.
+func KindName(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
 		return "a mapping"

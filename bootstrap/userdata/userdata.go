@@ -172,7 +172,7 @@ func Parse(cloudConfig []byte) (res Result, err error) {
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
 		doc = doc.Content[0]
 	}
-	doc = resolve(doc)
+	doc = config.ResolveAlias(doc)
 	if doc.Kind != yaml.MappingNode {
 		return Result{State: Absent}, nil
 	}
@@ -185,7 +185,7 @@ func Parse(cloudConfig []byte) (res Result, err error) {
 	}
 
 	w := walker{values: map[string]leaf{}, failed: map[string]bool{}}
-	w.section(block.key, resolve(block.value), blockFields, Key)
+	w.section(block.key, config.ResolveAlias(block.value), blockFields, Key)
 	if enabled, ok := w.values["enabled"]; ok && !enabled.b {
 		// Disabled: nothing else is read, its mistakes included.
 		return Result{State: Disabled}, nil
@@ -222,7 +222,7 @@ type keyValue struct{ key, value *yaml.Node }
 func topKeys(doc *yaml.Node) (block *keyValue, cluster *yaml.Node, err error) {
 	var lines []string
 	for i := 0; i+1 < len(doc.Content); i += 2 {
-		k := resolve(doc.Content[i])
+		k := config.ResolveAlias(doc.Content[i])
 		if k.Kind != yaml.ScalarNode {
 			continue
 		}
@@ -233,7 +233,7 @@ func topKeys(doc *yaml.Node) (block *keyValue, cluster *yaml.Node, err error) {
 			}
 			lines = append(lines, fmt.Sprint(k.Line))
 		case "cluster":
-			cluster = resolve(doc.Content[i+1])
+			cluster = config.ResolveAlias(doc.Content[i+1])
 		}
 	}
 	if len(lines) > 1 {
@@ -320,14 +320,14 @@ func (w *walker) section(key, v *yaml.Node, fields []field, name string) {
 		return // an empty section: its defaults
 	}
 	if v.Kind != yaml.MappingNode {
-		w.fail(name, v.Line, "must be a mapping of keys (%s), not %s", keysOf(fields), kindName(v))
+		w.fail(name, v.Line, "must be a mapping of keys (%s), not %s", keysOf(fields), config.KindName(v))
 		return
 	}
 	seen := map[string]int{}
 	for i := 0; i+1 < len(v.Content); i += 2 {
-		k, val := resolve(v.Content[i]), resolve(v.Content[i+1])
+		k, val := config.ResolveAlias(v.Content[i]), config.ResolveAlias(v.Content[i+1])
 		if k.Kind != yaml.ScalarNode {
-			w.fail(name, k.Line, "has a key that is %s; its keys are %s", kindName(k), keysOf(fields))
+			w.fail(name, k.Line, "has a key that is %s; its keys are %s", config.KindName(k), keysOf(fields))
 			continue
 		}
 		path := name + "." + k.Value
@@ -356,7 +356,7 @@ func (w *walker) section(key, v *yaml.Node, fields []field, name string) {
 // leaf checks and decodes one scalar.
 func (w *walker) leaf(path string, v *yaml.Node, k kind) {
 	if v.Kind != yaml.ScalarNode {
-		w.fail(path, v.Line, "must be a single value, not %s", kindName(v))
+		w.fail(path, v.Line, "must be a single value, not %s", config.KindName(v))
 		return
 	}
 	if v.ShortTag() == "!!null" {
@@ -566,7 +566,7 @@ func checkCluster(n *yaml.Node) (*clusterplugin.Cluster, []error) {
 		return &clusterplugin.Cluster{}, []error{fmt.Errorf("cluster (line %d): has no value: provider-k3s needs cluster_token, role and providerConfig (see docs/first-boot.md)", n.Line)}
 	}
 	if n.Kind != yaml.MappingNode {
-		return nil, []error{fmt.Errorf("cluster (line %d): must be a mapping (cluster_token, role, providerConfig, ...), not %s", n.Line, kindName(n))}
+		return nil, []error{fmt.Errorf("cluster (line %d): must be a mapping (cluster_token, role, providerConfig, ...), not %s", n.Line, config.KindName(n))}
 	}
 	var c clusterplugin.Cluster
 	if err := n.Decode(&c); err != nil {
@@ -648,28 +648,4 @@ func quoteKey(k string) string {
 		k = k[:64] + "..."
 	}
 	return fmt.Sprintf("%q", k)
-}
-
-// resolve follows aliases, a bounded number of times.
-func resolve(n *yaml.Node) *yaml.Node {
-	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i < 100; i++ {
-		n = n.Alias
-	}
-	return n
-}
-
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		return "a single value"
-	case yaml.AliasNode:
-		return "an alias"
-	case yaml.DocumentNode:
-		return "a document"
-	}
-	return "nothing"
 }
