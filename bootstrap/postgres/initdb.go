@@ -93,6 +93,10 @@ func (m *Manager) createObjects(ctx context.Context) error {
 	if err := execAll(ctx, c, "initdb: create roles and database",
 		"CREATE ROLE "+replUser+" WITH LOGIN REPLICATION PASSWORD "+sqlLiteral(replV),
 		// What pg_rewind reads on its source, without superuser rights.
+		// pg_rewind reads the source's timeline from its control file, which a
+		// just-promoted server updates only at its end-of-recovery checkpoint:
+		// the rejoining node asks for that checkpoint first (Rewind).
+		"GRANT pg_checkpoint TO "+replUser,
 		"GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO "+replUser,
 		"GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO "+replUser,
 		"GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO "+replUser,

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // BaseBackup replaces the local data with a copy of the peer's, taken
@@ -112,6 +114,9 @@ func (m *Manager) Rewind(ctx context.Context) error {
 	if err := m.writePassfile(); err != nil {
 		return err
 	}
+	if err := m.checkpointPeer(ctx); err != nil {
+		m.log.Warn("rewind: could not make the peer checkpoint first; pg_rewind may see its old timeline", "err", err)
+	}
 	start := time.Now()
 	out, err := m.run(ctx, []string{"PGPASSFILE=" + m.passfile()}, "pg_rewind",
 		"--target-pgdata="+m.s.DataDir, "--source-server="+m.replConninfo("twonode_rewind", "postgres"))
@@ -130,4 +135,28 @@ func lastLine(s string) string {
 		return s[i+1:]
 	}
 	return s
+}
+
+// checkpointPeer makes the peer write a checkpoint. pg_rewind takes the
+// source's timeline from its control file, and a server promoted moments
+// ago still has its old timeline there until its end-of-recovery
+// checkpoint completes (seconds on a busy machine): pg_rewind then reports
+// "no rewind required" for data that diverged, and the standby never
+// streams ("new timeline forked off ... before current recovery point").
+func (m *Manager) checkpointPeer(ctx context.Context) error {
+	cfg, err := pgx.ParseConfig(m.replConninfo("twonode_rewind", "postgres"))
+	if err != nil {
+		return err
+	}
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeQuietly(c)
+	start := time.Now()
+	if _, err := c.Exec(ctx, "CHECKPOINT"); err != nil {
+		return err
+	}
+	m.log.Info("rewind: the peer checkpointed", "took", time.Since(start).Round(time.Millisecond))
+	return nil
 }
