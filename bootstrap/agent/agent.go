@@ -54,6 +54,7 @@ type Agent struct {
 	backoff   time.Duration // after a failed transition
 	retryAt   time.Time
 	lastErr   string
+	pgSlow    int // consecutive ticks whose local PostgreSQL status timed out
 }
 
 // observed is the last tick's view, for status answers.

@@ -110,6 +110,25 @@ func followerRig(t *testing.T) *rig {
 	return r
 }
 
+// A local PostgreSQL that answers too slowly is busy, not down: the
+// follower keeps following for failure_threshold-1 slow ticks and treats
+// it as down only after that.
+func TestSlowLocalPostgresIsNotDown(t *testing.T) {
+	r := followerRig(t)
+	r.db.slow = true
+	if s := r.tick(2); s != fsm.Follower {
+		t.Fatalf("state %s after 2 slow status answers, want follower", s)
+	}
+	r.db.slow = false
+	if s := r.tick(1); s != fsm.Follower {
+		t.Fatalf("state %s after the server answered again, want follower", s)
+	}
+	r.db.slow = true
+	if s := r.tick(3); s != fsm.Starting {
+		t.Fatalf("state %s after 3 slow answers in a row, want starting", s)
+	}
+}
+
 func TestFollowerPromotesAfterTheWindow(t *testing.T) {
 	r := followerRig(t)
 	r.peer.up, r.pgUp = false, false

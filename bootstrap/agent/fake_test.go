@@ -24,6 +24,7 @@ type fakeDB struct {
 	archived      []string // rows "only here", written by Archive
 	failOn        string   // an action name that fails once
 	peerStreaming bool
+	slow          bool // Status times out (a busy server)
 }
 
 func (f *fakeDB) call(name string) error {
@@ -102,10 +103,13 @@ func (f *fakeDB) MaxRevision(context.Context) (int64, error) {
 func (f *fakeDB) Status(context.Context) (postgres.Status, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.slow {
+		return postgres.Status{}, fmt.Errorf("postgres: status: no answer in time: %w", context.DeadlineExceeded)
+	}
 	if !f.up {
 		return postgres.Status{}, errors.New("down")
 	}
-	return postgres.Status{Up: true, InRecovery: f.standby, ReceiverStreaming: f.standby, Streaming: !f.standby && f.peerStreaming}, nil
+	return postgres.Status{Up: true, InRecovery: f.standby, ReceiverStreaming: f.standby, Streaming: !f.standby && f.peerStreaming, HeardAgo: -1}, nil
 }
 func (f *fakeDB) Archive(_ context.Context, _ int64, w io.Writer, h postgres.ArchiveHeader) (int, error) {
 	f.mu.Lock()

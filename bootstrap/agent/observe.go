@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -42,13 +43,11 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 		pingErr = a.d.PingPeer(c)
 	}()
 	wg.Wait()
-	if pgErr != nil {
-		pg = postgres.Status{}
-	}
 	now := a.d.Now()
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	pg = a.localPG(pg, pgErr)
 	if peerErr == nil && (a.m.State == fsm.Leader || a.m.State == fsm.Follower) {
 		a.measureOffset(ps, sent, recv)
 	}
@@ -64,6 +63,7 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 		Primary:           pg.Up && !pg.InRecovery,
 		FollowerStreaming: pg.Up && !pg.InRecovery && pg.Streaming,
 		ReceiverStreaming: pg.Up && pg.InRecovery && pg.ReceiverStreaming,
+		PeerHeard:         pg.Up && pg.HeardAgo >= 0 && pg.HeardAgo < 2*a.cfg.Timers.ProbeInterval,
 		ReplayLSN:         pg.ReplayLSN,
 		LastCommit:        pg.LastCommit,
 		PausedUntil:       a.st.PausedUntil,
@@ -120,4 +120,24 @@ func (a *Agent) splitOffset(ps peer.Status) time.Duration {
 		return a.st.PairOffset
 	}
 	return -time.Duration(ps.PairOffset)
+}
+
+// localPG decides what this tick knows of the local PostgreSQL. A status
+// that timed out is a busy server, not a dead one (a refused connection
+// is): the last answer stands for up to failure_threshold-1 ticks, the
+// patience the agent has with its peer too. Without it one slow answer on
+// a loaded machine sent a leader back to "starting" (measured: a leader
+// under two API servers' load flapped every few seconds). Caller holds a.mu.
+func (a *Agent) localPG(pg postgres.Status, err error) postgres.Status {
+	if err == nil {
+		a.pgSlow = 0
+		return pg
+	}
+	if errors.Is(err, context.DeadlineExceeded) && a.last.pg.Up && a.pgSlow < a.cfg.Timers.FailureThreshold-1 {
+		a.pgSlow++
+		a.log.Debug("local PostgreSQL answered too slowly: keeping the last observation", "ticks", a.pgSlow, "err", err)
+		return a.last.pg
+	}
+	a.pgSlow = 0
+	return postgres.Status{}
 }

@@ -156,9 +156,11 @@ func TestFollowerDetection(t *testing.T) {
 	down.AgentUp, down.PGUp = false, false
 	for _, tcase := range []struct {
 		name            string
-		pattern         string // one char per tick: u = leader up, d = down
+		pattern         string // one char per tick: u = leader up, d = down, h = probes fail but WAL still arrives
 		paused, promote bool
 	}{
+		{"probes time out while WAL still arrives: alive", "uhhhhhh", false, false},
+		{"WAL stops too: promote", "uhhhddd", false, true},
 		{"blip of two probes", "uddu", false, false},
 		{"flapping never reaches three in a row", "ddudduddud", false, false},
 		{"three failed probes promote", "uddd", false, true},
@@ -173,9 +175,11 @@ func TestFollowerDetection(t *testing.T) {
 					s = paused(s)
 				}
 				p := leaderPeer()
-				if c == 'd' {
+				if c == 'd' || c == 'h' {
 					p = down
 				}
+				s.PeerHeard = c == 'h' || c == 'u'
+
 				var d Decision
 				m, d = step(t, m, Observation{Now: t0.Add(time.Duration(i) * 500 * time.Millisecond), Self: s, Peer: p})
 				if d.To == LeaderAlone {
@@ -198,6 +202,7 @@ func TestLeader(t *testing.T) {
 		{"switchover refused without a streaming follower", in(Leader), Observation{Self: noFollower, Peer: followerPeer(), Cmd: Command{Kind: CmdSwitchover}}, Leader, "", ""},
 		{"follower lost for the window degrades", Machine{State: Leader, Fails: 2}, Observation{Self: noFollower}, LeaderAlone, "asynchronous", "sync-off,new-term"},
 		{"follower lost for less than the window keeps sync", Machine{State: Leader, Fails: 1}, Observation{Self: noFollower}, Leader, "", ""},
+		{"probes fail but the standby still replies: keeps sync", Machine{State: Leader, Fails: 2}, Observation{Self: heardLeader()}, Leader, "", ""},
 		{"local primary died", in(Leader), Observation{Self: stoppedLeader(4), Peer: followerPeer()}, Starting, "PostgreSQL is down", ""},
 		{"a peer with a higher term wins", in(Leader), Observation{Self: leaderSelf(), Peer: promotedPeer(5)}, Joining, "newer state", "kine-stop,archive,rewind,start-standby,kine-peer,adopt-term"},
 	})
@@ -279,4 +284,12 @@ func TestEveryRowCovered(t *testing.T) {
 			t.Errorf("row not exercised by any test: %s → %s: %s", r.From, r.To, r.Reason)
 		}
 	}
+}
+
+// heardLeader: the follower's agent and database do not answer probes, but
+// its walreceiver still streams and replied moments ago.
+func heardLeader() Self {
+	s := leaderSelf()
+	s.PeerHeard = true
+	return s
 }

@@ -35,13 +35,17 @@ func (t tick) peerOutranks() bool {
 // healthy says whether the peer looked well this tick, as the current state
 // understands "well": a follower needs its leader's database; a leader
 // needs its follower's WAL stream and some sign of the follower's host.
+// Replication traffic heard from the peer counts as a sign of life: a
+// starved machine (measured: a kube-apiserver starting on 2 cores) can
+// time out three probes in a row while WAL still flows both ways, and a
+// false failover there is a split brain.
 func (t tick) healthy() bool {
 	s, p := t.o.Self, t.o.Peer
 	switch t.m.State {
 	case Follower:
-		return p.PGUp
+		return p.PGUp || s.PeerHeard
 	case Leader, LeaderAlone:
-		return s.FollowerStreaming && (p.AgentUp || p.PGUp)
+		return s.FollowerStreaming && (p.AgentUp || p.PGUp || s.PeerHeard)
 	default:
 		return t.peerSeen()
 	}

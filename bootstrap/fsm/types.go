@@ -72,8 +72,13 @@ type Self struct {
 	Primary           bool // PostgreSQL is running and not in recovery
 	FollowerStreaming bool // primary: the peer's walsender has caught up and streams
 	ReceiverStreaming bool // standby: the WAL receiver streams from the peer
-	ReplayLSN         uint64
-	LastCommit        time.Time
+	// PeerHeard: replication brought a message from the peer's PostgreSQL
+	// within the last two probe intervals (a WAL record, a keepalive or a
+	// standby reply): proof that the peer lives even when the agents'
+	// probes time out on a starved machine.
+	PeerHeard  bool
+	ReplayLSN  uint64
+	LastCommit time.Time
 
 	PausedUntil time.Time // the effective pause (this node's or the peer's, the later)
 }
