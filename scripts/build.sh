@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the twonode binary into bin/ and Kine from the pinned module in
-# go.mod. Kine takes minutes cold, so it is cached outside the clone, keyed
-# by the Kine version, the Go version and the architecture.
+# go.mod, with our patches (tools/kine-patches). Kine takes minutes cold, so
+# it is cached outside the clone, keyed by the Kine version, the patches, the
+# Go version and the architecture.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,10 +13,11 @@ version=$(git describe --always --dirty 2>/dev/null || echo dev)
 go build -trimpath -ldflags "-s -w -X github.com/twonode-edge/twonode/bootstrap/agent.Version=$version" -o bin/twonode ./cmd/twonode
 
 kine_version=$(go list -m -f '{{.Version}}' github.com/k3s-io/kine)
-key="kine-${kine_version}-$(go env GOVERSION)-$(go env GOOS)-$(go env GOARCH)"
+read -r modfile patches < <(scripts/kine-patched.sh) # our fixes to Kine (tools/kine-patches)
+key="kine-${kine_version}-p${patches}-$(go env GOVERSION)-$(go env GOOS)-$(go env GOARCH)"
 if [ ! -x "$cache/$key" ]; then
 	echo "building kine $kine_version (cached as $cache/$key; a few minutes the first time)" >&2
-	CGO_ENABLED=1 go build -trimpath -ldflags "-s -w" -o "$cache/$key.tmp" github.com/k3s-io/kine
+	CGO_ENABLED=1 go build -trimpath -modfile "$modfile" -ldflags "-s -w" -o "$cache/$key.tmp" github.com/k3s-io/kine
 	mv "$cache/$key.tmp" "$cache/$key"
 fi
 ln -sf "$cache/$key" bin/kine

@@ -17,6 +17,9 @@ command -v gcc >/dev/null || need+=(gcc)
 command -v ping >/dev/null || need+=(iputils-ping)
 ls /usr/lib/postgresql/*/bin/pg_rewind >/dev/null 2>&1 || need+=(postgresql)
 command -v shellcheck >/dev/null || need+=(shellcheck)
+command -v patch >/dev/null || need+=(patch) # our fixes to Kine (scripts/kine-patched.sh)
+# The clock-skew scenario moves one node's PostgreSQL clock with libfaketime.
+ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || need+=(faketime)
 # The appliance test (e2e/appliance): a Debian root filesystem booted twice
 # under systemd, and systemd's own checks of the units.
 command -v debootstrap >/dev/null || need+=(debootstrap)

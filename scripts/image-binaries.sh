@@ -40,12 +40,13 @@ if [ -n "${KINE_VERSION:-}" ] && [ "$KINE_VERSION" != "$kine_version" ]; then
 	echo "image-binaries: KINE_VERSION=$KINE_VERSION but go.mod pins kine $kine_version: run go get github.com/k3s-io/kine@$KINE_VERSION first" >&2
 	exit 1
 fi
+read -r modfile patches < <(scripts/kine-patched.sh) # our fixes to Kine (tools/kine-patches)
 build_kine() {
-	go build -ldflags "-s -w -X github.com/k3s-io/kine/pkg/version.Version=$kine_version" -o "$1" github.com/k3s-io/kine
+	go build -modfile "$modfile" -ldflags "-s -w -X github.com/k3s-io/kine/pkg/version.Version=$kine_version" -o "$1" github.com/k3s-io/kine
 }
 if [ -n "${TWONODE_CACHE:-}" ]; then
 	mkdir -p "$TWONODE_CACHE"
-	cached="$TWONODE_CACHE/kine-$kine_version-$(go env GOVERSION)-linux-$arch-static"
+	cached="$TWONODE_CACHE/kine-$kine_version-p$patches-$(go env GOVERSION)-linux-$arch-static"
 	if [ ! -x "$cached" ]; then
 		echo "image-binaries: building kine $kine_version for $arch (cached as $cached; minutes the first time)" >&2
 		build_kine "$cached.tmp.$$"
