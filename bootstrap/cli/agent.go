@@ -62,6 +62,13 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 		return cli.Exit("invalid configuration, nothing was changed:\n"+err.Error(), 2)
 	}
 	replPW, kinePW := postgres.DerivePasswords(secret)
+	pgTestEnv, err := postgres.FaketimeEnv(cfg.ClockOffset)
+	if err != nil {
+		return cli.Exit("invalid configuration, nothing was changed:\n"+err.Error(), 2)
+	}
+	if cfg.ClockOffset != 0 {
+		log.Warn("FOR FAULT TESTS ONLY: the agent's and PostgreSQL's wall clocks are moved", "offset", cfg.ClockOffset)
+	}
 	if err := os.MkdirAll(cfg.RunDir, 0o755); err != nil {
 		return err
 	}
@@ -71,12 +78,14 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 		OSUser: cfg.Postgres.OSUser, NodeName: cfg.Node.Name, PeerName: cfg.Peer.Name, PeerAddress: cfg.Peer.Address,
 		ReplPassword: replPW, KinePassword: kinePW, SharedBuffers: cfg.Postgres.SharedBuffers,
 		WalSenderTimeout: cfg.DetectionWindow(), WalReceiverTimeout: cfg.DetectionWindow(),
+		TestEnv: pgTestEnv,
 	}, log.With("actor", "postgres"))
 	var pg agent.Database = db
 	if cfg.Postgres.Supervisor == "systemd" {
 		pg = postgres.NewSystemd(db, postgres.SystemdUnit, cfg.RunDir+"/postgres.env")
 	}
-	ks := kine.Settings{Binary: cfg.Kine.Binary, Listen: cfg.Kine.Listen, Port: cfg.Postgres.Port, Password: kinePW, RunDir: cfg.RunDir}
+	ks := kine.Settings{Binary: cfg.Kine.Binary, Listen: cfg.Kine.Listen, Port: cfg.Postgres.Port, Password: kinePW, RunDir: cfg.RunDir,
+		CompactMinRetain: cfg.Kine.CompactMinRetain}
 	var kr kine.Runner
 	if cfg.Kine.Supervisor == "systemd" {
 		kr = kine.NewSystemd(ks, cfg.Kine.Unit, log.With("actor", "kine"))

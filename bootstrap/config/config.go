@@ -51,6 +51,9 @@ type Kine struct {
 	Listen     string `yaml:"listen" usage:"loopback host:port Kine serves etcd on (Kine has no authentication)"`
 	Supervisor string `yaml:"supervisor" usage:"how Kine is run: process (a child of the agent) or systemd"`
 	Unit       string `yaml:"unit" usage:"systemd unit for Kine when supervisor is systemd"`
+	// CompactMinRetain is Kine's --compact-min-retain: compaction never
+	// removes the newest this many revisions.
+	CompactMinRetain int `yaml:"compact_min_retain" usage:"revisions Kine's compaction always keeps (0..100000000; Kine's default 1000)"`
 }
 
 // Timers are the failure detector's settings. A follower promotes after
@@ -96,10 +99,11 @@ func Default() Config {
 			Supervisor:    "process",
 		},
 		Kine: Kine{
-			Binary:     "/opt/twonode/bin/kine",
-			Listen:     "127.0.0.1:2379",
-			Supervisor: "process",
-			Unit:       "twonode-kine.service",
+			Binary:           "/opt/twonode/bin/kine",
+			Listen:           "127.0.0.1:2379",
+			Supervisor:       "process",
+			Unit:             "twonode-kine.service",
+			CompactMinRetain: 1000,
 		},
 		Timers: Timers{
 			ProbeInterval:    500 * time.Millisecond,

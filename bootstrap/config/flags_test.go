@@ -41,6 +41,7 @@ func TestFlagNames(t *testing.T) {
 		{"kine-listen", "TWONODE_KINE_LISTEN"},
 		{"kine-supervisor", "TWONODE_KINE_SUPERVISOR"},
 		{"kine-unit", "TWONODE_KINE_UNIT"},
+		{"kine-compact-min-retain", "TWONODE_KINE_COMPACT_MIN_RETAIN"},
 		{"timers-probe-interval", "TWONODE_TIMERS_PROBE_INTERVAL"},
 		{"timers-probe-timeout", "TWONODE_TIMERS_PROBE_TIMEOUT"},
 		{"timers-failure-threshold", "TWONODE_TIMERS_FAILURE_THRESHOLD"},

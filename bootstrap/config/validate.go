@@ -31,6 +31,7 @@ const (
 	minDetectionWindow  = time.Second
 	maxDetectionWindow  = 5 * time.Minute
 	maxClockOffset      = 24 * time.Hour
+	maxCompactMinRetain = 100_000_000
 
 	// maxSocketPath is the longest unix socket path Linux takes (sun_path
 	// is 108 bytes with its terminating NUL).
@@ -118,6 +119,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Kine.Supervisor != "process" && c.Kine.Supervisor != "systemd" {
 		p.add("kine.supervisor", "must be process or systemd (got %q)", c.Kine.Supervisor)
+	}
+	if c.Kine.CompactMinRetain < 0 || c.Kine.CompactMinRetain > maxCompactMinRetain {
+		p.add("kine.compact_min_retain", "must be between 0 and %d (got %d)", maxCompactMinRetain, c.Kine.CompactMinRetain)
 	}
 	if !unitRE.MatchString(c.Kine.Unit) {
 		p.add("kine.unit", "must be a systemd service name such as twonode-kine.service (got %q)", c.Kine.Unit)

@@ -143,6 +143,8 @@ func TestValidateErrors(t *testing.T) {
 			`postgres.shared_buffers: must be empty (PostgreSQL's default) or a size such as 128MB or 1GB (got "1GB\nfsync=off")`},
 		{"postgres supervisor unknown", func(c *Config) { c.Postgres.Supervisor = "runit" },
 			`postgres.supervisor: must be process or systemd (got "runit")`},
+		{"kine compact_min_retain negative", func(c *Config) { c.Kine.CompactMinRetain = -1 },
+			"kine.compact_min_retain: must be between 0 and 100000000 (got -1)"},
 		{"kine binary missing", func(c *Config) { c.Kine.Binary = "" }, "kine.binary: required: an absolute path"},
 		{"kine on the node address", func(c *Config) { c.Kine.Listen = "10.0.0.1:2379" },
 			`kine.listen: must be a loopback address such as 127.0.0.1:2379: Kine has no authentication (got "10.0.0.1:2379")`},

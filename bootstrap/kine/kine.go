@@ -35,6 +35,8 @@ type Settings struct {
 	Port     int    // PostgreSQL port on the target host
 	Password string // the kine role's password (derived from the cluster secret)
 	RunDir   string // pid file, passfile, env file, log
+	// CompactMinRetain is how many of the newest revisions compaction keeps.
+	CompactMinRetain int
 }
 
 // Endpoint is the DSN Kine gets through its environment (never argv). It
@@ -54,6 +56,7 @@ func (s Settings) env(host string) []string {
 		"KINE_LISTEN_ADDRESS=" + s.Listen,
 		"KINE_ENDPOINT=" + Endpoint(host, s.Port),
 		"KINE_METRICS_BIND_ADDRESS=0",
+		"KINE_COMPACT_MIN_RETAIN=" + strconv.Itoa(s.CompactMinRetain),
 		"PGPASSFILE=" + s.passfile(),
 	}
 }

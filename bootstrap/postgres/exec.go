@@ -27,7 +27,8 @@ func (m *Manager) run(ctx context.Context, extraEnv []string, tool string, args 
 		return "", err
 	}
 	cmd := exec.CommandContext(ctx, filepath.Join(m.s.BinDir, tool), args...)
-	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "LANG=C"}, extraEnv...)
+	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "LANG=C"}, m.s.TestEnv...)
+	cmd.Env = append(cmd.Env, extraEnv...)
 	cmd.Dir = "/" // the agent's working directory may be closed to OSUser
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential: &syscall.Credential{Uid: uid, Gid: gid}, // also drops root's groups

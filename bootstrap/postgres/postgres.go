@@ -37,6 +37,10 @@ type Settings struct {
 	// The agent passes about its detection window, so that a partition is
 	// noticed by PostgreSQL itself as fast as by the agent.
 	WalSenderTimeout, WalReceiverTimeout time.Duration
+	// TestEnv is added to the environment of every PostgreSQL tool and so
+	// of the server (FOR FAULT TESTS ONLY: libfaketime's LD_PRELOAD and
+	// FAKETIME move the server's wall clock; see FaketimeEnv).
+	TestEnv []string
 }
 
 // Database roles and objects (see the design contract).

@@ -113,8 +113,12 @@ func (s *Systemd) unitStart(ctx context.Context) error {
 // env is the unit's environment: PGDATA, which postgres reads when it is
 // given no -D.
 func (s *Systemd) env() string {
-	return "# written by the twonode agent before every start of " + s.unit + "\n" +
+	env := "# written by the twonode agent before every start of " + s.unit + "\n" +
 		"PGDATA=" + s.Manager.s.DataDir + "\n"
+	for _, kv := range s.Manager.s.TestEnv {
+		env += kv + "\n"
+	}
+	return env
 }
 
 func (s *Systemd) writeEnv() error {
