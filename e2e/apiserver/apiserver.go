@@ -136,18 +136,27 @@ func Start(o Options) (*Server, error) {
 		LogPath: filepath.Join(o.Dir, "kube-apiserver.log"),
 		URL:     "https://" + net.JoinHostPort(o.Addr, strconv.Itoa(Port)),
 	}
-	proc, err := harness.Start(harness.Spec{
-		NS:      o.NS,
-		Name:    "kube-apiserver",
-		LogPath: s.LogPath,
-		Dir:     o.Dir,
-		Argv:    append([]string{o.Bin}, Args(o, p)...),
-	})
-	if err != nil {
+	if err := s.spawn(); err != nil {
 		return nil, err
 	}
-	s.proc = proc
 	return s, nil
+}
+
+// spawn starts the process with the server's credentials (again, after a
+// node restart: the same PKI, so clients keep trusting it).
+func (s *Server) spawn() error {
+	proc, err := harness.Start(harness.Spec{
+		NS:      s.Opts.NS,
+		Name:    "kube-apiserver",
+		LogPath: s.LogPath,
+		Dir:     s.Opts.Dir,
+		Argv:    append([]string{s.Opts.Bin}, Args(s.Opts, s.PKI)...),
+	})
+	if err != nil {
+		return err
+	}
+	s.proc = proc
+	return nil
 }
 
 // dial opens connections from the client namespace.

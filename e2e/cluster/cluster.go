@@ -34,6 +34,16 @@ type Options struct {
 	ProbeInterval time.Duration // 0 = the agent's default
 	BootGrace     time.Duration // 0 = 5s (the product default is 30s; tests wait less)
 	Preferred     string        // preferred first leader ("" = name order: a)
+	// ClockOffset moves a node's wall clock (agent and PostgreSQL; the
+	// agent's test_clock_offset), by node name.
+	ClockOffset map[string]time.Duration
+	// DataSize, if set, makes each node's data directory a filesystem of
+	// its own of that size (tmpfs, e.g. "192m"), so that a test can fill
+	// it (FillDisk).
+	DataSize string
+	// KineCompactMinRetain, if set, is the agents' kine.compact_min_retain
+	// (Kine's own CI runs the storage tests with 0).
+	KineCompactMinRetain *int
 }
 
 // Node is one member.
@@ -107,6 +117,11 @@ func New(o Options) (*Cluster, error) {
 		if err := os.MkdirAll(n.Dir, 0o755); err != nil {
 			return nil, err
 		}
+		if o.DataSize != "" {
+			if err := mountData(n.DataDir(), o.DataSize); err != nil {
+				return nil, err
+			}
+		}
 		other := harness.Peer(name)
 		if err := os.WriteFile(filepath.Join(n.Dir, "config.yaml"), []byte(c.config(n, other, net.Addr(other), secretPath)), 0o600); err != nil {
 			return nil, err
@@ -126,12 +141,19 @@ func (c *Cluster) config(n *Node, peer, peerAddr, secret string) string {
 	fmt.Fprintf(&b, "data_dir: %s\n", n.DataDir())
 	fmt.Fprintf(&b, "run_dir: %s\n", filepath.Join(n.Dir, "run"))
 	fmt.Fprintf(&b, "postgres: {shared_buffers: 32MB}\n")
-	fmt.Fprintf(&b, "kine: {binary: %s}\n", c.Opts.KineBin)
+	fmt.Fprintf(&b, "kine: {binary: %s", c.Opts.KineBin)
+	if r := c.Opts.KineCompactMinRetain; r != nil {
+		fmt.Fprintf(&b, ", compact_min_retain: %d", *r)
+	}
+	b.WriteString("}\n")
 	fmt.Fprintf(&b, "timers: {boot_grace: %s", c.Opts.BootGrace)
 	if c.Opts.ProbeInterval > 0 {
 		fmt.Fprintf(&b, ", probe_interval: %s, probe_timeout: %s", c.Opts.ProbeInterval, c.Opts.ProbeInterval*4/5)
 	}
 	b.WriteString("}\nlog: {level: debug}\n")
+	if off := c.Opts.ClockOffset[n.Name]; off != 0 {
+		fmt.Fprintf(&b, "test_clock_offset: %s\n", off)
+	}
 	return b.String()
 }
 
@@ -274,6 +296,11 @@ func (c *Cluster) Close(remove bool) error {
 		errs = append(errs, c.PowerOff(name))
 	}
 	errs = append(errs, c.Net.Close())
+	if c.Opts.DataSize != "" {
+		for _, n := range c.Nodes {
+			errs = append(errs, unmountData(n.DataDir()))
+		}
+	}
 	if remove {
 		errs = append(errs, os.RemoveAll(c.Opts.Dir))
 	}

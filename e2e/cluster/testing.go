@@ -21,6 +21,12 @@ func ForTest(t testing.TB, prefix string, subnet int) *Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ForTestWith(t, o)
+}
+
+// ForTestWith is ForTest with every option given (FromEnv already applied).
+func ForTestWith(t testing.TB, o Options) *Cluster {
+	t.Helper()
 	_ = os.RemoveAll(o.Dir)
 	if err := os.MkdirAll("/var/tmp/twonode-e2e", 0o755); err != nil {
 		t.Fatal(err)

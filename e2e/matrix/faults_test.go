@@ -1,0 +1,138 @@
+package matrix
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// One-way partition: the leader's packets to the follower are dropped
+// while the follower's still reach the leader.
+func TestOneWayLeaderToFollower(t *testing.T) {
+	r := newRig(t, "one-way-leader-to-follower", 82, options{})
+	if err := r.c.Net.Partition("a", "b"); err != nil {
+		t.Fatal(err)
+	}
+	fault := time.Now()
+	time.Sleep(6 * time.Second)
+	if err := r.c.Net.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	r.finish(fault)
+}
+
+// The reverse: the follower cannot reach the leader, the leader still
+// reaches the follower.
+func TestOneWayFollowerToLeader(t *testing.T) {
+	r := newRig(t, "one-way-follower-to-leader", 83, options{})
+	if err := r.c.Net.Partition("b", "a"); err != nil {
+		t.Fatal(err)
+	}
+	fault := time.Now()
+	time.Sleep(6 * time.Second)
+	if err := r.c.Net.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	r.finish(fault)
+}
+
+// A flapping link: down and up at random every 0.5-3 s for 60 s.
+func TestFlappingLink(t *testing.T) {
+	r := newRig(t, "flapping-link", 84, options{})
+	fault := time.Now()
+	rng := rand.New(rand.NewPCG(uint64(fault.UnixNano()), 7))
+	down := false
+	flips := 0
+	for time.Since(fault) < 60*time.Second {
+		var err error
+		if down {
+			err = r.c.Net.Heal()
+		} else {
+			err = r.c.Net.Isolate("a", "b")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		down = !down
+		flips++
+		time.Sleep(500*time.Millisecond + time.Duration(rng.Int64N(int64(2500*time.Millisecond))))
+	}
+	if err := r.c.Net.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the link changed %d times in 60 s", flips)
+	r.finish(fault)
+}
+
+// A frozen leader: every process of the node stopped (SIGSTOP) for longer
+// than the detection window, then resumed. Its writes from before and
+// after must not be lost without an archive.
+func TestFrozenLeader(t *testing.T) {
+	r := newRig(t, "frozen-leader", 85, options{})
+	if err := r.c.Net.Freeze("a"); err != nil {
+		t.Fatal(err)
+	}
+	fault := time.Now()
+	time.Sleep(5 * time.Second)
+	if err := r.c.Net.Thaw("a"); err != nil {
+		t.Fatal(err)
+	}
+	r.finish(fault)
+}
+
+// PostgreSQL killed alone on the leader.
+func TestPostgresKilledOnLeader(t *testing.T) {
+	r := newRig(t, "postgres-killed-on-leader", 86, options{})
+	r.kill("a", "postgres")
+	r.finish(time.Now())
+}
+
+// Kine killed alone on the leader: its agent starts it again.
+func TestKineKilledOnLeader(t *testing.T) {
+	r := newRig(t, "kine-killed-on-leader", 87, options{})
+	r.kill("a", "kine")
+	r.finish(time.Now())
+}
+
+// The agent killed alone on the leader: the datastore keeps serving while
+// it restarts, and nothing is promoted.
+func TestAgentKilledOnLeader(t *testing.T) {
+	r := newRig(t, "agent-killed-on-leader", 88, options{})
+	if err := r.c.StopAgent("a", true); err != nil {
+		t.Fatal(err)
+	}
+	fault := time.Now()
+	time.Sleep(4 * time.Second) // longer than the detection window
+	if err := r.c.Start("a"); err != nil {
+		t.Fatal(err)
+	}
+	res := r.finish(fault)
+	if res.APIRTOms == nil || *res.APIRTOms > 2000 {
+		t.Errorf("writes stopped while only the agent was down (first acknowledged write after the kill: %v ms)", res.APIRTOms)
+	}
+	for _, s := range r.mon.snapshot() {
+		if s.b == "leader" || s.b == "leader_alone" {
+			t.Fatalf("b became %s at %s while a's datastore served", s.b, s.at.Format("15:04:05.000"))
+		}
+	}
+}
+
+// diskFull fills node n's data filesystem for 8 s, then frees it.
+func diskFull(t *testing.T, name string, subnet int, n string) {
+	r := newRig(t, name, subnet, options{dataSize: "320m"})
+	took, err := r.c.FillDisk(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fault := time.Now()
+	t.Logf("filled %s's data filesystem with %d MiB", n, took>>20)
+	time.Sleep(8 * time.Second)
+	if err := r.c.FreeDisk(n); err != nil {
+		t.Fatal(err)
+	}
+	r.finish(fault)
+}
+
+func TestFollowerDiskFull(t *testing.T) { diskFull(t, "follower-disk-full", 89, "b") }
+
+func TestLeaderDiskFull(t *testing.T) { diskFull(t, "leader-disk-full", 90, "a") }

@@ -1,0 +1,194 @@
+package matrix
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/twonode-edge/twonode/e2e/cluster"
+)
+
+// monitor samples both agents' states every 100 ms over their local API
+// sockets (not through the network under test), for dual_leader_ms and
+// ha_restored_ms.
+type monitor struct {
+	c       *cluster.Cluster
+	mu      sync.Mutex
+	samples []sample
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// sample is one reading of both nodes; "" is a node whose agent did not
+// answer (powered off, frozen, restarting).
+type sample struct {
+	at   time.Time
+	a, b string
+}
+
+const sampleEvery = 100 * time.Millisecond
+
+func startMonitor(c *cluster.Cluster) *monitor {
+	m := &monitor{c: c, stop: make(chan struct{}), done: make(chan struct{})}
+	go m.loop()
+	return m
+}
+
+func (m *monitor) loop() {
+	defer close(m.done)
+	t := time.NewTicker(sampleEvery)
+	defer t.Stop()
+	for {
+		var s sample
+		s.at = time.Now()
+		var wg sync.WaitGroup
+		for _, n := range []string{"a", "b"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+				defer cancel()
+				if st, err := m.c.Status(ctx, n); err == nil {
+					if n == "a" {
+						s.a = st.State
+					} else {
+						s.b = st.State
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		m.mu.Lock()
+		m.samples = append(m.samples, s)
+		m.mu.Unlock()
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (m *monitor) Stop() {
+	close(m.stop)
+	<-m.done
+}
+
+func (m *monitor) snapshot() []sample {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]sample(nil), m.samples...)
+}
+
+// healthy: one synchronous leader and one follower. The agent enters
+// "leader" only with synchronous replication on and the follower caught
+// up, so this is "HA restored".
+func (s sample) healthy() bool {
+	return (s.a == "leader" && s.b == "follower") || (s.a == "follower" && s.b == "leader")
+}
+
+// dual: both nodes accept writes on their own database. A "leader" commits
+// only with its synchronous standby, which cannot then lead too; so only a
+// pair of leader_alone nodes writes on both sides. An agent that does not
+// answer counts as not accepting, which is exact for a powered-off or
+// frozen node (its PostgreSQL is gone or stopped with it).
+func (s sample) dual() bool { return s.a == "leader_alone" && s.b == "leader_alone" }
+
+// DualLeader is the total time both nodes accepted writes.
+func (m *monitor) DualLeader() time.Duration {
+	ss := m.snapshot()
+	var d time.Duration
+	for i := 0; i+1 < len(ss); i++ {
+		if ss[i].dual() {
+			d += ss[i+1].at.Sub(ss[i].at)
+		}
+	}
+	return d
+}
+
+// settledFor is how long the pair must look healthy to count as settled:
+// longer than the detection window (3 × 500 ms), so that a fault the
+// agents have not noticed yet does not pass for a healthy pair.
+const settledFor = 3 * time.Second
+
+// Settled reports whether the last settledFor of samples are all healthy.
+func (m *monitor) Settled() bool {
+	ss := m.snapshot()
+	if len(ss) == 0 {
+		return false
+	}
+	end := ss[len(ss)-1].at
+	for i := len(ss) - 1; i >= 0; i-- {
+		if !ss[i].healthy() {
+			return false
+		}
+		if end.Sub(ss[i].at) >= settledFor {
+			return true
+		}
+	}
+	return false
+}
+
+// HARestored is the time from the fault to the start of the first healthy
+// stretch of at least settledFor that begins after it; nil if there is
+// none. A fault that never broke the pair gives the first sample after it.
+func (m *monitor) HARestored(fault time.Time) *int64 {
+	ss := m.snapshot()
+	start := -1
+	for i, s := range ss {
+		if s.at.Before(fault) {
+			continue
+		}
+		if !s.healthy() {
+			start = -1
+			continue
+		}
+		if start < 0 {
+			start = i
+		}
+		if s.at.Sub(ss[start].at) >= settledFor {
+			ms := ss[start].at.Sub(fault).Milliseconds()
+			return &ms
+		}
+	}
+	return nil
+}
+
+// Leader is the leader of the last healthy sample ("" if none).
+func (m *monitor) Leader() string {
+	ss := m.snapshot()
+	for i := len(ss) - 1; i >= 0; i-- {
+		if ss[i].healthy() {
+			if ss[i].a == "leader" {
+				return "a"
+			}
+			return "b"
+		}
+	}
+	return ""
+}
+
+// rejoined is when node was first seen following again after from (the
+// end of the run if never).
+func (m *monitor) rejoined(node string, from time.Time) time.Time {
+	ss := m.snapshot()
+	left := false // a loser that followed at the fault must leave that state first
+	for _, s := range ss {
+		st := s.a
+		if node == "b" {
+			st = s.b
+		}
+		if !s.at.After(from) {
+			continue
+		}
+		if st != "follower" {
+			left = true
+		} else if left {
+			return s.at
+		}
+	}
+	if len(ss) == 0 {
+		return from
+	}
+	return ss[len(ss)-1].at
+}

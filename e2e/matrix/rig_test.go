@@ -1,0 +1,338 @@
+package matrix
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/twonode-edge/twonode/e2e/apiserver"
+	"github.com/twonode-edge/twonode/e2e/cluster"
+	"github.com/twonode-edge/twonode/e2e/harness"
+	"github.com/twonode-edge/twonode/e2e/workload"
+)
+
+// rig is one scenario: a pair, an API server per node, the workload, the
+// watch checker and the state monitor.
+type rig struct {
+	t        *testing.T
+	name     string
+	c        *cluster.Cluster
+	api      map[string]*apiserver.Supervisor
+	eps      []*rest.Config // a, b
+	w        *workload.Workload
+	wc       *workload.WatchChecker
+	mon      *monitor
+	cancel   context.CancelFunc
+	finished bool
+}
+
+// options of a rig beyond the defaults.
+type options struct {
+	clockOffset map[string]time.Duration
+	dataSize    string
+	rate        float64
+	noWorkload  bool // the scenario drives its own clients
+}
+
+// newRig forms the pair (a leads), starts both API servers, the watch and
+// the workload, and lets the workload run for 2 s before it returns.
+func newRig(t *testing.T, name string, subnet int, o options) *rig {
+	t.Helper()
+	bin, err := apiserver.APIServerBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copts, err := cluster.FromEnv(cluster.Options{
+		Prefix: "tm" + fmt.Sprint(subnet), Subnet: subnet,
+		Dir:         filepath.Join("/var/tmp/twonode-e2e", "matrix-"+name),
+		ClockOffset: o.clockOffset, DataSize: o.dataSize,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cluster.ForTestWith(t, copts)
+	r := &rig{t: t, name: name, c: c, api: map[string]*apiserver.Supervisor{}}
+
+	// Both API servers start together (each takes seconds on a busy machine).
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, n := range []string{"a", "b"} {
+		node := c.Nodes[n]
+		s, err := apiserver.Start(apiserver.Options{
+			Bin: bin, NS: node.NS, Addr: node.Addr,
+			Dir: filepath.Join(node.Dir, "kube-apiserver"), ClientNS: c.Net.NS("c"),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sup := apiserver.Supervise(s)
+		r.api[n] = sup
+		t.Cleanup(func() {
+			if err := sup.Stop(); err != nil {
+				t.Logf("stopping kube-apiserver on %s: %v", n, err)
+			}
+		})
+		harness.DumpLogsOnFailure(t, 30, s.LogPath)
+		r.eps = append(r.eps, s.RestConfig())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.WaitReady(context.Background(), apiserver.DefaultReadyTimeout)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	r.mon = startMonitor(c)
+	t.Cleanup(r.mon.Stop)
+
+	rate := o.rate
+	if rate == 0 {
+		rate = 40
+	}
+	r.w, err = workload.New(workload.Config{Name: name, Endpoints: r.eps, Clients: 4, Keys: 8, Rate: rate, Duration: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	t.Cleanup(cancel)
+	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+	defer wcancel()
+	r.wc, err = workload.StartWatch(wctx, r.eps, workload.WatchOptions{
+		LabelSelector: r.w.LabelSelector(), StallTimeout: 3 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.noWorkload {
+		go r.w.Run(ctx)
+		time.Sleep(2 * time.Second)
+	}
+	return r
+}
+
+// powerOff cuts a node's power: every process, its API server included.
+func (r *rig) powerOff(n string) {
+	r.t.Helper()
+	r.api[n].Down()
+	if err := r.c.PowerOff(n); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// powerOn boots the node: its agent and its API server start.
+func (r *rig) powerOn(n string) {
+	r.t.Helper()
+	if err := r.c.Start(n); err != nil {
+		r.t.Fatal(err)
+	}
+	r.api[n].Up()
+}
+
+// kill sends SIGKILL to the node's processes whose name starts with comm.
+func (r *rig) kill(n, comm string) {
+	r.t.Helper()
+	pids, err := harness.PidsInNetns(r.c.Nodes[n].NS)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	killed := 0
+	for _, pid := range pids {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if strings.HasPrefix(strings.TrimSpace(string(b)), comm) && syscall.Kill(pid, syscall.SIGKILL) == nil {
+			killed++
+		}
+	}
+	if killed == 0 {
+		r.t.Fatalf("no %s process on %s", comm, n)
+	}
+}
+
+// settle waits until the pair has been a synchronous leader and follower
+// for settledFor, and returns the leader.
+func (r *rig) settle(d time.Duration) string {
+	r.t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if r.mon.Settled() {
+			return r.mon.Leader()
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	r.t.Fatalf("the pair did not settle into a synchronous leader and follower within %s", d)
+	return ""
+}
+
+// finish settles the pair, stops the workload and checks and reports the
+// outcome; fault is when the fault began.
+func (r *rig) finish(fault time.Time) workload.Result {
+	r.t.Helper()
+	r.settle(3 * time.Minute)
+	time.Sleep(time.Second)
+	r.cancel()
+	ops := r.w.Wait()
+	res := r.check(fault, ops)
+	r.report(res)
+	return res
+}
+
+// check reads the final state and judges the history.
+func (r *rig) check(fault time.Time, ops []workload.Op) workload.Result {
+	t := r.t
+	t.Helper()
+	r.finished = true
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var final map[string]string
+	var err error
+	for i := 0; i < 60; i++ { // an API server may be restarting still
+		if final, err = r.w.ReadFinal(ctx); err == nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if err != nil {
+		t.Fatalf("reading the final state: %v", err)
+	}
+	archive, loser, loserRows := r.archive()
+	ops = r.w.Ops() // with the final reads
+	lost := workload.Lost(final, ops, archive)
+	for _, op := range lost.Unexplained {
+		t.Errorf("acknowledged write lost and not archived: %s %s=%q (client %d via %s, acked at %s)",
+			op.Kind, op.Key, op.Value, op.Client, nodeOf(op.Endpoint), op.Return.Format("15:04:05.000"))
+	}
+	dir := harness.ArtifactDir(t)
+	lin, err := workload.CheckLinearizable(ops, workload.CheckOptions{Timeout: 2 * time.Minute, VisualizePath: filepath.Join(dir, "linearizability.html")})
+	if err != nil {
+		t.Log(err)
+	}
+	if !lin.Linearizable() {
+		_ = workload.WriteHistory(filepath.Join(dir, "history.jsonl"), ops)
+		if loserRows == 0 {
+			t.Errorf("the history of %d operations is not linearizable (%v); history and picture in %s", lin.Ops, lin.Result, dir)
+		} else {
+			// A split brain: the loser acknowledged writes the pair then
+			// set aside. Without the loser's branch the rest must hold.
+			kept := withoutBranch(ops, archive, loser, fault, r.mon.rejoined(loser, fault))
+			lin2, _ := workload.CheckLinearizable(kept, workload.CheckOptions{Timeout: 2 * time.Minute})
+			t.Logf("split brain: the whole history is not linearizable (%d archived rows); without the %d operations of the loser's branch: %v",
+				loserRows, len(ops)-len(kept), lin2.Result)
+			if !lin2.Linearizable() {
+				t.Errorf("even without the loser's archived branch the history is not linearizable; history in %s", dir)
+			}
+		}
+	}
+	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer wcancel()
+	if err := r.wc.WaitForRV(wctx, workload.MaxAckedRV(ops)); err != nil {
+		t.Errorf("the watch did not catch up with the last acknowledged write (rv %d) by itself: %v", workload.MaxAckedRV(ops), err)
+	}
+	rep := r.wc.Stop()
+	if !rep.Clean() {
+		t.Errorf("the watch went backwards: %d regressions, %d duplicates, %d lists behind: %v",
+			rep.Regressions, rep.Duplicates, rep.ListBehind, rep.Details)
+	}
+	t.Logf("watch: %d streams, %d resumes, %d relists, %d stalls, %d endpoint switches, %d events, max rv %d",
+		rep.Streams, rep.Resumes, rep.Relists, rep.Stalls, rep.EndpointSwitches, rep.Events, rep.MaxRV)
+	t.Logf("operations: %d ok, %d failed, %d unknown; %d acknowledged writes; linearizability checked in %s",
+		workload.Count(ops, workload.OK), workload.Count(ops, workload.Failed), workload.Count(ops, workload.Unknown),
+		len(workload.Acked(ops)), lin.Elapsed.Round(time.Millisecond))
+	res := workload.NewResult(r.name, ops, fault, lost, lin)
+	res.DualLeaderMs = r.mon.DualLeader().Milliseconds()
+	res.HARestoredMs = r.mon.HARestored(fault)
+	if res.Lost != res.Archived {
+		t.Errorf("lost %d acknowledged writes, archived %d", res.Lost, res.Archived)
+	}
+	return res
+}
+
+// report prints the RESULT line.
+func (r *rig) report(res workload.Result) {
+	_ = workload.PrintResult(os.Stdout, res)
+	for n, s := range r.api {
+		if k := s.Restarts(); k > 0 {
+			r.t.Logf("kube-apiserver on %s was started again %d times", n, k)
+		}
+	}
+}
+
+// archive reads both nodes' split-brain archives; loser is the node that
+// archived rows ("" if none).
+func (r *rig) archive() (archive workload.Archive, loser string, rows int) {
+	r.t.Helper()
+	archive = workload.Archive{}
+	for _, n := range []string{"a", "b"} {
+		got, err := harness.ReadArchives(filepath.Join(r.c.Nodes[n].DataDir(), "archive"))
+		if err != nil && !os.IsNotExist(err) {
+			r.t.Fatal(err)
+		}
+		for _, row := range got {
+			if err := archive.AddStored(row.Name, row.Value, row.Deleted); err != nil {
+				r.t.Errorf("archived row %s of %s: %v", row.Name, n, err)
+			}
+		}
+		rows += len(got)
+		if len(got) > 0 {
+			loser = n
+		}
+	}
+	return archive, loser, rows
+}
+
+// withoutBranch sets aside the loser's branch of a split: every operation
+// the loser's API server answered between the fault and the loser's rejoin
+// (its reads and refusals were made on a history the pair discarded: a
+// PostgreSQL primary shows a commit that waits for its synchronous standby
+// to other sessions before the standby confirms it, and the frozen-leader
+// scenario saw a precondition refused on such a commit, later archived),
+// the archived writes themselves, and every operation that saw one.
+func withoutBranch(ops []workload.Op, archive workload.Archive, loser string, from, to time.Time) []workload.Op {
+	var branch []workload.Op
+	for _, op := range ops {
+		if nodeOf(op.Endpoint) == loser && !op.Return.Before(from) && !op.Return.After(to) {
+			continue
+		}
+		branch = append(branch, op)
+	}
+	return withoutArchived(branch, archive)
+}
+
+// withoutArchived drops the writes found in the archive and every
+// operation that saw one: a read of an archived value, or an update or
+// delete conditioned on an archived write's resourceVersion.
+func withoutArchived(ops []workload.Op, archive workload.Archive) []workload.Op {
+	values := map[string]bool{}
+	rvs := map[string]bool{}
+	for _, op := range ops {
+		if op.IsWrite() && op.MayHaveHappened() && archive.Has(op) {
+			values[op.Value] = true
+			if op.OutRV != "" {
+				rvs[op.OutRV] = true
+			}
+		}
+	}
+	var kept []workload.Op
+	for _, op := range ops {
+		switch {
+		case op.IsWrite() && op.MayHaveHappened() && archive.Has(op):
+		case op.Kind == workload.KindGet && values[op.OutValue]:
+		case op.IfRV != "" && rvs[op.IfRV]:
+		default:
+			kept = append(kept, op)
+		}
+	}
+	return kept
+}
+
+func nodeOf(endpoint int) string { return []string{"a", "b"}[endpoint] }
