@@ -162,14 +162,7 @@ func TestStorageConformanceThroughFollower(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Kine as its own CI runs it for this suite: compaction may reach the
-	// newest revision (the tests compact and expect the old one gone).
-	o, err := cluster.FromEnv(cluster.Options{Prefix: confPrefix, Subnet: confSubnet,
-		Dir: filepath.Join("/var/tmp/twonode-e2e", confPrefix), KineCompactMinRetain: new(0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := cluster.ForTestWith(t, o)
+	c := newPair(t, confPrefix, confSubnet)
 	ctx := context.Background()
 	st, err := c.Status(ctx, "b")
 	if err != nil {
