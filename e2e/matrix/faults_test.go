@@ -8,24 +8,16 @@ import (
 
 // One-way partition: the leader's packets to the follower are dropped
 // while the follower's still reach the leader.
-func TestOneWayLeaderToFollower(t *testing.T) {
-	r := newRig(t, "one-way-leader-to-follower", 82, options{})
-	if err := r.c.Net.Partition("a", "b"); err != nil {
-		t.Fatal(err)
-	}
-	fault := time.Now()
-	time.Sleep(6 * time.Second)
-	if err := r.c.Net.Heal(); err != nil {
-		t.Fatal(err)
-	}
-	r.finish(fault)
-}
+func TestOneWayLeaderToFollower(t *testing.T) { oneWay(t, "one-way-leader-to-follower", 82, "a", "b") }
 
 // The reverse: the follower cannot reach the leader, the leader still
 // reaches the follower.
-func TestOneWayFollowerToLeader(t *testing.T) {
-	r := newRig(t, "one-way-follower-to-leader", 83, options{})
-	if err := r.c.Net.Partition("b", "a"); err != nil {
+func TestOneWayFollowerToLeader(t *testing.T) { oneWay(t, "one-way-follower-to-leader", 83, "b", "a") }
+
+// oneWay drops the packets from one node to the other for 6 s.
+func oneWay(t *testing.T, name string, subnet int, from, to string) {
+	r := newRig(t, name, subnet, options{})
+	if err := r.c.Net.Partition(from, to); err != nil {
 		t.Fatal(err)
 	}
 	fault := time.Now()
