@@ -257,3 +257,21 @@ func TestRewoundDataThatWillNotStartIsCopied(t *testing.T) {
 		t.Fatalf("archived term %d", st.ArchivedTerm)
 	}
 }
+
+// Lost splits damp promotion for an hour, and older ones are forgotten.
+func TestLostSplitsAreRememberedForAnHour(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	var p Persisted
+	p.lostSplit(t0)
+	p.lostSplit(t0.Add(30 * time.Minute))
+	if n := p.recentSplits(t0.Add(59 * time.Minute)); n != 2 {
+		t.Fatalf("recent splits %d, want 2", n)
+	}
+	if n := p.recentSplits(t0.Add(61 * time.Minute)); n != 1 {
+		t.Fatalf("recent splits an hour after the first %d, want 1", n)
+	}
+	p.lostSplit(t0.Add(2 * time.Hour))
+	if len(p.LostSplits) != 1 {
+		t.Fatalf("kept %d lost splits, want only the last", len(p.LostSplits))
+	}
+}

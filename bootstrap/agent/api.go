@@ -30,6 +30,7 @@ func (h *PeerHandler) Status(context.Context) peer.Status {
 		Alone: m.State == fsm.LeaderAlone, Member: st.Member && a.d.DB.HasData(),
 		PGUp: last.pg.Up, Primary: last.pg.Up && !last.pg.InRecovery,
 		Now: now.UnixNano(), PairOffset: int64(st.PairOffset), ForkRev: st.ForkRev, Version: Version,
+		HighRev: st.HighRev, FencedPast: st.FencedPast,
 	}
 	if !last.pg.LastCommit.IsZero() {
 		s.LastCommit = last.pg.LastCommit.UnixNano()

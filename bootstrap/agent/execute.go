@@ -83,11 +83,7 @@ func (a *Agent) run(ctx context.Context, act fsm.Action, obs observed) error {
 	case fsm.Promote:
 		return a.promote(ctx, act.LSN)
 	case fsm.Fence:
-		rev, err := db.RevisionFence(ctx, fenceMargin)
-		if err == nil {
-			a.log.Info("revisions fenced: clients resuming from an older revision relist", "fence_revision", rev)
-		}
-		return err
+		return a.fence(ctx, act.Rev)
 	case fsm.SyncOn:
 		return db.SetSync(ctx, true)
 	case fsm.SyncOff:
@@ -150,6 +146,25 @@ func (a *Agent) promote(ctx context.Context, lsn uint64) error {
 	return err
 }
 
+// fence moves Kine's revisions past the old leader's (after a promotion)
+// or past a split's loser's, up to floor, and records that floor.
+func (a *Agent) fence(ctx context.Context, floor int64) error {
+	rev, err := a.d.DB.RevisionFence(ctx, fenceMargin, floor)
+	if err != nil {
+		return err
+	}
+	switch {
+	case rev > 0:
+		a.log.Info("revisions fenced: clients resuming from an older revision relist", "fence_revision", rev, "past", floor)
+	case floor > 0:
+		a.log.Info("revisions already past the split loser's", "past", floor)
+	}
+	if floor <= 0 {
+		return nil
+	}
+	return a.updateState(func(p *Persisted) { p.FencedPast = max(p.FencedPast, floor) })
+}
+
 func (a *Agent) newTerm(ctx context.Context, act fsm.Action) error {
 	fork, err := a.d.DB.MaxRevision(ctx)
 	if err != nil {
@@ -205,6 +220,15 @@ func (a *Agent) archive(ctx context.Context, obs observed) error {
 			return fmt.Errorf("starting the old data to archive it: %w", err)
 		}
 	}
+	// Clients of this node saw revisions up to here; the winner must move
+	// past them before this node's Kine writes there (fsm: fencedForMe).
+	high, err := db.MaxRevision(ctx)
+	if err != nil {
+		return err
+	}
+	if err := a.updateState(func(p *Persisted) { p.HighRev = max(p.HighRev, high) }); err != nil {
+		return err
+	}
 	a.mu.Lock()
 	st := a.st
 	a.mu.Unlock()
@@ -231,15 +255,24 @@ func (a *Agent) archive(ctx context.Context, obs observed) error {
 		os.Remove(path)
 		return err
 	}
+	// Two leaders of one term, or rows only this node had: a split brain
+	// (an old leader that was merely away has a lower term and nothing
+	// the winner lacks). It damps this node's next promotion.
+	split := n > 0 || obs.o.Peer.Term == st.Term
 	if n == 0 {
 		os.Remove(path) // nothing diverged: no evidence to keep
-		a.log.Info("archive: nothing written here is missing on the winner")
-		return a.updateState(func(p *Persisted) { p.ArchivedTerm = st.Term })
+		a.log.Info("archive: nothing written here is missing on the winner", "split", split)
+	} else {
+		a.log.Warn("split brain: rows only this node had are archived before rejoining", "rows", n, "path", path, "winner", a.cfg.Peer.Name)
+		a.met.archivedRows.Add(float64(n))
 	}
-	a.log.Warn("split brain: rows only this node had are archived before rejoining", "rows", n, "path", path, "winner", a.cfg.Peer.Name)
-	a.met.archivedRows.Add(float64(n))
 	return a.updateState(func(p *Persisted) {
-		p.Archives = append(p.Archives, localapi.Archive{Path: path, Rows: n, Term: st.Term, Winner: a.cfg.Peer.Name, Created: now})
+		if n > 0 {
+			p.Archives = append(p.Archives, localapi.Archive{Path: path, Rows: n, Term: st.Term, Winner: a.cfg.Peer.Name, Created: now})
+		}
+		if split {
+			p.lostSplit(now)
+		}
 		p.ArchivedTerm = st.Term
 	})
 }

@@ -88,10 +88,13 @@ func (f *fakeDB) SetSync(_ context.Context, on bool) error {
 	return f.call(fmt.Sprintf("sync(%v)", on))
 }
 func (f *fakeDB) EnsureSlot(context.Context, string) error { return nil }
-func (f *fakeDB) RevisionFence(context.Context, int64) (int64, error) {
+func (f *fakeDB) RevisionFence(_ context.Context, margin, floor int64) (int64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.maxRev += 1_000_000
+	if floor > 0 && f.maxRev > floor {
+		return 0, f.call("fence")
+	}
+	f.maxRev = max(f.maxRev, floor) + margin
 	return f.maxRev, f.call("fence")
 }
 func (f *fakeDB) RecordTerm(context.Context, uint64, string, string, int64) error { return nil }

@@ -59,6 +59,8 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 		Term:              a.st.Term,
 		TermRole:          a.st.TermRole,
 		ForkRev:           a.st.ForkRev,
+		HighRev:           a.st.HighRev,
+		FencedPast:        a.st.FencedPast,
 		PGUp:              pg.Up,
 		Primary:           pg.Up && !pg.InRecovery,
 		FollowerStreaming: pg.Up && !pg.InRecovery && pg.Streaming,
@@ -67,6 +69,7 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 		ReplayLSN:         pg.ReplayLSN,
 		LastCommit:        pg.LastCommit,
 		PausedUntil:       a.st.PausedUntil,
+		RecentSplits:      a.st.recentSplits(now),
 	}
 	p := fsm.Peer{Name: a.cfg.Peer.Name, PGUp: pingErr == nil}
 	if peerErr == nil {
@@ -77,6 +80,7 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 		p.TermRole = fsm.Role(ps.TermRole)
 		p.Primary = ps.PGUp && ps.Primary
 		p.ForkRev = ps.ForkRev
+		p.HighRev, p.FencedPast = ps.HighRev, ps.FencedPast
 		if ps.LastCommit != 0 {
 			p.LastCommit = time.Unix(0, ps.LastCommit).Add(-a.splitOffset(ps))
 		}
@@ -85,6 +89,17 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 				self.PausedUntil = until // a pause on either node pauses both
 			}
 		}
+	}
+	if p.HighRev > self.FencedPast && self.Primary {
+		// Rare (after a lost split): is this node already past the peer's?
+		c, cancel := context.WithTimeout(ctx, timeout)
+		rev, err := a.d.DB.MaxRevision(c)
+		cancel()
+		if err != nil {
+			a.log.Warn("reading this node's revision", "err", err)
+			rev = 0 // then fence: a fence that was not needed costs one relist
+		}
+		self.KineRev = rev
 	}
 	return observed{o: fsm.Observation{Now: now, Self: self, Peer: p, Cmd: cmd}, pg: pg, peer: ps}
 }

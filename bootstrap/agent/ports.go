@@ -21,7 +21,7 @@ type Database interface {
 	Promote(ctx context.Context) (time.Duration, error)
 	SetSync(ctx context.Context, on bool) error
 	EnsureSlot(ctx context.Context, name string) error
-	RevisionFence(ctx context.Context, margin int64) (int64, error)
+	RevisionFence(ctx context.Context, margin, floor int64) (int64, error)
 	RecordTerm(ctx context.Context, term uint64, kind, node string, forkRev int64) error
 	MaxRevision(ctx context.Context) (int64, error)
 	Status(ctx context.Context) (postgres.Status, error)

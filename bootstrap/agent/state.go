@@ -29,11 +29,44 @@ type Persisted struct {
 	PairOffset time.Duration `json:"pair_offset_ns"`
 	// ArchivedTerm is the term whose split-brain rows were last saved, so a
 	// retried rejoin does not try to read data it has since rewound.
-	ArchivedTerm uint64             `json:"archived_term,omitempty"`
-	Archives     []localapi.Archive `json:"archives,omitempty"`
+	ArchivedTerm uint64 `json:"archived_term,omitempty"`
+	// HighRev is the highest Kine revision this node held before a lost
+	// split's rewind discarded it; FencedPast the highest of the peer's
+	// that this node's revisions were moved past (see fsm.Self).
+	HighRev    int64              `json:"high_rev,omitempty"`
+	FencedPast int64              `json:"fenced_past,omitempty"`
+	Archives   []localapi.Archive `json:"archives,omitempty"`
+	// LostSplits are when this node lost a split brain within the last
+	// splitMemory: each makes it slower to promote (fsm: flap damping).
+	LostSplits []time.Time `json:"lost_splits,omitempty"`
 }
 
 const stateFile = "state.json"
+
+// splitMemory is how long a lost split keeps a node's promotion damped.
+const splitMemory = time.Hour
+
+// recentSplits counts the splits lost within splitMemory before now.
+func (p Persisted) recentSplits(now time.Time) int {
+	n := 0
+	for _, at := range p.LostSplits {
+		if now.Sub(at) < splitMemory {
+			n++
+		}
+	}
+	return n
+}
+
+// lostSplit records a split lost at now, forgetting those past splitMemory.
+func (p *Persisted) lostSplit(now time.Time) {
+	kept := p.LostSplits[:0]
+	for _, at := range p.LostSplits {
+		if now.Sub(at) < splitMemory {
+			kept = append(kept, at)
+		}
+	}
+	p.LostSplits = append(kept, now)
+}
 
 func loadState(dir string) (Persisted, error) {
 	var p Persisted

@@ -26,7 +26,8 @@ const (
 	// the replication and synchronous settings inherited from the old leader.
 	Promote ActionKind = "promote"
 	// Fence makes Kine revisions jump past anything the old leader may have
-	// handed out, so that no client ever sees a revision go backwards.
+	// handed out, so that no client ever sees a revision go backwards; with
+	// Rev, past a split's loser's revisions up to Rev (and records it).
 	Fence ActionKind = "revision-fence"
 	// SyncOn / SyncOff switch synchronous replication to the peer.
 	SyncOn  ActionKind = "sync-on"
@@ -56,6 +57,7 @@ type Action struct {
 	Term uint64   // NewTerm, AdoptTerm: the term to reach (max with the current one)
 	Why  TermKind // NewTerm
 	LSN  uint64   // Promote after a handover: replay at least this far first
+	Rev  int64    // Fence: pass the peer's revisions up to Rev
 }
 
 // Decision is what Step decided for one tick.

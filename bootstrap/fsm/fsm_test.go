@@ -94,7 +94,7 @@ func TestStarting(t *testing.T) {
 		{"fresh preferred node forms alone after the grace", late, Observation{Self: fresh}, LeaderAlone, "forming", ""},
 		{"never-member node joins by base backup", born, Observation{Self: Self{Name: "a", Preferred: true}, Peer: leaderPeerNamed("b")}, Joining, "never a member", "kine-stop,base-backup,start-standby,kine-peer"},
 		{"member with wiped data is a never-member", born, Observation{Self: Self{Name: "b", Member: true, Term: 9}, Peer: leaderPeer()}, Joining, "never a member", ""},
-		{"returning old leader with a lower term rejoins and archives", born, Observation{Self: stoppedLeader(4), Peer: promotedPeer(5)}, Joining, "newer state", "kine-stop,archive,rewind,start-standby,kine-peer,adopt-term"},
+		{"returning old leader with a lower term rejoins and archives", born, Observation{Self: stoppedLeader(4), Peer: promotedPeer(5)}, Joining, "newer state", "kine-stop,archive,rewind,start-standby,adopt-term"},
 		{"returning follower of the same leader just streams", born, Observation{Self: stoppedFollower(4), Peer: leaderPeer()}, Joining, "newer state", "kine-stop,start-standby,kine-peer,adopt-term"},
 		{"returning leader with the newest state leads", born, Observation{Self: stoppedLeader(5), Peer: stoppedFollowerPeer(4)}, LeaderAlone, "newest state", "start-primary,ensure-slot,kine-local"},
 		{"follower whose peer has no data takes over", born, Observation{Self: stoppedFollower(4), Peer: Peer{Name: "a", AgentUp: true}}, LeaderAlone, "follower takes over", "kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local"},
@@ -125,7 +125,9 @@ func paused(s Self) Self { s.PausedUntil = t0.Add(time.Hour); return s }
 func TestJoining(t *testing.T) {
 	streaming := followerSelf()
 	run(t, []tc{
-		{"joining node streams and becomes follower", in(Joining), Observation{Self: streaming, Peer: leaderPeer()}, Follower, "streaming", "adopt-term"},
+		{"joining node streams and becomes follower", in(Joining), Observation{Self: streaming, Peer: leaderPeer()}, Follower, "streaming", "kine-peer,adopt-term"},
+		{"a split's loser waits until the leader passed its revisions", in(Joining), Observation{Self: highRev(streaming, 1_000_500), Peer: fencedPast(leaderPeer(), 900)}, Joining, "", ""},
+		{"a split's loser follows once the leader passed its revisions", in(Joining), Observation{Self: highRev(streaming, 1_000_500), Peer: fencedPast(leaderPeer(), 1_000_500)}, Follower, "streaming", "kine-peer,adopt-term"},
 		{"joining waits while not streaming", in(Joining), Observation{Self: stoppedFollower(4), Peer: leaderPeer()}, Joining, "", ""},
 		{"joining gives up after the timeout", in(Joining), Observation{Now: t0.Add(3 * time.Minute), Self: stoppedFollower(4)}, Starting, "join timeout", ""},
 	})
@@ -158,13 +160,19 @@ func TestFollowerDetection(t *testing.T) {
 		name            string
 		pattern         string // one char per tick: u = leader up, d = down, h = probes fail but WAL still arrives
 		paused, promote bool
+		splits          int // splits lost in the last hour
 	}{
-		{"probes time out while WAL still arrives: alive", "uhhhhhh", false, false},
-		{"WAL stops too: promote", "uhhhddd", false, true},
-		{"blip of two probes", "uddu", false, false},
-		{"flapping never reaches three in a row", "ddudduddud", false, false},
-		{"three failed probes promote", "uddd", false, true},
-		{"paused never promotes", "udddddddddd", true, false},
+		{"probes time out while WAL still arrives: alive", "uhhhhhh", false, false, 0},
+		{"WAL stops too: promote", "uhhhddd", false, true, 0},
+		{"blip of two probes", "uddu", false, false, 0},
+		{"flapping never reaches three in a row", "ddudduddud", false, false, 0},
+		{"three failed probes promote", "uddd", false, true, 0},
+		{"paused never promotes", "udddddddddd", true, false, 0},
+		{"after a lost split, three failed probes are not enough", "udddu", false, false, 1},
+		{"after a lost split, six are", "udddddd", false, true, 1},
+		{"after three lost splits, 23 are not enough", "u" + strings.Repeat("d", 23), false, false, 3},
+		{"after three lost splits, 24 are", "u" + strings.Repeat("d", 24), false, true, 3},
+		{"damping is capped at 8 times the window", "u" + strings.Repeat("d", 24), false, true, 9},
 	} {
 		t.Run(tcase.name, func(t *testing.T) {
 			m := in(Follower)
@@ -174,6 +182,7 @@ func TestFollowerDetection(t *testing.T) {
 				if tcase.paused {
 					s = paused(s)
 				}
+				s.RecentSplits = tcase.splits
 				p := leaderPeer()
 				if c == 'd' || c == 'h' {
 					p = down
@@ -204,7 +213,8 @@ func TestLeader(t *testing.T) {
 		{"follower lost for less than the window keeps sync", Machine{State: Leader, Fails: 1}, Observation{Self: noFollower}, Leader, "", ""},
 		{"probes fail but the standby still replies: keeps sync", Machine{State: Leader, Fails: 2}, Observation{Self: heardLeader()}, Leader, "", ""},
 		{"local primary died", in(Leader), Observation{Self: stoppedLeader(4), Peer: followerPeer()}, Starting, "PostgreSQL is down", ""},
-		{"a peer with a higher term wins", in(Leader), Observation{Self: leaderSelf(), Peer: promotedPeer(5)}, Joining, "newer state", "kine-stop,archive,rewind,start-standby,kine-peer,adopt-term"},
+		{"a follower that lost a split earlier is passed first", in(Leader), Observation{Self: kineRev(leaderSelf(), 10), Peer: highRevPeer(followerPeer(), 20)}, Leader, "moving past them", "kine-stop,revision-fence,kine-local"},
+		{"a peer with a higher term wins", in(Leader), Observation{Self: leaderSelf(), Peer: promotedPeer(5)}, Joining, "newer state", "kine-stop,archive,rewind,start-standby,adopt-term"},
 	})
 }
 
@@ -213,10 +223,20 @@ func TestLeaderAlone(t *testing.T) {
 		{"caught-up follower restores sync", Machine{State: LeaderAlone, OKs: 1}, Observation{Self: leaderSelf(), Peer: followerPeer()}, Leader, "synchronous again", "sync-on"},
 		{"one good probe is not enough", in(LeaderAlone), Observation{Self: leaderSelf(), Peer: followerPeer()}, LeaderAlone, "", ""},
 		{"local primary died", in(LeaderAlone), Observation{Self: stoppedLeader(4)}, Starting, "PostgreSQL is down", ""},
-		{"split brain, peer wrote last: archive and rejoin", in(LeaderAlone), Observation{Self: splitSelf(t0), Peer: splitPeer(t0.Add(time.Second))}, Joining, "newer state", "kine-stop,archive,rewind,start-standby,kine-peer,adopt-term"},
+		{"split brain, peer wrote last: archive and rejoin", in(LeaderAlone), Observation{Self: splitSelf(t0), Peer: splitPeer(t0.Add(time.Second))}, Joining, "newer state", "kine-stop,archive,rewind,start-standby,adopt-term"},
 		{"split brain, this node wrote last: stay", in(LeaderAlone), Observation{Self: splitSelf(t0.Add(time.Second)), Peer: splitPeer(t0)}, LeaderAlone, "", ""},
+		{"split won, the loser's revisions are higher: fence past them", in(LeaderAlone), Observation{Self: kineRev(leaderSelf(), 1200), Peer: highRevPeer(joiningPeer(), 1_000_500)}, LeaderAlone, "moving past them", "kine-stop,revision-fence,kine-local"},
+		{"split won, already past the loser's revisions: only record it", in(LeaderAlone), Observation{Self: kineRev(leaderSelf(), 2_000_000), Peer: highRevPeer(joiningPeer(), 1_000_500)}, LeaderAlone, "moving past them", "revision-fence"},
+		{"the loser's revisions already passed: nothing to do", in(LeaderAlone), Observation{Self: fencedSelf(leaderSelf(), 1_000_500), Peer: highRevPeer(joiningPeer(), 1_000_500)}, LeaderAlone, "", ""},
 	})
 }
+
+func highRev(s Self, r int64) Self     { s.HighRev = r; return s }
+func kineRev(s Self, r int64) Self     { s.KineRev = r; return s }
+func fencedSelf(s Self, r int64) Self  { s.FencedPast = r; return s }
+func fencedPast(p Peer, r int64) Peer  { p.FencedPast = r; return p }
+func highRevPeer(p Peer, r int64) Peer { p.HighRev = r; return p }
+func joiningPeer() Peer                { p := followerPeer(); p.State = Joining; return p }
 
 func splitSelf(last time.Time) Self {
 	s := leaderSelf()
@@ -292,4 +312,15 @@ func heardLeader() Self {
 	s := leaderSelf()
 	s.PeerHeard = true
 	return s
+}
+
+// The winner's fence carries the loser's revision: it must pass exactly
+// what the loser's clients saw.
+func TestFencePastCarriesTheLosersRevision(t *testing.T) {
+	_, d := step(t, in(LeaderAlone), Observation{Self: kineRev(leaderSelf(), 1200), Peer: highRevPeer(joiningPeer(), 1_000_500)})
+	for _, a := range d.Actions {
+		if a.Kind == Fence && a.Rev != 1_000_500 {
+			t.Fatalf("fence past %d, want 1000500", a.Rev)
+		}
+	}
 }

@@ -32,6 +32,30 @@ func (t tick) peerOutranks() bool {
 	return p.AgentUp && p.Member && p.Primary && !t.selfWins()
 }
 
+// maxDamping caps flap damping: at most 2^3 = 8 times the detection window.
+const maxDamping = 3
+
+// promoteAfter is how many failed probes a follower waits before taking
+// over: the detection window, doubled for each split this node lost in the
+// last hour. A link that flaps (measured: down and up every 0.5-3 s) split
+// the pair again at every outage longer than the window; the loser, which
+// follows afterwards, now needs a longer outage to promote again, while a
+// leader that really died is still replaced, later.
+func (t tick) promoteAfter() int {
+	return t.c.FailureThreshold << min(t.o.Self.RecentSplits, maxDamping)
+}
+
+// peerRevsAhead: the peer lost a split whose clients saw revisions this
+// node has not yet moved past (Self.KineRev is then read).
+func (t tick) peerRevsAhead() bool {
+	p := t.o.Peer
+	return p.AgentUp && p.HighRev > t.o.Self.FencedPast && t.o.Self.Primary
+}
+
+// fencedForMe: the peer's revisions are past everything this node's
+// clients saw before its data was discarded, so its Kine may write there.
+func (t tick) fencedForMe() bool { return t.o.Peer.FencedPast >= t.o.Self.HighRev }
+
 // healthy says whether the peer looked well this tick, as the current state
 // understands "well": a follower needs its leader's database; a leader
 // needs its follower's WAL stream and some sign of the follower's host.

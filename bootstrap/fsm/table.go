@@ -28,7 +28,19 @@ func promotion(kind TermKind) func(t tick) []Action {
 	}
 }
 
-// rejoin is the loser's sequence: stop serving, keep the evidence, then copy.
+// fencePastPeer moves this leader's revisions past the split's loser's
+// (Kine stopped meanwhile: a running Kine would fill the gap id by id), or
+// only records that they are past already.
+func fencePastPeer(t tick) []Action {
+	f := Action{Kind: Fence, Rev: t.o.Peer.HighRev}
+	if t.o.Self.KineRev > t.o.Peer.HighRev {
+		return []Action{f}
+	}
+	return []Action{{Kind: KineStop}, f, {Kind: KineLocal}}
+}
+
+// rejoin is the loser's sequence: stop serving, keep the evidence, then
+// copy. Its Kine starts only when it follows (see Joining).
 func rejoin(t tick) []Action {
 	acts := []Action{{Kind: KineStop}}
 	if t.o.Self.TermRole == RoleLeader {
@@ -37,7 +49,6 @@ func rejoin(t tick) []Action {
 	return append(acts,
 		Action{Kind: Rewind},
 		Action{Kind: StartStandby},
-		Action{Kind: KinePeer},
 		Action{Kind: AdoptTerm, Term: t.o.Peer.Term},
 	)
 }
@@ -123,13 +134,19 @@ var Table = []Row{
 		Do: func(t tick) []Action { return append([]Action{{Kind: StartStandby}}, promotion(TermPromote)(t)...) }},
 
 	// --- joining: the copy is done; wait until WAL streams.
+	// A node whose clients saw revisions the leader lacks (a lost split)
+	// waits until the leader has moved past them: its Kine would otherwise
+	// show those clients revisions going backwards.
 	{From: Joining, To: Follower, Reason: "streaming from the leader",
-		When: func(t tick) bool { s := t.o.Self; return s.PGUp && !s.Primary && s.ReceiverStreaming },
+		When: func(t tick) bool {
+			s := t.o.Self
+			return s.PGUp && !s.Primary && s.ReceiverStreaming && t.fencedForMe()
+		},
 		Do: func(t tick) []Action {
 			if t.o.Peer.AgentUp {
-				return []Action{{Kind: AdoptTerm, Term: t.o.Peer.Term}}
+				return []Action{{Kind: KinePeer}, {Kind: AdoptTerm, Term: t.o.Peer.Term}}
 			}
-			return nil
+			return []Action{{Kind: KinePeer}}
 		}},
 	{From: Joining, To: Starting, Reason: "not streaming within the join timeout: starting over",
 		When: func(t tick) bool { return t.o.Now.Sub(t.m.Since) >= t.c.JoinTimeout }},
@@ -146,7 +163,7 @@ var Table = []Row{
 		},
 		Do: promotion(TermPromote)},
 	{From: Follower, To: LeaderAlone, Reason: "leader unreachable for the whole detection window: promoting",
-		When: func(t tick) bool { return t.m.Fails >= t.c.FailureThreshold && !t.paused() },
+		When: func(t tick) bool { return t.m.Fails >= t.promoteAfter() && !t.paused() },
 		Do:   promotion(TermPromote)},
 	{From: Follower, To: Starting, Reason: "local PostgreSQL is down",
 		When: func(t tick) bool { return !t.o.Self.PGUp }},
@@ -165,6 +182,9 @@ var Table = []Row{
 		Consumes: CmdSwitchover,
 		When:     func(t tick) bool { return t.o.Cmd.Kind == CmdSwitchover && t.o.Self.FollowerStreaming },
 		Do:       seq(KineStop, Handover, Rewind, StartStandby, KinePeer)},
+	{From: Leader, To: Leader, Reason: "the split's loser served revisions past ours: moving past them",
+		When: func(t tick) bool { return t.peerRevsAhead() },
+		Do:   fencePastPeer},
 	{From: Leader, To: LeaderAlone, Reason: "follower unhealthy for the whole detection window: replication now asynchronous",
 		When: func(t tick) bool { return t.m.Fails >= t.c.FailureThreshold },
 		Do: func(t tick) []Action {
@@ -177,6 +197,9 @@ var Table = []Row{
 	{From: LeaderAlone, To: Joining, Reason: "the peer has newer state: archiving and rejoining",
 		When: func(t tick) bool { return t.peerOutranks() },
 		Do:   rejoin},
+	{From: LeaderAlone, To: LeaderAlone, Reason: "the split's loser served revisions past ours: moving past them",
+		When: func(t tick) bool { return t.peerRevsAhead() },
+		Do:   fencePastPeer},
 	{From: LeaderAlone, To: Leader, Reason: "follower caught up: replication synchronous again",
 		When: func(t tick) bool { return t.m.OKs >= t.c.RecoverThreshold },
 		Do:   seq(SyncOn)},

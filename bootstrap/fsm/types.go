@@ -67,6 +67,14 @@ type Self struct {
 	Term      uint64
 	TermRole  Role
 	ForkRev   int64 // Kine revision when the current term began (for the split-brain archive)
+	// HighRev is the highest Kine revision this node's data held before a
+	// lost split discarded it (clients of that branch saw revisions up to
+	// it); FencedPast is the highest such revision of the peer's that this
+	// node's revisions have been moved past. Both persisted.
+	HighRev, FencedPast int64
+	// KineRev is max(kine.id) here, read only when the peer reports a
+	// HighRev this node has not fenced past yet (0 otherwise).
+	KineRev int64
 
 	PGUp              bool
 	Primary           bool // PostgreSQL is running and not in recovery
@@ -81,6 +89,9 @@ type Self struct {
 	LastCommit time.Time
 
 	PausedUntil time.Time // the effective pause (this node's or the peer's, the later)
+	// RecentSplits is how many splits this node lost in the last hour
+	// (persisted): each doubles its patience before promoting (flap damping).
+	RecentSplits int
 }
 
 // Peer is what the daemon observed of the other node in this tick.
@@ -97,6 +108,8 @@ type Peer struct {
 	// node's clock with the offset both agents measured while paired.
 	LastCommit time.Time
 	ForkRev    int64
+	// HighRev and FencedPast: the peer's own (see Self).
+	HighRev, FencedPast int64
 }
 
 // CommandKind is an operator's or the peer's request, handled by a row.

@@ -22,6 +22,8 @@ type Status struct {
 	PausedFor  int64  `json:"paused_for_ns"`  // remaining pause, a duration (clock-free)
 	PairOffset int64  `json:"pair_offset_ns"` // reporter's last measured offset of ITS peer's clock (peer minus self), measured while paired
 	ForkRev    int64  `json:"fork_rev"`
+	HighRev    int64  `json:"high_rev"`    // highest revision this node's clients saw before a lost split
+	FencedPast int64  `json:"fenced_past"` // highest peer HighRev this node's revisions passed
 	Version    string `json:"version"`
 }
 

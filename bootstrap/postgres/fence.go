@@ -14,7 +14,13 @@ import (
 // told "compacted" and relists instead of waiting for revisions that never
 // come. Returns f; 0 when Kine has not created its table yet (it will
 // start fresh). margin <= 0 means the contract's default, 1,000,000.
-func (m *Manager) RevisionFence(ctx context.Context, margin int64) (int64, error) {
+//
+// floor > 0 fences past revisions handed out elsewhere: a split's loser
+// served clients revisions up to floor, which the winner must pass before
+// those clients read from it. Then f = max(max(id), the sequence, floor) +
+// margin, and when this database is already past floor nothing changes
+// (returns 0).
+func (m *Manager) RevisionFence(ctx context.Context, margin, floor int64) (int64, error) {
 	if margin <= 0 {
 		margin = defaultMargin
 	}
@@ -53,7 +59,10 @@ func (m *Manager) RevisionFence(ctx context.Context, margin int64) (int64, error
 	if err != nil {
 		return 0, fmt.Errorf("postgres: revision fence: read revisions: %w", err)
 	}
-	f := max(maxID, last) + margin
+	if floor > 0 && max(maxID, last) > floor {
+		return 0, nil // already past: no restart, no relist for anyone
+	}
+	f := max(maxID, last, floor) + margin
 	if err := step("setval", "SELECT setval($1::regclass, $2)", seq, f); err != nil {
 		return 0, err
 	}
@@ -80,6 +89,6 @@ func (m *Manager) RevisionFence(ctx context.Context, margin int64) (int64, error
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("postgres: revision fence: commit: %w", err)
 	}
-	m.log.Info("kine revisions fenced", "from", max(maxID, last), "fence", f)
+	m.log.Info("kine revisions fenced", "from", max(maxID, last), "floor", floor, "fence", f)
 	return f, nil
 }

@@ -114,7 +114,7 @@ func TestPair(t *testing.T) {
 			if r := maxRev(t, a); r != 0 {
 				t.Fatalf("max revision without a kine table: %d", r)
 			}
-			if f, err := a.m.RevisionFence(ctx, 1000); f != 0 || err != nil {
+			if f, err := a.m.RevisionFence(ctx, 1000, 0); f != 0 || err != nil {
 				t.Fatalf("fence without a kine table: %d, %v", f, err)
 			}
 		}},
@@ -380,7 +380,7 @@ func TestPair(t *testing.T) {
 		{"revision fence", func(t *testing.T) {
 			ctx := ctxT(t, 30*time.Second)
 			before := maxRev(t, b)
-			f, err := b.m.RevisionFence(ctx, 1000)
+			f, err := b.m.RevisionFence(ctx, 1000, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -406,12 +406,25 @@ func TestPair(t *testing.T) {
 			}
 			// A second promotion fences again (Kine's unique index on
 			// (name, prev_revision) must not refuse the second filler row).
-			f2, err := b.m.RevisionFence(ctx, 1000)
+			f2, err := b.m.RevisionFence(ctx, 1000, 0)
 			if err != nil || f2 < f+1000 {
 				t.Fatalf("second fence %d after %d: %v", f2, f, err)
 			}
 			if id := mustPut(t, k, "/registry/winner2", "written after the second fence"); id != f2+1 {
 				t.Fatalf("first revision after the second fence %d, want %d", id, f2+1)
+			}
+			// Past a split's loser: a floor below this database's revisions
+			// changes nothing; one above is passed by the margin.
+			if f3, err := b.m.RevisionFence(ctx, 1000, f2); f3 != 0 || err != nil {
+				t.Fatalf("fence past a lower floor: %d, %v", f3, err)
+			}
+			floor := f2 + 50_000
+			f4, err := b.m.RevisionFence(ctx, 1000, floor)
+			if err != nil || f4 != floor+1000 {
+				t.Fatalf("fence past floor %d: %d, %v (want %d)", floor, f4, err, floor+1000)
+			}
+			if id := mustPut(t, k, "/registry/winner3", "written after the split's fence"); id != f4+1 {
+				t.Fatalf("first revision after the split's fence %d, want %d", id, f4+1)
 			}
 		}},
 		{"split brain: the loser archives exactly its divergent rows", func(t *testing.T) {

@@ -31,13 +31,15 @@ func NewTestNetwork(t testing.TB, prefix string, opts ...Option) *Network {
 
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 
-// ArtifactDir is where a test keeps logs and data: $E2E_ARTIFACTS/<test>
-// when set (kept after the run, for CI artifacts), else a t.TempDir.
+// ArtifactDir is where a test keeps histories and pictures for a reader
+// after the run: $E2E_ARTIFACTS/<test>, by default under
+// /var/tmp/twonode-e2e/artifacts (a failure message names it, so it must
+// outlive the test; each run of a test replaces its own).
 func ArtifactDir(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv("E2E_ARTIFACTS")
 	if base == "" {
-		return t.TempDir()
+		base = "/var/tmp/twonode-e2e/artifacts"
 	}
 	d := filepath.Join(base, unsafeChars.ReplaceAllString(t.Name(), "_"))
 	_ = os.RemoveAll(d)

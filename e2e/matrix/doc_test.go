@@ -12,7 +12,7 @@
 //     node's split-brain archive (lost = archived);
 //   - the history is linearizable (porcupine); a history in which a split
 //     brain archived writes cannot be, so there the check is made again
-//     with the loser's own branch set aside, and that must pass;
+//     with the losers' own branches set aside, and that must pass;
 //   - the watch never delivered a resourceVersion lower than one before,
 //     and caught up with the last acknowledged write by itself.
 //

@@ -192,3 +192,20 @@ func (m *monitor) rejoined(node string, from time.Time) time.Time {
 	}
 	return ss[len(ss)-1].at
 }
+
+// brokeBefore is when the pair last stopped being healthy at or before t:
+// the first sample after the last healthy one (the first sample if the
+// pair was never healthy before t).
+func (m *monitor) brokeBefore(t time.Time) time.Time {
+	ss := m.snapshot()
+	if len(ss) == 0 {
+		return t
+	}
+	broke := ss[0].at
+	for i := 0; i+1 < len(ss) && !ss[i].at.After(t); i++ {
+		if ss[i].healthy() {
+			broke = ss[i+1].at
+		}
+	}
+	return broke
+}

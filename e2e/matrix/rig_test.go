@@ -205,7 +205,7 @@ func (r *rig) check(fault time.Time, ops []workload.Op) workload.Result {
 	if err != nil {
 		t.Fatalf("reading the final state: %v", err)
 	}
-	archive, loser, loserRows := r.archive()
+	archive, branches, archivedRows := r.archive()
 	ops = r.w.Ops() // with the final reads
 	lost := workload.Lost(final, ops, archive)
 	for _, op := range lost.Unexplained {
@@ -219,17 +219,21 @@ func (r *rig) check(fault time.Time, ops []workload.Op) workload.Result {
 	}
 	if !lin.Linearizable() {
 		_ = workload.WriteHistory(filepath.Join(dir, "history.jsonl"), ops)
-		if loserRows == 0 {
+		if archivedRows == 0 {
 			t.Errorf("the history of %d operations is not linearizable (%v); history and picture in %s", lin.Ops, lin.Result, dir)
 		} else {
 			// A split brain: the loser acknowledged writes the pair then
 			// set aside. Without the loser's branch the rest must hold.
-			kept := withoutBranch(ops, archive, loser, fault, r.mon.rejoined(loser, fault))
+			kept := withoutBranches(ops, archive, branches)
 			lin2, _ := workload.CheckLinearizable(kept, workload.CheckOptions{Timeout: 2 * time.Minute})
-			t.Logf("split brain: the whole history is not linearizable (%d archived rows); without the %d operations of the loser's branch: %v",
-				loserRows, len(ops)-len(kept), lin2.Result)
+			t.Logf("split brain: the whole history is not linearizable (%d archived rows in %d splits); without the %d operations of the losers' branches: %v",
+				archivedRows, len(branches), len(ops)-len(kept), lin2.Result)
 			if !lin2.Linearizable() {
-				t.Errorf("even without the loser's archived branch the history is not linearizable; history in %s", dir)
+				for _, b := range branches {
+					t.Logf("branch of %s: %s to %s", b.node, b.from.Format("15:04:05.000"), b.to.Format("15:04:05.000"))
+				}
+				_ = workload.WriteHistory(filepath.Join(dir, "history-without-branches.jsonl"), kept)
+				t.Errorf("even without the losers' archived branches the history is not linearizable; histories in %s", dir)
 			}
 		}
 	}
@@ -267,13 +271,46 @@ func (r *rig) report(res workload.Result) {
 	}
 }
 
-// archive reads both nodes' split-brain archives; loser is the node that
-// archived rows ("" if none).
-func (r *rig) archive() (archive workload.Archive, loser string, rows int) {
+// branch is the losing side of one split brain: the node that archived
+// rows, and the stretch in which its answers came from the history the
+// pair later set aside.
+type branch struct {
+	node     string
+	from, to time.Time
+}
+
+// in reports whether op was answered by the branch's node within it.
+func (b branch) in(op workload.Op) bool {
+	return nodeOf(op.Endpoint) == b.node && !op.Return.Before(b.from) && !op.Return.After(b.to)
+}
+
+// branchLead is how long before the monitor saw the pair break a loser may
+// already have answered from its own branch: a PostgreSQL primary shows a
+// commit that waits for its synchronous standby to other sessions, and the
+// agents need the detection window (3 × 500 ms) to see a fault.
+const branchLead = 3 * time.Second
+
+// archive reads both nodes' split-brain archives, one file per split, and
+// the branch each file ends: from shortly before the pair last broke up
+// ahead of the file's writing to the loser's first following after it. The
+// file's modification time is the kernel's, right under clock skew too.
+func (r *rig) archive() (archive workload.Archive, branches []branch, rows int) {
 	r.t.Helper()
 	archive = workload.Archive{}
 	for _, n := range []string{"a", "b"} {
-		got, err := harness.ReadArchives(filepath.Join(r.c.Nodes[n].DataDir(), "archive"))
+		dir := filepath.Join(r.c.Nodes[n].DataDir(), "archive")
+		files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+		for _, f := range files {
+			fi, err := os.Stat(f)
+			if err != nil {
+				r.t.Fatal(err)
+			}
+			written := fi.ModTime()
+			branches = append(branches, branch{
+				node: n, from: r.mon.brokeBefore(written).Add(-branchLead), to: r.mon.rejoined(n, written),
+			})
+		}
+		got, err := harness.ReadArchives(dir)
 		if err != nil && !os.IsNotExist(err) {
 			r.t.Fatal(err)
 		}
@@ -283,39 +320,31 @@ func (r *rig) archive() (archive workload.Archive, loser string, rows int) {
 			}
 		}
 		rows += len(got)
-		if len(got) > 0 {
-			loser = n
-		}
 	}
-	return archive, loser, rows
+	return archive, branches, rows
 }
 
-// withoutBranch sets aside the loser's branch of a split: every operation
-// the loser's API server answered between the fault and the loser's rejoin
-// (its reads and refusals were made on a history the pair discarded: a
-// PostgreSQL primary shows a commit that waits for its synchronous standby
-// to other sessions before the standby confirms it, and the frozen-leader
-// scenario saw a precondition refused on such a commit, later archived),
-// the archived writes themselves, and every operation that saw one.
-func withoutBranch(ops []workload.Op, archive workload.Archive, loser string, from, to time.Time) []workload.Op {
-	var branch []workload.Op
-	for _, op := range ops {
-		if nodeOf(op.Endpoint) == loser && !op.Return.Before(from) && !op.Return.After(to) {
-			continue
+// withoutBranches sets aside the losers' branches: every archived write
+// answered within a branch, every operation that saw one (a read of its
+// value, an update or delete conditioned on its resourceVersion), and the
+// reads and refusals a loser answered within its branch (made on a history
+// the pair discarded; the frozen-leader scenario saw a precondition refused
+// on a commit later archived). A write a loser acknowledged within its
+// branch that is not archived was replicated before the split and stays.
+func withoutBranches(ops []workload.Op, archive workload.Archive, branches []branch) []workload.Op {
+	inBranch := func(op workload.Op) bool {
+		for _, b := range branches {
+			if b.in(op) {
+				return true
+			}
 		}
-		branch = append(branch, op)
+		return false
 	}
-	return withoutArchived(branch, archive)
-}
-
-// withoutArchived drops the writes found in the archive and every
-// operation that saw one: a read of an archived value, or an update or
-// delete conditioned on an archived write's resourceVersion.
-func withoutArchived(ops []workload.Op, archive workload.Archive) []workload.Op {
+	archived := func(op workload.Op) bool { return op.MayHaveHappened() && inBranch(op) && archive.Has(op) }
 	values := map[string]bool{}
 	rvs := map[string]bool{}
 	for _, op := range ops {
-		if op.IsWrite() && op.MayHaveHappened() && archive.Has(op) {
+		if archived(op) {
 			values[op.Value] = true
 			if op.OutRV != "" {
 				rvs[op.OutRV] = true
@@ -325,7 +354,8 @@ func withoutArchived(ops []workload.Op, archive workload.Archive) []workload.Op 
 	var kept []workload.Op
 	for _, op := range ops {
 		switch {
-		case op.IsWrite() && op.MayHaveHappened() && archive.Has(op):
+		case archived(op):
+		case !op.MayHaveHappened() && inBranch(op):
 		case op.Kind == workload.KindGet && values[op.OutValue]:
 		case op.IfRV != "" && rvs[op.IfRV]:
 		default:
