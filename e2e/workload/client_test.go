@@ -2,6 +2,7 @@ package workload
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
 )
 
@@ -163,5 +165,18 @@ func TestFailoverToNextEndpoint(t *testing.T) {
 	expect(t, p.Get(ctx, "k"), Unknown, "ConnectionRefused")
 	if p.Endpoint() != 0 {
 		t.Fatal("pinned client moved")
+	}
+}
+
+// PostgreSQL's disk_full as an error is a statement that failed (its
+// transaction never committed); any other internal error is unknown.
+func TestClassifyDiskFull(t *testing.T) {
+	full := apierrors.NewInternalError(errors.New(`rpc error: code = Unknown desc = ERROR: could not extend file "base/16384/16385": No space left on device (SQLSTATE 53100)`))
+	if o, r := Classify(full); o != Failed || r != ReasonDiskFull {
+		t.Fatalf("disk full: %s %s, want failed %s", o, r, ReasonDiskFull)
+	}
+	other := apierrors.NewInternalError(errors.New("rpc error: code = Unknown desc = unexpected EOF"))
+	if o, _ := Classify(other); o != Unknown {
+		t.Fatalf("another internal error: %s, want unknown", o)
 	}
 }

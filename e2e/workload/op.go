@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +44,8 @@ const (
 	ReasonAlreadyExists = string(metav1.StatusReasonAlreadyExists)
 	ReasonConflict      = string(metav1.StatusReasonConflict)
 	ReasonNotFound      = string(metav1.StatusReasonNotFound)
+	// ReasonDiskFull: the datastore refused the write for want of space.
+	ReasonDiskFull = "DiskFull"
 )
 
 // Op is one recorded operation.
@@ -97,6 +100,12 @@ func Classify(err error) (Outcome, string) {
 		apierrors.IsUnsupportedMediaType(err), apierrors.IsRequestEntityTooLargeError(err),
 		apierrors.IsTooManyRequests(err):
 		return Failed, string(apierrors.ReasonForError(err))
+	case apierrors.IsInternalError(err) && strings.Contains(err.Error(), "SQLSTATE 53100"):
+		// PostgreSQL's disk_full as an error (not a crash) comes from the
+		// statement that needed the space; its transaction never
+		// committed. A commit whose WAL cannot be written crashes the
+		// server instead, and the client sees the connection lost.
+		return Failed, ReasonDiskFull
 	}
 	var ne net.Error
 	switch {
