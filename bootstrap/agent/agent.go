@@ -30,6 +30,9 @@ type Deps struct {
 	Peer     PeerClient
 	PingPeer Pinger
 	Now      func() time.Time // the wall clock, with the config's test offset
+	// FreeBytes is the space left to unprivileged writers on the
+	// filesystem holding path (statfs by default).
+	FreeBytes func(path string) (uint64, error)
 }
 
 // Agent is the daemon's state; all fields after mu are guarded by it.
@@ -84,6 +87,9 @@ func New(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 	if d.Now == nil {
 		off := cfg.ClockOffset
 		d.Now = func() time.Time { return time.Now().Add(off) }
+	}
+	if d.FreeBytes == nil {
+		d.FreeBytes = freeBytes
 	}
 	a := &Agent{
 		cfg: cfg, log: log, d: d, st: st,

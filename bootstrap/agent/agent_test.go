@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -273,5 +274,28 @@ func TestLostSplitsAreRememberedForAnHour(t *testing.T) {
 	p.lostSplit(t0.Add(2 * time.Hour))
 	if len(p.LostSplits) != 1 {
 		t.Fatalf("kept %d lost splits, want only the last", len(p.LostSplits))
+	}
+}
+
+// The data filesystem counts as full below diskFullBelow; an unreadable
+// one says nothing about space. The peer learns it through the status.
+func TestDiskFullIsObservedAndReported(t *testing.T) {
+	r := newRig(t, "a", "b")
+	free, ferr := uint64(diskFullBelow-1), error(nil)
+	r.a.d.FreeBytes = func(string) (uint64, error) { return free, ferr }
+	r.tick(1)
+	ph, _ := r.a.Handlers()
+	if !r.a.last.o.Self.DiskFull || !ph.Status(context.Background()).DiskFull {
+		t.Fatal("a data filesystem below the threshold is not reported full")
+	}
+	free = diskFullBelow
+	r.tick(1)
+	if r.a.last.o.Self.DiskFull {
+		t.Fatal("a data filesystem at the threshold is reported full")
+	}
+	free, ferr = 0, errors.New("no such directory")
+	r.tick(1)
+	if r.a.last.o.Self.DiskFull {
+		t.Fatal("an unreadable free space is reported full")
 	}
 }

@@ -30,7 +30,7 @@ func (h *PeerHandler) Status(context.Context) peer.Status {
 		Alone: m.State == fsm.LeaderAlone, Member: st.Member && a.d.DB.HasData(),
 		PGUp: last.pg.Up, Primary: last.pg.Up && !last.pg.InRecovery,
 		Now: now.UnixNano(), PairOffset: int64(st.PairOffset), ForkRev: st.ForkRev, Version: Version,
-		HighRev: st.HighRev, FencedPast: st.FencedPast,
+		HighRev: st.HighRev, FencedPast: st.FencedPast, DiskFull: last.o.Self.DiskFull,
 	}
 	if !last.pg.LastCommit.IsZero() {
 		s.LastCommit = last.pg.LastCommit.UnixNano()
@@ -85,6 +85,7 @@ func (h *LocalHandler) Status(context.Context) localapi.StatusReport {
 		Replication: replication(m.State, last), LagBytes: last.pg.PeerFlushLagBytes, PGUp: last.pg.Up,
 		KineEndpoint: a.d.Kine.Target(), LastTransition: lastTrans, LastTransitionAt: lastAt,
 		LastFailover: failover, ClockOffset: st.PairOffset, Archives: st.Archives, Version: Version,
+		DiskFull: last.o.Self.DiskFull, RecentSplits: last.o.Self.RecentSplits,
 	}
 	until := last.o.Self.PausedUntil // includes the peer's pause
 	if st.PausedUntil.After(until) {

@@ -42,6 +42,7 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 		defer cancel()
 		pingErr = a.d.PingPeer(c)
 	}()
+	disk := a.diskFull()
 	wg.Wait()
 	now := a.d.Now()
 
@@ -70,6 +71,7 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 		LastCommit:        pg.LastCommit,
 		PausedUntil:       a.st.PausedUntil,
 		RecentSplits:      a.st.recentSplits(now),
+		DiskFull:          disk,
 	}
 	p := fsm.Peer{Name: a.cfg.Peer.Name, PGUp: pingErr == nil}
 	if peerErr == nil {
@@ -81,6 +83,7 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 		p.Primary = ps.PGUp && ps.Primary
 		p.ForkRev = ps.ForkRev
 		p.HighRev, p.FencedPast = ps.HighRev, ps.FencedPast
+		p.DiskFull = ps.DiskFull
 		if ps.LastCommit != 0 {
 			p.LastCommit = time.Unix(0, ps.LastCommit).Add(-a.splitOffset(ps))
 		}

@@ -213,6 +213,9 @@ func TestLeader(t *testing.T) {
 		{"follower lost for less than the window keeps sync", Machine{State: Leader, Fails: 1}, Observation{Self: noFollower}, Leader, "", ""},
 		{"probes fail but the standby still replies: keeps sync", Machine{State: Leader, Fails: 2}, Observation{Self: heardLeader()}, Leader, "", ""},
 		{"local primary died", in(Leader), Observation{Self: stoppedLeader(4), Peer: followerPeer()}, Starting, "PostgreSQL is down", ""},
+		{"a full disk hands over to a follower with room", in(Leader), Observation{Self: diskFull(leaderSelf()), Peer: followerPeer()}, Joining, "disk is full", "kine-stop,handover,rewind,start-standby,kine-peer"},
+		{"a full disk stays when the follower's is full too", in(Leader), Observation{Self: diskFull(leaderSelf()), Peer: fullPeer(followerPeer())}, Leader, "", ""},
+		{"a full disk stays while paused", in(Leader), Observation{Self: paused(diskFull(leaderSelf())), Peer: followerPeer()}, Leader, "", ""},
 		{"a follower that lost a split earlier is passed first", in(Leader), Observation{Self: kineRev(leaderSelf(), 10), Peer: highRevPeer(followerPeer(), 20)}, Leader, "moving past them", "kine-stop,revision-fence,kine-local"},
 		{"a peer with a higher term wins", in(Leader), Observation{Self: leaderSelf(), Peer: promotedPeer(5)}, Joining, "newer state", "kine-stop,archive,rewind,start-standby,adopt-term"},
 	})
@@ -236,6 +239,8 @@ func kineRev(s Self, r int64) Self     { s.KineRev = r; return s }
 func fencedSelf(s Self, r int64) Self  { s.FencedPast = r; return s }
 func fencedPast(p Peer, r int64) Peer  { p.FencedPast = r; return p }
 func highRevPeer(p Peer, r int64) Peer { p.HighRev = r; return p }
+func diskFull(s Self) Self             { s.DiskFull = true; return s }
+func fullPeer(p Peer) Peer             { p.DiskFull = true; return p }
 func joiningPeer() Peer                { p := followerPeer(); p.State = Joining; return p }
 
 func splitSelf(last time.Time) Self {

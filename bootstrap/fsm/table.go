@@ -182,6 +182,14 @@ var Table = []Row{
 		Consumes: CmdSwitchover,
 		When:     func(t tick) bool { return t.o.Cmd.Kind == CmdSwitchover && t.o.Self.FollowerStreaming },
 		Do:       seq(KineStop, Handover, Rewind, StartStandby, KinePeer)},
+	// A full disk refuses every write, while the synchronous follower holds
+	// the same data and has room: the same hand-over as a switchover.
+	{From: Leader, To: Joining, Reason: "this node's disk is full and the follower's is not: handing over",
+		When: func(t tick) bool {
+			s, p := t.o.Self, t.o.Peer
+			return s.DiskFull && s.FollowerStreaming && p.AgentUp && !p.DiskFull && !t.paused()
+		},
+		Do: seq(KineStop, Handover, Rewind, StartStandby, KinePeer)},
 	{From: Leader, To: Leader, Reason: "the split's loser served revisions past ours: moving past them",
 		When: func(t tick) bool { return t.peerRevsAhead() },
 		Do:   fencePastPeer},

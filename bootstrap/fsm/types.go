@@ -92,6 +92,8 @@ type Self struct {
 	// RecentSplits is how many splits this node lost in the last hour
 	// (persisted): each doubles its patience before promoting (flap damping).
 	RecentSplits int
+	// DiskFull: the data filesystem has too little space left for writes.
+	DiskFull bool
 }
 
 // Peer is what the daemon observed of the other node in this tick.
@@ -110,6 +112,7 @@ type Peer struct {
 	ForkRev    int64
 	// HighRev and FencedPast: the peer's own (see Self).
 	HighRev, FencedPast int64
+	DiskFull            bool // the peer's data filesystem is full
 }
 
 // CommandKind is an operator's or the peer's request, handled by a row.

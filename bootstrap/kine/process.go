@@ -132,7 +132,7 @@ func (p *Process) stopLocked(ctx context.Context) error {
 	pid := p.pid
 	if isKine(pid) {
 		_ = syscall.Kill(pid, syscall.SIGTERM)
-		deadline := time.Now().Add(3 * time.Second)
+		deadline := time.Now().Add(StopGrace)
 		for isKine(pid) && time.Now().Before(deadline) && ctx.Err() == nil {
 			time.Sleep(20 * time.Millisecond)
 		}

@@ -30,6 +30,8 @@ type StatusReport struct {
 	LastTransitionAt time.Time     `json:"last_transition_at"`
 	LastFailover     time.Duration `json:"last_failover_ns"`
 	ClockOffset      time.Duration `json:"clock_offset_ns"`
+	DiskFull         bool          `json:"disk_full"`     // the data filesystem is (nearly) full: a leader hands over
+	RecentSplits     int           `json:"recent_splits"` // splits lost in the last hour: each doubles the wait before promoting
 	Archives         []Archive     `json:"archives"`
 	Version          string        `json:"version"`
 }

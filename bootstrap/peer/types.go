@@ -24,6 +24,7 @@ type Status struct {
 	ForkRev    int64  `json:"fork_rev"`
 	HighRev    int64  `json:"high_rev"`    // highest revision this node's clients saw before a lost split
 	FencedPast int64  `json:"fenced_past"` // highest peer HighRev this node's revisions passed
+	DiskFull   bool   `json:"disk_full"`   // the data filesystem is (nearly) full
 	Version    string `json:"version"`
 }
 

@@ -110,21 +110,34 @@ func TestAgentKilledOnLeader(t *testing.T) {
 }
 
 // diskFull fills node n's data filesystem for 8 s, then frees it.
-func diskFull(t *testing.T, name string, subnet int, n string) {
-	r := newRig(t, name, subnet, options{dataSize: "320m"})
+func diskFull(t *testing.T, name string, subnet int, n string) (r *rig, fault, freed time.Time) {
+	r = newRig(t, name, subnet, options{dataSize: "320m"})
 	took, err := r.c.FillDisk(n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fault := time.Now()
+	fault = time.Now()
 	t.Logf("filled %s's data filesystem with %d MiB", n, took>>20)
 	time.Sleep(8 * time.Second)
 	if err := r.c.FreeDisk(n); err != nil {
 		t.Fatal(err)
 	}
+	freed = time.Now()
 	r.finish(fault)
+	return r, fault, freed
 }
 
 func TestFollowerDiskFull(t *testing.T) { diskFull(t, "follower-disk-full", 89, "b") }
 
-func TestLeaderDiskFull(t *testing.T) { diskFull(t, "leader-disk-full", 90, "a") }
+// A leader whose disk is full refuses every write; the follower, with the
+// same data and room, must take over while the disk is still full.
+func TestLeaderDiskFull(t *testing.T) {
+	r, fault, freed := diskFull(t, "leader-disk-full", 90, "a")
+	for _, s := range r.mon.snapshot() {
+		if s.at.After(fault) && s.at.Before(freed) && (s.b == "leader" || s.b == "leader_alone") {
+			t.Logf("b took over %s after the disk filled", s.at.Sub(fault).Round(time.Millisecond))
+			return
+		}
+	}
+	t.Errorf("b did not take over in the %s a's disk was full", freed.Sub(fault).Round(time.Second))
+}
