@@ -46,6 +46,12 @@ func formatStatus(w io.Writer, r StatusReport, now time.Time) {
 	row("Peer clock", "%s", offsetText(r.ClockOffset))
 	row("Version", "%s", orDash(r.Version))
 	row("Split-brain archives", "%d", len(r.Archives))
+	if r.RecentSplits > 0 {
+		row("Recent splits", "%d lost in the last hour: promotion waits %d× the detection window", r.RecentSplits, 1<<min(r.RecentSplits, 3))
+	}
+	if r.DiskFull {
+		row("Disk", "FULL: a leader hands over to its follower; free space in the data directory")
+	}
 	tw.Flush()
 
 	if len(r.Archives) == 0 {
