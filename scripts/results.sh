@@ -45,6 +45,10 @@ for line in sys.stdin:
 	echo "|---|---|---|---|---|---|---|---|"
 	{ grep -sh '^RESULT {"scenario".*"api_rto_ms"' "$log" || true; } | row scenario,api_rto_ms,acked,lost,archived,dual_leader_ms,ha_restored_ms,linearizable
 	echo
+	echo "## Kubernetes' etcd3 storage tests (Kine's CI suite) through the follower's Kine"
+	echo
+	{ grep -sh '^STORAGE-CONFORMANCE ' "$log" || true; } | sed 's/^STORAGE-CONFORMANCE /- /'
+	echo
 	echo "## The appliance (two systemd-booted copies of the installed root filesystem)"
 	echo
 	echo "| install s | boot both s | pair formed s | Kine restarted by systemd ms | reboot to rejoined s | total s |"

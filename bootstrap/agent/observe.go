@@ -72,6 +72,7 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 		PausedUntil:       a.st.PausedUntil,
 		RecentSplits:      a.st.recentSplits(now),
 		DiskFull:          disk,
+		KineServing:       a.d.Kine.Target() == a.cfg.Node.Address,
 	}
 	p := fsm.Peer{Name: a.cfg.Peer.Name, PGUp: pingErr == nil}
 	if peerErr == nil {
@@ -83,7 +84,7 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 		p.Primary = ps.PGUp && ps.Primary
 		p.ForkRev = ps.ForkRev
 		p.HighRev, p.FencedPast = ps.HighRev, ps.FencedPast
-		p.DiskFull = ps.DiskFull
+		p.DiskFull, p.KineServing = ps.DiskFull, ps.KineServing
 		if ps.LastCommit != 0 {
 			p.LastCommit = time.Unix(0, ps.LastCommit).Add(-a.splitOffset(ps))
 		}

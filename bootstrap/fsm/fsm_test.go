@@ -26,13 +26,13 @@ func step(t *testing.T, m Machine, o Observation) (Machine, Decision) {
 }
 
 func leaderSelf() Self {
-	return Self{Name: "a", Member: true, HasData: true, Term: 4, TermRole: RoleLeader, PGUp: true, Primary: true, FollowerStreaming: true}
+	return Self{Name: "a", Member: true, HasData: true, Term: 4, TermRole: RoleLeader, PGUp: true, Primary: true, FollowerStreaming: true, KineServing: true}
 }
 func followerSelf() Self {
 	return Self{Name: "b", Member: true, HasData: true, Term: 4, TermRole: RoleFollower, PGUp: true, ReceiverStreaming: true}
 }
 func leaderPeer() Peer {
-	return Peer{Name: "a", AgentUp: true, PGUp: true, State: Leader, Member: true, Term: 4, TermRole: RoleLeader, Primary: true}
+	return Peer{Name: "a", AgentUp: true, PGUp: true, State: Leader, Member: true, Term: 4, TermRole: RoleLeader, Primary: true, KineServing: true}
 }
 func followerPeer() Peer {
 	return Peer{Name: "b", AgentUp: true, PGUp: true, State: Follower, Member: true, Term: 4, TermRole: RoleFollower}
@@ -226,8 +226,13 @@ func TestLeaderAlone(t *testing.T) {
 		{"caught-up follower restores sync", Machine{State: LeaderAlone, OKs: 1}, Observation{Self: leaderSelf(), Peer: followerPeer()}, Leader, "synchronous again", "sync-on"},
 		{"one good probe is not enough", in(LeaderAlone), Observation{Self: leaderSelf(), Peer: followerPeer()}, LeaderAlone, "", ""},
 		{"local primary died", in(LeaderAlone), Observation{Self: stoppedLeader(4)}, Starting, "PostgreSQL is down", ""},
-		{"split brain, peer wrote last: archive and rejoin", in(LeaderAlone), Observation{Self: splitSelf(t0), Peer: splitPeer(t0.Add(time.Second))}, Joining, "newer state", "kine-stop,archive,rewind,start-standby,adopt-term"},
-		{"split brain, this node wrote last: stay", in(LeaderAlone), Observation{Self: splitSelf(t0.Add(time.Second)), Peer: splitPeer(t0)}, LeaderAlone, "", ""},
+		{"split brain while both take writes: stop writes first", in(LeaderAlone), Observation{Self: serving(splitSelf(t0)), Peer: splitPeer(t0.Add(time.Second))}, LeaderAlone, "writes stop", "kine-stop"},
+		{"split brain, the peer still takes writes: no decision yet", in(LeaderAlone), Observation{Self: splitSelf(t0), Peer: servingPeer(splitPeer(t0.Add(time.Second)))}, LeaderAlone, "", ""},
+		{"split brain, both stopped, peer wrote last: archive and rejoin", in(LeaderAlone), Observation{Self: splitSelf(t0), Peer: splitPeer(t0.Add(time.Second))}, Joining, "newer state", "kine-stop,archive,rewind,start-standby,adopt-term"},
+		{"split brain, both stopped, this node wrote last: wait for the peer to give way", in(LeaderAlone), Observation{Self: splitSelf(t0.Add(time.Second)), Peer: splitPeer(t0)}, LeaderAlone, "", ""},
+		{"split decided, the peer gave way: writes resume", in(LeaderAlone), Observation{Self: splitSelf(t0.Add(time.Second)), Peer: joiningPeer()}, LeaderAlone, "writes resume", "kine-local"},
+		{"a synchronous leader in a split stops writes too", in(Leader), Observation{Self: leaderSelf(), Peer: servingPeer(promotedPeer(4))}, Leader, "writes stop", "kine-stop"},
+		{"a leader whose Kine is not serving starts it", in(Leader), Observation{Self: notServing(leaderSelf()), Peer: followerPeer()}, Leader, "writes resume", "kine-local"},
 		{"split won, the loser's revisions are higher: fence past them", in(LeaderAlone), Observation{Self: kineRev(leaderSelf(), 1200), Peer: highRevPeer(joiningPeer(), 1_000_500)}, LeaderAlone, "moving past them", "kine-stop,revision-fence,kine-local"},
 		{"split won, already past the loser's revisions: only record it", in(LeaderAlone), Observation{Self: kineRev(leaderSelf(), 2_000_000), Peer: highRevPeer(joiningPeer(), 1_000_500)}, LeaderAlone, "moving past them", "revision-fence"},
 		{"the loser's revisions already passed: nothing to do", in(LeaderAlone), Observation{Self: fencedSelf(leaderSelf(), 1_000_500), Peer: highRevPeer(joiningPeer(), 1_000_500)}, LeaderAlone, "", ""},
@@ -243,11 +248,15 @@ func diskFull(s Self) Self             { s.DiskFull = true; return s }
 func fullPeer(p Peer) Peer             { p.DiskFull = true; return p }
 func joiningPeer() Peer                { p := followerPeer(); p.State = Joining; return p }
 
+// splitSelf is one of two leaders of term 5, its Kine stopped.
 func splitSelf(last time.Time) Self {
 	s := leaderSelf()
-	s.Term, s.FollowerStreaming, s.LastCommit = 5, false, last
+	s.Term, s.FollowerStreaming, s.LastCommit, s.KineServing = 5, false, last, false
 	return s
 }
+func notServing(s Self) Self  { s.KineServing = false; return s }
+func serving(s Self) Self     { s.KineServing = true; return s }
+func servingPeer(p Peer) Peer { p.KineServing = true; return p }
 func splitPeer(last time.Time) Peer {
 	p := promotedPeer(5)
 	p.LastCommit = last

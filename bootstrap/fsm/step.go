@@ -26,10 +26,26 @@ func (t tick) peerSeen() bool { return t.o.Peer.AgentUp || t.o.Peer.PGUp }
 func (t tick) selfWins() bool { w, _ := Wins(t.o.Self, t.o.Peer); return w }
 
 // peerOutranks: the peer is a serving primary with a better claim: this
-// node must stop writing and follow it.
+// node must stop writing and follow it. Between two leaders of one term
+// (a split) the claim is the later last commit, which moves while either
+// side takes writes: each node saw its own fresh commit as the later one
+// against the peer's half a tick old, and neither gave way for as long as
+// clients wrote to both (measured: 3 minutes, a one-way partition). So
+// that comparison waits until both have stopped their Kine.
 func (t tick) peerOutranks() bool {
 	p := t.o.Peer
+	if t.sameTermLeaders() && (t.o.Self.KineServing || p.KineServing) {
+		return false
+	}
 	return p.AgentUp && p.Member && p.Primary && !t.selfWins()
+}
+
+// sameTermLeaders: both nodes lead the same term on their own primaries:
+// a split brain, not yet decided.
+func (t tick) sameTermLeaders() bool {
+	s, p := t.o.Self, t.o.Peer
+	return p.AgentUp && p.Member && p.Primary && p.TermRole == RoleLeader &&
+		s.Primary && s.TermRole == RoleLeader && p.Term == s.Term
 }
 
 // maxDamping caps flap damping: at most 2^3 = 8 times the detection window.

@@ -175,9 +175,17 @@ var Table = []Row{
 		Do: func(t tick) []Action { return []Action{{Kind: AdoptTerm, Term: t.o.Peer.Term}} }},
 
 	// --- leader: synchronous; degrade when the follower stops answering.
+	{From: Leader, To: Leader, Reason: "both lead the same term (a split): writes stop until it is decided",
+		When: func(t tick) bool { return t.sameTermLeaders() && t.o.Self.KineServing },
+		Do:   seq(KineStop)},
 	{From: Leader, To: Joining, Reason: "the peer has newer state: archiving and rejoining",
 		When: func(t tick) bool { return t.peerOutranks() },
 		Do:   rejoin},
+	{From: Leader, To: Leader, Reason: "leading without serving and no split pending: writes resume",
+		When: func(t tick) bool {
+			return t.o.Self.Primary && !t.o.Self.KineServing && !t.sameTermLeaders() && !t.peerOutranks()
+		},
+		Do: seq(KineLocal)},
 	{From: Leader, To: Joining, Reason: "planned switchover: handing over to the follower",
 		Consumes: CmdSwitchover,
 		When:     func(t tick) bool { return t.o.Cmd.Kind == CmdSwitchover && t.o.Self.FollowerStreaming },
@@ -202,9 +210,17 @@ var Table = []Row{
 		When: func(t tick) bool { return !t.o.Self.PGUp }},
 
 	// --- leader alone: asynchronous until the follower has caught up.
+	{From: LeaderAlone, To: LeaderAlone, Reason: "both lead the same term (a split): writes stop until it is decided",
+		When: func(t tick) bool { return t.sameTermLeaders() && t.o.Self.KineServing },
+		Do:   seq(KineStop)},
 	{From: LeaderAlone, To: Joining, Reason: "the peer has newer state: archiving and rejoining",
 		When: func(t tick) bool { return t.peerOutranks() },
 		Do:   rejoin},
+	{From: LeaderAlone, To: LeaderAlone, Reason: "leading without serving and no split pending: writes resume",
+		When: func(t tick) bool {
+			return t.o.Self.Primary && !t.o.Self.KineServing && !t.sameTermLeaders() && !t.peerOutranks()
+		},
+		Do: seq(KineLocal)},
 	{From: LeaderAlone, To: LeaderAlone, Reason: "the split's loser served revisions past ours: moving past them",
 		When: func(t tick) bool { return t.peerRevsAhead() },
 		Do:   fencePastPeer},

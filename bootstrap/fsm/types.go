@@ -94,6 +94,9 @@ type Self struct {
 	RecentSplits int
 	// DiskFull: the data filesystem has too little space left for writes.
 	DiskFull bool
+	// KineServing: this node's Kine runs against this node's database
+	// (clients write here).
+	KineServing bool
 }
 
 // Peer is what the daemon observed of the other node in this tick.
@@ -113,6 +116,7 @@ type Peer struct {
 	// HighRev and FencedPast: the peer's own (see Self).
 	HighRev, FencedPast int64
 	DiskFull            bool // the peer's data filesystem is full
+	KineServing         bool // the peer's Kine writes to the peer's own database
 }
 
 // CommandKind is an operator's or the peer's request, handled by a row.

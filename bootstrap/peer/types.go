@@ -25,7 +25,10 @@ type Status struct {
 	HighRev    int64  `json:"high_rev"`    // highest revision this node's clients saw before a lost split
 	FencedPast int64  `json:"fenced_past"` // highest peer HighRev this node's revisions passed
 	DiskFull   bool   `json:"disk_full"`   // the data filesystem is (nearly) full
-	Version    string `json:"version"`
+	// KineServing: this node's Kine writes to this node's database (it
+	// takes writes); a split is decided only once neither does.
+	KineServing bool   `json:"kine_serving"`
+	Version     string `json:"version"`
 }
 
 // PauseRequest pauses automatic failover on the receiving node too, so that

@@ -32,36 +32,38 @@ func Supervise(s *Server) *Supervisor {
 	return v
 }
 
+// loop waits for the server to exit while the node is up, and starts it
+// again after RestartDelay. A powered-off node's server is not watched (a
+// nil channel never fires): the loop waits for Up or Stop. Every change of
+// state pokes wake, so the loop looks again.
 func (v *Supervisor) loop() {
 	defer close(v.done)
 	for {
 		v.mu.Lock()
-		p := v.S.proc
+		stopped, up, p := v.stopped, v.up, v.S.proc
 		v.mu.Unlock()
-		select {
-		case <-p.Done():
-		case <-v.wake:
-			// state changed: look again
-		}
-		v.mu.Lock()
-		if v.stopped {
-			v.mu.Unlock()
+		if stopped {
 			return
 		}
-		if v.up && !v.S.proc.Running() {
-			v.mu.Unlock()
-			time.Sleep(RestartDelay)
-			v.mu.Lock()
-			if v.up && !v.stopped && !v.S.proc.Running() {
-				if err := v.S.spawn(); err == nil {
-					v.restarts++
-				}
-			}
+		var exited <-chan struct{}
+		if up {
+			exited = p.Done()
 		}
-		if !v.up {
-			v.mu.Unlock()
-			<-v.wake // sleep until Up or Stop
+		select {
+		case <-v.wake:
 			continue
+		case <-exited:
+		}
+		select {
+		case <-v.wake: // Down, Up or Stop meanwhile: look again first
+			continue
+		case <-time.After(RestartDelay):
+		}
+		v.mu.Lock()
+		if v.up && !v.stopped && !v.S.proc.Running() {
+			if err := v.S.spawn(); err == nil {
+				v.restarts++
+			}
 		}
 		v.mu.Unlock()
 	}

@@ -129,29 +129,32 @@ func (m *monitor) Settled() bool {
 	return false
 }
 
-// HARestored is the time from the fault to the start of the first healthy
-// stretch of at least settledFor that begins after it; nil if there is
-// none. A fault that never broke the pair gives the first sample after it.
+// HARestored is the time from the fault to the start of the healthy
+// stretch the run ended in (finish settles the pair first): the sample
+// after the last unhealthy one. A fault that never broke the pair gives the
+// first sample after it. nil if the run did not end healthy. (The first
+// healthy stretch after the fault would be wrong: the agents need seconds
+// to notice some faults, a one-way partition among them, and the pair
+// looks healthy meanwhile.)
 func (m *monitor) HARestored(fault time.Time) *int64 {
 	ss := m.snapshot()
-	start := -1
+	at := time.Time{}
 	for i, s := range ss {
 		if s.at.Before(fault) {
 			continue
 		}
-		if !s.healthy() {
-			start = -1
-			continue
-		}
-		if start < 0 {
-			start = i
-		}
-		if s.at.Sub(ss[start].at) >= settledFor {
-			ms := ss[start].at.Sub(fault).Milliseconds()
-			return &ms
+		switch {
+		case !s.healthy():
+			at = time.Time{}
+		case at.IsZero():
+			at = ss[i].at
 		}
 	}
-	return nil
+	if at.IsZero() {
+		return nil
+	}
+	ms := at.Sub(fault).Milliseconds()
+	return &ms
 }
 
 // Leader is the leader of the last healthy sample ("" if none).

@@ -115,6 +115,7 @@ func newRig(t *testing.T, name string, subnet int, o options) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { r.wc.Stop() }) // a test that failed early must not leave its watch running
 	if !o.noWorkload {
 		go r.w.Run(ctx)
 		time.Sleep(2 * time.Second)
