@@ -24,7 +24,6 @@ import (
 const (
 	apiPrefix, apiSubnet   = "tnas", 75
 	confPrefix, confSubnet = "tnsc", 76
-	compPrefix, compSubnet = "tnsk", 77
 )
 
 // newPair forms a pair for one test (see cluster.ForTest).
@@ -224,47 +223,4 @@ func TestStorageConformanceThroughFollower(t *testing.T) {
 		t.Fatal("no key of the storage tests is in the leader's database")
 	}
 	t.Logf("the leader's Kine holds %d keys written by the storage tests through the follower", resp.Count)
-}
-
-// TestStorageCompactionThroughFollower runs the storage tests the pair's
-// own settings exclude (FollowerExclusions) on a pair whose Kine is set up
-// as Kine's CI runs the suite: kine.compact_min_retain 0, so a compaction
-// reaches the newest revisions. The pair is fresh: the first test needs a
-// database below revision 102, the second a compactor's clock at 0; each
-// runs alone, so one that hangs cannot hide the others.
-func TestStorageCompactionThroughFollower(t *testing.T) {
-	bin, err := apiserver.ConformanceBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := cluster.FromEnv(cluster.Options{Prefix: compPrefix, Subnet: compSubnet,
-		Dir: filepath.Join("/var/tmp/twonode-e2e", compPrefix), KineCompactMinRetain: new(int)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := cluster.ForTestWith(t, o)
-	ctx := context.Background()
-	if st, err := c.Status(ctx, "b"); err != nil || st.State != "follower" {
-		t.Fatalf("node b: %+v, %v; want a follower", st, err)
-	}
-	var res apiserver.ConformanceResult
-	for i, e := range apiserver.FollowerExclusions {
-		r, err := apiserver.RunConformance(ctx, apiserver.ConformanceOptions{
-			Bin: bin, NS: c.Nodes["b"].NS, Dir: filepath.Join(c.Opts.Dir, "conformance"),
-			Log: fmt.Sprintf("compaction-%d.log", i+1), Run: apiserver.RunPattern(e.Test), Timeout: 2 * time.Minute,
-		})
-		t.Logf("%s: %s; output in %s", e.Test, r, r.LogPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Passed == 0 && r.Failed == 0 {
-			t.Errorf("%s: nothing ran\n%s", e.Test, r.Output)
-		}
-		res.Add(r)
-	}
-	fmt.Printf("STORAGE-CONFORMANCE the %d tests that need compaction of the newest revisions, through the follower's Kine with kine.compact_min_retain 0: %d passed, %d failed in %s\n",
-		len(apiserver.FollowerExclusions), res.Passed, res.Failed, res.Duration.Round(time.Second))
-	if res.Failed > 0 || res.ExitErr != nil {
-		t.Fatalf("storage compaction tests failed (%v): %s\n--- output tail:\n%s", res.ExitErr, strings.Join(res.FailedTests, ", "), res.Output)
-	}
 }

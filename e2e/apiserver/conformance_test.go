@@ -51,14 +51,3 @@ FAIL
 		t.Fatalf("failed %v", r.FailedTests)
 	}
 }
-
-func TestRunPattern(t *testing.T) {
-	for in, want := range map[string]string{
-		"TestList":                "^TestList$",
-		"TestWatch/WatchFromZero": "^TestWatch$/^WatchFromZero$",
-	} {
-		if got := RunPattern(in); got != want {
-			t.Errorf("RunPattern(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
