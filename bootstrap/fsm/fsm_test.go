@@ -114,6 +114,7 @@ func stoppedLeader(term uint64) Self {
 func stoppedFollower(term uint64) Self {
 	return Self{Name: "b", Member: true, HasData: true, Term: term, TermRole: RoleFollower}
 }
+func notStreaming() Self { s := followerSelf(); s.ReceiverStreaming = false; return s }
 func stoppedFollowerPeer(term uint64) Peer {
 	return Peer{Name: "b", AgentUp: true, State: Starting, Member: true, Term: term, TermRole: RoleFollower}
 }
@@ -128,8 +129,9 @@ func TestJoining(t *testing.T) {
 		{"joining node streams and becomes follower", in(Joining), Observation{Self: streaming, Peer: leaderPeer()}, Follower, "streaming", "kine-peer,adopt-term"},
 		{"a split's loser waits until the leader passed its revisions", in(Joining), Observation{Self: highRev(streaming, 1_000_500), Peer: fencedPast(leaderPeer(), 900)}, Joining, "", ""},
 		{"a split's loser follows once the leader passed its revisions", in(Joining), Observation{Self: highRev(streaming, 1_000_500), Peer: fencedPast(leaderPeer(), 1_000_500)}, Follower, "streaming", "kine-peer,adopt-term"},
-		{"joining waits while not streaming", in(Joining), Observation{Self: stoppedFollower(4), Peer: leaderPeer()}, Joining, "", ""},
-		{"joining gives up after the timeout", in(Joining), Observation{Now: t0.Add(3 * time.Minute), Self: stoppedFollower(4)}, Starting, "join timeout", ""},
+		{"joining waits while not streaming", in(Joining), Observation{Self: notStreaming(), Peer: leaderPeer()}, Joining, "", ""},
+		{"joining with the local standby down starts over at once", in(Joining), Observation{Self: stoppedFollower(4), Peer: leaderPeer()}, Starting, "PostgreSQL is down", ""},
+		{"joining gives up after the timeout", in(Joining), Observation{Now: t0.Add(3 * time.Minute), Self: notStreaming()}, Starting, "join timeout", ""},
 	})
 }
 

@@ -148,6 +148,10 @@ var Table = []Row{
 			}
 			return []Action{{Kind: KinePeer}}
 		}},
+	// Measured: a follower whose disk filled lost its standby while joining
+	// and waited out the whole join timeout (2 min) before starting it again.
+	{From: Joining, To: Starting, Reason: "local PostgreSQL is down",
+		When: func(t tick) bool { return !t.o.Self.PGUp }},
 	{From: Joining, To: Starting, Reason: "not streaming within the join timeout: starting over",
 		When: func(t tick) bool { return t.o.Now.Sub(t.m.Since) >= t.c.JoinTimeout }},
 

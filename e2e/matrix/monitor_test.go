@@ -129,32 +129,43 @@ func (m *monitor) Settled() bool {
 	return false
 }
 
-// HARestored is the time from the fault to the start of the healthy
-// stretch the run ended in (finish settles the pair first): the sample
-// after the last unhealthy one. A fault that never broke the pair gives the
-// first sample after it. nil if the run did not end healthy. (The first
-// healthy stretch after the fault would be wrong: the agents need seconds
-// to notice some faults, a one-way partition among them, and the pair
-// looks healthy meanwhile.)
+// HARestored is the time from the fault to the start of the first
+// healthy stretch of at least settledFor after the pair was first seen
+// broken following the fault; a fault that never broke the pair gives the
+// first sample after it. nil if there is none. (Counting from the fault
+// alone would be wrong: the agents need seconds to notice some faults, a
+// one-way partition among them, and the pair looks healthy meanwhile.)
 func (m *monitor) HARestored(fault time.Time) *int64 {
 	ss := m.snapshot()
-	at := time.Time{}
+	broke, start := false, -1
+	var first *int64
 	for i, s := range ss {
 		if s.at.Before(fault) {
 			continue
 		}
-		switch {
-		case !s.healthy():
-			at = time.Time{}
-		case at.IsZero():
-			at = ss[i].at
+		if first == nil {
+			ms := s.at.Sub(fault).Milliseconds()
+			first = &ms
+		}
+		if !s.healthy() {
+			broke, start = true, -1
+			continue
+		}
+		if !broke {
+			continue
+		}
+		if start < 0 {
+			start = i
+		}
+		if s.at.Sub(ss[start].at) >= settledFor {
+			ms := ss[start].at.Sub(fault).Milliseconds()
+			return &ms
 		}
 	}
-	if at.IsZero() {
-		return nil
+	if !broke {
+		return first
 	}
-	ms := at.Sub(fault).Milliseconds()
-	return &ms
+	return nil
 }
 
 // Leader is the leader of the last healthy sample ("" if none).
