@@ -198,13 +198,55 @@ func (w *Watcher) loop(ctx context.Context) {
 		}
 		w.mu.Lock()
 		w.rep.Resumes++
-		w.cur = (w.cur + 1) % len(w.targets)
+		from := w.cur
 		w.mu.Unlock()
+		next, ok := w.nextAlive(ctx, from)
+		if !ok {
+			return
+		}
+		w.mu.Lock()
+		w.cur = next
+		w.mu.Unlock()
+	}
+}
+
+// nextAlive picks the target to resume on: the first, after from, that
+// answers a Get within a second (from itself last), trying again every
+// 100 ms until one does. Resuming on a node that is down blocked the
+// watcher there: clientv3's Watch on a powered-off node did not return
+// within the scenario's 10 s wait while the other node took writes (the
+// WATCH-MISSED reports after a failover).
+func (w *Watcher) nextAlive(ctx context.Context, from int) (int, bool) {
+	for {
+		for i := 1; i <= len(w.targets); i++ {
+			n := (from + i) % len(w.targets)
+			if alive(ctx, w.targets[n]) {
+				return n, true
+			}
+		}
 		select {
 		case <-ctx.Done():
-			return
+			return 0, false
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// alive: t's kine answered a Get within a second (bounded here too, not
+// only by the client's context).
+func alive(ctx context.Context, t Target) bool {
+	c, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := t.Client.Get(c, "/e2e-probe")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err == nil
+	case <-c.Done():
+		return false
 	}
 }
 
