@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -193,8 +194,37 @@ func TestStorageConformanceThroughFollower(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	fmt.Printf("STORAGE-CONFORMANCE through the follower's Kine: %d passed, %d failed, %d excluded, %d skipped by the suite itself (%d top-level tests passed) in %s\n",
-		res.Passed, res.Failed, len(apiserver.FollowerExclusions), res.Skipped, res.TopPassed, res.Duration.Round(time.Second))
+	// A few watch tests wait a fixed time for an event; on a loaded
+	// 2-core machine one missed it once in about five runs
+	// (WatchSemanticsWithConcurrentDecode). Each failed test runs once
+	// more on its own; one that passes then is reported as a retry, and
+	// one that fails again fails the run.
+	var retried []string
+	if res.Failed > 0 && res.Failed <= 3 {
+		var still []string
+		for i, name := range res.FailedTests {
+			r, err := apiserver.RunConformance(ctx, apiserver.ConformanceOptions{
+				Bin: bin, NS: c.Nodes["b"].NS, Dir: filepath.Join(c.Opts.Dir, "conformance"),
+				Log: fmt.Sprintf("retry-%d.log", i+1), Run: exactly(name), Timeout: 2 * time.Minute,
+			})
+			t.Logf("retry of %s: %s; output in %s", name, r, r.LogPath)
+			if err != nil || r.Failed > 0 || r.Passed == 0 || r.ExitErr != nil {
+				still = append(still, name)
+				continue
+			}
+			retried = append(retried, name)
+		}
+		res.Passed += len(retried)
+		res.Failed, res.FailedTests = len(still), still
+		if len(still) == 0 {
+			res.ExitErr = nil
+		}
+	}
+	fmt.Printf("STORAGE-CONFORMANCE through the follower's Kine: %d passed (%d on a retry), %d failed, %d excluded, %d skipped by the suite itself (%d top-level tests passed) in %s\n",
+		res.Passed, len(retried), res.Failed, len(apiserver.FollowerExclusions), res.Skipped, res.TopPassed, res.Duration.Round(time.Second))
+	if len(retried) > 0 {
+		t.Logf("passed only on a retry: %s", strings.Join(retried, ", "))
+	}
 	if len(res.SkippedTests) > 0 {
 		t.Logf("skipped by the tests themselves: %s", strings.Join(res.SkippedTests, ", "))
 	}
@@ -223,4 +253,14 @@ func TestStorageConformanceThroughFollower(t *testing.T) {
 		t.Fatal("no key of the storage tests is in the leader's database")
 	}
 	t.Logf("the leader's Kine holds %d keys written by the storage tests through the follower", resp.Count)
+}
+
+// exactly is the -test.run pattern of one test, "TestName/Sub/..." as
+// -test.v prints it: each level anchored and quoted.
+func exactly(name string) string {
+	parts := strings.Split(name, "/")
+	for i, p := range parts {
+		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
+	}
+	return strings.Join(parts, "/")
 }

@@ -182,6 +182,22 @@ func (m *monitor) Leader() string {
 	return ""
 }
 
+// leaderAt is the leader of the last healthy sample at or before t ("" if
+// none).
+func (m *monitor) leaderAt(t time.Time) string {
+	ss := m.snapshot()
+	for i := len(ss) - 1; i >= 0; i-- {
+		if ss[i].at.After(t) || !ss[i].healthy() {
+			continue
+		}
+		if ss[i].a == "leader" {
+			return "a"
+		}
+		return "b"
+	}
+	return ""
+}
+
 // rejoined is when node was first seen following again after from (the
 // end of the run if never).
 func (m *monitor) rejoined(node string, from time.Time) time.Time {
