@@ -31,7 +31,7 @@ func (h *PeerHandler) Status(context.Context) peer.Status {
 		PGUp: last.pg.Up, Primary: last.pg.Up && !last.pg.InRecovery,
 		Now: now.UnixNano(), PairOffset: int64(st.PairOffset), ForkRev: st.ForkRev, Version: Version,
 		HighRev: st.HighRev, FencedPast: st.FencedPast, DiskFull: last.o.Self.DiskFull,
-		KineServing: a.d.Kine.Target() == a.cfg.Node.Address,
+		KineServing: a.kineServing(),
 	}
 	if !last.pg.LastCommit.IsZero() {
 		s.LastCommit = last.pg.LastCommit.UnixNano()

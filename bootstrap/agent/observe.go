@@ -72,7 +72,7 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 		PausedUntil:       a.st.PausedUntil,
 		RecentSplits:      a.st.recentSplits(now),
 		DiskFull:          disk,
-		KineServing:       a.d.Kine.Target() == a.cfg.Node.Address,
+		KineServing:       a.kineServing(),
 	}
 	p := fsm.Peer{Name: a.cfg.Peer.Name, PGUp: pingErr == nil}
 	if peerErr == nil {
@@ -160,3 +160,6 @@ func (a *Agent) localPG(pg postgres.Status, err error) postgres.Status {
 	a.pgSlow = 0
 	return postgres.Status{}
 }
+
+// kineServing: this node's Kine writes to this node's own database.
+func (a *Agent) kineServing() bool { return a.d.Kine.Target() == a.cfg.Node.Address }

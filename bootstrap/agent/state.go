@@ -46,27 +46,22 @@ const stateFile = "state.json"
 // splitMemory is how long a lost split keeps a node's promotion damped.
 const splitMemory = time.Hour
 
-// recentSplits counts the splits lost within splitMemory before now.
-func (p Persisted) recentSplits(now time.Time) int {
-	n := 0
-	for _, at := range p.LostSplits {
-		if now.Sub(at) < splitMemory {
-			n++
-		}
-	}
-	return n
-}
-
-// lostSplit records a split lost at now, forgetting those past splitMemory.
-func (p *Persisted) lostSplit(now time.Time) {
-	kept := p.LostSplits[:0]
+// recent is the splits lost within splitMemory before now.
+func (p Persisted) recent(now time.Time) []time.Time {
+	var kept []time.Time
 	for _, at := range p.LostSplits {
 		if now.Sub(at) < splitMemory {
 			kept = append(kept, at)
 		}
 	}
-	p.LostSplits = append(kept, now)
+	return kept
 }
+
+// recentSplits counts the splits lost within splitMemory before now.
+func (p Persisted) recentSplits(now time.Time) int { return len(p.recent(now)) }
+
+// lostSplit records a split lost at now, forgetting those past splitMemory.
+func (p *Persisted) lostSplit(now time.Time) { p.LostSplits = append(p.recent(now), now) }
 
 func loadState(dir string) (Persisted, error) {
 	var p Persisted

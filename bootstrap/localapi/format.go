@@ -47,7 +47,7 @@ func formatStatus(w io.Writer, r StatusReport, now time.Time) {
 	row("Version", "%s", orDash(r.Version))
 	row("Split-brain archives", "%d", len(r.Archives))
 	if r.RecentSplits > 0 {
-		row("Recent splits", "%d lost in the last hour: promotion waits %d× the detection window", r.RecentSplits, 1<<min(r.RecentSplits, 3))
+		row("Recent splits", "%d lost in the last hour: promotion waits longer (flap damping)", r.RecentSplits)
 	}
 	if r.DiskFull {
 		row("Disk", "FULL: a leader hands over to its follower; free space in the data directory")
