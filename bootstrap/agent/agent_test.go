@@ -219,6 +219,42 @@ func TestSplitLoserArchives(t *testing.T) {
 	}
 }
 
+// Two leaders of one term compare their last writes, not their last
+// commits of any kind: an API server renews its leases on its own side of
+// a split, and that renewal must not decide which side's writes survive.
+// The comparison waits until both Kines have stopped.
+func TestSplitIsDecidedByTheLastWrite(t *testing.T) {
+	r := newRig(t, "a", "b")
+	r.db.data, r.db.up = true, true
+	if err := saveState(r.a.cfg.DataDir, Persisted{Member: true, Term: 5, TermRole: fsm.RoleLeader}); err != nil {
+		t.Fatal(err)
+	}
+	r.a.st, _ = loadState(r.a.cfg.DataDir)
+	if s := r.tick(12); s != fsm.LeaderAlone { // boot grace over, peer unseen
+		t.Fatalf("state %s, want leader_alone", s)
+	}
+	_, _, st := r.a.snapshot() // leading alone began a new term
+	bWrote := r.now.Add(-2 * time.Second)
+	r.db.lastWrite = bWrote.Add(-time.Second)  // a's last create came first...
+	r.db.lastCommit = bWrote.Add(time.Second) // ...its lease renewal last
+	r.peer.up, r.pgUp = true, true
+	r.peer.st = peer.Status{Name: "b", State: "leader_alone", Member: true, Term: st.Term, TermRole: "leader", PGUp: true, Primary: true,
+		KineServing: true, LastCommit: bWrote.UnixNano()}
+	if s := r.tick(1); s != fsm.LeaderAlone || r.kine.Target() != "" {
+		t.Fatalf("state %s, kine at %q: want leader_alone with kine stopped", s, r.kine.Target())
+	}
+	if s := r.tick(2); s != fsm.LeaderAlone {
+		t.Fatalf("state %s while the peer's kine still serves, want leader_alone", s)
+	}
+	if got := (&PeerHandler{r.a}).Status(context.Background()).LastCommit; got != r.db.lastWrite.UnixNano() {
+		t.Fatalf("reported last commit %v, want the last write %v", time.Unix(0, got), r.db.lastWrite)
+	}
+	r.peer.st.KineServing = false
+	if s := r.tick(1); s != fsm.Joining {
+		t.Fatalf("state %s, want joining: b wrote last", s)
+	}
+}
+
 // `twonode pause` without --for pauses both nodes for the configured expiry.
 func TestPauseDefaultsToTheExpiry(t *testing.T) {
 	r := followerRig(t)

@@ -31,10 +31,12 @@ func (h *PeerHandler) Status(context.Context) peer.Status {
 		PGUp: last.pg.Up, Primary: last.pg.Up && !last.pg.InRecovery,
 		Now: now.UnixNano(), PairOffset: int64(st.PairOffset), ForkRev: st.ForkRev, Version: Version,
 		HighRev: st.HighRev, FencedPast: st.FencedPast, DiskFull: last.o.Self.DiskFull,
-		KineServing: a.kineServing(),
+		// As observed, with the last commit: the peer compares commits only
+		// when this says stopped, and then the commit was read after the stop.
+		KineServing: last.o.Self.KineServing,
 	}
-	if !last.pg.LastCommit.IsZero() {
-		s.LastCommit = last.pg.LastCommit.UnixNano()
+	if lc := last.o.Self.LastCommit; !lc.IsZero() {
+		s.LastCommit = lc.UnixNano()
 	}
 	if st.PausedUntil.After(now) {
 		s.PausedFor = int64(st.PausedUntil.Sub(now))

@@ -21,6 +21,8 @@ type fakeDB struct {
 	standby       bool
 	sync          bool
 	maxRev        int64
+	lastWrite     time.Time // the newest write not on a timer
+	lastCommit    time.Time // the newest commit of any kind
 	archived      []string // rows "only here", written by Archive
 	failOn        string   // an action name that fails once
 	peerStreaming bool
@@ -103,6 +105,11 @@ func (f *fakeDB) MaxRevision(context.Context) (int64, error) {
 	defer f.mu.Unlock()
 	return f.maxRev, nil
 }
+func (f *fakeDB) LastWrite(context.Context) (time.Time, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lastWrite, "/registry/configmaps/default/x", nil
+}
 func (f *fakeDB) Status(context.Context) (postgres.Status, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -112,7 +119,8 @@ func (f *fakeDB) Status(context.Context) (postgres.Status, error) {
 	if !f.up {
 		return postgres.Status{}, errors.New("down")
 	}
-	return postgres.Status{Up: true, InRecovery: f.standby, ReceiverStreaming: f.standby, Streaming: !f.standby && f.peerStreaming, HeardAgo: -1}, nil
+	return postgres.Status{Up: true, InRecovery: f.standby, ReceiverStreaming: f.standby, Streaming: !f.standby && f.peerStreaming, HeardAgo: -1,
+		LastCommit: f.lastCommit}, nil
 }
 func (f *fakeDB) Archive(_ context.Context, _ int64, w io.Writer, h postgres.ArchiveHeader) (int, error) {
 	f.mu.Lock()

@@ -94,6 +94,9 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 			}
 		}
 	}
+	if splitPending(self, p) && !self.KineServing {
+		self.LastCommit = a.lastWrite(ctx, timeout, pg)
+	}
 	if p.HighRev > self.FencedPast && self.Primary {
 		// Rare (after a lost split): is this node already past the peer's?
 		c, cancel := context.WithTimeout(ctx, timeout)
@@ -129,6 +132,33 @@ func (a *Agent) measureOffset(ps peer.Status, sent, recv time.Time) {
 			a.log.Warn("saving clock offset", "err", err)
 		}
 	}
+}
+
+// splitPending: both nodes say they lead the same term, the one case in
+// which fsm.Wins compares last commits.
+func splitPending(s fsm.Self, p fsm.Peer) bool {
+	return s.PGUp && s.TermRole == fsm.RoleLeader && p.AgentUp && p.TermRole == fsm.RoleLeader && p.Term == s.Term
+}
+
+// lastWrite is what a split compares: the newest write that was not a
+// timer's (postgres.LastWrite), asked only once this node's Kine has
+// stopped, so it no longer moves. Without it the side whose API server
+// happened to renew a lease last won, not the side that wrote last.
+// Both nodes compare the value each one reports, so a failed query falls
+// back to the last commit of any kind rather than to nothing.
+func (a *Agent) lastWrite(ctx context.Context, timeout time.Duration, pg postgres.Status) time.Time {
+	c, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t, key, err := a.d.DB.LastWrite(c)
+	if err != nil {
+		a.log.Warn("reading this node's last write: comparing the last commit instead", "err", err)
+		return pg.LastCommit
+	}
+	if !t.Equal(a.last.o.Self.LastCommit) {
+		// Says why a split went the way it did.
+		a.log.Info("split pending: this node's last write", "key", key, "at", t.UTC().Format(time.RFC3339Nano))
+	}
+	return t
 }
 
 // splitOffset is the offset used to compare commit times across nodes. Both

@@ -27,7 +27,7 @@ func (t tick) selfWins() bool { w, _ := Wins(t.o.Self, t.o.Peer); return w }
 
 // peerOutranks: the peer is a serving primary with a better claim: this
 // node must stop writing and follow it. Between two leaders of one term
-// (a split) the claim is the later last commit, which moves while either
+// (a split) the claim is the later last write, which moves while either
 // side takes writes: each node saw its own fresh commit as the later one
 // against the peer's half a tick old, and neither gave way for as long as
 // clients wrote to both (measured: 3 minutes, a one-way partition). So
@@ -94,8 +94,8 @@ func (t tick) healthy() bool {
 // Wins decides which of two nodes has the better claim to lead, and why.
 // Both nodes evaluate it on the same facts and reach opposite answers: the
 // term first (a node that missed a term has lost), then the role in the
-// term, then, between two leaders of one term (a split), the later most
-// recent commit, then the fixed name order.
+// term, then, between two leaders of one term (a split), the later last
+// write (a commit not made on a timer), then the fixed name order.
 func Wins(s Self, p Peer) (bool, string) {
 	sm, pm := s.Member && s.HasData, p.Member
 	switch {
@@ -108,7 +108,7 @@ func Wins(s Self, p Peer) (bool, string) {
 	case s.TermRole != p.TermRole:
 		return s.TermRole == RoleLeader, fmt.Sprintf("term %d: the leader of the term wins", s.Term)
 	case s.TermRole == RoleLeader && !s.LastCommit.Equal(p.LastCommit):
-		return s.LastCommit.After(p.LastCommit), fmt.Sprintf("both led term %d: the later last commit wins (%s here, %s there)",
+		return s.LastCommit.After(p.LastCommit), fmt.Sprintf("both led term %d: the later last write wins (%s here, %s there)",
 			s.Term, s.LastCommit.UTC().Format(time.RFC3339Nano), p.LastCommit.UTC().Format(time.RFC3339Nano))
 	default:
 		return s.Name < p.Name, "tie: the node first in name order wins"

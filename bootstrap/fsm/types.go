@@ -86,6 +86,8 @@ type Self struct {
 	// probes time out on a starved machine.
 	PeerHeard  bool
 	ReplayLSN  uint64
+	// LastCommit is the newest commit; while a split is decided, the newest
+	// write not made on a timer (the agent's lastWrite).
 	LastCommit time.Time
 
 	PausedUntil time.Time // the effective pause (this node's or the peer's, the later)

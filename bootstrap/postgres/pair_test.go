@@ -427,6 +427,31 @@ func TestPair(t *testing.T) {
 				t.Fatalf("first revision after the split's fence %d, want %d", id, f4+1)
 			}
 		}},
+		{"the last write skips rows written on a timer", func(t *testing.T) {
+			ctx := ctxT(t, 30*time.Second)
+			k := b.kine(t)
+			id := mustPut(t, k, "/registry/configmaps/default/real", "a decision")
+			var want time.Time
+			if err := k.QueryRow(ctx, "SELECT pg_xact_commit_timestamp(xmin) FROM kine WHERE id = $1", id).Scan(&want); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(10 * time.Millisecond) // commit times differ visibly
+			for _, key := range []string{"/registry/leases/kube-system/apiserver-x", "/registry/masterleases/10.0.0.1",
+				"/registry/events/default/e1", "gap-99", "/registry/services/endpoints/default/kubernetes"} {
+				mustPut(t, k, key, "on a timer")
+			}
+			if _, err := b.m.RevisionFence(ctx, 10, 0); err != nil {
+				t.Fatal(err)
+			}
+			got, key, err := b.m.LastWrite(ctx)
+			if err != nil || !got.Equal(want) || key != "/registry/configmaps/default/real" {
+				t.Fatalf("last write %v of %q (%v), want %v, the configmap's commit", got, key, err, want)
+			}
+			st, err := b.m.Status(ctx)
+			if err != nil || !st.LastCommit.After(want) {
+				t.Fatalf("last commit of any kind %v (%v) should be after the configmap's %v", st.LastCommit, err, want)
+			}
+		}},
 		{"split brain: the loser archives exactly its divergent rows", func(t *testing.T) {
 			ctx := ctxT(t, 30*time.Second)
 			// The crashed old leader comes back as a primary, isolated from b:
