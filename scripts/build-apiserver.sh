@@ -7,9 +7,11 @@
 #                           own CI suite), compiled with `go test -c` from
 #                           tools/storage-conformance, with the embedded etcd
 #                           of the upstream testserver swapped for a client
-#                           of $STORAGE_CONFORMANCE_ENDPOINT
+#                           of $STORAGE_CONFORMANCE_ENDPOINT (or a Kine of
+#                           each test's own), and Kine's CI's two edits
+#                           (tools/storage-conformance/kine-ci.edits)
 # Both are cached outside the clone, keyed by a hash of the wrapper module's
-# go.mod and go.sum (plus the swapped sources), the Go version and the
+# go.mod and go.sum (plus the swapped sources and the edits), the Go version and the
 # architecture; a cold build takes many minutes, a warm one a second.
 # Then: export KUBE_APISERVER_BIN=$PWD/bin/kube-apiserver STORAGE_CONFORMANCE_BIN=$PWD/bin/etcd3-storage.test
 set -euo pipefail
@@ -53,12 +55,12 @@ ln -sf "$cache/$k" bin/kube-apiserver
 # --- the etcd3 storage tests
 mod=tools/storage-conformance
 apiserver_version=$(cd "$mod" && go list -m -f '{{.Version}}' k8s.io/apiserver)
-k=$(key etcd3-storage-test "$mod/go.mod" "$mod/go.sum" "$mod"/testserver/*.go)
+k=$(key etcd3-storage-test "$mod/go.mod" "$mod/go.sum" "$mod"/testserver/*.go "$mod/kine-ci.edits")
 if [ ! -x "$cache/$k" ]; then
 	echo "building k8s.io/apiserver $apiserver_version pkg/storage/etcd3 tests (cached as $cache/$k)" >&2
 	start=$SECONDS
 	# GOMODCACHE files cannot be overlaid: build from a copy of the
-	# k8s.io/apiserver module with the two files swapped in, through a
+	# k8s.io/apiserver module with the testserver files swapped in, through a
 	# copy of the wrapper's go.mod (-modfile) that replaces the module by
 	# the copy. The tracked go.mod stays as it is.
 	(cd "$mod" && go mod download k8s.io/apiserver)
@@ -69,7 +71,18 @@ if [ ! -x "$cache/$k" ]; then
 	trap 'rm -rf "$work"' EXIT
 	cp -r "$upstream" "$work/apiserver"
 	chmod -R u+w "$work/apiserver"
-	cp "$mod"/testserver/test_server.go "$mod"/testserver/prefix_kv.go "$work/apiserver/pkg/storage/etcd3/testserver/"
+	cp "$mod"/testserver/*.go "$work/apiserver/pkg/storage/etcd3/testserver/"
+	# Kine's CI edits (see the file); an edit that no longer applies fails
+	# the build rather than testing something else.
+	while IFS=$'\t' read -r file from to; do
+		[[ -z $file || $file == \#* ]] && continue
+		src=$(<"$work/apiserver/$file")
+		if [[ $src != *"$from"* ]]; then
+			echo "$mod/kine-ci.edits: $file no longer contains: $from" >&2
+			exit 1
+		fi
+		printf '%s\n' "${src//"$from"/"$to"}" >"$work/apiserver/$file"
+	done <"$mod/kine-ci.edits"
 	cp "$mod/go.mod" "$mod/go.sum" "$work/"
 	printf '\nreplace k8s.io/apiserver => %s\n' "$work/apiserver" >>"$work/go.mod"
 	(cd "$mod" && go test -c -trimpath -modfile "$work/go.mod" -o "$cache/$k.tmp" k8s.io/apiserver/pkg/storage/etcd3)

@@ -20,6 +20,16 @@ import (
 // upstream tests with a client of this endpoint).
 const EndpointEnv = "STORAGE_CONFORMANCE_ENDPOINT"
 
+// The testserver's own-database mode (Kine's CI set-up: a Kine and a
+// database of its own for every test; tools/storage-conformance/testserver/
+// own_kine.go): the kine binary selects it, the leader's PostgreSQL
+// (host:port) and psql serve it, PGPASSFILE holds the kine role's password.
+const (
+	OwnKineEnv     = "STORAGE_CONFORMANCE_KINE"
+	OwnPostgresEnv = "STORAGE_CONFORMANCE_POSTGRES"
+	OwnPsqlEnv     = "STORAGE_CONFORMANCE_PSQL"
+)
+
 // ConformanceOptions describe one run of the compiled etcd3 storage tests.
 type ConformanceOptions struct {
 	Bin      string        // the test binary (STORAGE_CONFORMANCE_BIN)
@@ -30,6 +40,7 @@ type ConformanceOptions struct {
 	Run      string        // -test.run regexp ("" = all)
 	Skip     string        // -test.skip regexp ("" = none)
 	Timeout  time.Duration // the whole run, also passed as -test.timeout
+	Env      []string      // added to the environment (e.g. the own-database mode)
 }
 
 // ConformanceResult counts the tests of a run. Leaf tests are the ones
@@ -113,7 +124,7 @@ func RunConformance(ctx context.Context, o ConformanceOptions) (ConformanceResul
 	defer cancel()
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Dir = o.Dir
-	cmd.Env = append(os.Environ(), EndpointEnv+"="+o.Endpoint)
+	cmd.Env = append(append(os.Environ(), EndpointEnv+"="+o.Endpoint), o.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -218,17 +229,17 @@ type Exclusion struct {
 const minRetain = "Kine never compacts the latest 1000 revisions (--compact-min-retain, default 1000; Kine's CI sets 0 for this suite, the pair runs Kine with its production defaults), so a compaction a few revisions back is a no-op or an error"
 
 // FollowerExclusions are the etcd3 storage tests that cannot pass against
-// a node's Kine as the pair runs it: they need a compaction of the latest
-// revisions or a database of their own, neither of which is a property
-// of the path through the follower. Tried on a fresh pair with
-// kine.compact_min_retain 0 (2026-12-01): TestCompactConflict and
-// TestWatchChanSyncStreamCompactionError passed there; TestCompact failed
-// (CompactRevision()=4, expected 0: Kine's first compaction is not etcd's)
-// and TestTooLargeResourceVersionErrorForWatchList too (a fresh Kine
-// reports current revision 1 where etcd says 2); TestCompactRevision,
-// TestList, TestListInconsistentContinuation and TestWatch/WatchFromZero
-// waited for a compaction to be observed at exactly the requested revision
-// until their 2-minute bound.
+// the pair's own Kine, whatever the path: they need a compaction of the
+// latest revisions (which the pair's Kine never does, with its production
+// --compact-min-retain of 1000) or an empty database. Tried on a fresh
+// pair with kine.compact_min_retain 0 (2026-12-01): TestCompactConflict
+// and TestWatchChanSyncStreamCompactionError passed; TestCompact failed
+// (CompactRevision()=4, expected 0) and TestTooLargeResourceVersionErrorForWatchList
+// too; TestCompactRevision, TestList, TestListInconsistentContinuation and
+// TestWatch/WatchFromZero waited for a compaction of the shared database to
+// be observed at exactly the requested revision until their 2-minute bound.
+// So they run afterwards the way Kine's own CI runs every test: each with
+// a Kine and a database of its own (OwnKineEnv), on the follower's path.
 var FollowerExclusions = []Exclusion{
 	{"TestTooLargeResourceVersionErrorForWatchList", "it needs a database whose revision is below 102 (it watches from revision 102 expecting 'too large resource version'); the pair's database is past that before the suite starts, and every test shares its revisions"},
 	{"TestCompactConflict", minRetain + "; it also needs the compactor's logical clock (the version of the one shared compact_rev_key) to start at 0"},
@@ -248,9 +259,34 @@ type Pass struct{ Run, Skip string }
 // top-level test, so each parent of an excluded subtest gets a pass of its
 // own.
 func Passes(ex []Exclusion) []Pass {
-	var top []string
-	sub := map[string][]string{}
-	var parents []string
+	top, parents, sub := group(ex)
+	first := append(append([]string{}, top...), quoteAll(parents)...)
+	passes := []Pass{{Skip: anchored(first)}}
+	for _, p := range parents {
+		passes = append(passes, Pass{Run: "^" + regexp.QuoteMeta(p) + "$", Skip: "^" + regexp.QuoteMeta(p) + "$/" + anchored(sub[p])})
+	}
+	return passes
+}
+
+// OnlyPasses plans the invocations that run exactly the tests ex names
+// (a subtest pattern would also filter the subtests of the other
+// top-level tests of its pass, hence one pass per parent again).
+func OnlyPasses(ex []Exclusion) []Pass {
+	top, parents, sub := group(ex)
+	var passes []Pass
+	if len(top) > 0 {
+		passes = append(passes, Pass{Run: anchored(top)})
+	}
+	for _, p := range parents {
+		passes = append(passes, Pass{Run: "^" + regexp.QuoteMeta(p) + "$/" + anchored(sub[p])})
+	}
+	return passes
+}
+
+// group splits exclusions into quoted top-level names and, per parent (in
+// order of appearance), the quoted names of its excluded subtests.
+func group(ex []Exclusion) (top, parents []string, sub map[string][]string) {
+	sub = map[string][]string{}
 	for _, e := range ex {
 		parent, child, ok := strings.Cut(e.Test, "/")
 		if !ok {
@@ -262,12 +298,7 @@ func Passes(ex []Exclusion) []Pass {
 		}
 		sub[parent] = append(sub[parent], regexp.QuoteMeta(child))
 	}
-	first := append(append([]string{}, top...), quoteAll(parents)...)
-	passes := []Pass{{Skip: anchored(first)}}
-	for _, p := range parents {
-		passes = append(passes, Pass{Run: "^" + regexp.QuoteMeta(p) + "$", Skip: "^" + regexp.QuoteMeta(p) + "$/" + anchored(sub[p])})
-	}
-	return passes
+	return top, parents, sub
 }
 
 func quoteAll(ss []string) []string {

@@ -21,6 +21,20 @@ func TestPasses(t *testing.T) {
 	}
 }
 
+func TestOnlyPasses(t *testing.T) {
+	got := OnlyPasses([]Exclusion{{Test: "TestA"}, {Test: "TestW/Sub.1"}, {Test: "TestB"}, {Test: "TestW/Two"}})
+	want := []Pass{
+		{Run: `^(TestA|TestB)$`},
+		{Run: `^TestW$/^(Sub\.1|Two)$`},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("OnlyPasses = %#v, want %#v", got, want)
+	}
+	if got := OnlyPasses(nil); len(got) != 0 {
+		t.Fatalf("OnlyPasses(nil) = %#v, want none", got)
+	}
+}
+
 func TestParseTestOutput(t *testing.T) {
 	out := `=== RUN   TestA
 --- PASS: TestA (0.00s)

@@ -1,8 +1,8 @@
 // Package testserver is a drop-in replacement for
 // k8s.io/apiserver/pkg/storage/etcd3/testserver (same package name, same
 // exported API). scripts/build-apiserver.sh compiles the upstream etcd3
-// storage tests with `go test -c -overlay`, swapping the upstream file for
-// this one: instead of starting an embedded etcd, RunEtcd connects to the
+// storage tests with `go test -c`, swapping the upstream file for this
+// one: instead of starting an embedded etcd, RunEtcd connects to the
 // external endpoint named by $STORAGE_CONFORMANCE_ENDPOINT (a node's Kine).
 //
 // Kine's own CI does the same swap (its pkg/testserver), but gives every
@@ -11,6 +11,8 @@
 // (/storage-conformance/<run>/<config>): keys, ranges and watches are
 // isolated; revisions are the database's, shared and increasing, which is
 // what a real apiserver sees too; compaction (CompactRevKey) is global.
+// The few tests that need a database of their own run in the mode of
+// own_kine.go instead, selected by $STORAGE_CONFORMANCE_KINE.
 package testserver
 
 import (
@@ -59,6 +61,9 @@ func NewTestConfig(t testing.TB) *embed.Config {
 // namespace of its own. It fails the test when the endpoint is not set.
 func RunEtcd(t testing.TB, cfg *embed.Config) *kubernetes.Client {
 	t.Helper()
+	if os.Getenv(KineEnv) != "" {
+		return ownKine(t, cfg)
+	}
 	endpoint := os.Getenv(EndpointEnv)
 	if endpoint == "" {
 		t.Fatalf("%s is not set: these storage tests run against an external etcd endpoint (a Kine)", EndpointEnv)
