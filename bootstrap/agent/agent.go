@@ -46,18 +46,19 @@ type Agent struct {
 	lastTickAt atomic.Int64 // unix nanos of the last completed tick, for the watchdog
 	acting     atomic.Bool  // actions are running (a base backup may take minutes)
 
-	mu        sync.Mutex
-	st        Persisted
-	m         fsm.Machine
-	last      observed
-	lastTrans string
-	lastAt    time.Time
-	failStart time.Time     // first failed probe of the current outage
-	failover  time.Duration // detection to serving, last promotion
-	backoff   time.Duration // after a failed transition
-	retryAt   time.Time
-	lastErr   string
-	pgSlow    int // consecutive ticks whose local PostgreSQL status timed out
+	mu          sync.Mutex
+	st          Persisted
+	m           fsm.Machine
+	last        observed
+	lastTrans   string
+	lastAt      time.Time
+	failStart   time.Time     // first failed probe of the current outage
+	failover    time.Duration // detection to serving, last promotion
+	backoff     time.Duration // after a failed transition
+	retryAt     time.Time
+	lastErr     string
+	pgSlow      int       // consecutive ticks whose local PostgreSQL status timed out
+	loggedWrite time.Time // the last write a pending split logged
 }
 
 // observed is the last tick's view, for status answers.

@@ -154,8 +154,9 @@ func (a *Agent) lastWrite(ctx context.Context, timeout time.Duration, pg postgre
 		a.log.Warn("reading this node's last write: comparing the last commit instead", "err", err)
 		return pg.LastCommit
 	}
-	if !t.Equal(a.last.o.Self.LastCommit) {
-		// Says why a split went the way it did.
+	if !t.Equal(a.loggedWrite) {
+		// Says why a split went the way it did (once per value).
+		a.loggedWrite = t
 		a.log.Info("split pending: this node's last write", "key", key, "at", t.UTC().Format(time.RFC3339Nano))
 	}
 	return t

@@ -2,6 +2,7 @@ package matrix
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -33,6 +34,15 @@ type rig struct {
 	mon      *monitor
 	cancel   context.CancelFunc
 	finished bool
+	split    *splitCheck // set by check when the whole history was not linearizable
+}
+
+// splitCheck is what check found for a history that held only without the
+// losers' branches (a split brain, or a deposed leader's last answers).
+type splitCheck struct {
+	Branches     int  `json:"branches"`
+	SetAside     int  `json:"ops_set_aside"`
+	Linearizable bool `json:"linearizable_without_branches"`
 }
 
 // options of a rig beyond the defaults.
@@ -237,6 +247,7 @@ func (r *rig) check(fault time.Time, ops []workload.Op) workload.Result {
 			// set aside. Without the loser's branch the rest must hold.
 			kept := withoutBranches(ops, archive, branches)
 			lin2, _ := workload.CheckLinearizable(kept, workload.CheckOptions{Timeout: 2 * time.Minute})
+			r.split = &splitCheck{Branches: len(branches), SetAside: len(ops) - len(kept), Linearizable: lin2.Linearizable()}
 			t.Logf("split brain or deposed leader: the whole history is not linearizable (%d archived rows, %d branches); without the %d operations of the losers' branches: %v",
 				archivedRows, len(branches), len(ops)-len(kept), lin2.Result)
 			if !lin2.Linearizable() {
@@ -272,9 +283,19 @@ func (r *rig) check(fault time.Time, ops []workload.Op) workload.Result {
 	return res
 }
 
-// report prints the RESULT line.
+// report prints the RESULT line, in the issue's exact format, and for a
+// history that held only without the losers' branches a SPLIT line that
+// says so (scripts/results.sh puts it next to the RESULT's linearizable,
+// which is the whole history's).
 func (r *rig) report(res workload.Result) {
 	_ = workload.PrintResult(os.Stdout, res)
+	if r.split != nil {
+		b, _ := json.Marshal(struct {
+			Scenario string `json:"scenario"`
+			*splitCheck
+		}{res.Scenario, r.split})
+		fmt.Printf("SPLIT %s\n", b)
+	}
 	for n, s := range r.api {
 		if k := s.Restarts(); k > 0 {
 			r.t.Logf("kube-apiserver on %s was started again %d times", n, k)
