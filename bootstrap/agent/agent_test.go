@@ -235,7 +235,7 @@ func TestSplitIsDecidedByTheLastWrite(t *testing.T) {
 	}
 	_, _, st := r.a.snapshot() // leading alone began a new term
 	bWrote := r.now.Add(-2 * time.Second)
-	r.db.lastWrite = bWrote.Add(-time.Second)  // a's last create came first...
+	r.db.lastWrite = bWrote.Add(-time.Second) // a's last create came first...
 	r.db.lastCommit = bWrote.Add(time.Second) // ...its lease renewal last
 	r.peer.up, r.pgUp = true, true
 	r.peer.st = peer.Status{Name: "b", State: "leader_alone", Member: true, Term: st.Term, TermRole: "leader", PGUp: true, Primary: true,

@@ -23,8 +23,8 @@ type fakeDB struct {
 	maxRev        int64
 	lastWrite     time.Time // the newest write not on a timer
 	lastCommit    time.Time // the newest commit of any kind
-	archived      []string // rows "only here", written by Archive
-	failOn        string   // an action name that fails once
+	archived      []string  // rows "only here", written by Archive
+	failOn        string    // an action name that fails once
 	peerStreaming bool
 	slow          bool // Status times out (a busy server)
 }

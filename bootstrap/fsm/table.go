@@ -1,5 +1,7 @@
 package fsm
 
+import "slices"
+
 // Row is one transition: when the machine is in From and When holds, it
 // moves to To, and the daemon runs Do in order. Rows are tried top to
 // bottom within a state; the first that holds fires. A later witness
@@ -53,6 +55,10 @@ func rejoin(t tick) []Action {
 	)
 }
 
+// handOver is a leader's planned exit: the follower takes over, this node
+// rewinds and follows it.
+var handOver = seq(KineStop, Handover, Rewind, StartStandby, KinePeer)
+
 func seq(kinds ...ActionKind) func(t tick) []Action {
 	return func(tick) []Action {
 		acts := make([]Action, len(kinds))
@@ -65,7 +71,7 @@ func seq(kinds ...ActionKind) func(t tick) []Action {
 
 // Table is the whole decision core. `twonode fsm` prints it and the diagram
 // in docs/ is generated from it.
-var Table = []Row{
+var Table = slices.Concat([]Row{
 	// --- starting: an agent that just started decides from what it finds.
 	{From: Starting, To: Leader, Reason: "agent restarted: primary running with its follower streaming",
 		When: func(t tick) bool {
@@ -179,21 +185,11 @@ var Table = []Row{
 		Do: func(t tick) []Action { return []Action{{Kind: AdoptTerm, Term: t.o.Peer.Term}} }},
 
 	// --- leader: synchronous; degrade when the follower stops answering.
-	{From: Leader, To: Leader, Reason: "both lead the same term (a split): writes stop until it is decided",
-		When: func(t tick) bool { return t.sameTermLeaders() && t.o.Self.KineServing },
-		Do:   seq(KineStop)},
-	{From: Leader, To: Joining, Reason: "the peer has newer state: archiving and rejoining",
-		When: func(t tick) bool { return t.peerOutranks() },
-		Do:   rejoin},
-	{From: Leader, To: Leader, Reason: "leading without serving and no split pending: writes resume",
-		When: func(t tick) bool {
-			return t.o.Self.Primary && !t.o.Self.KineServing && !t.sameTermLeaders() && !t.peerOutranks()
-		},
-		Do: seq(KineLocal)},
+}, leaderRows(Leader), []Row{
 	{From: Leader, To: Joining, Reason: "planned switchover: handing over to the follower",
 		Consumes: CmdSwitchover,
 		When:     func(t tick) bool { return t.o.Cmd.Kind == CmdSwitchover && t.o.Self.FollowerStreaming },
-		Do:       seq(KineStop, Handover, Rewind, StartStandby, KinePeer)},
+		Do:       handOver},
 	// A full disk refuses every write, while the synchronous follower holds
 	// the same data and has room: the same hand-over as a switchover.
 	{From: Leader, To: Joining, Reason: "this node's disk is full and the follower's is not: handing over",
@@ -201,10 +197,7 @@ var Table = []Row{
 			s, p := t.o.Self, t.o.Peer
 			return s.DiskFull && s.FollowerStreaming && p.AgentUp && !p.DiskFull && !t.paused()
 		},
-		Do: seq(KineStop, Handover, Rewind, StartStandby, KinePeer)},
-	{From: Leader, To: Leader, Reason: "the split's loser served revisions past ours: moving past them",
-		When: func(t tick) bool { return t.peerRevsAhead() },
-		Do:   fencePastPeer},
+		Do: handOver},
 	{From: Leader, To: LeaderAlone, Reason: "follower unhealthy for the whole detection window: replication now asynchronous",
 		When: func(t tick) bool { return t.m.Fails >= t.c.FailureThreshold },
 		Do: func(t tick) []Action {
@@ -214,23 +207,33 @@ var Table = []Row{
 		When: func(t tick) bool { return !t.o.Self.PGUp }},
 
 	// --- leader alone: asynchronous until the follower has caught up.
-	{From: LeaderAlone, To: LeaderAlone, Reason: "both lead the same term (a split): writes stop until it is decided",
-		When: func(t tick) bool { return t.sameTermLeaders() && t.o.Self.KineServing },
-		Do:   seq(KineStop)},
-	{From: LeaderAlone, To: Joining, Reason: "the peer has newer state: archiving and rejoining",
-		When: func(t tick) bool { return t.peerOutranks() },
-		Do:   rejoin},
-	{From: LeaderAlone, To: LeaderAlone, Reason: "leading without serving and no split pending: writes resume",
-		When: func(t tick) bool {
-			return t.o.Self.Primary && !t.o.Self.KineServing && !t.sameTermLeaders() && !t.peerOutranks()
-		},
-		Do: seq(KineLocal)},
-	{From: LeaderAlone, To: LeaderAlone, Reason: "the split's loser served revisions past ours: moving past them",
-		When: func(t tick) bool { return t.peerRevsAhead() },
-		Do:   fencePastPeer},
+}, leaderRows(LeaderAlone), []Row{
 	{From: LeaderAlone, To: Leader, Reason: "follower caught up: replication synchronous again",
 		When: func(t tick) bool { return t.m.OKs >= t.c.RecoverThreshold },
 		Do:   seq(SyncOn)},
 	{From: LeaderAlone, To: Starting, Reason: "local PostgreSQL is down",
 		When: func(t tick) bool { return !t.o.Self.PGUp }},
+})
+
+// leaderRows come first in both leader states, synchronous or not: a
+// split (two leaders of one term) stops writes, is decided once both have
+// stopped, and the winner resumes; a winner that the loser's revisions
+// outran moves past them.
+func leaderRows(s State) []Row {
+	return []Row{
+		{From: s, To: s, Reason: "both lead the same term (a split): writes stop until it is decided",
+			When: func(t tick) bool { return t.sameTermLeaders() && t.o.Self.KineServing },
+			Do:   seq(KineStop)},
+		{From: s, To: Joining, Reason: "the peer has newer state: archiving and rejoining",
+			When: func(t tick) bool { return t.peerOutranks() },
+			Do:   rejoin},
+		{From: s, To: s, Reason: "leading without serving and no split pending: writes resume",
+			When: func(t tick) bool {
+				return t.o.Self.Primary && !t.o.Self.KineServing && !t.sameTermLeaders() && !t.peerOutranks()
+			},
+			Do: seq(KineLocal)},
+		{From: s, To: s, Reason: "the split's loser served revisions past ours: moving past them",
+			When: func(t tick) bool { return t.peerRevsAhead() },
+			Do:   fencePastPeer},
+	}
 }

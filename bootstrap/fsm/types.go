@@ -84,8 +84,8 @@ type Self struct {
 	// within the last two probe intervals (a WAL record, a keepalive or a
 	// standby reply): proof that the peer lives even when the agents'
 	// probes time out on a starved machine.
-	PeerHeard  bool
-	ReplayLSN  uint64
+	PeerHeard bool
+	ReplayLSN uint64
 	// LastCommit is the newest commit; while a split is decided, the newest
 	// write not made on a timer (the agent's lastWrite).
 	LastCommit time.Time
