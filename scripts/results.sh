@@ -31,7 +31,7 @@ for line in sys.stdin:
 	echo
 	echo "| scenario | rto_ms | acked | lost | archived |"
 	echo "|---|---|---|---|---|"
-	{ grep -sh '^RESULT {"scenario".*"acked"' "$log" || true; } | row scenario,rto_ms,acked,lost,archived
+	{ grep -sh '^RESULT {"scenario":"[^"]*","rto_ms"' "$log" || true; } | row scenario,rto_ms,acked,lost,archived
 	echo
 	echo "## Fault matrix through a real kube-apiserver on each node (client-go workload)"
 	echo
