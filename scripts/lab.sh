@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The lab: `scripts/lab.sh` (or `make lab`) runs a real two-node pair on this
-# machine, crashes the leader and shows the old leader rejoin; add --keep to
+# machine with a kube-apiserver on each node, crashes the leader and shows
+# the old leader rejoin; add --keep to
 # leave it running. `scripts/lab.sh down` removes a kept lab. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,5 +15,11 @@ export TWONODE_BIN=$PWD/bin/twonode KINE_BIN=$PWD/bin/kine
 case "${1:-run}" in
 down) exec bin/twonode-lab down ;;
 bench) exec bin/twonode-lab bench --runs "${RUNS:-10}" ;;
-*) exec bin/twonode-lab run "${@:2}" ;;
+*)
+	# A kube-apiserver on each node (built once from the pinned
+	# k8s.io/kubernetes and cached: many minutes the first time).
+	scripts/build-apiserver.sh
+	export KUBE_APISERVER_BIN=$PWD/bin/kube-apiserver
+	exec bin/twonode-lab run "${@:2}"
+	;;
 esac

@@ -36,7 +36,7 @@ for line in sys.stdin:
 	echo "## Fault matrix through a real kube-apiserver on each node (client-go workload)"
 	echo
 	echo "\`api_rto_ms\`: fault to the first acknowledged write through the Kubernetes API; \`dual_leader_ms\`: how long"
-	echo "both nodes accepted writes on their own database (both agents leader_alone, sampled every 100 ms);"
+	echo "both nodes accepted writes on their own database (both agents leader_alone with their Kine serving, sampled every 100 ms);"
 	echo "\`ha_restored_ms\`: fault to a synchronous leader and caught-up follower again (held 3 s);"
 	echo "\`linearizable\`: porcupine on the whole history (a split brain that archived writes cannot be);"
 	echo "\`without branches\`: when the whole history is not, porcupine on it without the operations the losers"

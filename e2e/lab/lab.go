@@ -1,7 +1,8 @@
-// Package lab is what a newcomer runs first: a real pair on this machine,
-// a writer, the leader's power pulled, a readable timeline, and the old
-// leader rejoining as follower. `make lab` runs it; `make bench` repeats the
-// leader crash and prints RTO figures.
+// Package lab is what a newcomer runs first: a real pair on this machine
+// with a kube-apiserver on each node, writers through Kine and through the
+// Kubernetes API, the leader's power pulled, a readable timeline, and the
+// old leader rejoining as follower. `make lab` runs it; `make bench`
+// repeats the leader crash and prints RTO figures.
 package lab
 
 import (
@@ -9,12 +10,17 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
+	"k8s.io/client-go/rest"
+
 	"github.com/twonode-edge/twonode/bootstrap/localapi"
+	"github.com/twonode-edge/twonode/e2e/apiserver"
 	"github.com/twonode-edge/twonode/e2e/cluster"
 	"github.com/twonode-edge/twonode/e2e/harness"
+	"github.com/twonode-edge/twonode/e2e/workload"
 )
 
 // Prefix and Dir name what the lab creates, so `make lab-down` finds it.
@@ -37,6 +43,10 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	apiBin, err := apiserver.APIServerBinary()
+	if err != nil {
+		return err
+	}
 	_ = Down()
 	c, err := cluster.New(opts)
 	if err != nil {
@@ -48,8 +58,11 @@ func Run(ctx context.Context, o Options) (err error) {
 				"  TWONODE_SOCKET=%s/a/run/agent.sock bin/twonode status\n"+
 				"  TWONODE_SOCKET=%s/b/run/agent.sock bin/twonode status\n"+
 				"  ip netns exec %s-a etcdctl --endpoints 127.0.0.1:2379 get --prefix /lab/ --keys-only\n"+
-				"  logs: %s/{a,b}/agent.log\n"+
-				"Remove everything with: make lab-down\n", Dir, Dir, Prefix, Dir)
+				"  ip netns exec %s-c curl -s --cacert %s/b/kube-apiserver/ca.crt -H \"Authorization: Bearer $(cut -d, -f1 %s/b/kube-apiserver/tokens.csv)\" \\\n"+
+				"      https://%s:%d/api/v1/namespaces/default/configmaps?labelSelector=%s\n"+
+				"  logs: %s/{a,b}/agent.log, %s/{a,b}/kube-apiserver/kube-apiserver.log\n"+
+				"Remove everything with: make lab-down\n", Dir, Dir, Prefix, Prefix, Dir, Dir, c.Nodes["b"].Addr, apiserver.Port,
+				workload.LabelKey, Dir, Dir)
 			return
 		}
 		if cerr := c.Close(true); cerr != nil && err == nil {
@@ -66,19 +79,37 @@ func Run(ctx context.Context, o Options) (err error) {
 	fmt.Fprintf(out, "pair formed in %s\n", since(start))
 	show(ctx, out, c)
 
+	step(out, "starting a kube-apiserver on each node, against that node's own Kine (as k3s runs it)")
+	start = time.Now()
+	apis, err := startAPIServers(ctx, c, apiBin)
+	defer stopAPIServers(apis)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "both API servers ready in %s\n", since(start))
+
 	ts, err := c.Net.NodeClients(2 * time.Second)
 	if err != nil {
 		return err
 	}
 	defer harness.CloseTargets(ts)
 	w := harness.NewWriter("lab", ts...)
+	kw, err := workload.New(workload.Config{Name: fmt.Sprintf("lab-%d", time.Now().Unix()),
+		Endpoints: []*rest.Config{apis["a"].S.RestConfig(), apis["b"].S.RestConfig()}, Clients: 2, Keys: 8, Rate: 20, Duration: time.Hour})
+	if err != nil {
+		return err
+	}
 	wctx, stopWriter := context.WithCancel(ctx)
 	defer stopWriter()
 	go w.Run(wctx, 20)
-	step(out, "writing 20 keys a second through Kine (synchronous replication: each acknowledged write is on both disks)")
+	go kw.Run(wctx)
+	step(out, "writing 20 keys a second through Kine (etcd clients) and 20 ConfigMap operations a second through\n"+
+		"    the Kubernetes API (client-go, whichever API server answers); synchronous replication: each\n"+
+		"    acknowledged write is on both disks")
 	sleep(ctx, 3*time.Second)
 
-	step(out, "pulling the power on the leader, a (every process SIGKILLed)")
+	step(out, "pulling the power on the leader, a (every process SIGKILLed, its API server too)")
+	apis["a"].Down()
 	if err := c.PowerOff("a"); err != nil {
 		return err
 	}
@@ -89,13 +120,14 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	sleep(ctx, 2*time.Second)
 	ack, ok := w.FirstAckAfter(fault)
-	timeline(out, fault, st, ack, ok)
+	timeline(out, fault, st, ack, ok, workload.APIRTO(kw.Ops(), fault))
 	show(ctx, out, c)
 
 	step(out, "bringing a back: it finds a newer term on b and rejoins as follower")
 	if err := c.Start("a"); err != nil {
 		return err
 	}
+	apis["a"].Up()
 	if _, err := c.WaitState(ctx, "a", 90*time.Second, "follower"); err != nil {
 		return err
 	}
@@ -104,6 +136,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	sleep(ctx, time.Second)
 	stopWriter()
+	ops := kw.Wait()
 	show(ctx, out, c)
 
 	acked := w.Acked()
@@ -113,14 +146,49 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return fmt.Errorf("reading back through a: %w", err)
 	}
-	fmt.Fprintf(out, "\n%d writes acknowledged, %d lost (read back through a, the returned node)\n", len(acked), len(lost))
-	if len(lost) > 0 {
-		return fmt.Errorf("%d acknowledged writes lost", len(lost))
+	fmt.Fprintf(out, "\nthrough Kine: %d writes acknowledged, %d lost (read back through a, the returned node)\n", len(acked), len(lost))
+	final, err := kw.ReadFinal(vctx)
+	if err != nil {
+		return fmt.Errorf("reading the ConfigMaps back: %w", err)
+	}
+	apiLost := workload.Lost(final, ops, workload.Archive{})
+	fmt.Fprintf(out, "through the Kubernetes API: %d writes acknowledged, %d lost\n", len(workload.Acked(ops)), len(apiLost.Missing))
+	if len(lost) > 0 || len(apiLost.Missing) > 0 {
+		return fmt.Errorf("acknowledged writes lost: %d through Kine, %d through the API", len(lost), len(apiLost.Missing))
 	}
 	return nil
 }
 
-func timeline(out io.Writer, fault time.Time, st localapi.StatusReport, ack time.Time, ok bool) {
+// startAPIServers starts and supervises a kube-apiserver on each node and
+// waits until both are ready.
+func startAPIServers(ctx context.Context, c *cluster.Cluster, bin string) (map[string]*apiserver.Supervisor, error) {
+	apis := map[string]*apiserver.Supervisor{}
+	for _, n := range []string{"a", "b"} {
+		node := c.Nodes[n]
+		s, err := apiserver.Start(apiserver.Options{Bin: bin, NS: node.NS, Addr: node.Addr,
+			Dir: filepath.Join(node.Dir, "kube-apiserver"), ClientNS: c.Net.NS("c")})
+		if err != nil {
+			return apis, err
+		}
+		apis[n] = apiserver.Supervise(s)
+	}
+	for n, v := range apis {
+		if _, err := v.S.WaitReady(ctx, apiserver.DefaultReadyTimeout); err != nil {
+			return apis, fmt.Errorf("kube-apiserver on %s: %w (log %s)", n, err, v.S.LogPath)
+		}
+	}
+	return apis, nil
+}
+
+// stopAPIServers stops them before the pair goes (an API server outlives
+// its Kine badly: it retries and logs for seconds).
+func stopAPIServers(apis map[string]*apiserver.Supervisor) {
+	for _, v := range apis {
+		_ = v.Stop()
+	}
+}
+
+func timeline(out io.Writer, fault time.Time, st localapi.StatusReport, ack time.Time, ok bool, apiRTO *int64) {
 	step(out, "timeline")
 	rel := func(t time.Time) string { return fmt.Sprintf("%+7dms", t.Sub(fault).Milliseconds()) }
 	fmt.Fprintf(out, "  %s  a loses power\n", rel(fault))
@@ -132,6 +200,11 @@ func timeline(out io.Writer, fault time.Time, st localapi.StatusReport, ack time
 		fmt.Fprintf(out, "  %s  first write accepted (through b's Kine)\n", rel(ack))
 	} else {
 		fmt.Fprintln(out, "  (no write accepted yet)")
+	}
+	if apiRTO != nil {
+		fmt.Fprintf(out, "  %+7dms  first write accepted through the Kubernetes API (b's kube-apiserver)\n", *apiRTO)
+	} else {
+		fmt.Fprintln(out, "  (no write accepted through the Kubernetes API yet)")
 	}
 }
 

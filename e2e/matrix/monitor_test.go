@@ -20,10 +20,12 @@ type monitor struct {
 }
 
 // sample is one reading of both nodes; "" is a node whose agent did not
-// answer (powered off, frozen, restarting).
+// answer (powered off, frozen, restarting). aServes/bServes: the node's
+// Kine writes to the node's own database.
 type sample struct {
-	at   time.Time
-	a, b string
+	at               time.Time
+	a, b             string
+	aServes, bServes bool
 }
 
 const sampleEvery = 100 * time.Millisecond
@@ -49,10 +51,11 @@ func (m *monitor) loop() {
 				ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 				defer cancel()
 				if st, err := m.c.Status(ctx, n); err == nil {
+					serves := st.KineEndpoint == m.c.Nodes[n].Addr
 					if n == "a" {
-						s.a = st.State
+						s.a, s.aServes = st.State, serves
 					} else {
-						s.b = st.State
+						s.b, s.bServes = st.State, serves
 					}
 				}
 			}()
@@ -89,10 +92,14 @@ func (s sample) healthy() bool {
 
 // dual: both nodes accept writes on their own database. A "leader" commits
 // only with its synchronous standby, which cannot then lead too; so only a
-// pair of leader_alone nodes writes on both sides. An agent that does not
-// answer counts as not accepting, which is exact for a powered-off or
-// frozen node (its PostgreSQL is gone or stopped with it).
-func (s sample) dual() bool { return s.a == "leader_alone" && s.b == "leader_alone" }
+// pair of leader_alone nodes writes on both sides, and only while both
+// Kines serve (two leaders of one term stop theirs while the split is
+// decided). An agent that does not answer counts as not accepting, which
+// is exact for a powered-off or frozen node (its PostgreSQL is gone or
+// stopped with it).
+func (s sample) dual() bool {
+	return s.a == "leader_alone" && s.b == "leader_alone" && s.aServes && s.bServes
+}
 
 // DualLeader is the total time both nodes accepted writes.
 func (m *monitor) DualLeader() time.Duration {
