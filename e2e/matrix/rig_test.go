@@ -359,7 +359,7 @@ func (r *rig) archive() (archive workload.Archive, branches []branch, rows int) 
 			r.t.Fatal(err)
 		}
 		for _, row := range got {
-			if err := archive.AddStored(row.Name, row.Value, row.Deleted); err != nil {
+			if err := archive.AddStored(row.Name, row.Value, row.Deleted, row.PrevRevision); err != nil {
 				r.t.Errorf("archived row %s of %s: %v", row.Name, n, err)
 			}
 		}

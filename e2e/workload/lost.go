@@ -2,6 +2,7 @@ package workload
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -9,11 +10,19 @@ import (
 )
 
 // KV names one write for the split-brain archive: a key and the value it
-// was set to, or, with Deleted, a deletion of the key.
+// was set to, or, with Deleted, a deletion of the key at resourceVersion
+// Of (the revision the deletion removed: the delete's precondition, Kine's
+// prev_revision of the deletion row). Values are unique per write;
+// deletions are not, so without Of the deletion of one revision named
+// every deletion of the key: measured, a delete acknowledged and
+// replicated before a split was taken for an archived one (the loser had
+// deleted the same key again in the split) and set aside, and the history
+// without the loser's branch lost a delete it needed.
 type KV struct {
 	Key     string
 	Value   string
 	Deleted bool
+	Of      string
 }
 
 // Archive is the set of writes found in the losing node's split-brain
@@ -26,7 +35,7 @@ func (a Archive) Has(op Op) bool {
 		return false
 	}
 	if op.Kind == KindDelete {
-		return a[KV{Key: op.Key, Deleted: true}]
+		return a[KV{Key: op.Key, Deleted: true, Of: op.IfRV}]
 	}
 	return a[KV{Key: op.Key, Value: op.Value}]
 }
@@ -37,9 +46,10 @@ func (a Archive) Add(kv KV) { a[kv] = true }
 // DecodeStored turns one archived Kine row of a ConfigMap into a KV:
 // name is the Kine key (/registry/configmaps/<namespace>/<name>), value
 // the stored object as the API server wrote it (protobuf with the "k8s\x00"
-// envelope, or JSON), deleted the row's deleted flag. ok is false for rows
-// that are not ConfigMaps (other objects in the archive).
-func DecodeStored(name string, value []byte, deleted bool) (kv KV, ok bool, err error) {
+// envelope, or JSON), deleted the row's deleted flag and prevRev its
+// prev_revision (for a deletion, the revision it removed). ok is false for
+// rows that are not ConfigMaps (other objects in the archive).
+func DecodeStored(name string, value []byte, deleted bool, prevRev int64) (kv KV, ok bool, err error) {
 	const prefix = "/registry/configmaps/"
 	if !strings.HasPrefix(name, prefix) {
 		return KV{}, false, nil
@@ -49,7 +59,7 @@ func DecodeStored(name string, value []byte, deleted bool) (kv KV, ok bool, err 
 		return KV{}, false, fmt.Errorf("workload: unexpected configmap key %q", name)
 	}
 	if deleted {
-		return KV{Key: parts[1], Deleted: true}, true, nil
+		return KV{Key: parts[1], Deleted: true, Of: strconv.FormatInt(prevRev, 10)}, true, nil
 	}
 	obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(value, nil, nil)
 	if err != nil {
@@ -156,9 +166,9 @@ func mayFollow(o, w Op) bool {
 // AddStored decodes one archived Kine row (see DecodeStored) and adds it if
 // it is a ConfigMap; for example, with the harness's archive reader:
 //
-//	for _, r := range rows { err = archive.AddStored(r.Name, r.Value, r.Deleted) }
-func (a Archive) AddStored(name string, value []byte, deleted bool) error {
-	kv, ok, err := DecodeStored(name, value, deleted)
+//	for _, r := range rows { err = archive.AddStored(r.Name, r.Value, r.Deleted, r.PrevRevision) }
+func (a Archive) AddStored(name string, value []byte, deleted bool, prevRev int64) error {
+	kv, ok, err := DecodeStored(name, value, deleted, prevRev)
 	if ok {
 		a.Add(kv)
 	}

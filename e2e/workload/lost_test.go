@@ -107,7 +107,12 @@ func TestLostExcusesArchived(t *testing.T) {
 	archive := Archive{}
 	archive.Add(KV{Key: "a", Value: "a1"})
 	archive.Add(KV{Key: "b", Value: "other"})
-	archive.Add(KV{Key: "c", Deleted: true})
+	archive.Add(KV{Key: "c", Deleted: true, Of: "3"})
+	// A deletion of another revision of c is another write: it does not
+	// stand for this one.
+	if (Archive{KV{Key: "c", Deleted: true, Of: "9"}: true}).Has(h.ops[2]) {
+		t.Fatal("the archived deletion of revision 9 was taken for the deletion of revision 3")
+	}
 	rep := Lost(map[string]string{"c": "c0"}, h.ops, archive)
 	if len(rep.Missing) != 3 || len(rep.Archived) != 2 || len(rep.Unexplained) != 1 || rep.Unexplained[0].Key != "b" {
 		t.Fatalf("missing %v archived %v unexplained %v", ids(rep.Missing), ids(rep.Archived), ids(rep.Unexplained))
@@ -135,15 +140,15 @@ func TestDecodeStored(t *testing.T) {
 	}
 	a := Archive{}
 	for _, v := range [][]byte{pb.Bytes(), encode(cm)} {
-		kv, ok, err := DecodeStored("/registry/configmaps/default/w-1", v, false)
+		kv, ok, err := DecodeStored("/registry/configmaps/default/w-1", v, false, 0)
 		if err != nil || !ok || kv != (KV{Key: "w-1", Value: "c1-7"}) {
 			t.Fatalf("decode: %+v %v %v", kv, ok, err)
 		}
 	}
-	if err := a.AddStored("/registry/configmaps/default/w-2", nil, true); err != nil || !a[KV{Key: "w-2", Deleted: true}] {
+	if err := a.AddStored("/registry/configmaps/default/w-2", nil, true, 41); err != nil || !a[KV{Key: "w-2", Deleted: true, Of: "41"}] {
 		t.Fatalf("deleted row: %v %v", a, err)
 	}
-	if _, ok, err := DecodeStored("/registry/secrets/default/x", []byte("?"), false); ok || err != nil {
+	if _, ok, err := DecodeStored("/registry/secrets/default/x", []byte("?"), false, 0); ok || err != nil {
 		t.Fatal("a non-ConfigMap row is skipped")
 	}
 }
