@@ -18,6 +18,9 @@ command -v ping >/dev/null || need+=(iputils-ping)
 ls /usr/lib/postgresql/*/bin/pg_rewind >/dev/null 2>&1 || need+=(postgresql)
 command -v shellcheck >/dev/null || need+=(shellcheck)
 command -v patch >/dev/null || need+=(patch) # our fixes to Kine (scripts/kine-patched.sh)
+# The commands `make lab KEEP=1` prints for exploring the pair.
+command -v etcdctl >/dev/null || need+=(etcd-client)
+command -v curl >/dev/null || need+=(curl)
 # The clock-skew scenario moves one node's PostgreSQL clock with libfaketime.
 ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || need+=(faketime)
 # The appliance test (e2e/appliance): a Debian root filesystem booted twice

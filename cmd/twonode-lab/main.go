@@ -22,7 +22,7 @@ func main() {
 			{
 				Name:  "run",
 				Usage: "form a pair, write, pull the leader's power, show the timeline, rejoin",
-				Flags: []cli.Flag{&cli.BoolFlag{Name: "keep", Usage: "leave the pair running (remove it with `make lab-down`)", EnvVars: []string{"TWONODE_LAB_KEEP"}}},
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "keep", Usage: "leave the pair running until Ctrl-C, for exploring (`make lab-down` removes what a killed lab left)", EnvVars: []string{"TWONODE_LAB_KEEP"}}},
 				Action: func(c *cli.Context) error {
 					return lab.Run(c.Context, lab.Options{Keep: c.Bool("keep"), Out: os.Stdout})
 				},

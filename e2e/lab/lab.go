@@ -32,7 +32,7 @@ const (
 
 // Options of a lab run.
 type Options struct {
-	Keep bool // leave the pair running for exploring
+	Keep bool // leave the pair running for exploring, until ctx ends (Ctrl-C)
 	Out  io.Writer
 }
 
@@ -53,18 +53,6 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	defer func() {
-		if o.Keep && err == nil {
-			fmt.Fprintf(out, "\nThe pair keeps running. Explore it:\n"+
-				"  TWONODE_SOCKET=%s/a/run/agent.sock bin/twonode status\n"+
-				"  TWONODE_SOCKET=%s/b/run/agent.sock bin/twonode status\n"+
-				"  ip netns exec %s-a etcdctl --endpoints 127.0.0.1:2379 get --prefix /lab/ --keys-only\n"+
-				"  ip netns exec %s-c curl -s --cacert %s/b/kube-apiserver/ca.crt -H \"Authorization: Bearer $(cut -d, -f1 %s/b/kube-apiserver/tokens.csv)\" \\\n"+
-				"      https://%s:%d/api/v1/namespaces/default/configmaps?labelSelector=%s\n"+
-				"  logs: %s/{a,b}/agent.log, %s/{a,b}/kube-apiserver/kube-apiserver.log\n"+
-				"Remove everything with: make lab-down\n", Dir, Dir, Prefix, Prefix, Dir, Dir, c.Nodes["b"].Addr, apiserver.Port,
-				workload.LabelKey, Dir, Dir)
-			return
-		}
 		if cerr := c.Close(true); cerr != nil && err == nil {
 			err = cerr
 		}
@@ -156,7 +144,25 @@ func Run(ctx context.Context, o Options) (err error) {
 	if len(lost) > 0 || len(apiLost.Missing) > 0 {
 		return fmt.Errorf("acknowledged writes lost: %d through Kine, %d through the API", len(lost), len(apiLost.Missing))
 	}
+	if o.Keep {
+		// Every process of the lab is a child of this one (they die with
+		// it, as a node's die with its power): the pair lives while it runs.
+		explore(out, c)
+		<-ctx.Done()
+	}
 	return nil
+}
+
+func explore(out io.Writer, c *cluster.Cluster) {
+	fmt.Fprintf(out, "\nThe pair keeps running until you press Ctrl-C. Explore it from another terminal:\n"+
+		"  TWONODE_SOCKET=%s/a/run/agent.sock bin/twonode status\n"+
+		"  TWONODE_SOCKET=%s/b/run/agent.sock bin/twonode status\n"+
+		"  ip netns exec %s-a etcdctl --endpoints 127.0.0.1:2379 get --prefix /e2e/lab/ --keys-only --limit 5\n"+
+		"  ip netns exec %s-c curl -s --cacert %s/b/kube-apiserver/pki/ca.crt \\\n"+
+		"      -H \"Authorization: Bearer $(cut -d, -f1 %s/b/kube-apiserver/pki/tokens.csv)\" \\\n"+
+		"      'https://%s:%d/api/v1/namespaces/default/configmaps?labelSelector=%s'\n"+
+		"  logs: %s/{a,b}/agent.log, %s/{a,b}/kube-apiserver/kube-apiserver.log\n",
+		Dir, Dir, Prefix, Prefix, Dir, Dir, c.Nodes["b"].Addr, apiserver.Port, workload.LabelKey, Dir, Dir)
 }
 
 // startAPIServers starts and supervises a kube-apiserver on each node and
