@@ -8,7 +8,9 @@ import (
 
 // Rows written on a timer rather than by anybody's decision: coordination
 // leases (kubelet heartbeats, leader elections, the API server's identity
-// lease, renewed every 2-10 s), the API servers' master leases and what the
+// lease, renewed every 2-10 s), the API servers' master and peer-server
+// leases (measured: a flapping-link split compared a peer-server lease
+// renewal against the other side's last create) and what the
 // endpoint reconciler derives from them (the endpoints of the "kubernetes"
 // service, rewritten when a master lease expires: in a split, 5-25 s after
 // the link broke, on both sides), events, and the rows Kine and the fence
@@ -20,8 +22,9 @@ import (
 // one run in ten, its API server's identity lease renewed 0.3 s after the
 // other side's last create).
 var (
-	timerKeyPrefixes = []string{"/registry/leases/%", "/registry/masterleases/%", "/registry/events/%", "gap-%"}
-	bookkeepingKeys  = []string{compactRevKey, fenceName,
+	timerKeyPrefixes = []string{"/registry/leases/%", "/registry/masterleases/%", "/registry/peerserverleases/%",
+		"/registry/events/%", "gap-%"}
+	bookkeepingKeys = []string{compactRevKey, fenceName,
 		"/registry/services/endpoints/default/kubernetes", "/registry/endpointslices/default/kubernetes"}
 )
 

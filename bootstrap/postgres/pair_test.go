@@ -437,7 +437,8 @@ func TestPair(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond) // commit times differ visibly
 			for _, key := range []string{"/registry/leases/kube-system/apiserver-x", "/registry/masterleases/10.0.0.1",
-				"/registry/events/default/e1", "gap-99", "/registry/services/endpoints/default/kubernetes"} {
+				"/registry/events/default/e1", "gap-99", "/registry/services/endpoints/default/kubernetes",
+				"/registry/peerserverleases/apiserver-x"} {
 				mustPut(t, k, key, "on a timer")
 			}
 			if _, err := b.m.RevisionFence(ctx, 10, 0); err != nil {

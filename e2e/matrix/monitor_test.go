@@ -20,12 +20,12 @@ type monitor struct {
 }
 
 // sample is one reading of both nodes; "" is a node whose agent did not
-// answer (powered off, frozen, restarting). aServes/bServes: the node's
-// Kine writes to the node's own database.
+// answer (powered off, frozen, restarting). aDB/bDB: the node whose
+// database the node's Kine writes to ("" if unknown or stopped).
 type sample struct {
-	at               time.Time
-	a, b             string
-	aServes, bServes bool
+	at       time.Time
+	a, b     string
+	aDB, bDB string
 }
 
 const sampleEvery = 100 * time.Millisecond
@@ -51,11 +51,16 @@ func (m *monitor) loop() {
 				ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 				defer cancel()
 				if st, err := m.c.Status(ctx, n); err == nil {
-					serves := st.KineEndpoint == m.c.Nodes[n].Addr
+					db := ""
+					for name, node := range m.c.Nodes {
+						if st.KineEndpoint == node.Addr {
+							db = name
+						}
+					}
 					if n == "a" {
-						s.a, s.aServes = st.State, serves
+						s.a, s.aDB = st.State, db
 					} else {
-						s.b, s.bServes = st.State, serves
+						s.b, s.bDB = st.State, db
 					}
 				}
 			}()
@@ -98,7 +103,23 @@ func (s sample) healthy() bool {
 // is exact for a powered-off or frozen node (its PostgreSQL is gone or
 // stopped with it).
 func (s sample) dual() bool {
-	return s.a == "leader_alone" && s.b == "leader_alone" && s.aServes && s.bServes
+	return s.a == "leader_alone" && s.b == "leader_alone" && s.aDB == "a" && s.bDB == "b"
+}
+
+// dbOf is the node whose database node's Kine wrote to at t, by the last
+// sample at or before t ("" if none is known).
+func (m *monitor) dbOf(node string, t time.Time) string {
+	ss := m.snapshot()
+	for i := len(ss) - 1; i >= 0; i-- {
+		if ss[i].at.After(t) {
+			continue
+		}
+		if node == "a" {
+			return ss[i].aDB
+		}
+		return ss[i].bDB
+	}
+	return ""
 }
 
 // DualLeader is the total time both nodes accepted writes.

@@ -245,7 +245,7 @@ func (r *rig) check(fault time.Time, ops []workload.Op) workload.Result {
 		} else {
 			// A split brain: the loser acknowledged writes the pair then
 			// set aside. Without the loser's branch the rest must hold.
-			kept := withoutBranches(ops, archive, branches)
+			kept := withoutBranches(ops, archive, branches, r.mon.dbOf)
 			lin2, _ := workload.CheckLinearizable(kept, workload.CheckOptions{Timeout: 2 * time.Minute})
 			r.split = &splitCheck{Branches: len(branches), SetAside: len(ops) - len(kept), Linearizable: lin2.Linearizable()}
 			t.Logf("split brain or deposed leader: the whole history is not linearizable (%d archived rows, %d branches); without the %d operations of the losers' branches: %v",
@@ -311,9 +311,19 @@ type branch struct {
 	from, to time.Time
 }
 
-// in reports whether op was answered by the branch's node within it.
-func (b branch) in(op workload.Op) bool {
-	return nodeOf(op.Endpoint) == b.node && !op.Return.Before(b.from) && !op.Return.After(b.to)
+// in reports whether op was answered from the branch node's database
+// within the branch: through that node's API server, or through the other
+// node's while its Kine wrote there (a follower's Kine writes to the
+// leader's database; measured: in a flapping link the follower's API server
+// acknowledged an update that the leader, alone by then, committed and
+// later archived). dbOf (the monitor's) says where a node's Kine wrote at
+// a time; nil: a node's own.
+func (b branch) in(op workload.Op, dbOf func(node string, t time.Time) string) bool {
+	if op.Return.Before(b.from) || op.Return.After(b.to) {
+		return false
+	}
+	n := nodeOf(op.Endpoint)
+	return n == b.node || dbOf != nil && (dbOf(n, op.Call) == b.node || dbOf(n, op.Return) == b.node)
 }
 
 // branchLead is how long before the monitor saw the pair break a loser may
@@ -369,22 +379,24 @@ func (r *rig) archive() (archive workload.Archive, branches []branch, rows int) 
 }
 
 // withoutBranches sets aside the losers' branches: every archived write
-// answered within a branch, every operation that saw one (a read of its
-// value, an update or delete conditioned on its resourceVersion), and the
-// reads and refusals a loser answered within its branch (made on a history
-// the pair discarded; the frozen-leader scenario saw a precondition refused
-// on a commit later archived). A write a loser acknowledged within its
-// branch that is not archived was replicated before the split and stays.
-func withoutBranches(ops []workload.Op, archive workload.Archive, branches []branch) []workload.Op {
+// (values are unique per write and a deletion names its revision, so the
+// archive names the write whichever API server took it), every operation
+// that saw one (a read of its value, an update or delete conditioned on its
+// resourceVersion), and the reads and refusals answered from a loser's
+// database within its branch (made on a history the pair discarded; the
+// frozen-leader scenario saw a precondition refused on a commit later
+// archived). A write a loser acknowledged that is not archived was
+// replicated before the split and stays.
+func withoutBranches(ops []workload.Op, archive workload.Archive, branches []branch, dbOf func(string, time.Time) string) []workload.Op {
 	inBranch := func(op workload.Op) bool {
 		for _, b := range branches {
-			if b.in(op) {
+			if b.in(op, dbOf) {
 				return true
 			}
 		}
 		return false
 	}
-	archived := func(op workload.Op) bool { return op.MayHaveHappened() && inBranch(op) && archive.Has(op) }
+	archived := func(op workload.Op) bool { return op.MayHaveHappened() && archive.Has(op) }
 	values := map[string]bool{}
 	rvs := map[string]bool{}
 	for _, op := range ops {
