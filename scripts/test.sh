@@ -29,7 +29,7 @@ echo "== unit, integration and end-to-end tests" >&2
 # -v: a passing test's output (its RESULT line) is shown only with -v. The
 # full log is kept; the console shows results, test log lines and failures.
 go test -p 1 -v -count=1 -timeout 60m ./... 2>&1 | tee /tmp/twonode-test.log |
-	grep --line-buffered -E '^(ok|FAIL|--- FAIL|--- PASS|RESULT|STORAGE-CONFORMANCE|panic:)|WATCH-MISSED|^\s+\S+_test\.go:[0-9]+:'
+	grep --line-buffered -E '^(ok|FAIL|--- FAIL|--- PASS|RESULT|SPLIT|STORAGE-CONFORMANCE|panic:)|WATCH-MISSED|^\s+\S+_test\.go:[0-9]+:'
 
 echo "== short fuzz runs (seed corpora are in testdata/fuzz)" >&2
 # A count, not a duration: with a duration, Go's fuzzer can report "context
