@@ -379,8 +379,9 @@ func (r *rig) archive() (archive workload.Archive, branches []branch, rows int) 
 }
 
 // withoutBranches sets aside the losers' branches: every archived write
-// (values are unique per write and a deletion names its revision, so the
-// archive names the write whichever API server took it), every operation
+// (values are unique per write, so the archive names the write whichever
+// API server took it; a deletion, by the revision it removed and only when
+// answered from the loser's database within its branch), every operation
 // that saw one (a read of its value, an update or delete conditioned on its
 // resourceVersion), and the reads and refusals answered from a loser's
 // database within its branch (made on a history the pair discarded; the
@@ -396,7 +397,13 @@ func withoutBranches(ops []workload.Op, archive workload.Archive, branches []bra
 		}
 		return false
 	}
-	archived := func(op workload.Op) bool { return op.MayHaveHappened() && archive.Has(op) }
+	// A value names one write; a deletion names the revision it removed,
+	// which both sides of a split may have deleted on their own (measured:
+	// the winner's delete of revision 250 was taken for the loser's), so a
+	// deletion counts as archived only if the loser's database answered it.
+	archived := func(op workload.Op) bool {
+		return op.MayHaveHappened() && archive.Has(op) && (op.Kind != workload.KindDelete || inBranch(op))
+	}
 	values := map[string]bool{}
 	rvs := map[string]bool{}
 	for _, op := range ops {
