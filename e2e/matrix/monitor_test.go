@@ -106,10 +106,15 @@ func (s sample) dual() bool {
 	return s.a == "leader_alone" && s.b == "leader_alone" && s.aDB == "a" && s.bDB == "b"
 }
 
-// dbOf is the node whose database node's Kine wrote to at t, by the last
-// sample at or before t ("" if none is known).
-func (m *monitor) dbOf(node string, t time.Time) string {
+// dbOf returns, over the samples so far (taken once: it is asked for every
+// operation of a history), the node whose database node's Kine wrote to at
+// t, by the last sample at or before t ("" if none is known).
+func (m *monitor) dbOf() func(node string, t time.Time) string {
 	ss := m.snapshot()
+	return func(node string, t time.Time) string { return dbAt(ss, node, t) }
+}
+
+func dbAt(ss []sample, node string, t time.Time) string {
 	for i := len(ss) - 1; i >= 0; i-- {
 		if ss[i].at.After(t) {
 			continue

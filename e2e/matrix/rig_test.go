@@ -245,7 +245,7 @@ func (r *rig) check(fault time.Time, ops []workload.Op) workload.Result {
 		} else {
 			// A split brain: the loser acknowledged writes the pair then
 			// set aside. Without the loser's branch the rest must hold.
-			kept := withoutBranches(ops, archive, branches, r.mon.dbOf)
+			kept := withoutBranches(ops, archive, branches, r.mon.dbOf())
 			lin2, _ := workload.CheckLinearizable(kept, workload.CheckOptions{Timeout: 2 * time.Minute})
 			r.split = &splitCheck{Branches: len(branches), SetAside: len(ops) - len(kept), Linearizable: lin2.Linearizable()}
 			t.Logf("split brain or deposed leader: the whole history is not linearizable (%d archived rows, %d branches); without the %d operations of the losers' branches: %v",
