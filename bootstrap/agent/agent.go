@@ -59,6 +59,9 @@ type Agent struct {
 	lastErr     string
 	pgSlow      int       // consecutive ticks whose local PostgreSQL status timed out
 	loggedWrite time.Time // the last write a pending split logged
+	peerMark    string    // the last replication mark from the peer (postgres.Status.PeerMark)
+	markSeen    bool      // a mark was read since the agent started
+	heardAt     time.Time // when peerMark last changed, on this agent's clock
 }
 
 // observed is the last tick's view, for status answers.
@@ -217,10 +220,24 @@ func (a *Agent) succeeded(d fsm.Decision, now time.Time) {
 	a.met.transitions.WithLabelValues(string(d.From), string(d.To)).Inc()
 }
 
+// executeMarked runs a decision's actions between its intent's record and
+// its clearing: a process killed in between finds the intent on start.
 func (a *Agent) executeMarked(ctx context.Context, d fsm.Decision, obs observed) error {
 	a.acting.Store(true)
 	defer a.acting.Store(false)
-	return a.execute(ctx, d, obs)
+	in := d.Intent()
+	if in != nil {
+		if err := a.updateState(func(p *Persisted) { p.Intent = in }); err != nil {
+			return fmt.Errorf("recording the intent: %w", err)
+		}
+	}
+	if err := a.execute(ctx, d, obs); err != nil {
+		return err
+	}
+	if in == nil {
+		return nil
+	}
+	return a.updateState(func(p *Persisted) { p.Intent = nil })
 }
 
 // Alive reports whether the loop completed a tick recently: the systemd

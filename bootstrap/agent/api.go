@@ -34,6 +34,10 @@ func (h *PeerHandler) Status(context.Context) peer.Status {
 		// As observed, with the last commit: the peer compares commits only
 		// when this says stopped, and then the commit was read after the stop.
 		KineServing: last.o.Self.KineServing,
+		// Read now, not from the last tick: a loser concedes in the middle
+		// of a tick, and the winner resumes on this.
+		Rejoining:  st.Intent != nil && st.Intent.Discards && !a.kineServing(),
+		Unobserved: last.o.Now.IsZero(),
 	}
 	if lc := last.o.Self.LastCommit; !lc.IsZero() {
 		s.LastCommit = lc.UnixNano()

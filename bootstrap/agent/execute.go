@@ -26,6 +26,11 @@ func (a *Agent) execute(ctx context.Context, d fsm.Decision, obs observed) error
 		if act.Kind == fsm.BaseBackup || act.Kind == fsm.Rewind {
 			timeout = 30 * time.Minute
 		}
+		if act.Kind.DiscardsData() {
+			if err := a.markDiscarding(); err != nil {
+				return err
+			}
+		}
 		c, cancel := context.WithTimeout(ctx, timeout)
 		start := time.Now()
 		err := a.run(c, act, obs)
@@ -108,6 +113,14 @@ func (a *Agent) run(ctx context.Context, act fsm.Action, obs observed) error {
 		})
 	case fsm.Handover:
 		return a.handover(ctx, obs)
+	case fsm.ClearIntent:
+		a.mu.Lock()
+		in := a.st.Intent
+		a.mu.Unlock()
+		if in != nil {
+			a.log.Info("an interrupted transition is forgotten: nothing of it needs finishing", "from", in.From, "to", in.To, "reason", in.Reason)
+		}
+		return a.updateState(func(p *Persisted) { p.Intent = nil })
 	}
 	return fmt.Errorf("unknown action %q", act.Kind)
 }
@@ -255,17 +268,25 @@ func (a *Agent) archive(ctx context.Context, obs observed) error {
 		os.Remove(path)
 		return err
 	}
-	// Two leaders of one term, or rows only this node had: a split brain
-	// (an old leader that was merely away has a lower term and nothing
-	// the winner lacks). It damps this node's next promotion.
-	split := n > 0 || obs.o.Peer.Term == st.Term
-	if n == 0 {
+	// A split brain is two leaders of one term: only that damps this
+	// node's next promotion. Rows only this node had after a plain crash
+	// (a leader that died mid-write, whose follower took the next term)
+	// were never acknowledged while replication was synchronous; they are
+	// kept all the same, but the crash is not a split. Counting it as one
+	// doubled the detection window after ordinary crashes (measured: make
+	// bench median 3.3 s instead of 2.0 s).
+	split := obs.o.Peer.Term == st.Term
+	switch {
+	case n == 0:
 		os.Remove(path) // nothing diverged: no evidence to keep
 		a.log.Info("archive: nothing written here is missing on the winner", "split", split)
-	} else {
+	case split:
 		a.log.Warn("split brain: rows only this node had are archived before rejoining", "rows", n, "path", path, "winner", a.cfg.Peer.Name)
-		a.met.archivedRows.Add(float64(n))
+	default:
+		a.log.Warn("rows in flight when this leader stopped (never acknowledged while replication was synchronous) are archived before rejoining",
+			"rows", n, "path", path, "winner", a.cfg.Peer.Name, "term", st.Term, "winner_term", obs.o.Peer.Term)
 	}
+	a.met.archivedRows.Add(float64(n))
 	return a.updateState(func(p *Persisted) {
 		if n > 0 {
 			p.Archives = append(p.Archives, localapi.Archive{Path: path, Rows: n, Term: st.Term, Winner: a.cfg.Peer.Name, Created: now})
@@ -296,4 +317,20 @@ func (a *Agent) handover(ctx context.Context, obs observed) error {
 		return errors.New("the follower refused the handover: " + resp.Message)
 	}
 	return nil
+}
+
+// markDiscarding records, before the first action that replaces this
+// node's data, that the transition under way has passed that point: the
+// data must not serve again if the agent dies during the copy.
+func (a *Agent) markDiscarding() error {
+	return a.updateState(func(p *Persisted) {
+		if p.Intent == nil {
+			p.Intent = &fsm.Intent{To: fsm.Joining, Reason: "replacing this node's data"}
+		}
+		if !p.Intent.Discards {
+			in := *p.Intent
+			in.Discards = true
+			p.Intent = &in
+		}
+	})
 }

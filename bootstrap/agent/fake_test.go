@@ -27,6 +27,7 @@ type fakeDB struct {
 	failOn        string    // an action name that fails once
 	peerStreaming bool
 	slow          bool // Status times out (a busy server)
+	peerBlocked   bool // the peer's database port is blocked: copies fail
 }
 
 func (f *fakeDB) call(name string) error {
@@ -57,6 +58,11 @@ func (f *fakeDB) InitDB(context.Context) error {
 func (f *fakeDB) Start(_ context.Context, standby bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	// Like postgres.Manager.Start: it never changes a running server's role.
+	if f.up && f.standby != standby {
+		f.calls = append(f.calls, fmt.Sprintf("start(standby=%v) refused", standby))
+		return fmt.Errorf("start(standby=%v): it runs with standby=%v", standby, f.standby)
+	}
 	f.up, f.standby = true, standby
 	return f.call(fmt.Sprintf("start(standby=%v)", standby))
 }
@@ -69,12 +75,18 @@ func (f *fakeDB) Stop(context.Context, bool) error {
 func (f *fakeDB) BaseBackup(context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.peerBlocked {
+		return errors.New("base backup: the peer's database does not answer")
+	}
 	f.data = true
 	return f.call("basebackup")
 }
 func (f *fakeDB) Rewind(context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.peerBlocked {
+		return errors.New("pg_rewind: the peer's database does not answer")
+	}
 	return f.call("rewind")
 }
 func (f *fakeDB) Promote(context.Context) (time.Duration, error) {
@@ -119,7 +131,7 @@ func (f *fakeDB) Status(context.Context) (postgres.Status, error) {
 	if !f.up {
 		return postgres.Status{}, errors.New("down")
 	}
-	return postgres.Status{Up: true, InRecovery: f.standby, ReceiverStreaming: f.standby, Streaming: !f.standby && f.peerStreaming, HeardAgo: -1,
+	return postgres.Status{Up: true, InRecovery: f.standby, ReceiverStreaming: f.standby, Streaming: !f.standby && f.peerStreaming,
 		LastCommit: f.lastCommit}, nil
 }
 func (f *fakeDB) Archive(_ context.Context, _ int64, w io.Writer, h postgres.ArchiveHeader) (int, error) {

@@ -66,16 +66,19 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 		Primary:           pg.Up && !pg.InRecovery,
 		FollowerStreaming: pg.Up && !pg.InRecovery && pg.Streaming,
 		ReceiverStreaming: pg.Up && pg.InRecovery && pg.ReceiverStreaming,
-		PeerHeard:         pg.Up && pg.HeardAgo >= 0 && pg.HeardAgo < 2*a.cfg.Timers.ProbeInterval,
+		PeerHeard:         a.peerHeard(pg, now),
 		ReplayLSN:         pg.ReplayLSN,
 		LastCommit:        pg.LastCommit,
 		PausedUntil:       a.st.PausedUntil,
 		RecentSplits:      a.st.recentSplits(now),
 		DiskFull:          disk,
 		KineServing:       a.kineServing(),
+		Intent:            a.st.Intent,
 	}
 	p := fsm.Peer{Name: a.cfg.Peer.Name, PGUp: pingErr == nil}
-	if peerErr == nil {
+	// A peer agent that has not observed anything yet answers, but says
+	// nothing of its data: it counts as not heard from for this tick.
+	if peerErr == nil && !ps.Unobserved {
 		p.AgentUp = true
 		p.State = fsm.State(ps.State)
 		p.Member = ps.Member
@@ -84,7 +87,7 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 		p.Primary = ps.PGUp && ps.Primary
 		p.ForkRev = ps.ForkRev
 		p.HighRev, p.FencedPast = ps.HighRev, ps.FencedPast
-		p.DiskFull, p.KineServing = ps.DiskFull, ps.KineServing
+		p.DiskFull, p.KineServing, p.Rejoining = ps.DiskFull, ps.KineServing, ps.Rejoining
 		if ps.LastCommit != 0 {
 			p.LastCommit = time.Unix(0, ps.LastCommit).Add(-a.splitOffset(ps))
 		}
@@ -194,3 +197,23 @@ func (a *Agent) localPG(pg postgres.Status, err error) postgres.Status {
 
 // kineServing: this node's Kine writes to this node's own database.
 func (a *Agent) kineServing() bool { return a.d.Kine.Target() == a.cfg.Node.Address }
+
+// peerHeard: replication brought a message from the peer's PostgreSQL
+// recently, judged on this agent's own clock: the server's mark of the
+// last message (which carries the peer's clock on a primary) is only
+// compared with itself, and the time it changed is read here. The
+// standby reports every second (wal_receiver_status_interval), so a
+// change is seen within a second and a tick. The first mark after the
+// agent starts is no news. Caller holds a.mu.
+func (a *Agent) peerHeard(pg postgres.Status, now time.Time) bool {
+	if !pg.Up || pg.PeerMark == "" {
+		return false
+	}
+	if pg.PeerMark != a.peerMark {
+		if a.peerMark != "" || a.markSeen {
+			a.heardAt = now
+		}
+		a.peerMark, a.markSeen = pg.PeerMark, true
+	}
+	return !a.heardAt.IsZero() && now.Sub(a.heardAt) < 2*a.cfg.Timers.ProbeInterval+time.Second
+}

@@ -39,6 +39,10 @@ type Persisted struct {
 	// LostSplits are when this node lost a split brain within the last
 	// splitMemory: each makes it slower to promote (fsm: flap damping).
 	LostSplits []time.Time `json:"lost_splits,omitempty"`
+	// Intent is the transition under way, recorded before its first
+	// action and cleared after its last (fsm.Intent): an agent that dies
+	// half-way finds it on start.
+	Intent *fsm.Intent `json:"intent,omitempty"`
 }
 
 const stateFile = "state.json"

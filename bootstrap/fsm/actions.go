@@ -49,6 +49,9 @@ const (
 	Handover ActionKind = "handover"
 	// StopPostgres stops the local PostgreSQL cleanly.
 	StopPostgres ActionKind = "stop-postgres"
+	// ClearIntent forgets an interrupted transition that left nothing to
+	// finish (see Intent).
+	ClearIntent ActionKind = "clear-intent"
 )
 
 // Action is one step with its parameters.
@@ -72,3 +75,33 @@ type Decision struct {
 	// this tick's probe counters, so the row is decided again next tick.
 	Hold Machine
 }
+
+// Intent is what the agent records before running the decision's actions:
+// nil for a decision that changes neither this node's data nor its role
+// (those are simply decided again after a crash). A loser of a split
+// (Archive) concedes from the start; a hand-over or a copy discards only
+// from its Rewind or BaseBackup on, which the agent marks when it gets
+// there (see DiscardsData).
+func (d Decision) Intent() *Intent {
+	in := Intent{From: d.From, To: d.To, Reason: d.Reason}
+	record := false
+	for _, a := range d.Actions {
+		switch a.Kind {
+		case Promote:
+			in.Promotes, record = true, true
+		case Archive:
+			in.Discards, record = true, true
+		case Rewind, BaseBackup, Handover:
+			record = true
+		case NewTerm:
+			in.Term = a.Term
+		}
+	}
+	if !record {
+		return nil
+	}
+	return &in
+}
+
+// DiscardsData: the action replaces this node's data with the peer's.
+func (k ActionKind) DiscardsData() bool { return k == Rewind || k == BaseBackup }

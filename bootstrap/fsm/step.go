@@ -23,7 +23,53 @@ func (t tick) graceOver() bool {
 // peerSeen: the peer answered in some way this tick.
 func (t tick) peerSeen() bool { return t.o.Peer.AgentUp || t.o.Peer.PGUp }
 
-func (t tick) selfWins() bool { w, _ := Wins(t.o.Self, t.o.Peer); return w }
+// selfWins: this node has the better claim. A node that has conceded
+// (its intent discards its data) never wins: its data is half replaced.
+func (t tick) selfWins() bool {
+	if t.discarding() {
+		return false
+	}
+	w, _ := Wins(t.o.Self, t.o.Peer)
+	return w
+}
+
+// discarding: an interrupted transition of this node's was replacing its
+// data (or it lost a split): that data must never serve as it is.
+func (t tick) discarding() bool { return t.o.Self.Intent != nil && t.o.Self.Intent.Discards }
+
+// promotionCut: PostgreSQL runs as a primary while this node's stored role
+// is follower (or it recorded a promotion that did not finish): the agent
+// died after pg_promote and before the term was saved. Starting it as a
+// standby is refused by PostgreSQL, so it finishes the promotion.
+func (t tick) promotionCut() bool {
+	s := t.o.Self
+	in := s.Intent != nil && s.Intent.Promotes
+	return t.member() && s.PGUp && s.Primary && (s.TermRole == RoleFollower || in) && !t.discarding()
+}
+
+// peerPromoting: the peer's PostgreSQL is a primary while the peer's
+// stored role is follower: its promotion was cut short and it is about to
+// finish it (promotionCut, on the peer). This node waits rather than take
+// writes that the peer's new term would make it discard.
+func (t tick) peerPromoting() bool {
+	p := t.o.Peer
+	return p.AgentUp && p.Primary && p.TermRole == RoleFollower
+}
+
+// splitUnsettled: both lead one term and one of them still serves: its last
+// write still moves, so the comparison waits (see peerOutranks).
+func (t tick) splitUnsettled() bool {
+	return t.sameTermLeaders() && (t.o.Self.KineServing || t.o.Peer.KineServing)
+}
+
+// peerLeadsOurTermUnseen: the peer leads this node's term while this
+// node's PostgreSQL is down, so this node's last write is unknown: a
+// rebooted leader that wrote last must not lose on a default of zero.
+func (t tick) peerLeadsOurTermUnseen() bool {
+	s, p := t.o.Self, t.o.Peer
+	return t.member() && !s.PGUp && s.TermRole == RoleLeader && p.AgentUp && p.Member && p.Primary &&
+		p.TermRole == RoleLeader && p.Term == s.Term && !t.discarding()
+}
 
 // peerOutranks: the peer is a serving primary with a better claim: this
 // node must stop writing and follow it. Between two leaders of one term
@@ -34,17 +80,19 @@ func (t tick) selfWins() bool { w, _ := Wins(t.o.Self, t.o.Peer); return w }
 // that comparison waits until both have stopped their Kine.
 func (t tick) peerOutranks() bool {
 	p := t.o.Peer
-	if t.sameTermLeaders() && (t.o.Self.KineServing || p.KineServing) {
+	if t.splitUnsettled() || p.Rejoining {
 		return false
 	}
 	return p.AgentUp && p.Member && p.Primary && !t.selfWins()
 }
 
 // sameTermLeaders: both nodes lead the same term on their own primaries:
-// a split brain, not yet decided.
+// a split brain, not yet decided. A peer that has conceded (Rejoining)
+// no longer counts: the winner resumes while the loser archives and
+// rewinds, however long that takes (its database port may be blocked).
 func (t tick) sameTermLeaders() bool {
 	s, p := t.o.Self, t.o.Peer
-	return p.AgentUp && p.Member && p.Primary && p.TermRole == RoleLeader &&
+	return p.AgentUp && p.Member && p.Primary && p.TermRole == RoleLeader && !p.Rejoining &&
 		s.Primary && s.TermRole == RoleLeader && p.Term == s.Term
 }
 

@@ -16,14 +16,19 @@ type Row struct {
 }
 
 // promotion is the one sequence every take-over uses: promote, fence the
-// revisions, begin the term, then serve.
+// revisions, begin the term, then serve. A promotion finished after a
+// crash begins the term it recorded, not one more.
 func promotion(kind TermKind) func(t tick) []Action {
 	return func(t tick) []Action {
+		term := t.o.Self.Term + 1
+		if in := t.o.Self.Intent; in != nil && in.Promotes && in.Term > t.o.Self.Term {
+			term = in.Term
+		}
 		return []Action{
 			{Kind: KineStop},
 			{Kind: Promote, LSN: t.o.Cmd.LSN},
 			{Kind: Fence},
-			{Kind: NewTerm, Term: t.o.Self.Term + 1, Why: kind},
+			{Kind: NewTerm, Term: term, Why: kind},
 			{Kind: EnsureSlot},
 			{Kind: KineLocal},
 		}
@@ -72,7 +77,24 @@ func seq(kinds ...ActionKind) func(t tick) []Action {
 // Table is the whole decision core. `twonode fsm` prints it and the diagram
 // in docs/ is generated from it.
 var Table = slices.Concat([]Row{
-	// --- starting: an agent that just started decides from what it finds.
+	// --- starting: an agent that just started first reconciles what it
+	// recorded (an interrupted transition) with what it finds.
+	{From: Starting, To: LeaderAlone, Reason: "a promotion was cut short after PostgreSQL was promoted: finishing it",
+		When: func(t tick) bool { return t.promotionCut() },
+		Do:   promotion(TermPromote)},
+	{From: Starting, To: Joining, Reason: "this node conceded and was replacing its data when it stopped: rejoining again",
+		When: func(t tick) bool {
+			p := t.o.Peer
+			return t.discarding() && t.o.Self.Member && p.AgentUp && p.Member && p.Primary
+		},
+		Do: rejoin},
+	{From: Starting, To: Starting, Reason: "an interrupted transition left nothing to finish: deciding afresh",
+		When: func(t tick) bool { return t.o.Self.Intent != nil && !t.discarding() && !t.promotionCut() },
+		Do:   seq(ClearIntent)},
+	// --- then decides from what it finds.
+	{From: Starting, To: Starting, Reason: "the peer leads this node's term and this node's last write is unknown: starting PostgreSQL, without serving, to compare",
+		When: func(t tick) bool { return t.peerLeadsOurTermUnseen() },
+		Do:   seq(StartPrimary)},
 	{From: Starting, To: Leader, Reason: "agent restarted: primary running with its follower streaming",
 		When: func(t tick) bool {
 			s := t.o.Self
@@ -90,7 +112,9 @@ var Table = slices.Concat([]Row{
 		Do:   seq(KineStop, BaseBackup, StartStandby, KinePeer)},
 	{From: Starting, To: LeaderAlone, Reason: "forming a new pair: this node leads first",
 		When: func(t tick) bool {
-			if t.member() || !t.o.Self.Preferred {
+			// A member without data (a copy cut short) never forms a new
+			// pair over its peer.
+			if t.member() || t.o.Self.Member || !t.o.Self.Preferred || t.discarding() {
 				return false
 			}
 			return (t.o.Peer.AgentUp && !t.o.Peer.Member) || (t.graceOver() && !t.peerSeen())
@@ -101,17 +125,20 @@ var Table = slices.Concat([]Row{
 		}},
 	{From: Starting, To: LeaderAlone, Reason: "this node has the newest state: leading",
 		When: func(t tick) bool {
-			return t.member() && t.o.Self.TermRole == RoleLeader && t.o.Peer.AgentUp && t.selfWins()
+			return t.member() && t.o.Self.TermRole == RoleLeader && t.o.Peer.AgentUp && t.selfWins() &&
+				!t.splitUnsettled() && !t.peerPromoting()
 		},
 		Do: seq(StartPrimary, EnsureSlot, KineLocal)},
 	{From: Starting, To: LeaderAlone, Reason: "the peer lost or has no data: the follower takes over",
 		When: func(t tick) bool {
-			return t.member() && t.o.Self.TermRole != RoleLeader && t.o.Peer.AgentUp && t.selfWins() && !t.paused()
+			return t.member() && t.o.Self.TermRole != RoleLeader && t.o.Peer.AgentUp && t.selfWins() && !t.paused() &&
+				!t.peerPromoting()
 		},
 		Do: promotion(TermPromote)},
 	{From: Starting, To: Joining, Reason: "the peer has newer state: rejoining as its follower",
 		When: func(t tick) bool {
-			return t.member() && t.o.Peer.AgentUp && t.o.Peer.Member && t.o.Peer.Primary && !t.selfWins()
+			return t.member() && t.o.Peer.AgentUp && t.o.Peer.Member && t.o.Peer.Primary && !t.selfWins() &&
+				!t.splitUnsettled() && !t.o.Peer.Rejoining
 		},
 		Do: func(t tick) []Action {
 			if t.o.Self.TermRole == RoleFollower && t.o.Peer.TermRole == RoleLeader {
@@ -127,7 +154,7 @@ var Table = slices.Concat([]Row{
 		Do: seq(StartStandby, KinePeer)},
 	{From: Starting, To: LeaderAlone, Reason: "boot grace over and the follower unreachable: leading alone",
 		When: func(t tick) bool {
-			return t.member() && t.o.Self.TermRole == RoleLeader && t.graceOver() && !t.peerSeen()
+			return t.member() && t.o.Self.TermRole == RoleLeader && t.graceOver() && !t.peerSeen() && !t.discarding()
 		},
 		Do: func(t tick) []Action {
 			return []Action{{Kind: StartPrimary}, {Kind: NewTerm, Term: t.o.Self.Term + 1, Why: TermAlone},
@@ -135,7 +162,8 @@ var Table = slices.Concat([]Row{
 		}},
 	{From: Starting, To: LeaderAlone, Reason: "boot grace over and the leader unreachable: the follower takes over",
 		When: func(t tick) bool {
-			return t.member() && t.o.Self.TermRole == RoleFollower && t.graceOver() && !t.peerSeen() && !t.paused()
+			return t.member() && t.o.Self.TermRole == RoleFollower && t.graceOver() && !t.peerSeen() && !t.paused() &&
+				!t.discarding()
 		},
 		Do: func(t tick) []Action { return append([]Action{{Kind: StartStandby}}, promotion(TermPromote)(t)...) }},
 
@@ -229,7 +257,7 @@ func leaderRows(s State) []Row {
 			Do:   rejoin},
 		{From: s, To: s, Reason: "leading without serving and no split pending: writes resume",
 			When: func(t tick) bool {
-				return t.o.Self.Primary && !t.o.Self.KineServing && !t.sameTermLeaders() && !t.peerOutranks()
+				return t.o.Self.Primary && !t.o.Self.KineServing && !t.sameTermLeaders() && !t.peerOutranks() && !t.discarding()
 			},
 			Do: seq(KineLocal)},
 		{From: s, To: s, Reason: "the split's loser served revisions past ours: moving past them",

@@ -99,6 +99,30 @@ type Self struct {
 	// KineServing: this node's Kine runs against this node's database
 	// (clients write here).
 	KineServing bool
+	// Intent is a transition that began and did not finish (persisted
+	// before its first action, cleared after its last): the agent died
+	// half-way. Nil when none.
+	Intent *Intent
+}
+
+// Intent is what the agent records, durably, before the first action of a
+// transition that changes this node's data or role, and clears when the
+// last action succeeded. An agent that finds one on start died half-way:
+// the Starting rows finish the transition (when its irreversible step,
+// read from PostgreSQL's real role, was reached) or forget it.
+type Intent struct {
+	From   State  `json:"from"`
+	To     State  `json:"to"`
+	Reason string `json:"reason"`
+	// Term is the term the transition begins (NewTerm), 0 if none.
+	Term uint64 `json:"term,omitempty"`
+	// Promotes: it promotes this node's PostgreSQL.
+	Promotes bool `json:"promotes,omitempty"`
+	// Discards: it archives, rewinds or replaces this node's data (a lost
+	// split, a hand-over, a new member's copy). From the moment it is
+	// recorded this node has conceded: its data never serves again as it
+	// is, only as a copy of the peer's.
+	Discards bool `json:"discards,omitempty"`
 }
 
 // Peer is what the daemon observed of the other node in this tick.
@@ -119,6 +143,9 @@ type Peer struct {
 	HighRev, FencedPast int64
 	DiskFull            bool // the peer's data filesystem is full
 	KineServing         bool // the peer's Kine writes to the peer's own database
+	// Rejoining: the peer has conceded (its Intent discards its data) and
+	// its Kine is stopped: it will not serve again before it follows.
+	Rejoining bool
 }
 
 // CommandKind is an operator's or the peer's request, handled by a row.

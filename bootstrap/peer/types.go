@@ -27,8 +27,15 @@ type Status struct {
 	DiskFull   bool   `json:"disk_full"`   // the data filesystem is (nearly) full
 	// KineServing: this node's Kine writes to this node's database (it
 	// takes writes); a split is decided only once neither does.
-	KineServing bool   `json:"kine_serving"`
-	Version     string `json:"version"`
+	KineServing bool `json:"kine_serving"`
+	// Rejoining: this node conceded (lost a split, or is replacing its
+	// data) and its Kine is stopped: the other may resume writes.
+	Rejoining bool `json:"rejoining,omitempty"`
+	// Unobserved: this agent has not completed a tick since it started, so
+	// the rest says nothing yet of its PostgreSQL (a restarted agent that
+	// is about to finish a promotion reported "not a primary").
+	Unobserved bool   `json:"unobserved,omitempty"`
+	Version    string `json:"version"`
 }
 
 // PauseRequest pauses automatic failover on the receiving node too, so that

@@ -40,6 +40,10 @@ type archiveRow struct {
 // before commit, so rows may commit out of id order around the fork.
 const archiveLookback = 10000
 
+// winnerConnectTimeout bounds the connection to the winner's database: a
+// blocked port drops packets, and TCP would retry for minutes.
+const winnerConnectTimeout = 5 * time.Second
+
 // rowPrint identifies a row's content without shipping its value: the
 // contract's (id, name, create_revision, prev_revision, deleted, md5(value)),
 // hashed in its composite text form (NULLs stay distinct from empty).
@@ -131,9 +135,17 @@ func (m *Manager) divergentIDs(ctx context.Context, tx pgx.Tx, lower int64) ([]i
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rc, err := remote(ctx, m.s.PeerAddress, m.s.Port, m.s.KinePassword, m.s.ListenAddress)
+	// The winner only narrows the archive down. When its database cannot
+	// be reached (its port blocked, while the agents still talk), every
+	// candidate is kept: a loser that waited for the winner's database
+	// before it stopped being a primary stopped writes on both nodes.
+	cctx, cancel := context.WithTimeout(ctx, winnerConnectTimeout)
+	rc, err := remote(cctx, m.s.PeerAddress, m.s.Port, m.s.KinePassword, m.s.ListenAddress)
+	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("postgres: archive: the winner: %w", err)
+		m.log.Warn("archive: the winner's database is unreachable: keeping every row since the fork, not only those it lacks",
+			"rows", len(ids), "err", err)
+		return ids, nil
 	}
 	defer closeQuietly(rc)
 	same := map[int64]bool{}

@@ -20,18 +20,22 @@ type Status struct {
 	Streaming                         bool  // (primary) the peer's walsender is streaming
 	PeerFlushLagBytes                 int64 // (primary) current - the peer's flush LSN; -1 if no row
 	ReceiverStreaming                 bool  // (standby) the walreceiver is streaming
-	// HeardAgo is how long ago replication last brought a message from the
-	// peer's PostgreSQL (primary: the standby's last reply; standby: the
-	// last WAL or keepalive received); -1 if never or unknown. Measured by
-	// the server on its own clock, so clock skew between nodes cannot
-	// distort it.
-	HeardAgo time.Duration
+	// PeerMark changes whenever replication brings a message from the
+	// peer's PostgreSQL (primary: the standby's reply time and flush
+	// position; standby: the receipt time of the last WAL or keepalive and
+	// the received position); empty if none. It is compared only with
+	// itself from one tick to the next, on the agent's monotonic clock:
+	// pg_stat_replication.reply_time is the standby's clock, so measuring
+	// its age on the primary's clock was always "too old" once the clocks
+	// were more than a second apart (the leader then never heard its
+	// follower through replication).
+	PeerMark string
 }
 
 // Status reports the local server. A server that does not accept
 // connections is Up=false with a nil error: down is a state, not a fault.
 func (m *Manager) Status(ctx context.Context) (Status, error) {
-	st := Status{PeerFlushLagBytes: -1, HeardAgo: -1}
+	st := Status{PeerFlushLagBytes: -1}
 	c, err := m.local(ctx, "postgres")
 	if err != nil {
 		if ctx.Err() != nil {
@@ -96,13 +100,12 @@ func (m *Manager) primaryStatus(ctx context.Context, c querier, st *Status) erro
 	st.Timeline = int(t)
 	// Several rows may carry the peer's name (a base backup's stream does
 	// not: it names itself): prefer the one that streams.
-	var state *string
+	var state, mark *string
 	var lag *int64
-	var ago *float64
 	err := c.QueryRow(ctx, `SELECT state, (pg_current_wal_lsn() - flush_lsn)::bigint,
-		EXTRACT(EPOCH FROM clock_timestamp() - reply_time)::float8 FROM pg_stat_replication
+		reply_time::text || ' ' || COALESCE(flush_lsn::text, '') FROM pg_stat_replication
 		WHERE application_name = $1 ORDER BY state = 'streaming' DESC, flush_lsn DESC NULLS LAST LIMIT 1`, m.s.PeerName).
-		Scan(&state, &lag, &ago)
+		Scan(&state, &lag, &mark)
 	if err != nil {
 		if isNoRows(err) {
 			return nil
@@ -110,7 +113,9 @@ func (m *Manager) primaryStatus(ctx context.Context, c querier, st *Status) erro
 		return fmt.Errorf("postgres: status: pg_stat_replication: %w", err)
 	}
 	st.Streaming = state != nil && *state == "streaming"
-	st.HeardAgo = agoOf(ago)
+	if mark != nil {
+		st.PeerMark = *mark
+	}
 	if lag != nil {
 		st.PeerFlushLagBytes = *lag
 	}
@@ -118,15 +123,14 @@ func (m *Manager) primaryStatus(ctx context.Context, c querier, st *Status) erro
 }
 
 func (m *Manager) standbyStatus(ctx context.Context, c querier, st *Status) error {
-	var recv, replay, status *string
+	var recv, replay, status, mark *string
 	var ckptTLI int
 	var recvTLI *int
-	var ago *float64
 	err := c.QueryRow(ctx, `SELECT pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,
 		(SELECT timeline_id FROM pg_control_checkpoint()),
 		(SELECT status FROM pg_stat_wal_receiver), (SELECT received_tli FROM pg_stat_wal_receiver),
-		(SELECT EXTRACT(EPOCH FROM clock_timestamp() - last_msg_receipt_time)::float8 FROM pg_stat_wal_receiver)`).
-		Scan(&recv, &replay, &ckptTLI, &status, &recvTLI, &ago)
+		(SELECT last_msg_receipt_time::text || ' ' || COALESCE(latest_end_lsn::text, '') FROM pg_stat_wal_receiver)`).
+		Scan(&recv, &replay, &ckptTLI, &status, &recvTLI, &mark)
 	if err != nil {
 		return fmt.Errorf("postgres: status: standby positions: %w", err)
 	}
@@ -141,18 +145,10 @@ func (m *Manager) standbyStatus(ctx context.Context, c querier, st *Status) erro
 		st.Timeline = *recvTLI
 	}
 	st.ReceiverStreaming = status != nil && *status == "streaming"
-	if st.ReceiverStreaming {
-		st.HeardAgo = agoOf(ago)
+	if st.ReceiverStreaming && mark != nil {
+		st.PeerMark = *mark
 	}
 	return nil
-}
-
-// agoOf converts seconds (NULL: never) to a duration, -1 for unknown.
-func agoOf(sec *float64) time.Duration {
-	if sec == nil || *sec < 0 {
-		return -1
-	}
-	return time.Duration(*sec * float64(time.Second))
 }
 
 // parseLSN reads PostgreSQL's "X/Y" notation.
