@@ -30,6 +30,9 @@ type Deps struct {
 	Peer     PeerClient
 	PingPeer Pinger
 	Now      func() time.Time // the wall clock, with the config's test offset
+	// PeerLastWrite reads the peer's last write from its database (the
+	// split's evidence, checked against the peer's claim); nil: not read.
+	PeerLastWrite func(ctx context.Context) (time.Time, string, error)
 	// FreeBytes is the space left to unprivileged writers on the
 	// filesystem holding path (statfs by default).
 	FreeBytes func(path string) (uint64, error)
@@ -57,11 +60,13 @@ type Agent struct {
 	backoff     time.Duration // after a failed transition
 	retryAt     time.Time
 	lastErr     string
-	pgSlow      int       // consecutive ticks whose local PostgreSQL status timed out
-	loggedWrite time.Time // the last write a pending split logged
-	peerMark    string    // the last replication mark from the peer (postgres.Status.PeerMark)
-	markSeen    bool      // a mark was read since the agent started
-	heardAt     time.Time // when peerMark last changed, on this agent's clock
+	pgSlow      int             // consecutive ticks whose local PostgreSQL status timed out
+	loggedWrite time.Time       // the last write a pending split logged
+	peerMark    string          // the last replication mark from the peer (postgres.Status.PeerMark)
+	markSeen    bool            // a mark was read since the agent started
+	heardAt     time.Time       // when peerMark last changed, on this agent's clock
+	pgNow       postgres.Status // this tick's local PostgreSQL, as localPG judged it
+	lastPeerErr string          // the last peer error, logged once when implausible
 }
 
 // observed is the last tick's view, for status answers.

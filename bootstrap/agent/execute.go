@@ -303,6 +303,9 @@ func (a *Agent) archive(ctx context.Context, obs observed) error {
 // follower to take over once it has replayed it.
 func (a *Agent) handover(ctx context.Context, obs observed) error {
 	lsn := obs.pg.CurrentLSN
+	if lsn == 0 {
+		return errors.New("this node's WAL position is unknown this tick: not stopping it")
+	}
 	if err := a.d.DB.Stop(ctx, false); err != nil {
 		return err
 	}

@@ -46,9 +46,43 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 	wg.Wait()
 	now := a.d.Now()
 
+	if peerErr != nil && errors.Is(peerErr, peer.ErrImplausible) && peerErr.Error() != a.lastPeerErr {
+		a.log.Warn("the peer's answer is not believed: it counts as no answer", "err", peerErr)
+	}
+	if peerErr != nil {
+		a.lastPeerErr = peerErr.Error()
+	} else {
+		a.lastPeerErr = ""
+	}
+	self, p := a.facts(pg, pgErr, ps, peerErr, pingErr, sent, recv, disk, now)
+
+	// The rare reads below do I/O: outside the lock, so that status
+	// answers never wait for them.
+	if splitPending(self, p) && !self.KineServing {
+		self.LastCommit = a.lastWrite(ctx, timeout, a.pgSnapshot())
+		p.LastCommit = a.checkPeerLastWrite(ctx, timeout, ps, p.LastCommit)
+	}
+	if p.HighRev > self.FencedPast && self.Primary {
+		// Rare (after a lost split): is this node already past the peer's?
+		c, cancel := context.WithTimeout(ctx, timeout)
+		rev, err := a.d.DB.MaxRevision(c)
+		cancel()
+		if err != nil {
+			a.log.Warn("reading this node's revision", "err", err)
+			rev = 0 // then fence: a fence that was not needed costs one relist
+		}
+		self.KineRev = rev
+	}
+	return observed{o: fsm.Observation{Now: now, Self: self, Peer: p, Cmd: cmd}, pg: a.pgSnapshot(), peer: ps}
+}
+
+// facts turns one tick's measurements into the core's Self and Peer.
+func (a *Agent) facts(pg postgres.Status, pgErr error, ps peer.Status, peerErr, pingErr error,
+	sent, recv time.Time, disk bool, now time.Time) (fsm.Self, fsm.Peer) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	pg = a.localPG(pg, pgErr)
+	a.pgNow = pg
 	if peerErr == nil && (a.m.State == fsm.Leader || a.m.State == fsm.Follower) {
 		a.measureOffset(ps, sent, recv)
 	}
@@ -63,6 +97,7 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 		HighRev:           a.st.HighRev,
 		FencedPast:        a.st.FencedPast,
 		PGUp:              pg.Up,
+		PGSlow:            !pg.Up && errors.Is(pgErr, context.DeadlineExceeded),
 		Primary:           pg.Up && !pg.InRecovery,
 		FollowerStreaming: pg.Up && !pg.InRecovery && pg.Streaming,
 		ReceiverStreaming: pg.Up && pg.InRecovery && pg.ReceiverStreaming,
@@ -97,21 +132,50 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 			}
 		}
 	}
-	if splitPending(self, p) && !self.KineServing {
-		self.LastCommit = a.lastWrite(ctx, timeout, pg)
+	return self, p
+}
+
+// pgSnapshot is this tick's view of the local PostgreSQL (localPG's).
+func (a *Agent) pgSnapshot() postgres.Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.pgNow
+}
+
+// checkPeerLastWrite: before this node gives way in a split on the
+// peer's claim of its last write, it reads the same fact from the peer's
+// database, as it reads its own. A claim the database contradicts is
+// replaced by the database's value (and logged); a database that does
+// not answer (its port blocked) leaves the claim, bounded already.
+// claimed is the peer's claim on this node's clock.
+func (a *Agent) checkPeerLastWrite(ctx context.Context, timeout time.Duration, ps peer.Status, claimed time.Time) time.Time {
+	if a.d.PeerLastWrite == nil {
+		return claimed
 	}
-	if p.HighRev > self.FencedPast && self.Primary {
-		// Rare (after a lost split): is this node already past the peer's?
-		c, cancel := context.WithTimeout(ctx, timeout)
-		rev, err := a.d.DB.MaxRevision(c)
-		cancel()
-		if err != nil {
-			a.log.Warn("reading this node's revision", "err", err)
-			rev = 0 // then fence: a fence that was not needed costs one relist
-		}
-		self.KineRev = rev
+	c, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t, key, err := a.d.PeerLastWrite(c)
+	if err != nil {
+		a.log.Debug("the peer's last write could not be read from its database: using its word", "err", err)
+		return claimed
 	}
-	return observed{o: fsm.Observation{Now: now, Self: self, Peer: p, Cmd: cmd}, pg: pg, peer: ps}
+	var claim int64 = ps.LastCommit
+	if t.IsZero() && claim == 0 || !t.IsZero() && absDur(time.Duration(t.UnixNano()-claim)) < time.Millisecond {
+		return claimed
+	}
+	a.log.Warn("the peer's claimed last write differs from its database: believing the database",
+		"claimed", time.Unix(0, claim).UTC().Format(time.RFC3339Nano), "database", t.UTC().Format(time.RFC3339Nano), "key", key)
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.Add(-a.splitOffset(ps))
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
 }
 
 // preferred: this node leads when a new pair forms (configured, else the
@@ -168,11 +232,15 @@ func (a *Agent) lastWrite(ctx context.Context, timeout time.Duration, pg postgre
 // splitOffset is the offset used to compare commit times across nodes. Both
 // nodes must use the same measurement or they could both think they won:
 // they use the one of the node first in name order.
+// The peer's measurement is used only while it agrees with this node's
+// own within a second: a peer that reports a wild offset cannot move the
+// comparison of a split it is party to.
 func (a *Agent) splitOffset(ps peer.Status) time.Duration {
-	if a.cfg.Node.Name < a.cfg.Peer.Name {
+	theirs := -time.Duration(ps.PairOffset)
+	if a.cfg.Node.Name < a.cfg.Peer.Name || absDur(theirs-a.st.PairOffset) > time.Second {
 		return a.st.PairOffset
 	}
-	return -time.Duration(ps.PairOffset)
+	return theirs
 }
 
 // localPG decides what this tick knows of the local PostgreSQL. A status

@@ -105,6 +105,7 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 		PingPeer: func(ctx context.Context) error {
 			return postgres.Ping(ctx, cfg.Peer.Address, cfg.Postgres.Port, kinePW)
 		},
+		PeerLastWrite: db.PeerLastWrite,
 	})
 	if err != nil {
 		return err

@@ -20,8 +20,8 @@ func (t tick) graceOver() bool {
 	return t.o.Now.Sub(t.m.Born) >= t.c.BootGrace && t.m.Fails >= t.c.FailureThreshold
 }
 
-// peerSeen: the peer answered in some way this tick.
-func (t tick) peerSeen() bool { return t.o.Peer.AgentUp || t.o.Peer.PGUp }
+// peerSeen: the peer answered in some way this tick, replication included.
+func (t tick) peerSeen() bool { return t.o.Peer.AgentUp || t.o.Peer.PGUp || t.o.Self.PeerHeard }
 
 // selfWins: this node has the better claim. A node that has conceded
 // (its intent discards its data) never wins: its data is half replaced.

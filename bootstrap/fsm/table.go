@@ -203,8 +203,10 @@ var Table = slices.Concat([]Row{
 	{From: Follower, To: LeaderAlone, Reason: "leader unreachable for the whole detection window: promoting",
 		When: func(t tick) bool { return t.m.Fails >= t.promoteAfter() && !t.paused() },
 		Do:   promotion(TermPromote)},
+	// A standby that answers slowly (a starved machine) is not down: a
+	// follower sent back to starting could promote while WAL still flows.
 	{From: Follower, To: Starting, Reason: "local PostgreSQL is down",
-		When: func(t tick) bool { return !t.o.Self.PGUp }},
+		When: func(t tick) bool { return !t.o.Self.PGUp && !t.o.Self.PGSlow }},
 	{From: Follower, To: Follower, Reason: "the leader began a new term: adopting it",
 		When: func(t tick) bool {
 			p := t.o.Peer

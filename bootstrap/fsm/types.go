@@ -76,7 +76,10 @@ type Self struct {
 	// HighRev this node has not fenced past yet (0 otherwise).
 	KineRev int64
 
-	PGUp              bool
+	PGUp bool
+	// PGSlow: the local PostgreSQL's status did not answer in time, beyond
+	// the patience the agent has with it: busy or hung, not known down.
+	PGSlow            bool
 	Primary           bool // PostgreSQL is running and not in recovery
 	FollowerStreaming bool // primary: the peer's walsender has caught up and streams
 	ReceiverStreaming bool // standby: the WAL receiver streams from the peer

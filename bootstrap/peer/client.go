@@ -88,6 +88,9 @@ func (c *Client) Status(ctx context.Context) (s Status, sent, received time.Time
 	if err != nil {
 		return Status{}, sent, received, err
 	}
+	if err := CheckStatus(s); err != nil {
+		return Status{}, sent, received, fmt.Errorf("%w: the peer's status is out of bounds: %w", ErrImplausible, err)
+	}
 	return s, sent, received, nil
 }
 

@@ -157,7 +157,7 @@ func TestClientDoesNotTrustStatusCode(t *testing.T) {
 	f := newFixture(t)
 	f.h.err = errors.New("not a follower")
 	c := mitm(t, f, func(_ *http.Request, rec *httptest.ResponseRecorder) { rec.Code = http.StatusOK })
-	if _, err := c.Handover(t.Context(), HandoverRequest{Term: 2, By: "a"}); err == nil || !strings.Contains(err.Error(), "not a follower") {
+	if _, err := c.Handover(t.Context(), HandoverRequest{Term: 2, LSN: 1, By: "a"}); err == nil || !strings.Contains(err.Error(), "not a follower") {
 		t.Fatalf("relabelled refusal: got %v", err)
 	}
 
@@ -213,7 +213,7 @@ func TestClientDeadlineSilentServer(t *testing.T) {
 	defer cancel()
 	c = NewClient("http://"+ln.Addr().String(), testSecret, time.Minute)
 	start = time.Now()
-	if _, err := c.Handover(ctx, HandoverRequest{Term: 1, By: "a"}); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+	if _, err := c.Handover(ctx, HandoverRequest{Term: 1, LSN: 1, By: "a"}); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
 		t.Fatalf("caller deadline ignored: %v after %v", err, time.Since(start))
 	}
 }

@@ -46,8 +46,13 @@ func decodeHandover(b []byte) (HandoverRequest, error) {
 	if err := decodeStrict(b, &r); err != nil {
 		return HandoverRequest{}, err
 	}
-	if r.Term == 0 {
-		return HandoverRequest{}, errors.New("term: required (terms start at 1)")
+	if r.Term == 0 || r.Term > MaxTerm {
+		return HandoverRequest{}, fmt.Errorf("term: required, 1..%d (got %d)", uint64(MaxTerm), r.Term)
+	}
+	if r.LSN == 0 {
+		// The follower promotes only after replaying this far: without it
+		// the wait for the leader's last WAL would be skipped.
+		return HandoverRequest{}, errors.New("lsn: required (the leader's last WAL position)")
 	}
 	if err := validBy(r.By); err != nil {
 		return HandoverRequest{}, err

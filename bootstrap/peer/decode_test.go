@@ -55,10 +55,47 @@ func TestDecodeHandoverAndResume(t *testing.T) {
 	if _, err := decodeHandover([]byte(`{"lsn":5,"by":"a"}`)); err == nil || !strings.Contains(err.Error(), "term: required") {
 		t.Fatalf("missing term: %v", err)
 	}
+	if _, err := decodeHandover([]byte(`{"term":3,"by":"a"}`)); err == nil || !strings.Contains(err.Error(), "lsn: required") {
+		t.Fatalf("missing lsn: %v", err)
+	}
+	if _, err := decodeHandover([]byte(`{"term":18446744073709551615,"lsn":5,"by":"a"}`)); err == nil || !strings.Contains(err.Error(), "term: required, 1..") {
+		t.Fatalf("huge term: %v", err)
+	}
 	if r, err := decodeResume([]byte(`{"by":"b"}`)); err != nil || r.By != "b" {
 		t.Fatalf("resume: %+v %v", r, err)
 	}
 	if _, err := decodeResume([]byte(`{}`)); err == nil {
 		t.Fatal("resume without by accepted")
+	}
+}
+
+// A status no correct agent sends is not believed (issue: a process
+// holding the secret answered with a term near 2^64 and a last commit an
+// hour ahead; the leader stopped its writes to rejoin it).
+func TestCheckStatusBounds(t *testing.T) {
+	ok := Status{Name: "b", State: "follower", Term: 4, TermRole: "follower", Now: 1}
+	if err := CheckStatus(ok); err != nil {
+		t.Fatalf("valid status refused: %v", err)
+	}
+	bad := map[string]func(*Status){
+		"term":        func(s *Status) { s.Term = 1<<64 - 2 },
+		"state":       func(s *Status) { s.State = "king" },
+		"term_role":   func(s *Status) { s.TermRole = "boss" },
+		"high_rev":    func(s *Status) { s.HighRev = 1<<63 - 1 },
+		"fork_rev":    func(s *Status) { s.ForkRev = -1 },
+		"fenced_past": func(s *Status) { s.FencedPast = 1 << 60 },
+		"paused_for":  func(s *Status) { s.PausedFor = int64(MaxPause) + 1 },
+		"pair_offset": func(s *Status) { s.PairOffset = -int64(48 * time.Hour) },
+		"last_commit": func(s *Status) { s.LastCommit = -5 },
+		"now":         func(s *Status) { s.Now = 0 },
+		"name":        func(s *Status) { s.Name = "b\n" },
+	}
+	for field, f := range bad {
+		s := ok
+		f(&s)
+		err := CheckStatus(s)
+		if err == nil || !strings.Contains(strings.ReplaceAll(err.Error(), "_ns", ""), field) {
+			t.Errorf("%s: got %v, want an error naming it", field, err)
+		}
 	}
 }

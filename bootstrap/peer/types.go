@@ -119,3 +119,7 @@ type challengeReply struct {
 
 // msgStale is matched by the client to retry once with a fresh challenge.
 const msgStale = "stale or replayed request"
+
+// ErrImplausible is returned by the client for a signed answer whose
+// values no correct agent sends (CheckStatus): it is not acted on.
+var ErrImplausible = errors.New("implausible answer")

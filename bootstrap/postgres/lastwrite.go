@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Rows written on a timer rather than by anybody's decision: coordination
@@ -40,6 +42,22 @@ func (m *Manager) LastWrite(ctx context.Context) (time.Time, string, error) {
 		return time.Time{}, "", fmt.Errorf("postgres: last write: %w", err)
 	}
 	defer closeQuietly(c)
+	return lastWrite(ctx, c)
+}
+
+// PeerLastWrite is LastWrite read from the peer's database, as Kine reads
+// it: the evidence a node checks the peer's own claim against before it
+// gives way in a split (the times are the peer's clock).
+func (m *Manager) PeerLastWrite(ctx context.Context) (time.Time, string, error) {
+	c, err := remote(ctx, m.s.PeerAddress, m.s.Port, m.s.KinePassword, m.s.ListenAddress)
+	if err != nil {
+		return time.Time{}, "", fmt.Errorf("postgres: the peer's last write: %w", err)
+	}
+	defer closeQuietly(c)
+	return lastWrite(ctx, c)
+}
+
+func lastWrite(ctx context.Context, c *pgx.Conn) (time.Time, string, error) {
 	ok, err := kineTableExists(ctx, c)
 	if err != nil || !ok {
 		return time.Time{}, "", err
