@@ -21,6 +21,8 @@ command -v patch >/dev/null || need+=(patch) # our fixes to Kine (scripts/kine-p
 # The commands `make lab KEEP=1` prints for exploring the pair.
 command -v etcdctl >/dev/null || need+=(etcd-client)
 command -v curl >/dev/null || need+=(curl)
+# `make bench` redraws the pictures (scripts/images.sh).
+command -v dot >/dev/null || need+=(graphviz)
 # The clock-skew scenario moves one node's PostgreSQL clock with libfaketime.
 ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || need+=(faketime)
 # The appliance test (e2e/appliance): a Debian root filesystem booted twice

@@ -33,6 +33,9 @@ type Deps struct {
 	// PeerLastWrite reads the peer's last write from its database (the
 	// split's evidence, checked against the peer's claim); nil: not read.
 	PeerLastWrite func(ctx context.Context) (time.Time, string, error)
+	// Fault makes the agent die inside a transition: FOR FAULT TESTS ONLY
+	// (see FaultEnv). Zero: none.
+	Fault Fault
 	// FreeBytes is the space left to unprivileged writers on the
 	// filesystem holding path (statfs by default).
 	FreeBytes func(path string) (uint64, error)
@@ -82,6 +85,7 @@ type cmdReq struct {
 }
 
 type cmdResult struct {
+	cmd      fsm.CommandKind
 	consumed bool
 	err      error
 	d        fsm.Decision
@@ -184,7 +188,7 @@ func (a *Agent) tick(ctx context.Context, req *cmdReq) {
 	a.met.update(a, obs)
 	a.lastTickAt.Store(time.Now().UnixNano())
 	if req != nil {
-		req.reply <- cmdResult{consumed: d.Consumed && err == nil, err: err, d: d}
+		req.reply <- cmdResult{cmd: cmd.Kind, consumed: d.Consumed && err == nil, err: err, d: d}
 	}
 }
 

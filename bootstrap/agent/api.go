@@ -208,13 +208,5 @@ func explain(r cmdResult) string {
 	if r.err != nil {
 		return "refused: " + r.err.Error()
 	}
-	switch r.d.From {
-	case fsm.Follower:
-		return "refused: the leader's database still answers; if you are sure it is down, use --force (a split brain's writes are archived, not lost)"
-	case fsm.LeaderAlone:
-		return "refused: the follower has not caught up (replication is asynchronous); a switchover now could lose writes"
-	case fsm.Leader:
-		return "refused: the follower is not streaming"
-	}
-	return fmt.Sprintf("refused: this node is %s", r.d.From)
+	return fsm.Refuse(r.d.From, r.cmd)
 }

@@ -23,8 +23,11 @@ const fenceMargin = 1_000_000
 func (a *Agent) execute(ctx context.Context, d fsm.Decision, obs observed) error {
 	for _, act := range d.Actions {
 		timeout := time.Minute
-		if act.Kind == fsm.BaseBackup || act.Kind == fsm.Rewind {
+		switch act.Kind {
+		case fsm.BaseBackup, fsm.Rewind:
 			timeout = 30 * time.Minute
+		case fsm.Promote: // the replay wait of a hand-over included
+			timeout = a.cfg.Timers.PromoteTimeout
 		}
 		if act.Kind.DiscardsData() {
 			if err := a.markDiscarding(); err != nil {
@@ -33,7 +36,7 @@ func (a *Agent) execute(ctx context.Context, d fsm.Decision, obs observed) error
 		}
 		c, cancel := context.WithTimeout(ctx, timeout)
 		start := time.Now()
-		err := a.run(c, act, obs)
+		err := a.withFault(c, act, func(c context.Context) error { return a.run(c, act, obs) })
 		cancel()
 		a.log.Debug("action", "action", act.Kind, "took", time.Since(start), "err", err)
 		if err != nil {
@@ -84,7 +87,7 @@ func (a *Agent) run(ctx context.Context, act fsm.Action, obs observed) error {
 		}
 		return nil
 	case fsm.Archive:
-		return a.archive(ctx, obs)
+		return a.archive(ctx, act.Split)
 	case fsm.Promote:
 		return a.promote(ctx, act.LSN)
 	case fsm.Fence:
@@ -216,7 +219,7 @@ func (a *Agent) updateState(f func(*Persisted)) error {
 
 // archive keeps the evidence before a losing node discards anything: the
 // Kine rows it has that the winner does not.
-func (a *Agent) archive(ctx context.Context, obs observed) error {
+func (a *Agent) archive(ctx context.Context, split bool) error {
 	db := a.d.DB
 	a.mu.Lock()
 	done := a.st.Member && a.st.ArchivedTerm == a.st.Term && a.st.Term > 0
@@ -268,14 +271,9 @@ func (a *Agent) archive(ctx context.Context, obs observed) error {
 		os.Remove(path)
 		return err
 	}
-	// A split brain is two leaders of one term: only that damps this
-	// node's next promotion. Rows only this node had after a plain crash
-	// (a leader that died mid-write, whose follower took the next term)
-	// were never acknowledged while replication was synchronous; they are
-	// kept all the same, but the crash is not a split. Counting it as one
-	// doubled the detection window after ordinary crashes (measured: make
-	// bench median 3.3 s instead of 2.0 s).
-	split := obs.o.Peer.Term == st.Term
+	// Only a split damps (fsm: the row says which). Rows only this node
+	// had after a plain crash were never acknowledged while replication
+	// was synchronous; they are kept all the same.
 	switch {
 	case n == 0:
 		os.Remove(path) // nothing diverged: no evidence to keep
@@ -284,7 +282,7 @@ func (a *Agent) archive(ctx context.Context, obs observed) error {
 		a.log.Warn("split brain: rows only this node had are archived before rejoining", "rows", n, "path", path, "winner", a.cfg.Peer.Name)
 	default:
 		a.log.Warn("rows in flight when this leader stopped (never acknowledged while replication was synchronous) are archived before rejoining",
-			"rows", n, "path", path, "winner", a.cfg.Peer.Name, "term", st.Term, "winner_term", obs.o.Peer.Term)
+			"rows", n, "path", path, "winner", a.cfg.Peer.Name, "term", st.Term)
 	}
 	a.met.archivedRows.Add(float64(n))
 	return a.updateState(func(p *Persisted) {

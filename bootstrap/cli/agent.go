@@ -66,6 +66,13 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return cli.Exit("invalid configuration, nothing was changed:\n"+err.Error(), 2)
 	}
+	fault, err := agent.ParseFault(os.Getenv(agent.FaultEnv))
+	if err != nil {
+		return cli.Exit(err.Error(), 2)
+	}
+	if fault != (agent.Fault{}) {
+		log.Warn("FOR FAULT TESTS ONLY: the agent will die inside a transition", "fault", os.Getenv(agent.FaultEnv))
+	}
 	if cfg.ClockOffset != 0 {
 		log.Warn("FOR FAULT TESTS ONLY: the agent's and PostgreSQL's wall clocks are moved", "offset", cfg.ClockOffset)
 	}
@@ -106,6 +113,7 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 			return postgres.Ping(ctx, cfg.Peer.Address, cfg.Postgres.Port, kinePW)
 		},
 		PeerLastWrite: db.PeerLastWrite,
+		Fault:         fault,
 	})
 	if err != nil {
 		return err

@@ -61,6 +61,10 @@ type Action struct {
 	Why  TermKind // NewTerm
 	LSN  uint64   // Promote after a handover: replay at least this far first
 	Rev  int64    // Fence: pass the peer's revisions up to Rev
+	// Split (Archive): this node lost a split brain (two leaders of one
+	// term), which damps its next promotion; otherwise it is an old leader
+	// that was merely away, whose rows in flight are kept all the same.
+	Split bool
 }
 
 // Decision is what Step decided for one tick.

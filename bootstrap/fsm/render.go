@@ -18,6 +18,10 @@ func WriteTable(w io.Writer) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.From, r.To, r.Reason, cmd)
 	}
+	fmt.Fprintln(tw, "\nIN\tCOMMAND\tREFUSED BECAUSE\t")
+	for _, r := range Refusals {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t\n", r.State, r.Cmd, r.Why)
+	}
 	return tw.Flush()
 }
 

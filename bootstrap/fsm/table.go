@@ -51,7 +51,7 @@ func fencePastPeer(t tick) []Action {
 func rejoin(t tick) []Action {
 	acts := []Action{{Kind: KineStop}}
 	if t.o.Self.TermRole == RoleLeader {
-		acts = append(acts, Action{Kind: Archive})
+		acts = append(acts, Action{Kind: Archive, Split: t.o.Peer.Term == t.o.Self.Term})
 	}
 	return append(acts,
 		Action{Kind: Rewind},

@@ -158,20 +158,37 @@ func (c *Cluster) config(n *Node, peer, peerAddr, secret string) string {
 }
 
 // Start starts the node's agent (which starts PostgreSQL and Kine).
-func (c *Cluster) Start(name string) error {
+func (c *Cluster) Start(name string) error { return c.StartEnv(name) }
+
+// StartEnv starts the node's agent with extra environment (the fault
+// hooks, agent.FaultEnv).
+func (c *Cluster) StartEnv(name string, env ...string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := c.Nodes[name]
 	if n.proc != nil && n.proc.Running() {
 		return nil
 	}
-	p, err := harness.StartInNetns(n.NS, "agent-"+name, filepath.Join(n.Dir, "agent.log"), nil,
+	p, err := harness.StartInNetns(n.NS, "agent-"+name, filepath.Join(n.Dir, "agent.log"), env,
 		c.Opts.TwonodeBin, "agent", "--config", filepath.Join(n.Dir, "config.yaml"))
 	if err != nil {
 		return err
 	}
 	n.proc = p
 	return nil
+}
+
+// AgentExited reports whether the node's agent process has ended by
+// itself (a fault hook), and forgets it so that Start runs a new one.
+func (c *Cluster) AgentExited(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.Nodes[name]
+	if n.proc == nil || n.proc.Running() {
+		return false
+	}
+	n.proc = nil
+	return true
 }
 
 // StopAgent stops only the agent (SIGTERM, or SIGKILL when kill): PostgreSQL

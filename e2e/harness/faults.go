@@ -40,6 +40,50 @@ add rule inet %[1]s output ip daddr %[2]s counter drop
 	return nft(f.NS, script)
 }
 
+// BlockPort drops every TCP packet between a and b to or from port (both
+// directions, both ends): one service's traffic is cut while the rest of
+// the link works (the pair's PostgreSQL port, with the agents still
+// talking).
+func (n *Network) BlockPort(a, b string, port int) error {
+	var errs []error
+	for _, pair := range [][2]string{{a, b}, {b, a}} {
+		f, err := n.Node(pair[0])
+		if err != nil {
+			return err
+		}
+		t, err := n.Node(pair[1])
+		if err != nil {
+			return err
+		}
+		script := fmt.Sprintf(`add table inet %[1]s
+add chain inet %[1]s output { type filter hook output priority 0; policy accept; }
+add rule inet %[1]s output ip daddr %[2]s tcp dport %[3]d counter drop
+add rule inet %[1]s output ip daddr %[2]s tcp sport %[3]d counter drop
+`, FaultTable, t.Addr, port)
+		errs = append(errs, nft(f.NS, script))
+	}
+	return errors.Join(errs...)
+}
+
+// DropTo drops the TCP packets node from sends to node to's ports: from's
+// connections to those services fail, while to's connections to from
+// (and from's replies on them) go on.
+func (n *Network) DropTo(from, to string, ports ...int) error {
+	f, err := n.Node(from)
+	if err != nil {
+		return err
+	}
+	t, err := n.Node(to)
+	if err != nil {
+		return err
+	}
+	script := fmt.Sprintf("add table inet %[1]s\nadd chain inet %[1]s output { type filter hook output priority 0; policy accept; }\n", FaultTable)
+	for _, p := range ports {
+		script += fmt.Sprintf("add rule inet %s output ip daddr %s tcp dport %d counter drop\n", FaultTable, t.Addr, p)
+	}
+	return nft(f.NS, script)
+}
+
 // Isolate partitions a and b in both directions.
 func (n *Network) Isolate(a, b string) error {
 	return errors.Join(n.Partition(a, b), n.Partition(b, a))
