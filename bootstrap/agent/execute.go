@@ -111,7 +111,8 @@ func (a *Agent) run(ctx context.Context, act fsm.Action, obs observed) error {
 			p.Member = true
 			p.TermRole = fsm.RoleFollower
 			if act.Term > p.Term {
-				p.Term = act.Term
+				// A leader's term is always one it began itself.
+				p.Term, p.TermBy = act.Term, a.cfg.Peer.Name
 			}
 		})
 	case fsm.Handover:
@@ -189,7 +190,7 @@ func (a *Agent) newTerm(ctx context.Context, act fsm.Action) error {
 	var term uint64
 	if err := a.updateState(func(p *Persisted) {
 		if act.Term > p.Term {
-			p.Term = act.Term
+			p.Term, p.TermBy = act.Term, a.cfg.Node.Name
 			p.ForkRev = fork
 		}
 		p.Member, p.TermRole = true, fsm.RoleLeader

@@ -117,6 +117,7 @@ func (f *fakeDB) MaxRevision(context.Context) (int64, error) {
 	defer f.mu.Unlock()
 	return f.maxRev, nil
 }
+func (f *fakeDB) MaxTerm(context.Context) (uint64, error) { return 0, nil }
 func (f *fakeDB) LastWrite(context.Context) (time.Time, string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -62,6 +62,16 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 		self.LastCommit = a.lastWrite(ctx, timeout, a.pgSnapshot())
 		p.LastCommit = a.checkPeerLastWrite(ctx, timeout, ps, p.LastCommit)
 	}
+	if self.PGUp && !self.Primary {
+		// A standby's replicated term history: the term a promotion begins.
+		c, cancel := context.WithTimeout(ctx, timeout)
+		t, err := a.d.DB.MaxTerm(c)
+		cancel()
+		if err != nil {
+			a.log.Debug("reading the replicated terms", "err", err)
+		}
+		self.DBTerm = t
+	}
 	if p.HighRev > self.FencedPast && self.Primary {
 		// Rare (after a lost split): is this node already past the peer's?
 		c, cancel := context.WithTimeout(ctx, timeout)
@@ -100,6 +110,7 @@ func (a *Agent) facts(pg postgres.Status, pgErr error, ps peer.Status, peerErr, 
 		PGSlow:            !pg.Up && errors.Is(pgErr, context.DeadlineExceeded),
 		Primary:           pg.Up && !pg.InRecovery,
 		FollowerStreaming: pg.Up && !pg.InRecovery && pg.Streaming,
+		SyncOn:            pg.Up && !pg.InRecovery && pg.SyncStandbyNames != "",
 		ReceiverStreaming: pg.Up && pg.InRecovery && pg.ReceiverStreaming,
 		PeerHeard:         a.peerHeard(pg, now),
 		ReplayLSN:         pg.ReplayLSN,

@@ -24,6 +24,7 @@ type Database interface {
 	RevisionFence(ctx context.Context, margin, floor int64) (int64, error)
 	RecordTerm(ctx context.Context, term uint64, kind, node string, forkRev int64) error
 	MaxRevision(ctx context.Context) (int64, error)
+	MaxTerm(ctx context.Context) (uint64, error)
 	LastWrite(ctx context.Context) (time.Time, string, error)
 	Status(ctx context.Context) (postgres.Status, error)
 	Archive(ctx context.Context, forkRev int64, w io.Writer, h postgres.ArchiveHeader) (int, error)

@@ -19,6 +19,11 @@ type Persisted struct {
 	Member   bool     `json:"member"`
 	Term     uint64   `json:"term"`
 	TermRole fsm.Role `json:"term_role"`
+	// TermBy is the node that began Term: a term is (number, who began
+	// it), so that two nodes that each began the same number on their own
+	// (a split, or one node away while the other took over) never share a
+	// term; two leaders of one number are exactly that case.
+	TermBy string `json:"term_by,omitempty"`
 	// ForkRev is the Kine revision when this node's current term began: the
 	// archive of a lost split starts its search there.
 	ForkRev int64 `json:"fork_rev"`

@@ -100,13 +100,21 @@ func TestStarting(t *testing.T) {
 		{"follower whose peer has no data takes over", born, Observation{Self: stoppedFollower(4), Peer: Peer{Name: "a", AgentUp: true}}, LeaderAlone, "follower takes over", "kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local"},
 		{"follower whose peer has no data waits while paused", born, Observation{Self: paused(stoppedFollower(4)), Peer: Peer{Name: "a", AgentUp: true}}, Starting, "", ""},
 		{"follower with a silent leader agent but live database follows", born, Observation{Self: stoppedFollower(4), Peer: Peer{Name: "a", PGUp: true}}, Joining, "database answers", "start-standby,kine-peer"},
-		{"leader alone after the boot grace", late, Observation{Self: stoppedLeader(4)}, LeaderAlone, "follower unreachable", "start-primary,new-term,ensure-slot,kine-local"},
+		{"leader alone after the boot grace", late, Observation{Self: stoppedLeader(4)}, LeaderAlone, "follower unreachable", "start-primary,new-term,sync-off,ensure-slot,kine-local"},
+		{"a leader restarted while alone goes on in its term", born, Observation{Self: aloneLeader()}, LeaderAlone, "alone (asynchronous) as before", "ensure-slot,kine-local"},
+		{"a leader restarted while synchronous waits for the grace", born, Observation{Self: syncLeaderNoFollower()}, Starting, "", ""},
 		{"leader waits within the boot grace", born, Observation{Self: stoppedLeader(4)}, Starting, "", ""},
 		{"follower takes over after the boot grace", late, Observation{Self: stoppedFollower(4)}, LeaderAlone, "leader unreachable", "start-standby,kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local"},
 		{"paused follower never takes over at boot", late, Observation{Self: paused(stoppedFollower(4))}, Starting, "", ""},
 	})
 }
 
+func aloneLeader() Self {
+	s := leaderSelf()
+	s.FollowerStreaming, s.KineServing = false, true
+	return s
+}
+func syncLeaderNoFollower() Self    { s := aloneLeader(); s.SyncOn = true; return s }
 func leaderPeerNamed(n string) Peer { p := leaderPeer(); p.Name = n; return p }
 func stoppedLeader(term uint64) Self {
 	return Self{Name: "a", Member: true, HasData: true, Term: term, TermRole: RoleLeader}
@@ -211,7 +219,7 @@ func TestLeader(t *testing.T) {
 	run(t, []tc{
 		{"switchover hands over", in(Leader), Observation{Self: leaderSelf(), Peer: followerPeer(), Cmd: Command{Kind: CmdSwitchover}}, Joining, "switchover", "kine-stop,handover,rewind,start-standby,kine-peer"},
 		{"switchover refused without a streaming follower", in(Leader), Observation{Self: noFollower, Peer: followerPeer(), Cmd: Command{Kind: CmdSwitchover}}, Leader, "", ""},
-		{"follower lost for the window degrades", Machine{State: Leader, Fails: 2}, Observation{Self: noFollower}, LeaderAlone, "asynchronous", "sync-off,new-term"},
+		{"follower lost for the window degrades", Machine{State: Leader, Fails: 2}, Observation{Self: noFollower}, LeaderAlone, "asynchronous", "new-term,sync-off"},
 		{"follower lost for less than the window keeps sync", Machine{State: Leader, Fails: 1}, Observation{Self: noFollower}, Leader, "", ""},
 		{"probes fail but the standby still replies: keeps sync", Machine{State: Leader, Fails: 2}, Observation{Self: heardLeader()}, Leader, "", ""},
 		{"local primary died", in(Leader), Observation{Self: stoppedLeader(4), Peer: followerPeer()}, Starting, "PostgreSQL is down", ""},
@@ -227,6 +235,8 @@ func TestLeaderAlone(t *testing.T) {
 	run(t, []tc{
 		{"caught-up follower restores sync", Machine{State: LeaderAlone, OKs: 1}, Observation{Self: leaderSelf(), Peer: followerPeer()}, Leader, "synchronous again", "sync-on"},
 		{"one good probe is not enough", in(LeaderAlone), Observation{Self: leaderSelf(), Peer: followerPeer()}, LeaderAlone, "", ""},
+		{"a follower that came back and is lost again: a new term", Machine{State: LeaderAlone, Fails: 2, Followed: true}, Observation{Self: aloneLeader()}, LeaderAlone, "a new term", "new-term"},
+		{"lost for the window without ever following: no new term", Machine{State: LeaderAlone, Fails: 5}, Observation{Self: aloneLeader()}, LeaderAlone, "", ""},
 		{"local primary died", in(LeaderAlone), Observation{Self: stoppedLeader(4)}, Starting, "PostgreSQL is down", ""},
 		{"split brain while both take writes: stop writes first", in(LeaderAlone), Observation{Self: serving(splitSelf(t0)), Peer: splitPeer(t0.Add(time.Second))}, LeaderAlone, "writes stop", "kine-stop"},
 		{"split brain, the peer still takes writes: no decision yet", in(LeaderAlone), Observation{Self: splitSelf(t0), Peer: servingPeer(splitPeer(t0.Add(time.Second)))}, LeaderAlone, "", ""},
@@ -373,6 +383,9 @@ func TestReconcile(t *testing.T) {
 		{"a member whose copy was cut short never forms a new pair", late, Observation{Self: Self{Name: "a", Preferred: true, Member: true}}, Starting, "", ""},
 		{"a rebooted leader starts its database to compare a same-term split", born, Observation{Self: stoppedLeader(5), Peer: promotedPeer(5)}, Starting, "last write is unknown", "start-primary"},
 		{"the old leader waits while the peer finishes a cut promotion", born, Observation{Self: stoppedLeader(4), Peer: cutPromotionPeer(4)}, Starting, "", ""},
+		{"a restarted leader in a split stops its Kine", born, Observation{Self: leaderSelf(), Peer: promotedPeer(4)}, Starting, "writes stop", "kine-stop"},
+		{"a possibly promoted node rejoins by rewinding, not by streaming again", born, Observation{Self: intent(stoppedFollower(4), Intent{Promotes: true, Term: 5}), Peer: leaderPeer()}, Joining, "newer state", "kine-stop,rewind,start-standby,adopt-term"},
+		{"a possibly promoted node keeps its intent while its database is down", born, Observation{Self: intent(stoppedFollower(4), Intent{Promotes: true, Term: 5}), Peer: Peer{Name: "a", PGUp: true}}, Starting, "", ""},
 	})
 	// Once both have stopped serving, the real last writes decide.
 	a := stoppedLeader(5)
@@ -405,5 +418,30 @@ func TestWinnerResumesWhenTheLoserConceded(t *testing.T) {
 	_, d := step(t, in(LeaderAlone), Observation{Now: t0, Self: s, Peer: p})
 	if !strings.Contains(d.Reason, "writes resume") {
 		t.Fatalf("got %s → %s %q, want writes resume", d.From, d.To, d.Reason)
+	}
+}
+
+// The machine forgets the follower once the new term began, so the row
+// fires once per loss, not every tick.
+func TestNewTermOncePerLoss(t *testing.T) {
+	m, d := step(t, Machine{State: LeaderAlone, Fails: 2, Followed: true}, Observation{Now: t0, Self: aloneLeader()})
+	if !d.Changed || m.Followed {
+		t.Fatalf("changed %v, followed %v after the new term", d.Changed, m.Followed)
+	}
+	if _, d := step(t, m, Observation{Now: t0, Self: aloneLeader()}); d.Changed {
+		t.Fatalf("fired again: %s", d.Reason)
+	}
+}
+
+// A promotion begins the term after the newest this node knows, its
+// replicated data included.
+func TestPromotionBeginsAfterTheReplicatedTerm(t *testing.T) {
+	s := followerSelf()
+	s.DBTerm = 7
+	_, d := step(t, Machine{State: Follower, Fails: 2}, Observation{Now: t0, Self: s})
+	for _, a := range d.Actions {
+		if a.Kind == NewTerm && a.Term != 8 {
+			t.Fatalf("new term %d, want 8", a.Term)
+		}
 	}
 }

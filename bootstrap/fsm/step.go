@@ -47,6 +47,18 @@ func (t tick) promotionCut() bool {
 	return t.member() && s.PGUp && s.Primary && (s.TermRole == RoleFollower || in) && !t.discarding()
 }
 
+// maybePromoted: a promotion was recorded and did not finish, and
+// PostgreSQL is down, so whether pg_promote ran is unknown: the data may
+// have left the leader's timeline. It is kept (not forgotten) until the
+// node either takes over or rejoins by rewinding (found by the
+// simulation: a node powered off after pg_promote restarted as the old
+// leader's standby without a rewind, never streamed, and after the join
+// timeout took over with its stale data).
+func (t tick) maybePromoted() bool {
+	s := t.o.Self
+	return s.Intent != nil && s.Intent.Promotes && !s.PGUp
+}
+
 // peerPromoting: the peer's PostgreSQL is a primary while the peer's
 // stored role is follower: its promotion was cut short and it is about to
 // finish it (promotionCut, on the peer). This node waits rather than take
@@ -174,6 +186,9 @@ func Step(m Machine, o Observation, c Config) (Machine, Decision) {
 	} else {
 		m.OKs, m.Fails = 0, m.Fails+1
 	}
+	if m.State == LeaderAlone && o.Self.FollowerStreaming {
+		m.Followed = true
+	}
 	t.m = m
 	d := Decision{From: m.State, To: m.State, Hold: m}
 	for _, r := range Table {
@@ -188,6 +203,8 @@ func Step(m Machine, o Observation, c Config) (Machine, Decision) {
 		d.Detail = detail(t, r)
 		if r.To != m.State {
 			m = Machine{State: r.To, Since: o.Now, Born: m.Born}
+		} else if r.NewTerm {
+			m.Followed = false // a term of its own, without a follower yet
 		}
 		return m, d
 	}

@@ -13,6 +13,9 @@ type Row struct {
 	When     func(t tick) bool
 	Do       func(t tick) []Action
 	Consumes CommandKind // the command this row handles, if any
+	// NewTerm: a row that stays in its state and begins a term (the
+	// machine forgets that a follower streamed in the old one).
+	NewTerm bool
 }
 
 // promotion is the one sequence every take-over uses: promote, fence the
@@ -20,9 +23,14 @@ type Row struct {
 // crash begins the term it recorded, not one more.
 func promotion(kind TermKind) func(t tick) []Action {
 	return func(t tick) []Action {
-		term := t.o.Self.Term + 1
-		if in := t.o.Self.Intent; in != nil && in.Promotes && in.Term > t.o.Self.Term {
-			term = in.Term
+		// The term after the newest this node knows, from its state or
+		// from its replicated data: a follower whose agent missed the
+		// leader's last term (restarted, then cut off) would otherwise
+		// begin a term the leader already had, and lose a split by its
+		// number alone (found by the simulation).
+		term := max(t.o.Self.Term, t.o.Self.DBTerm) + 1
+		if in := t.o.Self.Intent; in != nil && in.Promotes && in.Term > 0 {
+			term = in.Term // NewTerm is a no-op when it was saved already
 		}
 		return []Action{
 			{Kind: KineStop},
@@ -89,9 +97,18 @@ var Table = slices.Concat([]Row{
 		},
 		Do: rejoin},
 	{From: Starting, To: Starting, Reason: "an interrupted transition left nothing to finish: deciding afresh",
-		When: func(t tick) bool { return t.o.Self.Intent != nil && !t.discarding() && !t.promotionCut() },
-		Do:   seq(ClearIntent)},
-	// --- then decides from what it finds.
+		When: func(t tick) bool {
+			return t.o.Self.Intent != nil && !t.discarding() && !t.promotionCut() && !t.maybePromoted()
+		},
+		Do: seq(ClearIntent)},
+	// --- then decides from what it finds. A restarted agent leaves a
+	// serving Kine alone, except in a split: found by the simulation, an
+	// agent that died in a split's first step restarted with its Kine
+	// still serving, and neither node could decide (each waited for the
+	// other to stop).
+	{From: Starting, To: Starting, Reason: "both lead the same term (a split): writes stop until it is decided",
+		When: func(t tick) bool { return t.sameTermLeaders() && t.o.Self.KineServing },
+		Do:   seq(KineStop)},
 	{From: Starting, To: Starting, Reason: "the peer leads this node's term and this node's last write is unknown: starting PostgreSQL, without serving, to compare",
 		When: func(t tick) bool { return t.peerLeadsOurTermUnseen() },
 		Do:   seq(StartPrimary)},
@@ -141,7 +158,7 @@ var Table = slices.Concat([]Row{
 				!t.splitUnsettled() && !t.o.Peer.Rejoining
 		},
 		Do: func(t tick) []Action {
-			if t.o.Self.TermRole == RoleFollower && t.o.Peer.TermRole == RoleLeader {
+			if t.o.Self.TermRole == RoleFollower && t.o.Peer.TermRole == RoleLeader && !t.maybePromoted() {
 				// It followed this very leader: nothing diverged, stream again.
 				return []Action{{Kind: KineStop}, {Kind: StartStandby}, {Kind: KinePeer}, {Kind: AdoptTerm, Term: t.o.Peer.Term}}
 			}
@@ -149,16 +166,26 @@ var Table = slices.Concat([]Row{
 		}},
 	{From: Starting, To: Joining, Reason: "the leader's agent is down but its database answers: following",
 		When: func(t tick) bool {
-			return t.member() && t.o.Self.TermRole == RoleFollower && !t.o.Peer.AgentUp && t.o.Peer.PGUp
+			return t.member() && t.o.Self.TermRole == RoleFollower && !t.o.Peer.AgentUp && t.o.Peer.PGUp && !t.maybePromoted()
 		},
 		Do: seq(StartStandby, KinePeer)},
+	// A leader already alone when its agent restarted goes on in the same
+	// term: a new one would outrank, by its number alone, a peer that
+	// took writes meanwhile in the same split (found by the simulation).
+	{From: Starting, To: LeaderAlone, Reason: "agent restarted: primary running alone (asynchronous) as before",
+		When: func(t tick) bool {
+			s := t.o.Self
+			return t.member() && s.TermRole == RoleLeader && s.PGUp && s.Primary && !s.SyncOn && !t.o.Peer.Primary &&
+				!t.discarding() && (t.o.Peer.AgentUp || !t.peerSeen())
+		},
+		Do: seq(EnsureSlot, KineLocal)},
 	{From: Starting, To: LeaderAlone, Reason: "boot grace over and the follower unreachable: leading alone",
 		When: func(t tick) bool {
 			return t.member() && t.o.Self.TermRole == RoleLeader && t.graceOver() && !t.peerSeen() && !t.discarding()
 		},
 		Do: func(t tick) []Action {
 			return []Action{{Kind: StartPrimary}, {Kind: NewTerm, Term: t.o.Self.Term + 1, Why: TermAlone},
-				{Kind: EnsureSlot}, {Kind: KineLocal}}
+				{Kind: SyncOff}, {Kind: EnsureSlot}, {Kind: KineLocal}}
 		}},
 	{From: Starting, To: LeaderAlone, Reason: "boot grace over and the leader unreachable: the follower takes over",
 		When: func(t tick) bool {
@@ -228,16 +255,36 @@ var Table = slices.Concat([]Row{
 			return s.DiskFull && s.FollowerStreaming && p.AgentUp && !p.DiskFull && !t.paused()
 		},
 		Do: handOver},
-	{From: Leader, To: LeaderAlone, Reason: "follower unhealthy for the whole detection window: replication now asynchronous",
-		When: func(t tick) bool { return t.m.Fails >= t.c.FailureThreshold },
-		Do: func(t tick) []Action {
-			return []Action{{Kind: SyncOff}, {Kind: NewTerm, Term: t.o.Self.Term + 1, Why: TermAlone}}
-		}},
+	// Before the degrade row: a leader whose own database is down cannot
+	// switch replication off (found by the simulation: a hand-over whose
+	// follower died left the leader's PostgreSQL stopped, and sync-off
+	// failed on it every tick, for ever).
 	{From: Leader, To: Starting, Reason: "local PostgreSQL is down",
 		When: func(t tick) bool { return !t.o.Self.PGUp }},
+	{From: Leader, To: LeaderAlone, Reason: "follower unhealthy for the whole detection window: replication now asynchronous",
+		When: func(t tick) bool { return t.m.Fails >= t.c.FailureThreshold },
+		// The term first: no write is acknowledged asynchronously outside
+		// a term that says so (found by the simulation: killed between the
+		// two, the leader acknowledged writes in its old term, and a
+		// follower that promoted later outranked them by term).
+		Do: func(t tick) []Action {
+			return []Action{{Kind: NewTerm, Term: t.o.Self.Term + 1, Why: TermAlone}, {Kind: SyncOff}}
+		}},
 
 	// --- leader alone: asynchronous until the follower has caught up.
 }, leaderRows(LeaderAlone), []Row{
+	// A follower that came back and was lost again before it caught up:
+	// the same new term a synchronous leader begins when it degrades, so
+	// that a follower that promoted meanwhile (one more than the term it
+	// followed) meets this node in the same term, a split decided by the
+	// last write, not by the number (found by the simulation: this
+	// leader's writes during the partition were archived by term alone).
+	{From: LeaderAlone, To: LeaderAlone, Reason: "the follower that came back is gone again for the whole detection window: a new term",
+		NewTerm: true,
+		When:    func(t tick) bool { return t.m.Followed && t.m.Fails >= t.c.FailureThreshold },
+		Do: func(t tick) []Action {
+			return []Action{{Kind: NewTerm, Term: t.o.Self.Term + 1, Why: TermAlone}}
+		}},
 	{From: LeaderAlone, To: Leader, Reason: "follower caught up: replication synchronous again",
 		When: func(t tick) bool { return t.m.OKs >= t.c.RecoverThreshold },
 		Do:   seq(SyncOn)},

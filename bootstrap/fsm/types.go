@@ -72,6 +72,11 @@ type Self struct {
 	// it); FencedPast is the highest such revision of the peer's that this
 	// node's revisions have been moved past. Both persisted.
 	HighRev, FencedPast int64
+	// DBTerm is the newest term recorded in this node's database
+	// (twonode_terms; on a standby, replicated from the leader), read while
+	// it is a standby: a promotion begins the term after the newest of
+	// Term and DBTerm.
+	DBTerm uint64
 	// KineRev is max(kine.id) here, read only when the peer reports a
 	// HighRev this node has not fenced past yet (0 otherwise).
 	KineRev int64
@@ -82,6 +87,9 @@ type Self struct {
 	PGSlow            bool
 	Primary           bool // PostgreSQL is running and not in recovery
 	FollowerStreaming bool // primary: the peer's walsender has caught up and streams
+	// SyncOn: (primary) replication is synchronous: no write is
+	// acknowledged before the follower has it.
+	SyncOn            bool
 	ReceiverStreaming bool // standby: the WAL receiver streams from the peer
 	// PeerHeard: replication brought a message from the peer's PostgreSQL
 	// within the last two probe intervals (a WAL record, a keepalive or a
@@ -193,6 +201,10 @@ type Machine struct {
 	Fails int       // consecutive ticks the peer looked unhealthy
 	OKs   int       // consecutive ticks the peer looked healthy
 	Born  time.Time // when the agent started (boot grace counts from here)
+	// Followed: (leader alone) a follower streamed since this node's
+	// current term began; losing it again begins a new term, as a
+	// synchronous leader's degrade does.
+	Followed bool
 }
 
 // New returns the machine of a freshly started agent.

@@ -229,6 +229,10 @@ func TestPair(t *testing.T) {
 			if r := maxRev(t, b); r != 51 {
 				t.Fatalf("standby max revision %d, want 51", r)
 			}
+			// The leader's terms reach the standby with the WAL.
+			if term, err := b.m.MaxTerm(ctx); err != nil || term != 1 {
+				t.Fatalf("standby max term %d, %v; want 1", term, err)
+			}
 			mustPut(t, a.kine(t), "/registry/sync", "acknowledged by both")
 		}},
 		{"pg_hba admits replication from the peer only", func(t *testing.T) {

@@ -192,6 +192,31 @@ func (m *Manager) RecordTerm(ctx context.Context, term uint64, kind, node string
 	return nil
 }
 
+// MaxTerm is the newest term recorded in this database (on a standby,
+// replicated from the leader): 0 before any was recorded. A follower whose
+// agent missed the leader's last term (restarted, then cut off) still has
+// it in its data, and its promotion begins the term after that one.
+func (m *Manager) MaxTerm(ctx context.Context) (uint64, error) {
+	c, err := m.local(ctx, kineDB)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: max term: %w", err)
+	}
+	defer closeQuietly(c)
+	// The table exists only once a term was recorded.
+	var exists bool
+	if err := c.QueryRow(ctx, `SELECT to_regclass('twonode_terms') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+		return 0, err
+	}
+	var t *int64
+	if err := c.QueryRow(ctx, `SELECT max(term) FROM twonode_terms`).Scan(&t); err != nil {
+		return 0, fmt.Errorf("postgres: max term: %w", err)
+	}
+	if t == nil || *t < 0 {
+		return 0, nil
+	}
+	return uint64(*t), nil
+}
+
 // MaxRevision is Kine's current revision, max(kine.id); 0 before Kine has
 // created its table. It works on a standby too.
 func (m *Manager) MaxRevision(ctx context.Context) (int64, error) {
