@@ -9,6 +9,7 @@ import (
 
 	"github.com/twonode-edge/twonode/bootstrap/fsm"
 	"github.com/twonode-edge/twonode/bootstrap/peer"
+	"github.com/twonode-edge/twonode/bootstrap/postgres"
 )
 
 // restart is the agent's process killed and started again: the same data
@@ -147,5 +148,28 @@ func TestLoserConcedesWhenItsRejoinFails(t *testing.T) {
 	r.peer.up, r.db.peerBlocked = true, false
 	if s := r.tick(4); s != fsm.Follower || r.persisted().Intent != nil || r.kine.Target() != "10.0.0.2" {
 		t.Fatalf("state %s intent %+v kine %q, want a follower with the intent cleared", s, r.persisted().Intent, r.kine.Target())
+	}
+}
+
+// A sign of life from replication is a change of the server's mark, read
+// on the agent's own clock: a mark that stands still is silence however
+// recent the (peer's) time it carries, and a changing one is life however
+// far the peer's clock is off. The first mark after a start is no news.
+func TestPeerHeardIsJudgedOnTheAgentsClock(t *testing.T) {
+	r := newRig(t, "a", "b")
+	now := r.now
+	mark := func(m string) postgres.Status { return postgres.Status{Up: true, PeerMark: m} }
+	if r.a.peerHeard(mark("2026-11-22 12:00:05+00 0/3000060"), now) {
+		t.Fatal("the first mark after the start counted as news")
+	}
+	now = now.Add(500 * time.Millisecond)
+	if !r.a.peerHeard(mark("2026-11-22 12:00:06+00 0/3000060"), now) {
+		t.Fatal("a changed mark is not a sign of life")
+	}
+	for i := 0; i < 4; i++ { // 2 s of the same mark
+		now = now.Add(500 * time.Millisecond)
+	}
+	if r.a.peerHeard(mark("2026-11-22 12:00:06+00 0/3000060"), now) {
+		t.Fatal("a mark that stood still for 2 s is still a sign of life")
 	}
 }
