@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -342,4 +344,83 @@ func archivedOf(t *testing.T, c *cluster.Cluster, node string, lost []harness.Op
 		t.Errorf("%s: lost and not in %s's archive", op.Key, node)
 	}
 	return len(archived)
+}
+
+// The old leader returns and its agent dies during pg_rewind (the action
+// is cancelled, pg_rewind killed half-way, the agent exits). Restarted,
+// it finishes the rejoin: its half-rewound data never serves as a
+// primary, and no acknowledged write is lost.
+func TestCrashDuringRewind(t *testing.T) {
+	crashDuringCopy(t, "crash-during-rewind", "tnrw", 73, "during:rewind:300ms", false)
+}
+
+// A new machine replaces a dead follower and its agent dies during the
+// base backup. Restarted, it copies again and joins; the leader is never
+// disturbed.
+func TestCrashDuringBaseBackup(t *testing.T) {
+	crashDuringCopy(t, "crash-during-base-backup", "tnbb", 74, "during:base-backup:300ms", true)
+}
+
+func crashDuringCopy(t *testing.T, scenario, prefix string, subnet int, fault string, newMachine bool) {
+	c := newCluster(t, prefix, subnet)
+	ts := targets(t, c)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := harness.NewWriter(scenario, ts...)
+	go w.Run(ctx, 50)
+	time.Sleep(2 * time.Second)
+	leader, joiner := "b", "a" // a, the first leader, loses power and rejoins
+	if newMachine {
+		leader, joiner = "a", "b" // b, the follower, is replaced by an empty machine
+	}
+	if err := c.PowerOff(joiner); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, c, leader, 30*time.Second, "leader_alone")
+	time.Sleep(2 * time.Second)
+	if newMachine {
+		if err := os.RemoveAll(c.Nodes[joiner].DataDir()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	back := time.Now()
+	if err := c.StartEnv(joiner, agent.FaultEnv+"="+fault); err != nil {
+		t.Fatal(err)
+	}
+	waitAgentExit(t, c, joiner, 90*time.Second)
+	if err := c.Start(joiner); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, c, joiner, 120*time.Second, "follower")
+	wait(t, c, leader, 30*time.Second, "leader")
+	restored := time.Since(back).Milliseconds()
+	time.Sleep(time.Second)
+	cancel()
+	if p := promotions(c, joiner); p != 0 && newMachine {
+		t.Errorf("the new machine %s was promoted %d times", joiner, p)
+	}
+	if n := ledAfter(c, joiner, back); n > 0 {
+		t.Errorf("%s led %d times after its copy was cut short", joiner, n)
+	}
+	acked := w.Acked()
+	lost := verify(t, ts, leader, acked)
+	archived := archivedOf(t, c, joiner, lost)
+	result(t, harness.Result{Scenario: scenario, RTOms: &restored, Acked: len(acked), Lost: len(lost), Archived: archived})
+}
+
+// ledAfter counts the transitions of node to a leader state logged after t.
+func ledAfter(c *cluster.Cluster, node string, after time.Time) int {
+	b, _ := os.ReadFile(filepath.Join(c.Nodes[node].Dir, "agent.log"))
+	n := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		ts, rest, ok := strings.Cut(strings.TrimPrefix(l, "time="), " ")
+		at, err := time.Parse(time.RFC3339Nano, ts)
+		if !ok || err != nil || at.Before(after) {
+			continue
+		}
+		if strings.Contains(rest, "→ leader") {
+			n++
+		}
+	}
+	return n
 }

@@ -42,6 +42,11 @@ func (a *Agent) execute(ctx context.Context, d fsm.Decision, obs observed) error
 		if err != nil {
 			return fmt.Errorf("%s: %w", act.Kind, err)
 		}
+		if act.Kind.DiscardsData() {
+			if err := a.markCopied(); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -92,10 +97,12 @@ func (a *Agent) run(ctx context.Context, act fsm.Action, obs observed) error {
 		return a.promote(ctx, act.LSN)
 	case fsm.Fence:
 		return a.fence(ctx, act.Rev)
-	case fsm.SyncOn:
-		return db.SetSync(ctx, true)
-	case fsm.SyncOff:
-		return db.SetSync(ctx, false)
+	case fsm.SyncOn, fsm.SyncOff:
+		on := act.Kind == fsm.SyncOn
+		if err := db.SetSync(ctx, on); err != nil {
+			return err
+		}
+		return a.updateState(func(p *Persisted) { p.Alone = !on })
 	case fsm.EnsureSlot:
 		return db.EnsureSlot(ctx, slotName(a.cfg.Peer.Name))
 	case fsm.KineLocal:
@@ -193,7 +200,8 @@ func (a *Agent) newTerm(ctx context.Context, act fsm.Action) error {
 			p.Term, p.TermBy = act.Term, a.cfg.Node.Name
 			p.ForkRev = fork
 		}
-		p.Member, p.TermRole = true, fsm.RoleLeader
+		// Every term begins with replication asynchronous (leader_alone).
+		p.Member, p.TermRole, p.Alone = true, fsm.RoleLeader, true
 		term = p.Term
 	}); err != nil {
 		return err
@@ -332,6 +340,17 @@ func (a *Agent) markDiscarding() error {
 		if !p.Intent.Discards {
 			in := *p.Intent
 			in.Discards = true
+			p.Intent = &in
+		}
+	})
+}
+
+// markCopied records that the copy finished: the data is whole again.
+func (a *Agent) markCopied() error {
+	return a.updateState(func(p *Persisted) {
+		if p.Intent != nil && !p.Intent.Copied {
+			in := *p.Intent
+			in.Copied = true
 			p.Intent = &in
 		}
 	})

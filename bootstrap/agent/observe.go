@@ -120,6 +120,7 @@ func (a *Agent) facts(pg postgres.Status, pgErr error, ps peer.Status, peerErr, 
 		DiskFull:          disk,
 		KineServing:       a.kineServing(),
 		Intent:            a.st.Intent,
+		WasAlone:          a.st.Alone,
 	}
 	p := fsm.Peer{Name: a.cfg.Peer.Name, PGUp: pingErr == nil}
 	// A peer agent that has not observed anything yet answers, but says

@@ -101,7 +101,9 @@ func TestStarting(t *testing.T) {
 		{"follower whose peer has no data waits while paused", born, Observation{Self: paused(stoppedFollower(4)), Peer: Peer{Name: "a", AgentUp: true}}, Starting, "", ""},
 		{"follower with a silent leader agent but live database follows", born, Observation{Self: stoppedFollower(4), Peer: Peer{Name: "a", PGUp: true}}, Joining, "database answers", "start-standby,kine-peer"},
 		{"leader alone after the boot grace", late, Observation{Self: stoppedLeader(4)}, LeaderAlone, "follower unreachable", "start-primary,new-term,sync-off,ensure-slot,kine-local"},
-		{"a leader restarted while alone goes on in its term", born, Observation{Self: aloneLeader()}, LeaderAlone, "alone (asynchronous) as before", "ensure-slot,kine-local"},
+		{"a leader whose data runs as a standby promotes it after the grace", late, Observation{Self: notStreamingAsLeader()}, LeaderAlone, "follower unreachable", "kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local"},
+		{"a leader rebooted while alone goes on in its term after the grace", late, Observation{Self: wasAlone(stoppedLeader(4))}, LeaderAlone, "follower unreachable", "start-primary,sync-off,ensure-slot,kine-local"},
+		{"a leader restarted while alone goes on in its term", born, Observation{Self: aloneLeader()}, LeaderAlone, "alone (asynchronous) as before", "sync-off,ensure-slot,kine-local"},
 		{"a leader restarted while synchronous waits for the grace", born, Observation{Self: syncLeaderNoFollower()}, Starting, "", ""},
 		{"leader waits within the boot grace", born, Observation{Self: stoppedLeader(4)}, Starting, "", ""},
 		{"follower takes over after the boot grace", late, Observation{Self: stoppedFollower(4)}, LeaderAlone, "leader unreachable", "start-standby,kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local"},
@@ -111,10 +113,16 @@ func TestStarting(t *testing.T) {
 
 func aloneLeader() Self {
 	s := leaderSelf()
-	s.FollowerStreaming, s.KineServing = false, true
+	s.FollowerStreaming, s.KineServing, s.WasAlone = false, true, true
 	return s
 }
-func syncLeaderNoFollower() Self    { s := aloneLeader(); s.SyncOn = true; return s }
+func notStreamingAsLeader() Self {
+	s := notStreaming()
+	s.TermRole = RoleLeader
+	return s
+}
+func wasAlone(s Self) Self          { s.WasAlone = true; return s }
+func syncLeaderNoFollower() Self    { s := aloneLeader(); s.SyncOn, s.WasAlone = true, false; return s }
 func leaderPeerNamed(n string) Peer { p := leaderPeer(); p.Name = n; return p }
 func stoppedLeader(term uint64) Self {
 	return Self{Name: "a", Member: true, HasData: true, Term: term, TermRole: RoleLeader}
@@ -378,6 +386,7 @@ func TestReconcile(t *testing.T) {
 		{"a stored follower running a primary finishes without an intent", born, Observation{Self: promoted, Peer: deadPeer}, LeaderAlone, "cut short", ""},
 		{"a promotion recorded but not reached is forgotten", born, Observation{Self: intent(followerSelf(), Intent{Promotes: true, Term: 5}), Peer: leaderPeer()}, Starting, "nothing to finish", "clear-intent"},
 		{"a conceded node rejoins again when the winner answers", born, Observation{Self: conceded, Peer: promotedPeer(4)}, Joining, "conceded", "kine-stop,archive,rewind,start-standby,adopt-term"},
+		{"a node whose copy finished follows", born, Observation{Self: intent(notStreamingAsLeader(), Intent{Discards: true, Copied: true}), Peer: promotedPeer(4)}, Joining, "copy of the peer finished", "start-standby,adopt-term,clear-intent"},
 		{"a conceded node never leads alone", late, Observation{Self: conceded}, Starting, "", ""},
 		{"a conceded node never leads when the peer is a follower", born, Observation{Self: conceded, Peer: stoppedFollowerPeer(4)}, Starting, "", ""},
 		{"a member whose copy was cut short never forms a new pair", late, Observation{Self: Self{Name: "a", Preferred: true, Member: true}}, Starting, "", ""},

@@ -26,8 +26,15 @@ func (t tick) peerSeen() bool { return t.o.Peer.AgentUp || t.o.Peer.PGUp || t.o.
 // selfWins: this node has the better claim. A node that has conceded
 // (its intent discards its data) never wins: its data is half replaced.
 func (t tick) selfWins() bool {
-	if t.discarding() {
+	switch {
+	case t.discarding():
 		return false
+	case t.o.Peer.AgentUp && t.o.Peer.Rejoining:
+		// The peer conceded: it gave up its claim, whatever its numbers
+		// (found by the simulation: a winner that rebooted before its
+		// conceded peer had rejoined compared zero last writes with it,
+		// lost on the name, and neither node ever led again).
+		return true
 	}
 	w, _ := Wins(t.o.Self, t.o.Peer)
 	return w
@@ -35,7 +42,10 @@ func (t tick) selfWins() bool {
 
 // discarding: an interrupted transition of this node's was replacing its
 // data (or it lost a split): that data must never serve as it is.
-func (t tick) discarding() bool { return t.o.Self.Intent != nil && t.o.Self.Intent.Discards }
+func (t tick) discarding() bool {
+	in := t.o.Self.Intent
+	return in != nil && in.Discards && !in.Copied
+}
 
 // promotionCut: PostgreSQL runs as a primary while this node's stored role
 // is follower (or it recorded a promotion that did not finish): the agent

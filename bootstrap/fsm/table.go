@@ -96,9 +96,18 @@ var Table = slices.Concat([]Row{
 			return t.discarding() && t.o.Self.Member && p.AgentUp && p.Member && p.Primary
 		},
 		Do: rejoin},
+	{From: Starting, To: Joining, Reason: "this node's copy of the peer finished before the agent stopped: following",
+		When: func(t tick) bool {
+			in, p := t.o.Self.Intent, t.o.Peer
+			return in != nil && in.Discards && in.Copied && t.member() && p.AgentUp && p.Member && p.Primary
+		},
+		Do: func(t tick) []Action {
+			return []Action{{Kind: StartStandby}, {Kind: AdoptTerm, Term: t.o.Peer.Term}, {Kind: ClearIntent}}
+		}},
 	{From: Starting, To: Starting, Reason: "an interrupted transition left nothing to finish: deciding afresh",
 		When: func(t tick) bool {
-			return t.o.Self.Intent != nil && !t.discarding() && !t.promotionCut() && !t.maybePromoted()
+			in := t.o.Self.Intent
+			return in != nil && !in.Discards && !t.promotionCut() && !t.maybePromoted()
 		},
 		Do: seq(ClearIntent)},
 	// --- then decides from what it finds. A restarted agent leaves a
@@ -175,15 +184,28 @@ var Table = slices.Concat([]Row{
 	{From: Starting, To: LeaderAlone, Reason: "agent restarted: primary running alone (asynchronous) as before",
 		When: func(t tick) bool {
 			s := t.o.Self
-			return t.member() && s.TermRole == RoleLeader && s.PGUp && s.Primary && !s.SyncOn && !t.o.Peer.Primary &&
+			// WasAlone, not the server's setting: a primary started again
+			// has synchronous replication off whatever the term was.
+			return t.member() && s.TermRole == RoleLeader && s.PGUp && s.Primary && s.WasAlone && !t.o.Peer.Primary &&
 				!t.discarding() && (t.o.Peer.AgentUp || !t.peerSeen())
 		},
-		Do: seq(EnsureSlot, KineLocal)},
+		Do: seq(SyncOff, EnsureSlot, KineLocal)},
 	{From: Starting, To: LeaderAlone, Reason: "boot grace over and the follower unreachable: leading alone",
 		When: func(t tick) bool {
 			return t.member() && t.o.Self.TermRole == RoleLeader && t.graceOver() && !t.peerSeen() && !t.discarding()
 		},
+		// A leader that was alone already goes on in its term (found by the
+		// simulation: rebooted during a split it began a new one, which
+		// then outranked the other side by its number alone).
 		Do: func(t tick) []Action {
+			if s := t.o.Self; s.PGUp && !s.Primary {
+				// Its data runs as the peer's standby (a hand-over or a
+				// rejoin that finished its copy): a take-over, fenced.
+				return promotion(TermPromote)(t)
+			}
+			if t.o.Self.WasAlone {
+				return []Action{{Kind: StartPrimary}, {Kind: SyncOff}, {Kind: EnsureSlot}, {Kind: KineLocal}}
+			}
 			return []Action{{Kind: StartPrimary}, {Kind: NewTerm, Term: t.o.Self.Term + 1, Why: TermAlone},
 				{Kind: SyncOff}, {Kind: EnsureSlot}, {Kind: KineLocal}}
 		}},

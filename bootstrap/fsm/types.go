@@ -114,6 +114,10 @@ type Self struct {
 	// before its first action, cleared after its last): the agent died
 	// half-way. Nil when none.
 	Intent *Intent
+	// WasAlone: this node led with asynchronous replication when it last
+	// changed it (persisted): its current term is already one of leading
+	// alone.
+	WasAlone bool
 }
 
 // Intent is what the agent records, durably, before the first action of a
@@ -134,6 +138,11 @@ type Intent struct {
 	// recorded this node has conceded: its data never serves again as it
 	// is, only as a copy of the peer's.
 	Discards bool `json:"discards,omitempty"`
+	// Copied: the rewind or base backup finished (the agent records it
+	// after the action succeeded): the data is a whole copy of the peer's
+	// again, a standby like any other, and the node is no longer bound to
+	// wait for that peer.
+	Copied bool `json:"copied,omitempty"`
 }
 
 // Peer is what the daemon observed of the other node in this tick.
