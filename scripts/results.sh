@@ -33,6 +33,12 @@ for line in sys.stdin:
 	echo "|---|---|---|---|---|"
 	{ grep -sh '^RESULT {"scenario":"[^"]*","rto_ms"' "$log" || true; } | row scenario,rto_ms,acked,lost,archived
 	echo
+	echo "## Deterministic simulation of the decision loops (\`bootstrap/agent\`, in \`make test\`)"
+	echo
+	echo "Two real agents on fakes of PostgreSQL, Kine, the link and the clock; invariants checked after every round."
+	echo
+	{ grep -shE 'sim_test\.go:[0-9]+: ([0-9]+ rows reached|[0-9]+ schedules \(seeds)' "$log" || true; } | sed -E 's/^[[:space:]]*sim_test\.go:[0-9]+: /- /'
+	echo
 	echo "## Fault matrix through a real kube-apiserver on each node (client-go workload)"
 	echo
 	echo "\`api_rto_ms\`: fault to the first acknowledged write through the Kubernetes API; \`dual_leader_ms\`: how long"

@@ -196,13 +196,8 @@ func TestFailedActionIsRetried(t *testing.T) {
 }
 
 func TestSplitLoserArchives(t *testing.T) {
-	r := newRig(t, "a", "b")
-	r.db.data, r.db.up = true, true
+	r := leaderRig(t, 5)
 	r.db.archived = []string{`{"id":5,"name":"/x"}`}
-	if err := saveState(r.a.cfg.DataDir, Persisted{Member: true, Term: 5, TermRole: fsm.RoleLeader}); err != nil {
-		t.Fatal(err)
-	}
-	r.a.st, _ = loadState(r.a.cfg.DataDir)
 	r.peer.up, r.pgUp = true, true
 	r.peer.st = peer.Status{Name: "b", State: "leader_alone", Member: true, Term: 6, TermRole: "leader", PGUp: true, Primary: true}
 	if s := r.tick(1); s != fsm.Joining {
@@ -231,12 +226,7 @@ func TestSplitLoserArchives(t *testing.T) {
 // a split, and that renewal must not decide which side's writes survive.
 // The comparison waits until both Kines have stopped.
 func TestSplitIsDecidedByTheLastWrite(t *testing.T) {
-	r := newRig(t, "a", "b")
-	r.db.data, r.db.up = true, true
-	if err := saveState(r.a.cfg.DataDir, Persisted{Member: true, Term: 5, TermRole: fsm.RoleLeader}); err != nil {
-		t.Fatal(err)
-	}
-	r.a.st, _ = loadState(r.a.cfg.DataDir)
+	r := leaderRig(t, 5)
 	if s := r.tick(12); s != fsm.LeaderAlone { // boot grace over, peer unseen
 		t.Fatalf("state %s, want leader_alone", s)
 	}
@@ -280,12 +270,7 @@ func TestPauseDefaultsToTheExpiry(t *testing.T) {
 // Rewound data that will not start as a standby is replaced by a base
 // backup, and a retried rejoin does not archive (read) the data again.
 func TestRewoundDataThatWillNotStartIsCopied(t *testing.T) {
-	r := newRig(t, "a", "b")
-	r.db.data, r.db.up = true, true
-	if err := saveState(r.a.cfg.DataDir, Persisted{Member: true, Term: 5, TermRole: fsm.RoleLeader}); err != nil {
-		t.Fatal(err)
-	}
-	r.a.st, _ = loadState(r.a.cfg.DataDir)
+	r := leaderRig(t, 5)
 	r.peer.up, r.pgUp = true, true
 	r.peer.st = peer.Status{Name: "b", State: "leader_alone", Member: true, Term: 6, TermRole: "leader", PGUp: true, Primary: true}
 	r.db.failOn = "start(standby=true)"

@@ -94,6 +94,12 @@ func (h *LocalHandler) Status(context.Context) localapi.StatusReport {
 		LastFailover: failover, ClockOffset: st.PairOffset, Archives: st.Archives, Version: Version,
 		DiskFull: last.o.Self.DiskFull, RecentSplits: last.o.Self.RecentSplits,
 	}
+	if in := st.Intent; in != nil {
+		r.Unfinished = fmt.Sprintf("%s → %s: %s", in.From, in.To, in.Reason)
+		if in.Discards && !in.Copied {
+			r.Unfinished += " (conceded: this node's data serves again only as a copy of the peer's)"
+		}
+	}
 	until := last.o.Self.PausedUntil // includes the peer's pause
 	if st.PausedUntil.After(until) {
 		until = st.PausedUntil // set since the last tick

@@ -23,6 +23,18 @@ func (r *rig) restart() {
 	r.a = a
 }
 
+// leaderRig is a node that stored "leader of term", with its data and
+// PostgreSQL running.
+func leaderRig(t *testing.T, term uint64) *rig {
+	r := newRig(t, "a", "b")
+	r.db.data, r.db.up = true, true
+	if err := saveState(r.a.cfg.DataDir, Persisted{Member: true, Term: term, TermRole: fsm.RoleLeader}); err != nil {
+		t.Fatal(err)
+	}
+	r.a.st, _ = loadState(r.a.cfg.DataDir)
+	return r
+}
+
 func (r *rig) persisted() Persisted {
 	r.t.Helper()
 	st, err := loadState(r.a.cfg.DataDir)
@@ -68,13 +80,8 @@ func TestPromotionCutShortIsFinished(t *testing.T) {
 // it had in flight but is not a lost split: no flap damping.
 func TestPlainCrashIsNotALostSplit(t *testing.T) {
 	for _, peerTerm := range []uint64{6, 5} {
-		r := newRig(t, "a", "b")
-		r.db.data, r.db.up = true, true
+		r := leaderRig(t, 5)
 		r.db.archived = []string{`{"id":5,"name":"/x"}`}
-		if err := saveState(r.a.cfg.DataDir, Persisted{Member: true, Term: 5, TermRole: fsm.RoleLeader}); err != nil {
-			t.Fatal(err)
-		}
-		r.a.st, _ = loadState(r.a.cfg.DataDir)
 		r.peer.up, r.pgUp = true, true
 		r.peer.st = peer.Status{Name: "b", State: "leader_alone", Member: true, Term: peerTerm, TermRole: "leader", PGUp: true, Primary: true,
 			LastCommit: r.now.UnixNano()} // b wrote last
@@ -121,12 +128,7 @@ func TestRebootedLeaderThatWroteLastWins(t *testing.T) {
 // A loser whose rejoin cannot finish (the winner's database port blocked)
 // has conceded all the same: it tells the winner, which resumes writes.
 func TestLoserConcedesWhenItsRejoinFails(t *testing.T) {
-	r := newRig(t, "a", "b")
-	r.db.data, r.db.up = true, true
-	if err := saveState(r.a.cfg.DataDir, Persisted{Member: true, Term: 5, TermRole: fsm.RoleLeader}); err != nil {
-		t.Fatal(err)
-	}
-	r.a.st, _ = loadState(r.a.cfg.DataDir)
+	r := leaderRig(t, 5)
 	r.peer.up = true
 	r.peer.st = peer.Status{Name: "b", State: "leader_alone", Member: true, Term: 6, TermRole: "leader", PGUp: true, Primary: true}
 	r.db.peerBlocked = true

@@ -46,6 +46,9 @@ func formatStatus(w io.Writer, r StatusReport, now time.Time) {
 	row("Peer clock", "%s", offsetText(r.ClockOffset))
 	row("Version", "%s", orDash(r.Version))
 	row("Split-brain archives", "%d", len(r.Archives))
+	if r.Unfinished != "" {
+		row("Unfinished", "%s", r.Unfinished)
+	}
 	if r.RecentSplits > 0 {
 		row("Recent splits", "%d lost in the last hour: promotion waits longer (flap damping)", r.RecentSplits)
 	}

@@ -32,6 +32,9 @@ type StatusReport struct {
 	ClockOffset      time.Duration `json:"clock_offset_ns"`
 	DiskFull         bool          `json:"disk_full"`     // the data filesystem is (nearly) full: a leader hands over
 	RecentSplits     int           `json:"recent_splits"` // splits lost in the last hour: each doubles the wait before promoting
+	// Unfinished is the transition under way or cut short (the agent's
+	// recorded intent), "" when none.
+	Unfinished string `json:"unfinished,omitempty"`
 	Archives         []Archive     `json:"archives"`
 	Version          string        `json:"version"`
 }

@@ -21,54 +21,17 @@ const FaultTable = "twonode_fault"
 // traffic between a and b). Packets are dropped, not rejected: peers see
 // timeouts, as with a cut cable between switches.
 func (n *Network) Partition(from, to string) error {
-	f, err := n.Node(from)
-	if err != nil {
-		return err
-	}
-	t, err := n.Node(to)
-	if err != nil {
-		return err
-	}
-	if f.Name == t.Name {
+	if from == to {
 		return fmt.Errorf("harness: partition %s from itself", from)
 	}
-	// "add" is idempotent for the table and the chain; one transaction.
-	script := fmt.Sprintf(`add table inet %[1]s
-add chain inet %[1]s output { type filter hook output priority 0; policy accept; }
-add rule inet %[1]s output ip daddr %[2]s counter drop
-`, FaultTable, t.Addr)
-	return nft(f.NS, script)
+	return n.dropFrom(from, to, "")
 }
 
-// BlockPort drops every TCP packet between a and b to or from port (both
-// directions, both ends): one service's traffic is cut while the rest of
-// the link works (the pair's PostgreSQL port, with the agents still
-// talking).
-func (n *Network) BlockPort(a, b string, port int) error {
-	var errs []error
-	for _, pair := range [][2]string{{a, b}, {b, a}} {
-		f, err := n.Node(pair[0])
-		if err != nil {
-			return err
-		}
-		t, err := n.Node(pair[1])
-		if err != nil {
-			return err
-		}
-		script := fmt.Sprintf(`add table inet %[1]s
-add chain inet %[1]s output { type filter hook output priority 0; policy accept; }
-add rule inet %[1]s output ip daddr %[2]s tcp dport %[3]d counter drop
-add rule inet %[1]s output ip daddr %[2]s tcp sport %[3]d counter drop
-`, FaultTable, t.Addr, port)
-		errs = append(errs, nft(f.NS, script))
-	}
-	return errors.Join(errs...)
-}
-
-// DropTo drops the TCP packets node from sends to node to's ports: from's
-// connections to those services fail, while to's connections to from
-// (and from's replies on them) go on.
-func (n *Network) DropTo(from, to string, ports ...int) error {
+// dropFrom adds, in from's namespace, one drop rule per match (an nft
+// match such as "tcp dport 5432"; "" drops everything) for the packets
+// from sends to node to. "add" is idempotent for the table and the chain;
+// one transaction.
+func (n *Network) dropFrom(from, to string, matches ...string) error {
 	f, err := n.Node(from)
 	if err != nil {
 		return err
@@ -78,10 +41,19 @@ func (n *Network) DropTo(from, to string, ports ...int) error {
 		return err
 	}
 	script := fmt.Sprintf("add table inet %[1]s\nadd chain inet %[1]s output { type filter hook output priority 0; policy accept; }\n", FaultTable)
-	for _, p := range ports {
-		script += fmt.Sprintf("add rule inet %s output ip daddr %s tcp dport %d counter drop\n", FaultTable, t.Addr, p)
+	for _, m := range matches {
+		script += fmt.Sprintf("add rule inet %s output ip daddr %s %s counter drop\n", FaultTable, t.Addr, m)
 	}
 	return nft(f.NS, script)
+}
+
+// BlockPort drops every TCP packet between a and b to or from port (both
+// directions, both ends): one service's traffic is cut while the rest of
+// the link works (the pair's PostgreSQL port, with the agents still
+// talking).
+func (n *Network) BlockPort(a, b string, port int) error {
+	dport, sport := fmt.Sprintf("tcp dport %d", port), fmt.Sprintf("tcp sport %d", port)
+	return errors.Join(n.dropFrom(a, b, dport, sport), n.dropFrom(b, a, dport, sport))
 }
 
 // Isolate partitions a and b in both directions.
