@@ -34,9 +34,9 @@ type StatusReport struct {
 	RecentSplits     int           `json:"recent_splits"` // splits lost in the last hour: each doubles the wait before promoting
 	// Unfinished is the transition under way or cut short (the agent's
 	// recorded intent), "" when none.
-	Unfinished string `json:"unfinished,omitempty"`
-	Archives         []Archive     `json:"archives"`
-	Version          string        `json:"version"`
+	Unfinished string    `json:"unfinished,omitempty"`
+	Archives   []Archive `json:"archives"`
+	Version    string    `json:"version"`
 }
 
 // Archive is one split-brain archive: rows only this node had when it lost
