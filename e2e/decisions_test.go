@@ -388,6 +388,12 @@ func crashDuringCopy(t *testing.T, scenario, prefix string, subnet int, fault st
 		t.Fatal(err)
 	}
 	waitAgentExit(t, c, joiner, 90*time.Second)
+	b, _ := os.ReadFile(filepath.Join(c.Nodes[joiner].Dir, "agent.log"))
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "FAULT TEST") {
+			t.Logf("how it died: %s", l[strings.Index(l, "msg="):])
+		}
+	}
 	if err := c.Start(joiner); err != nil {
 		t.Fatal(err)
 	}

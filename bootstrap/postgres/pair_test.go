@@ -320,6 +320,13 @@ func TestPair(t *testing.T) {
 			if err := a.super(t, "postgres").QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'").Scan(&waiting); err != nil || waiting != 1 {
 				t.Fatalf("backends waiting on SyncRep: %d, %v", waiting, err)
 			}
+			// A leader going alone records its new term first: that commit
+			// must not wait for the standby that is gone.
+			recordCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			if err := a.m.RecordTerm(recordCtx, 2, "alone", "a", 0); err != nil {
+				t.Fatalf("recording a term with the synchronous standby gone: %v", err)
+			}
+			cancel()
 			start := time.Now()
 			if err := a.m.SetSync(ctx, false); err != nil {
 				t.Fatal(err)

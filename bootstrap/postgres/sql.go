@@ -181,12 +181,27 @@ func (m *Manager) RecordTerm(ctx context.Context, term uint64, kind, node string
 		return fmt.Errorf("postgres: record term: %w", err)
 	}
 	defer closeQuietly(c)
-	if _, err := c.Exec(ctx, termsDDL); err != nil {
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: record term: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	// Committed locally, without waiting for a standby: a leader begins
+	// its "alone" term before it switches synchronous replication off (so
+	// that no write is acknowledged asynchronously in the old term), and
+	// its follower is gone then: a synchronous commit would wait for ever.
+	if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit TO local`); err != nil {
+		return fmt.Errorf("postgres: record term: %w", err)
+	}
+	if _, err := tx.Exec(ctx, termsDDL); err != nil {
 		return fmt.Errorf("postgres: record term: create table: %w", err)
 	}
-	_, err = c.Exec(ctx, `INSERT INTO twonode_terms(term, node, kind, fork_rev) VALUES ($1, $2, $3, $4) ON CONFLICT (term) DO NOTHING`,
+	_, err = tx.Exec(ctx, `INSERT INTO twonode_terms(term, node, kind, fork_rev) VALUES ($1, $2, $3, $4) ON CONFLICT (term) DO NOTHING`,
 		int64(term), node, kind, forkRev)
 	if err != nil {
+		return fmt.Errorf("postgres: record term %d: %w", term, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("postgres: record term %d: %w", term, err)
 	}
 	return nil
