@@ -148,7 +148,7 @@ func (h *LocalHandler) Pause(ctx context.Context, d time.Duration) (string, erro
 	when := until.UTC().Format("2006-01-02 15:04:05 UTC")
 	if err := a.d.Peer.Pause(ctx, peer.PauseRequest{For: int64(d), By: a.cfg.Node.Name}); err != nil {
 		return fmt.Sprintf("paused on %s until %s; %s did not answer (%v): it is paused while it sees %s, and by its own pause if one was set",
-			a.cfg.Node.Name, when, a.cfg.Peer.Name, err, a.cfg.Node.Name), nil
+			a.cfg.Node.Name, when, a.cfg.Peer.Name, err, a.cfg.Node.Name), localapi.ErrPartial
 	}
 	return fmt.Sprintf("paused on %s and %s until %s: no promotion until `twonode resume` or then", a.cfg.Node.Name, a.cfg.Peer.Name, when), nil
 }
@@ -160,7 +160,7 @@ func (h *LocalHandler) Resume(ctx context.Context) (string, error) {
 		return "", err
 	}
 	if err := a.d.Peer.Resume(ctx, peer.ResumeRequest{By: a.cfg.Node.Name}); err != nil {
-		return fmt.Sprintf("resumed on %s; %s did not answer (%v): run `twonode resume` there too", a.cfg.Node.Name, a.cfg.Peer.Name, err), nil
+		return fmt.Sprintf("resumed on %s; %s did not answer (%v): run `twonode resume` there too", a.cfg.Node.Name, a.cfg.Peer.Name, err), localapi.ErrPartial
 	}
 	return fmt.Sprintf("resumed on %s and %s", a.cfg.Node.Name, a.cfg.Peer.Name), nil
 }

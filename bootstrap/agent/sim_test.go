@@ -32,6 +32,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"maps"
@@ -48,6 +49,7 @@ import (
 	"time"
 
 	"github.com/twonode-edge/twonode/bootstrap/fsm"
+	"github.com/twonode-edge/twonode/bootstrap/localapi"
 )
 
 var (
@@ -662,6 +664,9 @@ func (s *simRunner) run(line string) (string, error) {
 		}
 		w.inv.fault(w)
 		w.eventf("%s %s: %q %v", cmd, n.name, msg, herr)
+		if errors.Is(herr, localapi.ErrPartial) {
+			return s.news(cmd + " " + n.name + " (on this node only): " + simDropTimes(msg)), nil
+		}
 		if herr != nil {
 			return s.news(cmd + " " + n.name + ": error: " + herr.Error()), nil
 		}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 
@@ -111,7 +112,13 @@ func fsmCommand() *cli.Command {
 	}
 }
 
+// say prints a command's answer. Done on this node only (the peer did
+// not answer): the answer, and exit status 3, so that scripts notice.
 func say(msg string, err error) error {
+	if errors.Is(err, localapi.ErrPartial) {
+		fmt.Println(msg)
+		return cli.Exit("", 3)
+	}
 	if err != nil {
 		return err
 	}

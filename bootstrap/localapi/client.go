@@ -107,6 +107,9 @@ func (c *Client) FSM(ctx context.Context) (string, error) {
 func (c *Client) message(ctx context.Context, timeout time.Duration, path string, in any) (string, error) {
 	var r messageReply
 	err := c.call(ctx, timeout, http.MethodPost, path, in, &r)
+	if err == nil && r.Partial {
+		err = fmt.Errorf("%s: %w", path, ErrPartial)
+	}
 	return r.Message, err
 }
 

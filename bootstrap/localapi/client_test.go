@@ -43,6 +43,12 @@ func TestClientHappyPath(t *testing.T) {
 	if msg, err := c.Resume(ctx); err != nil || msg != "resumed on a and b" {
 		t.Fatalf("resume: %q %v", msg, err)
 	}
+	// Done on this node only: the message, and an error that says so.
+	h.err = ErrPartial
+	if msg, err := c.Pause(ctx, time.Minute); !errors.Is(err, ErrPartial) || msg == "" {
+		t.Fatalf("partial pause: %q %v", msg, err)
+	}
+	h.err = nil
 	if msg, err := c.Promote(ctx, true); err != nil || msg != "a is the leader (term 8)" {
 		t.Fatalf("promote: %q %v", msg, err)
 	}

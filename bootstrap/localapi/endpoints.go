@@ -68,6 +68,9 @@ func (s *server) switchover(ctx context.Context, body []byte) (int, any) {
 
 func (s *server) message(what string, f func() (string, error)) (int, any) {
 	msg, err := f()
+	if errors.Is(err, ErrPartial) {
+		return http.StatusOK, messageReply{Message: msg, Partial: true}
+	}
 	if err != nil {
 		return s.failed(what, err)
 	}

@@ -64,6 +64,11 @@ type Handler interface {
 // ErrConflict marks a refusal that depends on the cluster's state.
 var ErrConflict = errors.New("conflict")
 
+// ErrPartial marks a command done on this node only (the peer did not
+// answer): the handler returns it with its message; the client returns the
+// message with an error wrapping it, and `twonode` exits 3.
+var ErrPartial = errors.New("done on this node only")
+
 // Wire bodies.
 type (
 	pauseRequest struct {
@@ -75,6 +80,7 @@ type (
 	emptyRequest struct{}
 	messageReply struct {
 		Message string `json:"message"`
+		Partial bool   `json:"partial,omitempty"` // see ErrPartial
 	}
 	fsmReply struct {
 		FSM string `json:"fsm"`

@@ -105,7 +105,9 @@ func (u *Upgrade) Begin(ctx context.Context) error {
 		d = config.Default().Timers.PauseExpiry
 	}
 	msg, err := u.API.Pause(ctx, d)
-	if err != nil {
+	if err != nil && !errors.Is(err, localapi.ErrPartial) {
+		// Paused here only (the peer is down) is enough: a peer that
+		// returns sees this node's pause.
 		return fmt.Errorf("pausing the pair for the upgrade: %w", err)
 	}
 	u.Say(false, msg)
@@ -164,7 +166,7 @@ func (u *Upgrade) Finish(ctx context.Context) error {
 		return nil
 	}
 	msg, err := u.API.Resume(ctx)
-	if err != nil {
+	if err != nil && !errors.Is(err, localapi.ErrPartial) { // the message says what is left to do
 		return fmt.Errorf("ending the upgrade's pause (it ends at its expiry, or with `twonode resume`): %w", err)
 	}
 	u.Say(false, msg)

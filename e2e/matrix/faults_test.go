@@ -1,7 +1,9 @@
 package matrix
 
 import (
+	"context"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -140,4 +142,29 @@ func TestLeaderDiskFull(t *testing.T) {
 		}
 	}
 	t.Errorf("b did not take over in the %s a's disk was full", freed.Sub(fault).Round(time.Second))
+}
+
+// A planned switchover under the client-go load through both API servers:
+// the leader hands over to its synchronous follower and rejoins as its
+// follower. Nothing acknowledged may be lost and nothing archived; the
+// write pause it causes is api_rto_ms (fault = the command).
+func TestSwitchoverUnderLoad(t *testing.T) {
+	r := newRig(t, "switchover", 77, options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fault := time.Now()
+	out, err := r.c.CLI(ctx, "a", "switchover")
+	if err != nil {
+		t.Fatalf("twonode switchover on a: %v: %s", err, out)
+	}
+	t.Logf("twonode switchover took %s: %s", time.Since(fault).Round(time.Millisecond), strings.TrimSpace(out))
+	res := r.finish(fault)
+	if res.Archived != 0 || res.Lost != 0 {
+		t.Errorf("a planned switchover lost %d and archived %d writes", res.Lost, res.Archived)
+	}
+	for _, s := range r.mon.snapshot() {
+		if s.a == "leader_alone" && s.b == "leader_alone" {
+			t.Fatalf("both nodes led at %s during a planned switchover", s.at.Format("15:04:05.000"))
+		}
+	}
 }
