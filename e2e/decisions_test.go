@@ -430,3 +430,59 @@ func ledAfter(c *cluster.Cluster, node string, after time.Time) int {
 	}
 	return n
 }
+
+// A split whose loser's disk is full: the loser cannot write its archive
+// (nor its state file), yet it concedes, and the winner takes writes while
+// the disk stays full. Once space is freed the loser archives and rejoins.
+// Before the change the loser stayed a primary until its archive could be
+// written, and the winner waited for it: no writes on either node.
+func TestSplitWhoseLosersDiskIsFull(t *testing.T) {
+	o, err := cluster.FromEnv(cluster.Options{Prefix: "tnsf", Subnet: 78, Dir: "/var/tmp/twonode-e2e/tnsf", DataSize: "320m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cluster.ForTestWith(t, o)
+	ts := targets(t, c)
+	ctx := context.Background()
+	before := harness.NewWriter("split-disk-before", ts...)
+	before.WriteN(ctx, 20)
+	if err := c.Net.Isolate("a", "b"); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, c, "b", 30*time.Second, "leader_alone")
+	wait(t, c, "a", 30*time.Second, "leader_alone")
+	wa := harness.NewWriter("split-disk-a", clientOf(ts, "a"))
+	wa.WriteN(ctx, 20)
+	time.Sleep(300 * time.Millisecond)
+	wb := harness.NewWriter("split-disk-b", clientOf(ts, "b"))
+	wb.WriteN(ctx, 20) // b writes last: a loses
+	if _, err := c.FillDisk("a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Net.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	healed := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	after := harness.NewWriter("split-disk-after", clientOf(ts, "b"))
+	after.Run(wctx, 10)
+	cancel()
+	ack, served := after.FirstAckAfter(healed)
+	if !served {
+		t.Errorf("the winner took no write in the 20 s after the split healed while the loser's disk was full")
+	}
+	if err := c.FreeDisk("a"); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, c, "a", 120*time.Second, "follower")
+	wait(t, c, "b", 30*time.Second, "leader")
+	acked := append(append(append(before.Acked(), wa.Acked()...), wb.Acked()...), after.Acked()...)
+	lost := verify(t, ts, "b", acked)
+	archived := archivedOf(t, c, "a", lost)
+	for _, op := range lost {
+		if op.Node != "a" {
+			t.Errorf("a write acknowledged by the winner was lost: %s", op.Key)
+		}
+	}
+	result(t, harness.Result{Scenario: "split-losers-disk-full", RTOms: harness.RTO(healed, ack, served), Acked: len(acked), Lost: len(lost), Archived: archived})
+}

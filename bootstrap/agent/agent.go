@@ -237,7 +237,17 @@ func (a *Agent) executeMarked(ctx context.Context, d fsm.Decision, obs observed)
 	in := d.Intent()
 	if in != nil {
 		if err := a.updateState(func(p *Persisted) { p.Intent = in }); err != nil {
-			return fmt.Errorf("recording the intent: %w", err)
+			if !in.Discards {
+				return fmt.Errorf("recording the intent: %w", err)
+			}
+			// A loser whose disk is full concedes all the same, in memory:
+			// the winner resumes on its word, and a restart decides the
+			// split again. Replacing its data needs the record first
+			// (markDiscarding), and room anyway.
+			a.log.Warn("conceding without a durable record (the state file could not be written)", "err", err)
+			a.mu.Lock()
+			a.st.Intent = in
+			a.mu.Unlock()
 		}
 	}
 	if err := a.execute(ctx, d, obs); err != nil {
