@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -189,7 +190,7 @@ func (s *simRunner) run(line string) (string, error) {
 		return "ok", nil
 	case "disarm":
 		for _, n := range w.nodes {
-			n.crash = nil
+			n.crash, n.diskFull = nil, false
 		}
 		return "ok", nil
 	case "power-off":
@@ -203,6 +204,40 @@ func (s *simRunner) run(line string) (string, error) {
 			}
 			w.powerOff(n)
 		}
+		return s.news(), nil
+	case "replace": // replace a: a powered-off node becomes a new, empty machine of the same name
+		n, err := nodeArg()
+		if err != nil {
+			return "", err
+		}
+		if n.powered {
+			return "", fmt.Errorf("replace %s: power it off first", n.name)
+		}
+		n.pg = simPG{}
+		if err := os.RemoveAll(n.cfg.DataDir); err != nil {
+			return "", err
+		}
+		w.eventf("%s: replaced by an empty machine", n.name)
+		return s.news(), nil
+	case "kill-postgres": // PostgreSQL alone dies (killed, crashed); the agent and Kine go on
+		n, err := nodeArg()
+		if err != nil {
+			return "", err
+		}
+		if n.powered && n.pg.running {
+			n.pg.running, n.pg.dirty = false, true
+			w.eventf("%s: postgres killed", n.name)
+			w.inv.fault(w)
+		}
+		return s.news(), nil
+	case "disk-full": // disk-full a on|off: the data filesystem fills up, or is freed
+		n, err := nodeArg()
+		if err != nil {
+			return "", err
+		}
+		n.diskFull = slices.Contains(pos, "on")
+		w.eventf("%s: disk full %v", n.name, n.diskFull)
+		w.inv.fault(w)
 		return s.news(), nil
 	case "power-on":
 		n, err := nodeArg()

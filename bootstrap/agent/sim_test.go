@@ -51,6 +51,7 @@ var (
 	simVerbose   = flag.Bool("sim.v", false, "print every schedule's commands and event trail")
 	simK         = flag.Int("sim.k", 300, "rounds (of 500 ms) of quiet after which the pair must have converged (I3, I4)")
 	simCrashRows = flag.Int("sim.rowfirings", 2, "TestEveryRowCrashAfterEachAction: firings per row to crash in")
+	simRowSeeds  = flag.Uint64("sim.rowseeds", 800, "TestEveryRowCrashAfterEachAction: random schedules searched for rows no scenario reaches")
 )
 
 // simBase is where the worlds keep their data directories: tmpfs when

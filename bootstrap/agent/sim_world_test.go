@@ -127,6 +127,7 @@ type simNode struct {
 	calls          int // effectful calls made while acting, over all incarnations
 	crash          *crashPlan
 	callLog        []string // names of the counted calls, by number-1 (recording runs)
+	diskFull       bool     // the data filesystem has no room left (FreeBytes says so)
 }
 
 // simFiring is one decided transition whose actions ran (or failed).
@@ -290,7 +291,12 @@ func (w *simWorld) boot(n *simNode) error {
 	inst := &simInst{w: w, n: n}
 	a, err := New(n.cfg, w.log.With("node", n.name), Deps{
 		DB: simDB{inst}, Kine: simKine{inst}, Peer: simPeer{inst}, PingPeer: inst.ping, Now: w.clock,
-		FreeBytes: func(string) (uint64, error) { return 1 << 40, nil },
+		FreeBytes: func(string) (uint64, error) {
+			if n.diskFull {
+				return 0, nil
+			}
+			return 1 << 40, nil
+		},
 	})
 	if err != nil {
 		return err
