@@ -236,27 +236,31 @@ func (a *Agent) executeMarked(ctx context.Context, d fsm.Decision, obs observed)
 	defer a.acting.Store(false)
 	in := d.Intent()
 	if in != nil {
-		if err := a.updateState(func(p *Persisted) { p.Intent = in }); err != nil {
-			if !in.Discards {
-				return fmt.Errorf("recording the intent: %w", err)
-			}
-			// A loser whose disk is full concedes all the same, in memory:
-			// the winner resumes on its word, and a restart decides the
-			// split again. Replacing its data needs the record first
-			// (markDiscarding), and room anyway.
-			a.log.Warn("conceding without a durable record (the state file could not be written)", "err", err)
-			a.mu.Lock()
-			a.st.Intent = in
-			a.mu.Unlock()
-		}
+		a.setIntent(in)
 	}
 	if err := a.execute(ctx, d, obs); err != nil {
 		return err
 	}
-	if in == nil {
-		return nil
+	if in != nil {
+		a.setIntent(nil)
 	}
-	return a.updateState(func(p *Persisted) { p.Intent = nil })
+	return nil
+}
+
+// setIntent records the transition under way (nil: none). A full disk
+// (the hand-over of a leader whose disk filled, a split's loser whose
+// disk is full) must not stop the transition: the intent is then kept in
+// memory, and what a crash would need is either read back from
+// PostgreSQL's real role (a promotion) or decided again (a concession).
+// Replacing the data needs the durable record first (markDiscarding), and
+// room anyway. Found by the leader-disk-full scenario.
+func (a *Agent) setIntent(in *fsm.Intent) {
+	if err := a.updateState(func(p *Persisted) { p.Intent = in }); err != nil {
+		a.log.Warn("the intent is kept in memory only (the state file could not be written)", "err", err)
+		a.mu.Lock()
+		a.st.Intent = in
+		a.mu.Unlock()
+	}
 }
 
 // Alive reports whether the loop completed a tick recently: the systemd

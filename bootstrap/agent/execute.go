@@ -131,7 +131,8 @@ func (a *Agent) run(ctx context.Context, act fsm.Action, obs observed) error {
 		if in != nil {
 			a.log.Info("an interrupted transition is forgotten: nothing of it needs finishing", "from", in.From, "to", in.To, "reason", in.Reason)
 		}
-		return a.updateState(func(p *Persisted) { p.Intent = nil })
+		a.setIntent(nil)
+		return nil
 	}
 	return fmt.Errorf("unknown action %q", act.Kind)
 }
