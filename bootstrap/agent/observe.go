@@ -60,7 +60,9 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 	// answers never wait for them.
 	if splitPending(self, p) && !self.KineServing {
 		self.LastCommit = a.lastWrite(ctx, timeout, a.pgSnapshot())
-		p.LastCommit = a.checkPeerLastWrite(ctx, timeout, ps, p.LastCommit)
+		if !p.KineServing { // only then does the peer report its last write
+			p.LastCommit = a.checkPeerLastWrite(ctx, timeout, ps, p.LastCommit)
+		}
 	}
 	if self.PGUp && !self.Primary {
 		// A standby's replicated term history: the term a promotion begins.

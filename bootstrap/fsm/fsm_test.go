@@ -418,6 +418,18 @@ func cutPromotionPeer(term uint64) Peer {
 	return Peer{Name: "b", AgentUp: true, PGUp: true, State: Starting, Member: true, Term: term, TermRole: RoleFollower, Primary: true}
 }
 
+// A loser whose rejoin failed once goes on rejoining while the winner
+// serves again.
+func TestConcededLoserRejoinsWhileTheWinnerServes(t *testing.T) {
+	s := intent(leaderSelf(), Intent{Discards: true})
+	s.KineServing = false
+	p := servingPeer(promotedPeer(4))
+	_, d := step(t, in(LeaderAlone), Observation{Now: t0, Self: s, Peer: p})
+	if d.To != Joining {
+		t.Fatalf("got %s → %s %q, want the rejoin", d.From, d.To, d.Reason)
+	}
+}
+
 // A peer that conceded a split no longer stops the winner's writes.
 func TestWinnerResumesWhenTheLoserConceded(t *testing.T) {
 	s := leaderSelf()

@@ -100,12 +100,23 @@ func (t tick) peerLeadsOurTermUnseen() bool {
 // against the peer's half a tick old, and neither gave way for as long as
 // clients wrote to both (measured: 3 minutes, a one-way partition). So
 // that comparison waits until both have stopped their Kine.
+//
+// A node that has conceded goes on rejoining whatever the peer does: the
+// winner resumed its writes on that concession, so the split stays
+// "unsettled" from here (found by the split whose loser's disk was full:
+// its archive failed once, and it then waited for ever for the winner to
+// stop serving).
 func (t tick) peerOutranks() bool {
 	p := t.o.Peer
-	if t.splitUnsettled() || p.Rejoining {
+	switch {
+	case !p.AgentUp || !p.Member || !p.Primary || p.Rejoining:
+		return false
+	case t.discarding():
+		return true
+	case t.splitUnsettled():
 		return false
 	}
-	return p.AgentUp && p.Member && p.Primary && !t.selfWins()
+	return !t.selfWins()
 }
 
 // sameTermLeaders: both nodes lead the same term on their own primaries:
