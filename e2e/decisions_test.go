@@ -468,8 +468,11 @@ func TestSplitWhoseLosersDiskIsFull(t *testing.T) {
 	after.Run(wctx, 10)
 	cancel()
 	ack, served := after.FirstAckAfter(healed)
-	if !served {
-		t.Errorf("the winner took no write in the 20 s after the split healed while the loser's disk was full")
+	// Writes go on, not one: measured before the change, the first write
+	// was acknowledged and then nothing for the rest of the 20 s.
+	if n := len(after.Acked()); n < 50 {
+		t.Errorf("the winner acknowledged %d writes (of %d tried, 10 a second) in the 20 s after the split healed while the loser's disk was full",
+			n, len(after.Ops()))
 	}
 	if err := c.FreeDisk("a"); err != nil {
 		t.Fatal(err)
