@@ -390,8 +390,26 @@ func crashDuringCopy(t *testing.T, scenario, prefix string, subnet int, fault st
 	waitAgentExit(t, c, joiner, 90*time.Second)
 	b, _ := os.ReadFile(filepath.Join(c.Nodes[joiner].Dir, "agent.log"))
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.Contains(l, "FAULT TEST") {
+		if strings.Contains(l, "FAULT TEST:") {
 			t.Logf("how it died: %s", l[strings.Index(l, "msg="):])
+		}
+	}
+	if !newMachine {
+		// The winner is away when the loser comes back: the loser's data
+		// may be half replaced, and it must wait rather than lead on it
+		// (before the change it led alone once its boot grace was over).
+		if err := c.PowerOff(leader); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(joiner); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(12 * time.Second) // more than its boot grace and detection window
+		if n := ledAfter(c, joiner, back); n > 0 {
+			t.Errorf("%s led on the data whose copy was cut short, while %s was away", joiner, leader)
+		}
+		if err := c.Start(leader); err != nil {
+			t.Fatal(err)
 		}
 	}
 	if err := c.Start(joiner); err != nil {
