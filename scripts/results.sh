@@ -37,7 +37,7 @@ for line in sys.stdin:
 	echo
 	echo "Two real agents on fakes of PostgreSQL, Kine, the link and the clock; invariants checked after every round."
 	echo
-	{ grep -shE 'sim_test\.go:[0-9]+: ([0-9]+ rows reached|[0-9]+ schedules \(seeds)' "$log" || true; } | sed -E 's/^[[:space:]]*sim_test\.go:[0-9]+: /- /'
+	{ grep -shE 'sim_[a-z_]*test\.go:[0-9]+: ([0-9]+ rows reached|[0-9]+ schedules \(seeds)' "$log" || true; } | sed -E 's/^[[:space:]]*sim_[a-z_]*test\.go:[0-9]+: /- /'
 	echo
 	echo "## Fault matrix through a real kube-apiserver on each node (client-go workload)"
 	echo
