@@ -124,6 +124,8 @@ func (a *Agent) run(ctx context.Context, act fsm.Action, obs observed) error {
 		})
 	case fsm.Handover:
 		return a.handover(ctx, obs)
+	case fsm.Followed:
+		return a.updateState(func(p *Persisted) { p.Alone = false })
 	case fsm.ClearIntent:
 		a.mu.Lock()
 		in := a.st.Intent

@@ -302,6 +302,7 @@ func TestRandomSchedules(t *testing.T) {
 	byInv := map[string]int{}
 	firstSeed := map[string]uint64{}
 	failedSeeds := 0
+	var failed []uint64
 	rounds, maxConv := 0, 0
 	// Schedules are independent worlds: run them on every core, report
 	// in seed order.
@@ -349,6 +350,7 @@ func TestRandomSchedules(t *testing.T) {
 			continue
 		}
 		failedSeeds++
+		failed = append(failed, seed)
 		invs := map[string]bool{}
 		for _, v := range w.inv.violations {
 			invs[v.Inv] = true
@@ -370,6 +372,6 @@ func TestRandomSchedules(t *testing.T) {
 				seed, seed, v, strings.Join(cmds, "\n  "), strings.Join(simTrail(w.events, v, 50), "\n  "))
 		}
 	}
-	t.Logf("%d schedules (seeds %d..%d), %d rounds, in %s; %d schedules violated an invariant, by invariant %v (first seeds %v); slowest convergence %d rounds",
-		n, first, first+uint64(n)-1, rounds, time.Since(start).Round(time.Millisecond), failedSeeds, byInv, firstSeed, maxConv)
+	t.Logf("%d schedules (seeds %d..%d), %d rounds, in %s; %d schedules violated an invariant, by invariant %v (first seeds %v, all %v); slowest convergence %d rounds",
+		n, first, first+uint64(n)-1, rounds, time.Since(start).Round(time.Millisecond), failedSeeds, byInv, firstSeed, failed, maxConv)
 }

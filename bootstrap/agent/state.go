@@ -44,8 +44,9 @@ type Persisted struct {
 	// LostSplits are when this node lost a split brain within the last
 	// splitMemory: each makes it slower to promote (fsm: flap damping).
 	LostSplits []time.Time `json:"lost_splits,omitempty"`
-	// Alone: this leader's replication is asynchronous (its last SyncOff
-	// or SyncOn), so that after a reboot it goes on in the same term.
+	// Alone: this leader's term is one of leading alone, with no follower
+	// streaming in it since (set by NewTerm and SyncOff, cleared by SyncOn
+	// and Followed), so that after a reboot it goes on in the same term.
 	Alone bool `json:"alone,omitempty"`
 	// Intent is the transition under way, recorded before its first
 	// action and cleared after its last (fsm.Intent): an agent that dies

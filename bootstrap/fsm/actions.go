@@ -52,6 +52,10 @@ const (
 	// ClearIntent forgets an interrupted transition that left nothing to
 	// finish (see Intent).
 	ClearIntent ActionKind = "clear-intent"
+	// Followed records that a follower streams in this leader's term: the
+	// follower may promote into the next term, so a restart, or the
+	// follower's loss, begins it here too (see Self.WasAlone).
+	Followed ActionKind = "followed"
 )
 
 // Action is one step with its parameters.

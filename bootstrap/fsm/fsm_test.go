@@ -104,6 +104,7 @@ func TestStarting(t *testing.T) {
 		{"a leader whose data runs as a standby promotes it after the grace", late, Observation{Self: notStreamingAsLeader()}, LeaderAlone, "follower unreachable", "kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local"},
 		{"a leader rebooted while alone goes on in its term after the grace", late, Observation{Self: wasAlone(stoppedLeader(4))}, LeaderAlone, "follower unreachable", "start-primary,sync-off,ensure-slot,kine-local"},
 		{"a leader restarted while alone goes on in its term", born, Observation{Self: aloneLeader()}, LeaderAlone, "alone (asynchronous) as before", "sync-off,ensure-slot,kine-local"},
+		{"a leader restarted asynchronous after a follower streamed begins a new term", born, Observation{Self: asyncFollowedLeader()}, LeaderAlone, "a new term", "new-term,sync-off,ensure-slot,kine-local"},
 		{"a leader restarted while synchronous waits for the grace", born, Observation{Self: syncLeaderNoFollower()}, Starting, "", ""},
 		{"leader waits within the boot grace", born, Observation{Self: stoppedLeader(4)}, Starting, "", ""},
 		{"follower takes over after the boot grace", late, Observation{Self: stoppedFollower(4)}, LeaderAlone, "leader unreachable", "start-standby,kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local"},
@@ -122,6 +123,7 @@ func notStreamingAsLeader() Self {
 	return s
 }
 func wasAlone(s Self) Self          { s.WasAlone = true; return s }
+func asyncFollowedLeader() Self     { s := aloneLeader(); s.WasAlone = false; return s }
 func syncLeaderNoFollower() Self    { s := aloneLeader(); s.SyncOn, s.WasAlone = true, false; return s }
 func leaderPeerNamed(n string) Peer { p := leaderPeer(); p.Name = n; return p }
 func stoppedLeader(term uint64) Self {
@@ -159,7 +161,7 @@ func TestFollower(t *testing.T) {
 	newTerm := leaderPeer()
 	newTerm.Term, newTerm.State = 5, LeaderAlone
 	run(t, []tc{
-		{"handover promotes at once", in(Follower), Observation{Self: followerSelf(), Peer: leaderPeer(), Cmd: Command{Kind: CmdHandover, LSN: 7}}, LeaderAlone, "handed over", "kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local"},
+		{"handover promotes at once", in(Follower), Observation{Self: followerSelf(), Peer: leaderPeer(), Cmd: Command{Kind: CmdHandover, LSN: 7}}, LeaderAlone, "handed over", "kine-stop,promote,revision-fence,new-term,followed,ensure-slot,kine-local"},
 		{"manual promote with the leader gone", in(Follower), Observation{Self: followerSelf(), Peer: down, Cmd: Command{Kind: CmdPromote}}, LeaderAlone, "operator", ""},
 		{"manual promote refused while the leader's database answers", in(Follower), Observation{Self: followerSelf(), Peer: leaderPeer(), Cmd: Command{Kind: CmdPromote}}, Follower, "", ""},
 		{"forced promote", in(Follower), Observation{Self: followerSelf(), Peer: leaderPeer(), Cmd: Command{Kind: CmdForcePromote}}, LeaderAlone, "operator", ""},
@@ -244,6 +246,8 @@ func TestLeaderAlone(t *testing.T) {
 		{"caught-up follower restores sync", Machine{State: LeaderAlone, OKs: 1}, Observation{Self: leaderSelf(), Peer: followerPeer()}, Leader, "synchronous again", "sync-on"},
 		{"one good probe is not enough", in(LeaderAlone), Observation{Self: leaderSelf(), Peer: followerPeer()}, LeaderAlone, "", ""},
 		{"a follower that came back and is lost again: a new term", Machine{State: LeaderAlone, Fails: 2, Followed: true}, Observation{Self: aloneLeader()}, LeaderAlone, "a new term", "new-term"},
+		{"a follower streams in an alone term: recorded", Machine{State: LeaderAlone}, Observation{Self: wasAlone(leaderSelf()), Peer: followerPeer()}, LeaderAlone, "recorded", "followed"},
+		{"followed before a restart, lost again: a new term", Machine{State: LeaderAlone, Fails: 2}, Observation{Self: syncLeaderNoFollower()}, LeaderAlone, "a new term", "new-term"},
 		{"lost for the window without ever following: no new term", Machine{State: LeaderAlone, Fails: 5}, Observation{Self: aloneLeader()}, LeaderAlone, "", ""},
 		{"local primary died", in(LeaderAlone), Observation{Self: stoppedLeader(4)}, Starting, "PostgreSQL is down", ""},
 		{"split brain while both take writes: stop writes first", in(LeaderAlone), Observation{Self: serving(splitSelf(t0)), Peer: splitPeer(t0.Add(time.Second))}, LeaderAlone, "writes stop", "kine-stop"},

@@ -78,6 +78,16 @@ func (t tick) peerPromoting() bool {
 	return p.AgentUp && p.Primary && p.TermRole == RoleFollower
 }
 
+// peerKnowsOurTerm: the peer, not a primary, follows this node's term (it
+// adopted it with a copy of this node's data): it may promote into the
+// next one when cut off, even if it never streamed. The role matters: a
+// peer that began a term of the same number on its own is not following
+// it (found by the simulation, a one-way partition).
+func (t tick) peerKnowsOurTerm() bool {
+	p := t.o.Peer
+	return p.AgentUp && p.Member && !p.Primary && p.TermRole == RoleFollower && p.Term == t.o.Self.Term
+}
+
 // splitUnsettled: both lead one term and one of them still serves: its last
 // write still moves, so the comparison waits (see peerOutranks).
 func (t tick) splitUnsettled() bool {

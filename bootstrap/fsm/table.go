@@ -190,6 +190,22 @@ var Table = slices.Concat([]Row{
 				!t.discarding() && (t.o.Peer.AgentUp || !t.peerSeen())
 		},
 		Do: seq(SyncOff, EnsureSlot, KineLocal)},
+	// A leader whose agent restarted after a follower streamed in its term,
+	// before replication was synchronous again: its Kine may have gone on
+	// acknowledging writes the follower lacks, and the follower may promote
+	// into the next term. It begins that term too, as a leader losing its
+	// follower does, so that a split is decided by the last write (found
+	// by the simulation: it went on in the old term and the follower's
+	// promotion outranked its writes by the number).
+	{From: Starting, To: LeaderAlone, Reason: "agent restarted: primary running asynchronously after a follower streamed in its term: a new term",
+		When: func(t tick) bool {
+			s := t.o.Self
+			return t.member() && s.TermRole == RoleLeader && s.PGUp && s.Primary && !s.WasAlone && !s.SyncOn &&
+				!s.FollowerStreaming && !t.o.Peer.Primary && !t.discarding() && (t.o.Peer.AgentUp || !t.peerSeen())
+		},
+		Do: func(t tick) []Action {
+			return []Action{{Kind: NewTerm, Term: t.o.Self.Term + 1, Why: TermAlone}, {Kind: SyncOff}, {Kind: EnsureSlot}, {Kind: KineLocal}}
+		}},
 	{From: Starting, To: LeaderAlone, Reason: "boot grace over and the follower unreachable: leading alone",
 		When: func(t tick) bool {
 			return t.member() && t.o.Self.TermRole == RoleLeader && t.graceOver() && !t.peerSeen() && !t.discarding()
@@ -242,7 +258,16 @@ var Table = slices.Concat([]Row{
 	{From: Follower, To: LeaderAlone, Reason: "the leader handed over: taking over",
 		Consumes: CmdHandover,
 		When:     func(t tick) bool { return t.o.Cmd.Kind == CmdHandover },
-		Do:       promotion(TermSwitchover)},
+		// The old leader rewinds onto this node's data, and with it this
+		// term: it may promote into the next one if it is cut off before
+		// it streams, so the term counts as followed from the start (found
+		// by the simulation: a partition at the hand-over's instant, and
+		// the old leader's take-over outranked this node's writes).
+		Do: func(t tick) []Action {
+			acts := promotion(TermSwitchover)(t)
+			i := slices.IndexFunc(acts, func(a Action) bool { return a.Kind == NewTerm })
+			return slices.Insert(acts, i+1, Action{Kind: Followed}) // before any write
+		}},
 	{From: Follower, To: LeaderAlone, Reason: "operator promoted this node",
 		Consumes: CmdPromote,
 		When: func(t tick) bool {
@@ -301,9 +326,20 @@ var Table = slices.Concat([]Row{
 	// followed) meets this node in the same term, a split decided by the
 	// last write, not by the number (found by the simulation: this
 	// leader's writes during the partition were archived by term alone).
+	//
+	// That a follower streamed is also recorded (durably): a leader whose
+	// agent restarted before replication was synchronous again forgot it,
+	// went on alone in the old term, and the follower's promotion
+	// outranked its writes by the number (found by the simulation, seed
+	// 837 of 10,000).
+	{From: LeaderAlone, To: LeaderAlone, Reason: "a follower streams in this term, or knows it: recorded, so that losing it again begins a new term",
+		When: func(t tick) bool { return t.o.Self.WasAlone && (t.o.Self.FollowerStreaming || t.peerKnowsOurTerm()) },
+		Do:   seq(Followed)},
 	{From: LeaderAlone, To: LeaderAlone, Reason: "the follower that came back is gone again for the whole detection window: a new term",
 		NewTerm: true,
-		When:    func(t tick) bool { return t.m.Followed && t.m.Fails >= t.c.FailureThreshold },
+		When: func(t tick) bool {
+			return (t.m.Followed || !t.o.Self.WasAlone) && t.m.Fails >= t.c.FailureThreshold
+		},
 		Do: func(t tick) []Action {
 			return []Action{{Kind: NewTerm, Term: t.o.Self.Term + 1, Why: TermAlone}}
 		}},

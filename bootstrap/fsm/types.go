@@ -114,9 +114,9 @@ type Self struct {
 	// before its first action, cleared after its last): the agent died
 	// half-way. Nil when none.
 	Intent *Intent
-	// WasAlone: this node led with asynchronous replication when it last
-	// changed it (persisted): its current term is already one of leading
-	// alone.
+	// WasAlone: this node's current term is one of leading alone, and no
+	// follower has streamed in it since (persisted): a follower cannot
+	// have promoted past it, so a restart goes on in the same term.
 	WasAlone bool
 }
 
