@@ -64,18 +64,18 @@ func (h *PeerHandler) Resume(_ context.Context, r peer.ResumeRequest) error {
 // Handover implements peer.Handler: the leader asks this follower to take over.
 func (h *PeerHandler) Handover(ctx context.Context, r peer.HandoverRequest) (peer.HandoverResponse, error) {
 	a := h.a
-	if m, _, st := a.snapshot(); m.State.IsLeader() {
-		return peer.HandoverResponse{Term: st.Term, Promoted: true, Message: "already leading"}, nil
-	}
 	res, err := a.do(ctx, fsm.Command{Kind: fsm.CmdHandover, LSN: r.LSN})
 	if err != nil {
 		return peer.HandoverResponse{}, err
 	}
 	_, _, st := a.snapshot()
-	if !res.consumed {
-		return peer.HandoverResponse{Term: st.Term, Message: explain(res)}, nil
+	switch {
+	case res.consumed:
+		return peer.HandoverResponse{Term: st.Term, Promoted: true, Message: "promoted"}, nil
+	case res.noChange():
+		return peer.HandoverResponse{Term: st.Term, Promoted: true, Message: explain(res)}, nil
 	}
-	return peer.HandoverResponse{Term: st.Term, Promoted: true, Message: "promoted"}, nil
+	return peer.HandoverResponse{Term: st.Term, Message: explain(res)}, nil
 }
 
 // Status implements localapi.Handler.
@@ -168,9 +168,6 @@ func (h *LocalHandler) Resume(ctx context.Context) (string, error) {
 // Promote implements localapi.Handler.
 func (h *LocalHandler) Promote(ctx context.Context, force bool) (string, error) {
 	a := h.a
-	if m, _, _ := a.snapshot(); m.State.IsLeader() {
-		return fmt.Sprintf("no change: %s is already the leader (%s)", a.cfg.Node.Name, m.State), nil
-	}
 	kind := fsm.CmdPromote
 	if force {
 		kind = fsm.CmdForcePromote
@@ -178,6 +175,9 @@ func (h *LocalHandler) Promote(ctx context.Context, force bool) (string, error) 
 	res, err := a.do(ctx, fsm.Command{Kind: kind})
 	if err != nil {
 		return "", err
+	}
+	if res.noChange() {
+		return fmt.Sprintf("no change: %s is already the leader (%s)", a.cfg.Node.Name, res.d.From), nil
 	}
 	if !res.consumed {
 		return "", fmt.Errorf("%s", explain(res))
@@ -189,9 +189,6 @@ func (h *LocalHandler) Promote(ctx context.Context, force bool) (string, error) 
 // Switchover implements localapi.Handler.
 func (h *LocalHandler) Switchover(ctx context.Context) (string, error) {
 	a := h.a
-	if m, _, _ := a.snapshot(); m.State == fsm.Follower {
-		return "", fmt.Errorf("%s is the follower: run `twonode switchover` on the leader, %s", a.cfg.Node.Name, a.cfg.Peer.Name)
-	}
 	res, err := a.do(ctx, fsm.Command{Kind: fsm.CmdSwitchover})
 	if err != nil {
 		return "", err
@@ -207,6 +204,15 @@ func (h *LocalHandler) FSM(context.Context) string {
 	var b strings.Builder
 	_ = fsm.WriteTable(&b)
 	return b.String()
+}
+
+// noChange: the table says the command's effect already holds.
+func (r cmdResult) noChange() bool {
+	if r.consumed || r.err != nil {
+		return false
+	}
+	ref, _ := fsm.RefusalFor(r.d.From, r.cmd)
+	return ref.NoChange
 }
 
 // explain says why a command changed nothing.

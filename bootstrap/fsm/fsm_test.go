@@ -470,3 +470,20 @@ func TestPromotionBeginsAfterTheReplicatedTerm(t *testing.T) {
 		}
 	}
 }
+
+// The table, not the API, decides which commands are answered "no change"
+// (the effect holds already) and which are refused.
+func TestRefusalsAnswer(t *testing.T) {
+	for _, c := range []struct {
+		s        State
+		cmd      CommandKind
+		noChange bool
+	}{
+		{Leader, CmdPromote, true}, {LeaderAlone, CmdForcePromote, true}, {Leader, CmdHandover, true},
+		{Follower, CmdSwitchover, false}, {Joining, CmdHandover, false}, {Starting, CmdSwitchover, false},
+	} {
+		if r, _ := RefusalFor(c.s, c.cmd); r.NoChange != c.noChange || r.Why == "" {
+			t.Errorf("%s in %s: no change %v (%q), want %v", c.cmd, c.s, r.NoChange, r.Why, c.noChange)
+		}
+	}
+}

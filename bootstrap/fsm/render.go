@@ -18,9 +18,13 @@ func WriteTable(w io.Writer) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.From, r.To, r.Reason, cmd)
 	}
-	fmt.Fprintln(tw, "\nIN\tCOMMAND\tREFUSED BECAUSE\t")
+	fmt.Fprintln(tw, "\nIN\tCOMMAND\tREFUSED BECAUSE\tANSWER")
 	for _, r := range Refusals {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t\n", r.State, r.Cmd, r.Why)
+		answer := "error"
+		if r.NoChange {
+			answer = "no change"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.State, r.Cmd, r.Why, answer)
 	}
 	return tw.Flush()
 }
