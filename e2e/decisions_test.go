@@ -248,6 +248,7 @@ func (liar) Resume(context.Context, peer.ResumeRequest) error { return nil }
 func (liar) Handover(context.Context, peer.HandoverRequest) (peer.HandoverResponse, error) {
 	return peer.HandoverResponse{Promoted: true}, nil
 }
+func (liar) Follow(context.Context, peer.FollowRequest) error { return nil }
 
 // Four leader crashes and returns under load: each returning leader may
 // hold rows that were in flight (never acknowledged), and none of this is

@@ -255,10 +255,17 @@ func (a *Agent) executeMarked(ctx context.Context, d fsm.Decision, obs observed)
 // Replacing the data needs the durable record first (markDiscarding), and
 // room anyway. Found by the leader-disk-full scenario.
 func (a *Agent) setIntent(in *fsm.Intent) {
-	if err := a.updateState(func(p *Persisted) { p.Intent = in }); err != nil {
-		a.log.Warn("the intent is kept in memory only (the state file could not be written)", "err", err)
+	a.updateOrKeep("the intent", func(p *Persisted) { p.Intent = in })
+}
+
+// updateOrKeep changes the state, in memory only if the state file cannot
+// be written (a full disk): for records whose loss on a restart costs
+// less than stopping the step that makes them.
+func (a *Agent) updateOrKeep(what string, change func(*Persisted)) {
+	if err := a.updateState(change); err != nil {
+		a.log.Warn(what+" is kept in memory only (the state file could not be written)", "err", err)
 		a.mu.Lock()
-		a.st.Intent = in
+		change(&a.st)
 		a.mu.Unlock()
 	}
 }

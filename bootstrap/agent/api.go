@@ -78,6 +78,19 @@ func (h *PeerHandler) Handover(ctx context.Context, r peer.HandoverRequest) (pee
 	return peer.HandoverResponse{Term: st.Term, Message: explain(res)}, nil
 }
 
+// Follow implements peer.Handler: the peer is about to adopt this node's
+// term; the table records it (or refuses) before the answer.
+func (h *PeerHandler) Follow(ctx context.Context, r peer.FollowRequest) error {
+	res, err := h.a.do(ctx, fsm.Command{Kind: fsm.CmdFollow, Term: r.Term})
+	if err != nil {
+		return err
+	}
+	if !res.consumed {
+		return fmt.Errorf("%w: %s", peer.ErrConflict, explain(res))
+	}
+	return nil
+}
+
 // Status implements localapi.Handler.
 func (h *LocalHandler) Status(context.Context) localapi.StatusReport {
 	a := h.a

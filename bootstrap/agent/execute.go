@@ -124,8 +124,14 @@ func (a *Agent) run(ctx context.Context, act fsm.Action, obs observed) error {
 		})
 	case fsm.Handover:
 		return a.handover(ctx, obs)
+	case fsm.Announce:
+		return a.d.Peer.Follow(ctx, peer.FollowRequest{Term: act.Term, By: a.cfg.Node.Name})
 	case fsm.Followed:
-		return a.updateState(func(p *Persisted) { p.Alone = false })
+		// Not durable on a full disk: the peer's copy must not wait for
+		// this node's disk (a leader with a full disk hands over once the
+		// peer streams). A restart before it is written forgets it.
+		a.updateOrKeep("that a follower follows this term", func(p *Persisted) { p.Alone = false })
+		return nil
 	case fsm.ClearIntent:
 		a.mu.Lock()
 		in := a.st.Intent

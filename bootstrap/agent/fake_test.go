@@ -182,6 +182,8 @@ func (p *fakePeer) Resume(context.Context, peer.ResumeRequest) error {
 	p.resumed = true
 	return nil
 }
+func (p *fakePeer) Follow(context.Context, peer.FollowRequest) error { return nil }
+
 func (p *fakePeer) Handover(context.Context, peer.HandoverRequest) (peer.HandoverResponse, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

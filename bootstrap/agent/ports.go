@@ -36,6 +36,7 @@ type PeerClient interface {
 	Pause(ctx context.Context, r peer.PauseRequest) error
 	Resume(ctx context.Context, r peer.ResumeRequest) error
 	Handover(ctx context.Context, r peer.HandoverRequest) (peer.HandoverResponse, error)
+	Follow(ctx context.Context, r peer.FollowRequest) error
 }
 
 // Pinger checks that the peer's PostgreSQL answers SQL.

@@ -544,6 +544,17 @@ func (c simPeer) Handover(_ context.Context, r peer.HandoverRequest) (peer.Hando
 	return resp, c.after("handover", err)
 }
 
+func (c simPeer) Follow(_ context.Context, r peer.FollowRequest) error {
+	if err := c.before("follow"); err != nil {
+		return err
+	}
+	p, err := c.reach()
+	if err == nil {
+		c.w.withLoop(p, func(ctx context.Context) { err = (&PeerHandler{p.agent}).Follow(ctx, r) })
+	}
+	return c.after("follow", err)
+}
+
 // archivedWrites are the write ids in n's archive files, with whether the
 // archive was written in a same-term split (the loser's term equal to the
 // winner's).

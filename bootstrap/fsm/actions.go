@@ -56,6 +56,11 @@ const (
 	// follower may promote into the next term, so a restart, or the
 	// follower's loss, begins it here too (see Self.WasAlone).
 	Followed ActionKind = "followed"
+	// Announce, on a node about to copy the leader's data or adopt its
+	// term Term, asks the leader to record first that it is followed in
+	// it (Followed, there): the leader then knows that this node may
+	// promote into the next term, whatever happens to the link next.
+	Announce ActionKind = "announce-follow"
 )
 
 // Action is one step with its parameters.

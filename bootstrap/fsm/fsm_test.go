@@ -92,10 +92,10 @@ func TestStarting(t *testing.T) {
 		{"fresh non-preferred node waits for the leader", born, Observation{Self: Self{Name: "b"}, Peer: Peer{Name: "a", AgentUp: true}}, Starting, "", ""},
 		{"fresh preferred node waits for the grace when the peer is silent", born, Observation{Self: fresh}, Starting, "", ""},
 		{"fresh preferred node forms alone after the grace", late, Observation{Self: fresh}, LeaderAlone, "forming", ""},
-		{"never-member node joins by base backup", born, Observation{Self: Self{Name: "a", Preferred: true}, Peer: leaderPeerNamed("b")}, Joining, "never a member", "kine-stop,base-backup,start-standby,kine-peer"},
+		{"never-member node joins by base backup", born, Observation{Self: Self{Name: "a", Preferred: true}, Peer: leaderPeerNamed("b")}, Joining, "never a member", "kine-stop,announce-follow,base-backup,start-standby,kine-peer"},
 		{"member with wiped data is a never-member", born, Observation{Self: Self{Name: "b", Member: true, Term: 9}, Peer: leaderPeer()}, Joining, "never a member", ""},
-		{"returning old leader with a lower term rejoins and archives", born, Observation{Self: stoppedLeader(4), Peer: promotedPeer(5)}, Joining, "newer state", "kine-stop,archive,rewind,start-standby,adopt-term"},
-		{"returning follower of the same leader just streams", born, Observation{Self: stoppedFollower(4), Peer: leaderPeer()}, Joining, "newer state", "kine-stop,start-standby,kine-peer,adopt-term"},
+		{"returning old leader with a lower term rejoins and archives", born, Observation{Self: stoppedLeader(4), Peer: promotedPeer(5)}, Joining, "newer state", "kine-stop,archive,announce-follow,rewind,start-standby,adopt-term"},
+		{"returning follower of the same leader just streams", born, Observation{Self: stoppedFollower(4), Peer: leaderPeer()}, Joining, "newer state", "kine-stop,announce-follow,start-standby,kine-peer,adopt-term"},
 		{"returning leader with the newest state leads", born, Observation{Self: stoppedLeader(5), Peer: stoppedFollowerPeer(4)}, LeaderAlone, "newest state", "start-primary,ensure-slot,kine-local"},
 		{"follower whose peer has no data takes over", born, Observation{Self: stoppedFollower(4), Peer: Peer{Name: "a", AgentUp: true}}, LeaderAlone, "follower takes over", "kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local"},
 		{"follower whose peer has no data waits while paused", born, Observation{Self: paused(stoppedFollower(4)), Peer: Peer{Name: "a", AgentUp: true}}, Starting, "", ""},
@@ -237,22 +237,25 @@ func TestLeader(t *testing.T) {
 		{"a full disk stays when the follower's is full too", in(Leader), Observation{Self: diskFull(leaderSelf()), Peer: fullPeer(followerPeer())}, Leader, "", ""},
 		{"a full disk stays while paused", in(Leader), Observation{Self: paused(diskFull(leaderSelf())), Peer: followerPeer()}, Leader, "", ""},
 		{"a follower that lost a split earlier is passed first", in(Leader), Observation{Self: kineRev(leaderSelf(), 10), Peer: highRevPeer(followerPeer(), 20)}, Leader, "moving past them", "kine-stop,revision-fence,kine-local"},
-		{"a peer with a higher term wins", in(Leader), Observation{Self: leaderSelf(), Peer: promotedPeer(5)}, Joining, "newer state", "kine-stop,archive,rewind,start-standby,adopt-term"},
+		{"a peer with a higher term wins", in(Leader), Observation{Self: leaderSelf(), Peer: promotedPeer(5)}, Joining, "newer state", "kine-stop,archive,announce-follow,rewind,start-standby,adopt-term"},
 	})
 }
 
 func TestLeaderAlone(t *testing.T) {
 	run(t, []tc{
+		{"a synchronous leader answers a follow of its term", in(Leader), Observation{Self: leaderSelf(), Peer: joiningPeer(), Cmd: Command{Kind: CmdFollow, Term: 4}}, Leader, "about to follow", "followed"},
 		{"caught-up follower restores sync", Machine{State: LeaderAlone, OKs: 1}, Observation{Self: leaderSelf(), Peer: followerPeer()}, Leader, "synchronous again", "sync-on"},
 		{"one good probe is not enough", in(LeaderAlone), Observation{Self: leaderSelf(), Peer: followerPeer()}, LeaderAlone, "", ""},
 		{"a follower that came back and is lost again: a new term", Machine{State: LeaderAlone, Fails: 2, Followed: true}, Observation{Self: aloneLeader()}, LeaderAlone, "a new term", "new-term"},
+		{"the peer is about to follow this term: recorded", Machine{State: LeaderAlone}, Observation{Self: wasAlone(leaderSelf()), Peer: joiningPeer(), Cmd: Command{Kind: CmdFollow, Term: 4}}, LeaderAlone, "about to follow", "followed"},
+		{"the peer asks to follow another term: refused", Machine{State: LeaderAlone}, Observation{Self: aloneLeader(), Peer: olderJoiningPeer(), Cmd: Command{Kind: CmdFollow, Term: 3}}, LeaderAlone, "", ""},
 		{"a follower streams in an alone term: recorded", Machine{State: LeaderAlone}, Observation{Self: wasAlone(leaderSelf()), Peer: followerPeer()}, LeaderAlone, "recorded", "followed"},
 		{"followed before a restart, lost again: a new term", Machine{State: LeaderAlone, Fails: 2}, Observation{Self: syncLeaderNoFollower()}, LeaderAlone, "a new term", "new-term"},
 		{"lost for the window without ever following: no new term", Machine{State: LeaderAlone, Fails: 5}, Observation{Self: aloneLeader()}, LeaderAlone, "", ""},
 		{"local primary died", in(LeaderAlone), Observation{Self: stoppedLeader(4)}, Starting, "PostgreSQL is down", ""},
 		{"split brain while both take writes: stop writes first", in(LeaderAlone), Observation{Self: serving(splitSelf(t0)), Peer: splitPeer(t0.Add(time.Second))}, LeaderAlone, "writes stop", "kine-stop"},
 		{"split brain, the peer still takes writes: no decision yet", in(LeaderAlone), Observation{Self: splitSelf(t0), Peer: servingPeer(splitPeer(t0.Add(time.Second)))}, LeaderAlone, "", ""},
-		{"split brain, both stopped, peer wrote last: archive and rejoin", in(LeaderAlone), Observation{Self: splitSelf(t0), Peer: splitPeer(t0.Add(time.Second))}, Joining, "newer state", "kine-stop,archive,rewind,start-standby,adopt-term"},
+		{"split brain, both stopped, peer wrote last: archive and rejoin", in(LeaderAlone), Observation{Self: splitSelf(t0), Peer: splitPeer(t0.Add(time.Second))}, Joining, "newer state", "kine-stop,archive,announce-follow,rewind,start-standby,adopt-term"},
 		{"split brain, both stopped, this node wrote last: wait for the peer to give way", in(LeaderAlone), Observation{Self: splitSelf(t0.Add(time.Second)), Peer: splitPeer(t0)}, LeaderAlone, "", ""},
 		{"split decided, the peer gave way: writes resume", in(LeaderAlone), Observation{Self: splitSelf(t0.Add(time.Second)), Peer: joiningPeer()}, LeaderAlone, "writes resume", "kine-local"},
 		{"a synchronous leader in a split stops writes too", in(Leader), Observation{Self: leaderSelf(), Peer: servingPeer(promotedPeer(4))}, Leader, "writes stop", "kine-stop"},
@@ -271,6 +274,7 @@ func highRevPeer(p Peer, r int64) Peer { p.HighRev = r; return p }
 func diskFull(s Self) Self             { s.DiskFull = true; return s }
 func fullPeer(p Peer) Peer             { p.DiskFull = true; return p }
 func joiningPeer() Peer                { p := followerPeer(); p.State = Joining; return p }
+func olderJoiningPeer() Peer           { p := joiningPeer(); p.Term = 3; return p }
 
 // splitSelf is one of two leaders of term 5, its Kine stopped.
 func splitSelf(last time.Time) Self {
@@ -389,15 +393,15 @@ func TestReconcile(t *testing.T) {
 		{"a promotion cut after pg_promote is finished, old leader back", born, Observation{Self: promoting, Peer: stoppedLeaderPeer(4)}, LeaderAlone, "cut short", ""},
 		{"a stored follower running a primary finishes without an intent", born, Observation{Self: promoted, Peer: deadPeer}, LeaderAlone, "cut short", ""},
 		{"a promotion recorded but not reached is forgotten", born, Observation{Self: intent(followerSelf(), Intent{Promotes: true, Term: 5}), Peer: leaderPeer()}, Starting, "nothing to finish", "clear-intent"},
-		{"a conceded node rejoins again when the winner answers", born, Observation{Self: conceded, Peer: promotedPeer(4)}, Joining, "conceded", "kine-stop,archive,rewind,start-standby,adopt-term"},
-		{"a node whose copy finished follows", born, Observation{Self: intent(notStreamingAsLeader(), Intent{Discards: true, Copied: true}), Peer: promotedPeer(4)}, Joining, "copy of the peer finished", "start-standby,adopt-term,clear-intent"},
+		{"a conceded node rejoins again when the winner answers", born, Observation{Self: conceded, Peer: promotedPeer(4)}, Joining, "conceded", "kine-stop,archive,announce-follow,rewind,start-standby,adopt-term"},
+		{"a node whose copy finished follows", born, Observation{Self: intent(notStreamingAsLeader(), Intent{Discards: true, Copied: true}), Peer: promotedPeer(4)}, Joining, "copy of the peer finished", "announce-follow,start-standby,adopt-term,clear-intent"},
 		{"a conceded node never leads alone", late, Observation{Self: conceded}, Starting, "", ""},
 		{"a conceded node never leads when the peer is a follower", born, Observation{Self: conceded, Peer: stoppedFollowerPeer(4)}, Starting, "", ""},
 		{"a member whose copy was cut short never forms a new pair", late, Observation{Self: Self{Name: "a", Preferred: true, Member: true}}, Starting, "", ""},
 		{"a rebooted leader starts its database to compare a same-term split", born, Observation{Self: stoppedLeader(5), Peer: promotedPeer(5)}, Starting, "last write is unknown", "start-primary"},
 		{"the old leader waits while the peer finishes a cut promotion", born, Observation{Self: stoppedLeader(4), Peer: cutPromotionPeer(4)}, Starting, "", ""},
 		{"a restarted leader in a split stops its Kine", born, Observation{Self: leaderSelf(), Peer: promotedPeer(4)}, Starting, "writes stop", "kine-stop"},
-		{"a possibly promoted node rejoins by rewinding, not by streaming again", born, Observation{Self: intent(stoppedFollower(4), Intent{Promotes: true, Term: 5}), Peer: leaderPeer()}, Joining, "newer state", "kine-stop,rewind,start-standby,adopt-term"},
+		{"a possibly promoted node rejoins by rewinding, not by streaming again", born, Observation{Self: intent(stoppedFollower(4), Intent{Promotes: true, Term: 5}), Peer: leaderPeer()}, Joining, "newer state", "kine-stop,announce-follow,rewind,start-standby,adopt-term"},
 		{"a possibly promoted node keeps its intent while its database is down", born, Observation{Self: intent(stoppedFollower(4), Intent{Promotes: true, Term: 5}), Peer: Peer{Name: "a", PGUp: true}}, Starting, "", ""},
 	})
 	// Once both have stopped serving, the real last writes decide.

@@ -29,6 +29,11 @@ var Refusals = []Refusal{
 	// the same answer; the peer messages' binding is the wire's work).
 	{Leader, CmdHandover, "this node already leads: the hand-over took effect", true},
 	{LeaderAlone, CmdHandover, "this node already leads: the hand-over took effect", true},
+	{Leader, CmdFollow, "this node leads another term than the one asked: read its status again", false},
+	{LeaderAlone, CmdFollow, "this node leads another term than the one asked: read its status again", false},
+	{Follower, CmdFollow, "this node does not lead", false},
+	{Joining, CmdFollow, "this node does not lead", false},
+	{Starting, CmdFollow, "this node does not lead yet", false},
 	{Starting, CmdHandover, "this node is not a follower yet", false},
 	{Joining, CmdHandover, "this node is still copying from the leader", false},
 }

@@ -62,6 +62,7 @@ func rejoin(t tick) []Action {
 		acts = append(acts, Action{Kind: Archive, Split: t.o.Peer.Term == t.o.Self.Term})
 	}
 	return append(acts,
+		Action{Kind: Announce, Term: t.o.Peer.Term},
 		Action{Kind: Rewind},
 		Action{Kind: StartStandby},
 		Action{Kind: AdoptTerm, Term: t.o.Peer.Term},
@@ -102,7 +103,7 @@ var Table = slices.Concat([]Row{
 			return in != nil && in.Discards && in.Copied && t.member() && p.AgentUp && p.Member && p.Primary
 		},
 		Do: func(t tick) []Action {
-			return []Action{{Kind: StartStandby}, {Kind: AdoptTerm, Term: t.o.Peer.Term}, {Kind: ClearIntent}}
+			return []Action{{Kind: Announce, Term: t.o.Peer.Term}, {Kind: StartStandby}, {Kind: AdoptTerm, Term: t.o.Peer.Term}, {Kind: ClearIntent}}
 		}},
 	{From: Starting, To: Starting, Reason: "an interrupted transition left nothing to finish: deciding afresh",
 		When: func(t tick) bool {
@@ -135,7 +136,9 @@ var Table = slices.Concat([]Row{
 		Do: seq(KinePeer)},
 	{From: Starting, To: Joining, Reason: "never a member: joining the pair by base backup",
 		When: func(t tick) bool { return !t.member() && t.o.Peer.AgentUp && t.o.Peer.Member && t.o.Peer.Primary },
-		Do:   seq(KineStop, BaseBackup, StartStandby, KinePeer)},
+		Do: func(t tick) []Action {
+			return []Action{{Kind: KineStop}, {Kind: Announce, Term: t.o.Peer.Term}, {Kind: BaseBackup}, {Kind: StartStandby}, {Kind: KinePeer}}
+		}},
 	{From: Starting, To: LeaderAlone, Reason: "forming a new pair: this node leads first",
 		When: func(t tick) bool {
 			// A member without data (a copy cut short) never forms a new
@@ -169,7 +172,8 @@ var Table = slices.Concat([]Row{
 		Do: func(t tick) []Action {
 			if t.o.Self.TermRole == RoleFollower && t.o.Peer.TermRole == RoleLeader && !t.maybePromoted() {
 				// It followed this very leader: nothing diverged, stream again.
-				return []Action{{Kind: KineStop}, {Kind: StartStandby}, {Kind: KinePeer}, {Kind: AdoptTerm, Term: t.o.Peer.Term}}
+				return []Action{{Kind: KineStop}, {Kind: Announce, Term: t.o.Peer.Term}, {Kind: StartStandby}, {Kind: KinePeer},
+					{Kind: AdoptTerm, Term: t.o.Peer.Term}}
 			}
 			return rejoin(t)
 		}},
@@ -356,6 +360,13 @@ var Table = slices.Concat([]Row{
 // outran moves past them.
 func leaderRows(s State) []Row {
 	return []Row{
+		// First: the peer waits for this answer before it copies the data.
+		{From: s, To: s, Reason: "the peer is about to follow this term: recorded, so that losing it begins a new term",
+			Consumes: CmdFollow,
+			When: func(t tick) bool {
+				return t.o.Cmd.Kind == CmdFollow && t.o.Cmd.Term == t.o.Self.Term && t.o.Self.TermRole == RoleLeader
+			},
+			Do: seq(Followed)},
 		{From: s, To: s, Reason: "both lead the same term (a split): writes stop until it is decided",
 			When: func(t tick) bool { return t.sameTermLeaders() && t.o.Self.KineServing },
 			Do:   seq(KineStop)},

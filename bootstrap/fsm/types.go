@@ -177,12 +177,14 @@ const (
 	CmdForcePromote CommandKind = "force-promote" // operator: take over even though the leader answers
 	CmdSwitchover   CommandKind = "switchover"    // operator, on the leader: hand over, losing nothing
 	CmdHandover     CommandKind = "handover"      // the peer (leader) asks this follower to take over
+	CmdFollow       CommandKind = "follow"        // the peer is about to adopt this leader's term (Command.Term)
 )
 
 // Command is at most one request per tick.
 type Command struct {
 	Kind CommandKind
 	LSN  uint64 // handover: promote only after replaying this far
+	Term uint64 // follow: the term the peer adopts
 }
 
 // Observation is everything Step may look at.

@@ -115,6 +115,13 @@ func (c *Client) Handover(ctx context.Context, r HandoverRequest) (HandoverRespo
 	return resp, nil
 }
 
+// Follow tells the leader that this node adopts its term (see
+// FollowRequest); an error means it did not record it.
+func (c *Client) Follow(ctx context.Context, r FollowRequest) error {
+	_, _, err := c.call(ctx, c.timeout, http.MethodPost, "/v1/follow", r, nil)
+	return err
+}
+
 // Error is a refusal from the peer. Verified is false when the answer was
 // rejected before authentication and so could not be signed (401, 413...):
 // its Message may come from anyone on the path.

@@ -50,6 +50,12 @@ func TestClientHappyPath(t *testing.T) {
 	if resp != (HandoverResponse{Term: 8, Promoted: true, Message: "promoted"}) {
 		t.Fatalf("handover answer %+v", resp)
 	}
+	if err := c.Follow(ctx, FollowRequest{Term: 8, By: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.h.follows) != 1 || f.h.follows[0] != (FollowRequest{Term: 8, By: "a"}) {
+		t.Fatalf("handler saw follows %v", f.h.follows)
+	}
 	if len(f.h.pauses) != 1 || f.h.pauses[0] != (PauseRequest{For: int64(time.Hour), By: "a"}) ||
 		len(f.h.resumes) != 1 || len(f.h.handovers) != 1 || f.h.handovers[0].LSN != 0x3000060 {
 		t.Fatalf("handler saw pauses %v resumes %v handovers %v", f.h.pauses, f.h.resumes, f.h.handovers)
@@ -243,4 +249,5 @@ var _ interface {
 	Pause(ctx context.Context, r PauseRequest) error
 	Resume(ctx context.Context, r ResumeRequest) error
 	Handover(ctx context.Context, r HandoverRequest) (HandoverResponse, error)
+	Follow(ctx context.Context, r FollowRequest) error
 } = (*Client)(nil)

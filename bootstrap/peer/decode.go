@@ -46,8 +46,8 @@ func decodeHandover(b []byte) (HandoverRequest, error) {
 	if err := decodeStrict(b, &r); err != nil {
 		return HandoverRequest{}, err
 	}
-	if r.Term == 0 || r.Term > MaxTerm {
-		return HandoverRequest{}, fmt.Errorf("term: required, 1..%d (got %d)", uint64(MaxTerm), r.Term)
+	if err := validTerm(r.Term); err != nil {
+		return HandoverRequest{}, err
 	}
 	if r.LSN == 0 {
 		// The follower promotes only after replaying this far: without it
@@ -58,6 +58,29 @@ func decodeHandover(b []byte) (HandoverRequest, error) {
 		return HandoverRequest{}, err
 	}
 	return r, nil
+}
+
+func decodeFollow(b []byte) (FollowRequest, error) {
+	var r FollowRequest
+	if err := decodeStrict(b, &r); err != nil {
+		return FollowRequest{}, err
+	}
+	if err := validTerm(r.Term); err != nil {
+		return FollowRequest{}, err
+	}
+	if err := validBy(r.By); err != nil {
+		return FollowRequest{}, err
+	}
+	return r, nil
+}
+
+// validTerm: a term the sender names is one of its own, within the bounds
+// a status may carry.
+func validTerm(t uint64) error {
+	if t == 0 || t > MaxTerm {
+		return fmt.Errorf("term: required, 1..%d (got %d)", uint64(MaxTerm), t)
+	}
+	return nil
 }
 
 // validBy: "by" ends up in log lines, so it is short printable ASCII (no

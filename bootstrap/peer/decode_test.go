@@ -61,6 +61,9 @@ func TestDecodeHandoverAndResume(t *testing.T) {
 	if _, err := decodeHandover([]byte(`{"term":18446744073709551615,"lsn":5,"by":"a"}`)); err == nil || !strings.Contains(err.Error(), "term: required, 1..") {
 		t.Fatalf("huge term: %v", err)
 	}
+	if r, err := decodeFollow([]byte(`{"term":4,"by":"b"}`)); err != nil || r != (FollowRequest{Term: 4, By: "b"}) {
+		t.Fatalf("follow: %+v %v", r, err)
+	}
 	if r, err := decodeResume([]byte(`{"by":"b"}`)); err != nil || r.By != "b" {
 		t.Fatalf("resume: %+v %v", r, err)
 	}

@@ -54,6 +54,18 @@ func (s *server) handover(ctx context.Context, body []byte) (int, any) {
 	return http.StatusOK, resp
 }
 
+func (s *server) follow(ctx context.Context, body []byte) (int, any) {
+	r, err := decodeFollow(body)
+	if err != nil {
+		return http.StatusBadRequest, errorReply{err.Error()}
+	}
+	s.log.Info("peer follows this node's term", "by", r.By, "term", r.Term)
+	if err := s.h.Follow(ctx, r); err != nil {
+		return s.failed("follow", err)
+	}
+	return http.StatusOK, okReply{OK: true}
+}
+
 // failed maps a handler error: a refusal of state is 409, anything else 500.
 // The message goes to the peer, which is authenticated and logs it.
 func (s *server) failed(what string, err error) (int, any) {

@@ -23,6 +23,7 @@ type fakeHandler struct {
 	pauses    []PauseRequest
 	resumes   []ResumeRequest
 	handovers []HandoverRequest
+	follows   []FollowRequest
 	status    Status
 	err       error         // returned by the commands
 	block     chan struct{} // when set, Status waits for it or ctx
@@ -67,6 +68,14 @@ func (h *fakeHandler) Handover(_ context.Context, r HandoverRequest) (HandoverRe
 		return HandoverResponse{}, h.err
 	}
 	return HandoverResponse{Term: r.Term, Promoted: true, Message: "promoted"}, nil
+}
+
+func (h *fakeHandler) Follow(_ context.Context, r FollowRequest) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls++
+	h.follows = append(h.follows, r)
+	return h.err
 }
 
 func (h *fakeHandler) count() int {

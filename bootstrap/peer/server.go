@@ -28,10 +28,11 @@ var routes = map[string]route{
 	"/v1/pause":    {http.MethodPost, commandDeadline, (*server).pause},
 	"/v1/resume":   {http.MethodPost, commandDeadline, (*server).resume},
 	"/v1/handover": {http.MethodPost, handoverDeadline, (*server).handover},
+	"/v1/follow":   {http.MethodPost, commandDeadline, (*server).follow},
 }
 
 // NewServer serves GET /v1/challenge (open) and, authenticated with secret,
-// GET /v1/status, POST /v1/pause, /v1/resume and /v1/handover. Run it in an
+// GET /v1/status, POST /v1/pause, /v1/resume, /v1/handover and /v1/follow. Run it in an
 // http.Server with timeouts, such as NewHTTPServer's.
 func NewServer(secret []byte, h Handler, log *slog.Logger) http.Handler {
 	return newServer(secret, h, log, time.Now)

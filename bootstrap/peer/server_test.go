@@ -131,6 +131,9 @@ func TestServerRejectsBadJSON(t *testing.T) {
 		{"/v1/handover", `{"term":0,"lsn":1,"by":"a"}`, "term: required"},
 		{"/v1/handover", ``, "empty body"},
 		{"/v1/handover", `[1]`, "must be a JSON object"},
+		{"/v1/follow", `{"term":0,"by":"a"}`, "term: required"},
+		{"/v1/follow", `{"term":18446744073709551615,"by":"a"}`, "term: required, 1.."},
+		{"/v1/follow", `{"term":3}`, "by: required"},
 	} {
 		req := f.signedRequest(t, testSecret, http.MethodPost, tc.path, []byte(tc.body))
 		a := send(t, req)

@@ -60,6 +60,15 @@ type HandoverRequest struct {
 	By   string `json:"by"`
 }
 
+// FollowRequest tells the leader that the sender is about to copy its data
+// and adopt Term as its follower. The leader records that it is followed
+// in Term before answering: from then on the sender may promote into the
+// next term, and the leader begins that term too if it loses the sender.
+type FollowRequest struct {
+	Term uint64 `json:"term"`
+	By   string `json:"by"`
+}
+
 // HandoverResponse is the follower's answer to a HandoverRequest.
 type HandoverResponse struct {
 	Term     uint64 `json:"term"`
@@ -74,6 +83,7 @@ type Handler interface {
 	Pause(ctx context.Context, r PauseRequest) error
 	Resume(ctx context.Context, r ResumeRequest) error
 	Handover(ctx context.Context, r HandoverRequest) (HandoverResponse, error)
+	Follow(ctx context.Context, r FollowRequest) error
 }
 
 // ErrConflict marks a handler's refusal that depends on state rather than a
