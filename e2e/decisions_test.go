@@ -508,3 +508,48 @@ func TestSplitWhoseLosersDiskIsFull(t *testing.T) {
 	}
 	result(t, harness.Result{Scenario: "split-losers-disk-full", RTOms: harness.RTO(healed, ack, served), Acked: len(acked), Lost: len(lost), Archived: archived})
 }
+
+// A follower whose agent is starved of CPU (held to 2% of one core for
+// 20 s, as a kube-apiserver starting on a small node starves it) while its
+// PostgreSQL streams on: its own status reads and its probes of the leader
+// time out, and neither says the leader died. Before the change the
+// follower went back to "starting" after its slow reads and took over from
+// there as soon as its probes failed: two writers while WAL still flowed.
+func TestStarvedFollower(t *testing.T) {
+	c := newCluster(t, "tnsv", 72)
+	ts := targets(t, c)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := harness.NewWriter("starved-follower", ts...)
+	go w.Run(ctx, 20)
+	time.Sleep(2 * time.Second)
+	leader := leaderOf(t, c)
+	follower := harness.Peer(leader)
+	before := promotions(c, follower)
+	release, err := c.StarveAgent(follower, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	time.Sleep(20 * time.Second)
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s's agent held to 2%% of a core for %s", follower, time.Since(start).Round(time.Millisecond))
+	converged(t, c, 60*time.Second)
+	time.Sleep(time.Second)
+	cancel()
+	if n := promotions(c, follower) - before; n > 0 {
+		t.Errorf("the starved follower %s took over %d time(s) from a leader that never stopped", follower, n)
+	}
+	if now := leaderOf(t, c); now != leader {
+		t.Errorf("the leader changed from %s to %s", leader, now)
+	}
+	acked := w.Acked()
+	lost := verify(t, ts, leaderOf(t, c), acked)
+	archived := archivedOf(t, c, harness.Peer(leaderOf(t, c)), lost)
+	outage, _ := w.LongestOutage()
+	t.Logf("longest write pause %s; %d acknowledged, %d lost, %d of them archived", outage.Round(time.Millisecond), len(acked), len(lost), archived)
+	rto := outage.Milliseconds()
+	result(t, harness.Result{Scenario: "starved-follower", RTOms: &rto, Acked: len(acked), Lost: len(lost), Archived: archived})
+}

@@ -178,12 +178,14 @@ func TestFollowerDetection(t *testing.T) {
 	down.AgentUp, down.PGUp = false, false
 	for _, tcase := range []struct {
 		name            string
-		pattern         string // one char per tick: u = leader up, d = down, h = probes fail but WAL still arrives
+		pattern         string // one char per tick: u = leader up, d = down, h = probes fail but WAL still arrives, s = everything times out here (this node's own reads too: starved)
 		paused, promote bool
 		splits          int // splits lost in the last hour
 	}{
 		{"probes time out while WAL still arrives: alive", "uhhhhhh", false, false, 0},
 		{"WAL stops too: promote", "uhhhddd", false, true, 0},
+		{"starved: its own reads time out too: no verdict", "usssssss", false, false, 0},
+		{"starved, then the leader is really gone: promote", "usssddd", false, true, 0},
 		{"blip of two probes", "uddu", false, false, 0},
 		{"flapping never reaches three in a row", "ddudduddud", false, false, 0},
 		{"three failed probes promote", "uddd", false, true, 0},
@@ -204,10 +206,13 @@ func TestFollowerDetection(t *testing.T) {
 				}
 				s.RecentSplits = tcase.splits
 				p := leaderPeer()
-				if c == 'd' || c == 'h' {
+				if c == 'd' || c == 'h' || c == 's' {
 					p = down
 				}
 				s.PeerHeard = c == 'h' || c == 'u'
+				if c == 's' {
+					s.PGUp, s.PGSlow, s.ReceiverStreaming = false, true, false
+				}
 
 				var d Decision
 				m, d = step(t, m, Observation{Now: t0.Add(time.Duration(i) * 500 * time.Millisecond), Self: s, Peer: p})

@@ -174,7 +174,13 @@ func (t tick) healthy() bool {
 	s, p := t.o.Self, t.o.Peer
 	switch t.m.State {
 	case Follower:
-		return p.PGUp || s.PeerHeard
+		// A follower that cannot read its own database in time is starved
+		// itself: its probes of the leader timing out say nothing of the
+		// leader (measured before: a follower held to 2% of a core took
+		// over from a healthy leader while WAL still flowed). It judges the
+		// leader again once its own reads answer; pg_promote would have to
+		// wait for them anyway.
+		return p.PGUp || s.PeerHeard || s.PGSlow
 	case Leader, LeaderAlone:
 		return s.FollowerStreaming && (p.AgentUp || p.PGUp || s.PeerHeard)
 	default:
