@@ -252,7 +252,7 @@ func (a *Agent) executeMarked(ctx context.Context, d fsm.Decision, obs observed)
 // disk is full) must not stop the transition: the intent is then kept in
 // memory, and what a crash would need is either read back from
 // PostgreSQL's real role (a promotion) or decided again (a concession).
-// Replacing the data needs the durable record first (markDiscarding), and
+// Replacing the data needs the durable record first (markIntent), and
 // room anyway. Found by the leader-disk-full scenario.
 func (a *Agent) setIntent(in *fsm.Intent) {
 	a.updateOrKeep("the intent", func(p *Persisted) { p.Intent = in })

@@ -30,7 +30,7 @@ func (a *Agent) execute(ctx context.Context, d fsm.Decision, obs observed) error
 			timeout = a.cfg.Timers.PromoteTimeout
 		}
 		if act.Kind.DiscardsData() {
-			if err := a.markDiscarding(); err != nil {
+			if err := a.markIntent(func(in *fsm.Intent) { in.Discards = true }); err != nil {
 				return err
 			}
 		}
@@ -43,7 +43,7 @@ func (a *Agent) execute(ctx context.Context, d fsm.Decision, obs observed) error
 			return fmt.Errorf("%s: %w", act.Kind, err)
 		}
 		if act.Kind.DiscardsData() {
-			if err := a.markCopied(); err != nil {
+			if err := a.markIntent(func(in *fsm.Intent) { in.Copied = true }); err != nil {
 				return err
 			}
 		}
@@ -338,29 +338,18 @@ func (a *Agent) handover(ctx context.Context, obs observed) error {
 	return nil
 }
 
-// markDiscarding records, before the first action that replaces this
-// node's data, that the transition under way has passed that point: the
-// data must not serve again if the agent dies during the copy.
-func (a *Agent) markDiscarding() error {
+// markIntent records, durably, how far the transition under way has come:
+// Discards before the first action that replaces this node's data (that
+// data must not serve again if the agent dies during the copy), Copied
+// once the copy finished (the data is whole again). A failed write stops
+// the action that needed it.
+func (a *Agent) markIntent(mark func(*fsm.Intent)) error {
 	return a.updateState(func(p *Persisted) {
-		if p.Intent == nil {
-			p.Intent = &fsm.Intent{To: fsm.Joining, Reason: "replacing this node's data"}
+		in := fsm.Intent{To: fsm.Joining, Reason: "replacing this node's data"}
+		if p.Intent != nil {
+			in = *p.Intent
 		}
-		if !p.Intent.Discards {
-			in := *p.Intent
-			in.Discards = true
-			p.Intent = &in
-		}
-	})
-}
-
-// markCopied records that the copy finished: the data is whole again.
-func (a *Agent) markCopied() error {
-	return a.updateState(func(p *Persisted) {
-		if p.Intent != nil && !p.Intent.Copied {
-			in := *p.Intent
-			in.Copied = true
-			p.Intent = &in
-		}
+		mark(&in)
+		p.Intent = &in
 	})
 }

@@ -176,7 +176,7 @@ func (t tick) healthy() bool {
 	case Follower:
 		// A follower that cannot read its own database in time is starved
 		// itself: its probes of the leader timing out say nothing of the
-		// leader (measured before: a follower held to 2% of a core took
+		// leader (measured before: a follower held to 2 ms of CPU a second took
 		// over from a healthy leader while WAL still flowed). It judges the
 		// leader again once its own reads answer; pg_promote would have to
 		// wait for them anyway.
