@@ -102,7 +102,7 @@ func (a *Agent) run(ctx context.Context, act fsm.Action, obs observed) error {
 		if err := db.SetSync(ctx, on); err != nil {
 			return err
 		}
-		return a.updateState(func(p *Persisted) { p.Alone = !on })
+		return a.updateState(func(p *Persisted) { p.Alone, p.Async = !on, !on })
 	case fsm.EnsureSlot:
 		return db.EnsureSlot(ctx, slotName(a.cfg.Peer.Name))
 	case fsm.KineLocal:
@@ -210,7 +210,7 @@ func (a *Agent) newTerm(ctx context.Context, act fsm.Action) error {
 			p.ForkRev = fork
 		}
 		// Every term begins with replication asynchronous (leader_alone).
-		p.Member, p.TermRole, p.Alone = true, fsm.RoleLeader, true
+		p.Member, p.TermRole, p.Alone, p.Async = true, fsm.RoleLeader, true, true
 		term = p.Term
 	}); err != nil {
 		return err

@@ -123,6 +123,7 @@ func (a *Agent) facts(pg postgres.Status, pgErr error, ps peer.Status, peerErr, 
 		KineServing:       a.kineServing(),
 		Intent:            a.st.Intent,
 		WasAlone:          a.st.Alone,
+		WasAsync:          a.st.Async,
 	}
 	p := fsm.Peer{Name: a.cfg.Peer.Name, PGUp: pingErr == nil}
 	// A peer agent that has not observed anything yet answers, but says

@@ -48,6 +48,10 @@ type Persisted struct {
 	// streaming in it since (set by NewTerm and SyncOff, cleared by SyncOn
 	// and Followed), so that after a reboot it goes on in the same term.
 	Alone bool `json:"alone,omitempty"`
+	// Async: this leader's replication is asynchronous (set by NewTerm and
+	// SyncOff, cleared by SyncOn): with Alone clear, a follower streamed
+	// but writes were acknowledged without it.
+	Async bool `json:"async,omitempty"`
 	// Intent is the transition under way, recorded before its first
 	// action and cleared after its last (fsm.Intent): an agent that dies
 	// half-way finds it on start.

@@ -104,6 +104,8 @@ func TestStarting(t *testing.T) {
 		{"a leader whose data runs as a standby promotes it after the grace", late, Observation{Self: notStreamingAsLeader()}, LeaderAlone, "follower unreachable", "kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local"},
 		{"a leader rebooted while alone goes on in its term after the grace", late, Observation{Self: wasAlone(stoppedLeader(4))}, LeaderAlone, "follower unreachable", "start-primary,sync-off,ensure-slot,kine-local"},
 		{"a leader restarted while alone goes on in its term", born, Observation{Self: aloneLeader()}, LeaderAlone, "alone (asynchronous) as before", "sync-off,ensure-slot,kine-local"},
+		{"a rebooted asynchronous leader whose follower took over begins that term too", born, Observation{Self: asyncWhenStopped(stoppedLeader(4)), Peer: promotedPeer(5)}, Starting, "compare last writes", "start-primary,new-term"},
+		{"a rebooted synchronous leader whose follower took over rejoins", born, Observation{Self: stoppedLeader(4), Peer: promotedPeer(5)}, Joining, "newer state", "kine-stop,archive,announce-follow,rewind,start-standby,adopt-term"},
 		{"a leader restarted asynchronous after a follower streamed begins a new term", born, Observation{Self: asyncFollowedLeader()}, LeaderAlone, "a new term", "new-term,sync-off,ensure-slot,kine-local"},
 		{"a leader restarted while synchronous waits for the grace", born, Observation{Self: syncLeaderNoFollower()}, Starting, "", ""},
 		{"leader waits within the boot grace", born, Observation{Self: stoppedLeader(4)}, Starting, "", ""},
@@ -123,6 +125,7 @@ func notStreamingAsLeader() Self {
 	return s
 }
 func wasAlone(s Self) Self          { s.WasAlone = true; return s }
+func asyncWhenStopped(s Self) Self  { s.WasAsync = true; return s }
 func asyncFollowedLeader() Self     { s := aloneLeader(); s.WasAlone = false; return s }
 func syncLeaderNoFollower() Self    { s := aloneLeader(); s.SyncOn, s.WasAlone = true, false; return s }
 func leaderPeerNamed(n string) Peer { p := leaderPeer(); p.Name = n; return p }

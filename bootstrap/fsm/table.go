@@ -119,6 +119,21 @@ var Table = slices.Concat([]Row{
 	{From: Starting, To: Starting, Reason: "both lead the same term (a split): writes stop until it is decided",
 		When: func(t tick) bool { return t.sameTermLeaders() && t.o.Self.KineServing },
 		Do:   seq(KineStop)},
+	// A leader that was followed but still asynchronous when it stopped
+	// (powered off, say) would have begun the next term had it lived to
+	// lose its follower: the term the follower's take-over began. It
+	// begins it now, before comparing, so that the two are compared by
+	// their last writes, not by the number (found by the simulation: its
+	// writes after the follower's copy were archived by the number).
+	{From: Starting, To: Starting, Reason: "the follower took over the term this asynchronous leader would have begun: beginning it too, to compare last writes",
+		When: func(t tick) bool {
+			s, p := t.o.Self, t.o.Peer
+			return t.member() && !s.PGUp && s.TermRole == RoleLeader && s.WasAsync && !s.WasAlone && !t.discarding() &&
+				p.AgentUp && p.Member && p.Primary && p.TermRole == RoleLeader && p.Term == s.Term+1
+		},
+		Do: func(t tick) []Action {
+			return []Action{{Kind: StartPrimary}, {Kind: NewTerm, Term: t.o.Self.Term + 1, Why: TermAlone}}
+		}},
 	{From: Starting, To: Starting, Reason: "the peer leads this node's term and this node's last write is unknown: starting PostgreSQL, without serving, to compare",
 		When: func(t tick) bool { return t.peerLeadsOurTermUnseen() },
 		Do:   seq(StartPrimary)},

@@ -118,6 +118,9 @@ type Self struct {
 	// follower has streamed in it since (persisted): a follower cannot
 	// have promoted past it, so a restart goes on in the same term.
 	WasAlone bool
+	// WasAsync: this node's replication was asynchronous when it last
+	// changed it (persisted): it acknowledged writes its follower may lack.
+	WasAsync bool
 }
 
 // Intent is what the agent records, durably, before the first action of a
