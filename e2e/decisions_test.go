@@ -554,3 +554,55 @@ func TestStarvedFollower(t *testing.T) {
 	rto := outage.Milliseconds()
 	result(t, harness.Result{Scenario: "starved-follower", RTOms: &rto, Acked: len(acked), Lost: len(lost), Archived: archived})
 }
+
+// The leader's clock runs ten minutes ahead of its follower's, and the
+// leader cannot reach the follower's agent or database (only the
+// follower's connections to the leader work, its walreceiver's among
+// them). Replication is the leader's only sign of life from its follower.
+// Before the change the leader measured the age of the follower's last
+// reply as its own clock minus the follower's reply_time: ten minutes, so
+// it never heard the follower, and went asynchronous while every write
+// still reached the follower. Now it compares the reply with itself from
+// one tick to the next on its own monotonic clock: it stays synchronous.
+func TestSkewedLeaderHearsItsFollower(t *testing.T) {
+	o, err := cluster.FromEnv(cluster.Options{Prefix: "tnsk", Subnet: 70, Dir: "/var/tmp/twonode-e2e/tnsk",
+		ClockOffset: map[string]time.Duration{"a": 10 * time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cluster.ForTestWith(t, o)
+	ts := targets(t, c)
+	leader := leaderOf(t, c)
+	follower := harness.Peer(leader)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := harness.NewWriter("skewed-leader", ts...)
+	go w.Run(ctx, 20)
+	time.Sleep(2 * time.Second)
+	if err := c.Net.RefuseConnects(leader, follower, config.Default().API.PeerPort, 5432); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	degraded := time.Duration(0)
+	for time.Since(start) < 20*time.Second {
+		if st, err := c.Status(ctx, leader); err == nil && st.State != "leader" && degraded == 0 {
+			degraded = time.Since(start)
+			t.Errorf("%s became %s %s after its follower's agent and database became unreachable, though WAL still flowed to it", leader, st.State, degraded.Round(time.Millisecond))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if err := c.Net.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	converged(t, c, 60*time.Second)
+	time.Sleep(time.Second)
+	cancel()
+	acked := w.Acked()
+	lost := verify(t, ts, leaderOf(t, c), acked)
+	archived := archivedOf(t, c, harness.Peer(leaderOf(t, c)), lost)
+	outage, _ := w.LongestOutage()
+	t.Logf("the leader's clock 10 min ahead; follower unreachable but streaming for 20 s; longest write pause %s; %d acknowledged, %d lost, %d of them archived",
+		outage.Round(time.Millisecond), len(acked), len(lost), archived)
+	rto := outage.Milliseconds()
+	result(t, harness.Result{Scenario: "skewed-leader-hears-follower", RTOms: &rto, Acked: len(acked), Lost: len(lost), Archived: archived})
+}

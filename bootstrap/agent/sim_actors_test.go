@@ -469,7 +469,7 @@ func (k simKine) Point(_ context.Context, host string) error {
 	if err := k.before(name); err != nil {
 		return err
 	}
-	k.n.kine = host
+	k.n.kine, k.n.kineDead = host, false
 	return k.after(name, nil)
 }
 
@@ -477,12 +477,22 @@ func (k simKine) Stop(context.Context) error {
 	if err := k.before("kine-stop"); err != nil {
 		return err
 	}
-	k.n.kine = ""
+	k.n.kine, k.n.kineDead = "", false
 	return k.after("kine-stop", nil)
 }
 
-func (k simKine) Ensure(context.Context) error { return k.alive() }
-func (k simKine) Target() string               { return k.n.kine }
+// Ensure restarts a Kine that died, on the same target (kine.Process).
+func (k simKine) Ensure(context.Context) error {
+	if err := k.alive(); err != nil {
+		return err
+	}
+	if k.n.kineDead {
+		k.n.kineDead = false
+		k.w.eventf("%s: kine died: restarted", k.n.name)
+	}
+	return nil
+}
+func (k simKine) Target() string { return k.n.kine }
 
 // simPeer is the other agent over the link: its PeerHandler, called directly.
 type simPeer struct{ *simInst }

@@ -230,6 +230,17 @@ func (s *simRunner) run(line string) (string, error) {
 			w.inv.fault(w)
 		}
 		return s.news(), nil
+	case "kill-kine": // Kine alone dies (killed, crashed); the agent and PostgreSQL go on
+		n, err := nodeArg()
+		if err != nil {
+			return "", err
+		}
+		if n.powered && n.kine != "" && !n.kineDead {
+			n.kineDead = true // the agent's kine.Process restarts it (Ensure)
+			w.eventf("%s: kine killed", n.name)
+			w.inv.fault(w)
+		}
+		return s.news(), nil
 	case "disk-full": // disk-full a on|off: the data filesystem fills up, or is freed
 		n, err := nodeArg()
 		if err != nil {

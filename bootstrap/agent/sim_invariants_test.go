@@ -61,7 +61,7 @@ func (v *simInvariants) violate(w *simWorld, inv, key, format string, args ...an
 }
 
 func (w *simWorld) serving(n *simNode) bool {
-	return n.powered && n.kine == n.addr && n.pg.running && !n.pg.standby
+	return n.powered && n.kine == n.addr && !n.kineDead && n.pg.running && !n.pg.standby
 }
 
 func (w *simWorld) state(n *simNode) fsm.State {
@@ -86,7 +86,7 @@ func (w *simWorld) leaderOf() *simNode {
 	for _, l := range w.nodes {
 		f := w.peerOf(l)
 		if l.agent != nil && f.agent != nil && w.state(l) == fsm.Leader && w.state(f) == fsm.Follower &&
-			l.kine == l.addr && f.kine == l.addr && l.pg.running && !l.pg.standby && l.pg.sync && w.streamingFrom(f, l) {
+			l.kine == l.addr && f.kine == l.addr && !l.kineDead && !f.kineDead && l.pg.running && !l.pg.standby && l.pg.sync && w.streamingFrom(f, l) {
 			return l
 		}
 	}
@@ -224,11 +224,15 @@ func (v *simInvariants) check(w *simWorld) {
 		v.quietStart = r // it converged and fell apart without a fault: count again
 	}
 
-	// I4: an isolated member serves.
+	// I4: an isolated member serves, unless it has conceded to its peer
+	// (a lost split, a hand-over: fsm.Intent.Discards) and not finished
+	// copying: its data may be half-rewound, and is older than the peer's
+	// in any case, so serving it would only make writes that lose.
 	for _, n := range w.nodes {
 		p := w.peerOf(n)
 		st := w.persisted(n)
-		iso := n.powered && (!p.powered || !w.linkUp) && st.Member && n.pg.data && !w.paused()
+		conceded := st.Intent != nil && st.Intent.Discards && !st.Intent.Copied
+		iso := n.powered && (!p.powered || !w.linkUp) && st.Member && n.pg.data && !w.paused() && !conceded
 		if !iso {
 			delete(v.isoStart, n.name)
 			delete(v.i4Reported, n.name)
@@ -265,6 +269,9 @@ func (w *simWorld) pgString(n *simNode) string {
 }
 
 func (w *simWorld) kineString(n *simNode) string {
+	if n.kineDead {
+		return "dead"
+	}
 	if t := w.byAddr(n.kine); t != nil {
 		return t.name
 	}

@@ -39,6 +39,13 @@ func simRowScenarios(t testing.TB) map[string][]string {
 	sc["x-postgres-killed-alone"] = []string{"form", "power-off b", "tick 10", "kill-postgres a", "tick 20", "power-on b", "converge"}
 	sc["x-leader-replaced-while-both-off"] = []string{"form", "power-off a", "tick 2", "power-off b", "tick 2", "replace a", "power-on b", "tick 1", "power-on a", "converge"}
 	sc["x-leader-disk-full"] = []string{"form", "disk-full a on", "tick 10", "disk-full a off", "converge"}
+	// Random schedule 3022: a link up for one instant lets the follower
+	// stream the alone leader's newest term record unseen; it then
+	// promotes one term higher, and the leader meets a newer term.
+	sc["x-link-up-for-an-instant"] = []string{"form", "switchover b", "tick 26", "power-off b", "tick 320", "power-on b", "tick 26",
+		"partition b", "tick 33", "heal", "tick 2", "promote b", "tick 18", "partition a", "tick 5", "heal", "tick 0", "partition", "tick 39", "heal", "converge"}
+	sc["x-kine-killed-on-leader"] = []string{"form", "kill-kine a", "tick 5", "converge"}
+	sc["x-joining-postgres-killed"] = []string{"form", "power-off b", "tick 10", "power-on b", "tick 1", "partition", "kill-postgres b", "tick 5", "heal", "converge"}
 	return sc
 }
 
@@ -262,10 +269,12 @@ func simSchedule(seed uint64) []string {
 			cmds = append(cmds, "switchover "+node())
 		case k < 92:
 			cmds = append(cmds, "promote "+node())
-		case k < 96:
+		case k < 95:
 			cmds = append(cmds, fmt.Sprintf("pause %s for=%ds", node(), 5+r.IntN(55)))
-		case k < 97:
+		case k < 96:
 			cmds = append(cmds, "kill-postgres "+node())
+		case k < 97:
+			cmds = append(cmds, "kill-kine "+node())
 		case k < 98:
 			n := node()
 			cmds = append(cmds, "disk-full "+n+" on", fmt.Sprintf("tick %d", 1+r.IntN(30)), "disk-full "+n+" off")

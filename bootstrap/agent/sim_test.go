@@ -24,7 +24,10 @@ package agent
 //	    synchronous primary) and one follower (state follower, standby
 //	    streaming from the leader, Kine pointing at the leader).
 //	I4  nothing waits for a human: a member that cannot see its peer (off,
-//	    or the link down) for K rounds, and is not paused, serves writes.
+//	    or the link down) for K rounds, and is not paused, serves writes,
+//	    unless it had conceded to that peer (a lost split, a hand-over)
+//	    and not finished copying its data: that data may be half rewound
+//	    and is older than the peer's, and it waits to see the peer again.
 //
 // Runs:
 //

@@ -121,6 +121,7 @@ type simNode struct {
 	powered        bool
 	pg             simPG
 	kine           string // the address Kine writes to, "" when stopped
+	kineDead       bool   // the Kine process died (its target kept, as kine.Process keeps it)
 	agent          *Agent
 	inst           *simInst
 	restartAt      int // round at which a crashed agent comes back
@@ -327,7 +328,7 @@ func (w *simWorld) powerOff(n *simNode) {
 	if n.pg.running {
 		n.pg.running, n.pg.dirty = false, true
 	}
-	n.kine = ""
+	n.kine, n.kineDead = "", false
 	w.eventf("%s: power off", n.name)
 	w.inv.fault(w)
 }
@@ -433,7 +434,7 @@ func (w *simWorld) withLoop(n *simNode, call func(ctx context.Context)) {
 
 // clientWrite: a client writes one row through n's Kine.
 func (w *simWorld) clientWrite(n *simNode) {
-	if !n.powered || n.kine == "" {
+	if !n.powered || n.kine == "" || n.kineDead {
 		return
 	}
 	t := w.byAddr(n.kine)

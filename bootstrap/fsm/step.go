@@ -103,6 +103,23 @@ func (t tick) peerLeadsOurTermUnseen() bool {
 		p.TermRole == RoleLeader && p.Term == s.Term && !t.discarding()
 }
 
+// peerLeadsNewerTerm: this node led, and the peer leads a newer term.
+// A node that led asynchronously (leading alone, or stopped while it did)
+// may have acknowledged writes its peer lacks. A leader that loses its
+// follower begins the next term, the one the follower's promotion begins,
+// so that the two meet in one term and the last write decides. But the two
+// may not agree on which term the follower last followed (a link up for an
+// instant: the follower streamed the leader's newest term record, the
+// leader never saw it stream); the follower's term is then one higher and
+// would outrank this node's writes by the number alone. Such a leader
+// begins the peer's term too: the writes on both sides are a split either
+// way, decided by the last write.
+func (t tick) peerLeadsNewerTerm() bool {
+	s, p := t.o.Self, t.o.Peer
+	return t.member() && s.TermRole == RoleLeader && !t.discarding() &&
+		p.AgentUp && p.Member && p.Primary && p.TermRole == RoleLeader && !p.Rejoining && p.Term > s.Term
+}
+
 // peerOutranks: the peer is a serving primary with a better claim: this
 // node must stop writing and follow it. Between two leaders of one term
 // (a split) the claim is the later last write, which moves while either

@@ -119,20 +119,22 @@ var Table = slices.Concat([]Row{
 	{From: Starting, To: Starting, Reason: "both lead the same term (a split): writes stop until it is decided",
 		When: func(t tick) bool { return t.sameTermLeaders() && t.o.Self.KineServing },
 		Do:   seq(KineStop)},
-	// A leader that was followed but still asynchronous when it stopped
-	// (powered off, say) would have begun the next term had it lived to
-	// lose its follower: the term the follower's take-over began. It
-	// begins it now, before comparing, so that the two are compared by
-	// their last writes, not by the number (found by the simulation: its
-	// writes after the follower's copy were archived by the number).
-	{From: Starting, To: Starting, Reason: "the follower took over the term this asynchronous leader would have begun: beginning it too, to compare last writes",
+	// A leader that was asynchronous when it stopped (powered off, say)
+	// and finds its follower leading a newer term begins that term too,
+	// before comparing, so that the two are compared by their last
+	// writes, not by the number (found by the simulation: its writes after
+	// the follower's copy were archived by the number).
+	{From: Starting, To: Starting, Reason: "the peer leads a newer term begun while this node led asynchronously: beginning it too, to compare last writes",
 		When: func(t tick) bool {
-			s, p := t.o.Self, t.o.Peer
-			return t.member() && !s.PGUp && s.TermRole == RoleLeader && s.WasAsync && !s.WasAlone && !t.discarding() &&
-				p.AgentUp && p.Member && p.Primary && p.TermRole == RoleLeader && p.Term == s.Term+1
+			s := t.o.Self
+			return t.peerLeadsNewerTerm() && s.WasAsync && (!s.PGUp || s.Primary)
 		},
 		Do: func(t tick) []Action {
-			return []Action{{Kind: StartPrimary}, {Kind: NewTerm, Term: t.o.Self.Term + 1, Why: TermAlone}}
+			acts := []Action{{Kind: KineStop}}
+			if !t.o.Self.PGUp {
+				acts = append(acts, Action{Kind: StartPrimary})
+			}
+			return append(acts, Action{Kind: NewTerm, Term: t.o.Peer.Term, Why: TermAlone})
 		}},
 	{From: Starting, To: Starting, Reason: "the peer leads this node's term and this node's last write is unknown: starting PostgreSQL, without serving, to compare",
 		When: func(t tick) bool { return t.peerLeadsOurTermUnseen() },
@@ -167,12 +169,16 @@ var Table = slices.Concat([]Row{
 			return []Action{{Kind: InitDB}, {Kind: StartPrimary}, {Kind: NewTerm, Term: t.o.Self.Term + 1, Why: TermForm},
 				{Kind: EnsureSlot}, {Kind: KineLocal}}
 		}},
+	// A primary started again acknowledges writes asynchronously until its
+	// follower catches up; sync-off records that (found by the simulation:
+	// a write acknowledged here just before a power loss was archived by
+	// the number when the follower had taken over meanwhile).
 	{From: Starting, To: LeaderAlone, Reason: "this node has the newest state: leading",
 		When: func(t tick) bool {
 			return t.member() && t.o.Self.TermRole == RoleLeader && t.o.Peer.AgentUp && t.selfWins() &&
 				!t.splitUnsettled() && !t.peerPromoting()
 		},
-		Do: seq(StartPrimary, EnsureSlot, KineLocal)},
+		Do: seq(StartPrimary, SyncOff, EnsureSlot, KineLocal)},
 	{From: Starting, To: LeaderAlone, Reason: "the peer lost or has no data: the follower takes over",
 		When: func(t tick) bool {
 			return t.member() && t.o.Self.TermRole != RoleLeader && t.o.Peer.AgentUp && t.selfWins() && !t.paused() &&
@@ -374,7 +380,7 @@ var Table = slices.Concat([]Row{
 // stopped, and the winner resumes; a winner that the loser's revisions
 // outran moves past them.
 func leaderRows(s State) []Row {
-	return []Row{
+	rows := []Row{
 		// First: the peer waits for this answer before it copies the data.
 		{From: s, To: s, Reason: "the peer is about to follow this term: recorded, so that losing it begins a new term",
 			Consumes: CmdFollow,
@@ -397,4 +403,18 @@ func leaderRows(s State) []Row {
 			When: func(t tick) bool { return t.peerRevsAhead() },
 			Do:   fencePastPeer},
 	}
+	if s != LeaderAlone {
+		return rows // a synchronous leader's writes are all on its follower
+	}
+	// Before the peer outranks this node (see peerLeadsNewerTerm; found by
+	// the simulation: a link up for one tick, and this leader's writes
+	// were archived by the number).
+	return slices.Insert(rows, 2, Row{From: s, To: s,
+		Reason: "the peer leads a newer term begun while this node led asynchronously: beginning it too, to compare last writes",
+		// Its PostgreSQL down, it goes back to starting first (found by
+		// the simulation: the new term could not be recorded, for ever).
+		When: func(t tick) bool { return t.peerLeadsNewerTerm() && t.o.Self.PGUp && t.o.Self.Primary },
+		Do: func(t tick) []Action {
+			return []Action{{Kind: KineStop}, {Kind: NewTerm, Term: t.o.Peer.Term, Why: TermAlone}}
+		}})
 }

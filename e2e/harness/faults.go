@@ -56,6 +56,18 @@ func (n *Network) BlockPort(a, b string, port int) error {
 	return errors.Join(n.dropFrom(a, b, dport, sport), n.dropFrom(b, a, dport, sport))
 }
 
+// RefuseConnects makes node `from` unable to open (or keep) TCP
+// connections to those ports of node `to`, while `to` still connects to
+// `from`'s: for instance a leader that cannot reach its follower's agent
+// or database while the follower's walreceiver streams from it.
+func (n *Network) RefuseConnects(from, to string, ports ...int) error {
+	matches := make([]string, len(ports))
+	for i, p := range ports {
+		matches[i] = fmt.Sprintf("tcp dport %d", p)
+	}
+	return n.dropFrom(from, to, matches...)
+}
+
 // Isolate partitions a and b in both directions.
 func (n *Network) Isolate(a, b string) error {
 	return errors.Join(n.Partition(a, b), n.Partition(b, a))
