@@ -21,4 +21,16 @@ if [ ! -x "$cache/$key" ]; then
 	mv "$cache/$key.tmp" "$cache/$key"
 fi
 ln -sf "$cache/$key" bin/kine
-echo "built bin/twonode ($version) and bin/kine ($kine_version)" >&2
+
+# etcd, for the witness's tests and the lab's witness cluster: the server of
+# the go.etcd.io/etcd release our go.mod pins (its module root is its main
+# package), cached the same way.
+etcd_version=$(go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)
+key="etcd-${etcd_version}-$(go env GOVERSION)-$(go env GOOS)-$(go env GOARCH)"
+if [ ! -x "$cache/$key" ]; then
+	echo "building etcd $etcd_version (cached as $cache/$key)" >&2
+	go build -trimpath -ldflags "-s -w" -o "$cache/$key.tmp" go.etcd.io/etcd/server/v3
+	mv "$cache/$key.tmp" "$cache/$key"
+fi
+ln -sf "$cache/$key" bin/etcd
+echo "built bin/twonode ($version), bin/kine ($kine_version) and bin/etcd ($etcd_version)" >&2

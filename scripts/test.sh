@@ -20,7 +20,7 @@ fi
 go vet ./...
 shellcheck scripts/*.sh .ci/run
 
-export TWONODE_BIN=$PWD/bin/twonode KINE_BIN=$PWD/bin/kine
+export TWONODE_BIN=$PWD/bin/twonode KINE_BIN=$PWD/bin/kine ETCD_BIN=$PWD/bin/etcd
 export KUBE_APISERVER_BIN=$PWD/bin/kube-apiserver STORAGE_CONFORMANCE_BIN=$PWD/bin/etcd3-storage.test
 
 echo "== unit, integration and end-to-end tests" >&2

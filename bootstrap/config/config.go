@@ -11,6 +11,7 @@ package config
 
 import (
 	"math"
+	"strings"
 	"time"
 )
 
@@ -27,6 +28,7 @@ type Config struct {
 	Timers          Timers        `yaml:"timers" usage:"failure detection"`
 	API             API           `yaml:"api" usage:"the agent's APIs"`
 	Log             Log           `yaml:"log" usage:"logging"`
+	Witness         Witness       `yaml:"witness" usage:"the third vote"`
 	ClockOffset     time.Duration `yaml:"test_clock_offset" usage:"FOR FAULT TESTS ONLY: added to the agent's wall clock (-24h..24h)"`
 }
 
@@ -75,6 +77,35 @@ type API struct {
 	Metrics  string `yaml:"metrics" usage:"host:port of the Prometheus metrics; empty: no metrics"`
 }
 
+// Witness is the pair's third vote: a record in an etcd cluster (its v3
+// API) that both nodes reach, typically one cluster at a central site for a
+// whole fleet, each pair under a prefix of its own. Optional: with no
+// endpoints the pair decides alone, as without a witness.
+type Witness struct {
+	Endpoints      string        `yaml:"endpoints" usage:"comma-separated https:// client URLs of the etcd cluster; empty: no witness"`
+	CAFile         string        `yaml:"ca_file" usage:"CA certificates (PEM) that sign the etcd servers' certificates"`
+	CertFile       string        `yaml:"cert_file" usage:"this node's client certificate (PEM) for etcd"`
+	KeyFile        string        `yaml:"key_file" usage:"that certificate's private key (PEM, mode 0600 or 0400)"`
+	Prefix         string        `yaml:"prefix" usage:"key prefix unique to this pair, such as /twonode/site-042/"`
+	DialTimeout    time.Duration `yaml:"dial_timeout" usage:"how long connecting to the witness may take (100ms..1m)"`
+	RequestTimeout time.Duration `yaml:"request_timeout" usage:"how long one request to the witness may take (100ms..1m)"`
+	LeaseTTL       time.Duration `yaml:"lease_ttl" usage:"lease of a leader that leads alone: it stops serving before it could expire (2s..10m, whole seconds)"`
+}
+
+// On reports whether a witness is configured.
+func (w Witness) On() bool { return w.Endpoints != "" }
+
+// EndpointList is Endpoints split at commas, spaces trimmed.
+func (w Witness) EndpointList() []string {
+	var out []string
+	for _, e := range strings.Split(w.Endpoints, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // Log is the agent's own logging.
 type Log struct {
 	Level  string `yaml:"level" usage:"debug, info, warn or error"`
@@ -121,6 +152,11 @@ func Default() Config {
 		Log: Log{
 			Level:  "info",
 			Format: "text",
+		},
+		Witness: Witness{
+			DialTimeout:    2 * time.Second,
+			RequestTimeout: time.Second,
+			LeaseTTL:       10 * time.Second,
 		},
 	}
 }

@@ -53,6 +53,14 @@ func TestFlagNames(t *testing.T) {
 		{"api-metrics", "TWONODE_API_METRICS"},
 		{"log-level", "TWONODE_LOG_LEVEL"},
 		{"log-format", "TWONODE_LOG_FORMAT"},
+		{"witness-endpoints", "TWONODE_WITNESS_ENDPOINTS"},
+		{"witness-ca-file", "TWONODE_WITNESS_CA_FILE"},
+		{"witness-cert-file", "TWONODE_WITNESS_CERT_FILE"},
+		{"witness-key-file", "TWONODE_WITNESS_KEY_FILE"},
+		{"witness-prefix", "TWONODE_WITNESS_PREFIX"},
+		{"witness-dial-timeout", "TWONODE_WITNESS_DIAL_TIMEOUT"},
+		{"witness-request-timeout", "TWONODE_WITNESS_REQUEST_TIMEOUT"},
+		{"witness-lease-ttl", "TWONODE_WITNESS_LEASE_TTL"},
 		{"test-clock-offset", "TWONODE_TEST_CLOCK_OFFSET"},
 	}
 	flags := Flags()

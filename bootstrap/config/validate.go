@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -32,6 +33,12 @@ const (
 	maxDetectionWindow  = 5 * time.Minute
 	maxClockOffset      = 24 * time.Hour
 	maxCompactMinRetain = 100_000_000
+	minWitnessTimeout   = 100 * time.Millisecond
+	maxWitnessTimeout   = time.Minute
+	minLeaseTTL         = 2 * time.Second
+	maxLeaseTTL         = 10 * time.Minute
+	maxWitnessEndpoints = 9
+	maxWitnessPrefix    = 200
 
 	// maxSocketPath is the longest unix socket path Linux takes (sun_path
 	// is 108 bytes with its terminating NUL).
@@ -180,9 +187,64 @@ func (c *Config) Validate() error {
 		p.add("log.format", "must be text or json (got %q)", c.Log.Format)
 	}
 
+	p.witness(c.Witness)
+
 	p.between("test_clock_offset", c.ClockOffset, -maxClockOffset, maxClockOffset)
 
 	return errors.Join(p...)
+}
+
+var witnessPrefixRE = regexp.MustCompile(`^/[A-Za-z0-9._/-]*/$`)
+
+// witness checks the witness block: nothing but its timers when it has no
+// endpoints (a half-written block is a mistake, not "no witness").
+func (p *problems) witness(w Witness) {
+	p.between("witness.dial_timeout", w.DialTimeout, minWitnessTimeout, maxWitnessTimeout)
+	reqOK := p.between("witness.request_timeout", w.RequestTimeout, minWitnessTimeout, maxWitnessTimeout)
+	switch {
+	case !p.between("witness.lease_ttl", w.LeaseTTL, minLeaseTTL, maxLeaseTTL):
+	case w.LeaseTTL%time.Second != 0:
+		p.add("witness.lease_ttl", "must be whole seconds: etcd's leases count in seconds (got %s)", dur(w.LeaseTTL))
+	case reqOK && w.LeaseTTL < 3*w.RequestTimeout:
+		p.add("witness.lease_ttl", "must be at least 3 × witness.request_timeout, so that a renewal can answer before the leader must stop (got %s, request_timeout %s)",
+			dur(w.LeaseTTL), dur(w.RequestTimeout))
+	}
+	if !w.On() {
+		for _, f := range [][2]string{{"witness.ca_file", w.CAFile}, {"witness.cert_file", w.CertFile}, {"witness.key_file", w.KeyFile}, {"witness.prefix", w.Prefix}} {
+			if f[1] != "" {
+				p.add(f[0], "is set but witness.endpoints is empty: give the endpoints, or remove the witness block")
+			}
+		}
+		return
+	}
+	eps := w.EndpointList()
+	if len(eps) > maxWitnessEndpoints {
+		p.add("witness.endpoints", "at most %d endpoints (got %d)", maxWitnessEndpoints, len(eps))
+	}
+	for _, e := range eps {
+		u, err := url.Parse(e)
+		switch {
+		case err != nil || u.Host == "" || u.Opaque != "":
+			p.add("witness.endpoints", "each must be a URL such as https://10.0.0.5:2379 (got %q)", e)
+		case u.Scheme != "https":
+			p.add("witness.endpoints", "must be https:// URLs: the witness decides who may write, so it is reached over TLS only (got %q)", e)
+		case u.Port() == "":
+			p.add("witness.endpoints", "must name a port, such as :2379 (got %q)", e)
+		case u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+			p.add("witness.endpoints", "must be scheme, host and port only (got %q)", e)
+		}
+	}
+	p.path("witness.ca_file", w.CAFile)
+	p.path("witness.cert_file", w.CertFile)
+	p.path("witness.key_file", w.KeyFile)
+	switch {
+	case w.Prefix == "":
+		p.add("witness.prefix", "required with a witness: a key prefix unique to this pair, such as /twonode/site-042/")
+	case len(w.Prefix) > maxWitnessPrefix:
+		p.add("witness.prefix", "at most %d characters (got %d)", maxWitnessPrefix, len(w.Prefix))
+	case w.Prefix == "/" || !witnessPrefixRE.MatchString(w.Prefix) || strings.Contains(w.Prefix, "//"):
+		p.add("witness.prefix", "must start and end with '/', name this pair (not just \"/\") and hold only letters, digits, '.', '_', '-' and '/' (got %q)", w.Prefix)
+	}
 }
 
 // name checks a node name; it reports whether the name is usable.

@@ -7,6 +7,12 @@ import (
 )
 
 // valid is the smallest valid config: the defaults plus the required fields.
+func withWitness(c *Config) {
+	c.Witness = Witness{Endpoints: "https://10.0.0.5:2379,https://10.0.0.6:2379", CAFile: "/etc/twonode/witness-ca.pem",
+		CertFile: "/etc/twonode/witness.pem", KeyFile: "/etc/twonode/witness-key.pem", Prefix: "/twonode/site-042/",
+		DialTimeout: 2 * time.Second, RequestTimeout: time.Second, LeaseTTL: 10 * time.Second}
+}
+
 func valid() Config {
 	c := Default()
 	c.Node = Host{Name: "a", Address: "10.0.0.1"}
@@ -194,6 +200,39 @@ func TestValidateErrors(t *testing.T) {
 		{"promote timeout too long", func(c *Config) { c.Timers.PromoteTimeout = 90 * time.Minute },
 			"timers.promote_timeout: must be between 1s and 1h (got 1h30m)"},
 		{"peer port zero", func(c *Config) { c.API.PeerPort = 0 }, "api.peer_port: must be between 1 and 65535 (got 0)"},
+		{"witness prefix without endpoints", func(c *Config) { c.Witness.Prefix = "/twonode/x/" },
+			"witness.prefix: is set but witness.endpoints is empty: give the endpoints, or remove the witness block"},
+		{"witness ca without endpoints", func(c *Config) { c.Witness.CAFile = "/etc/ca.pem" },
+			"witness.ca_file: is set but witness.endpoints is empty: give the endpoints, or remove the witness block"},
+		{"witness cert without endpoints", func(c *Config) { c.Witness.CertFile = "/etc/c.pem" },
+			"witness.cert_file: is set but witness.endpoints is empty: give the endpoints, or remove the witness block"},
+		{"witness key without endpoints", func(c *Config) { c.Witness.KeyFile = "/etc/k.pem" },
+			"witness.key_file: is set but witness.endpoints is empty: give the endpoints, or remove the witness block"},
+		{"witness over plain http", func(c *Config) { withWitness(c); c.Witness.Endpoints = "http://10.0.0.5:2379" },
+			`witness.endpoints: must be https:// URLs: the witness decides who may write, so it is reached over TLS only (got "http://10.0.0.5:2379")`},
+		{"witness endpoint without a port", func(c *Config) { withWitness(c); c.Witness.Endpoints = "https://10.0.0.5:2379, https://10.0.0.6" },
+			`witness.endpoints: must name a port, such as :2379 (got "https://10.0.0.6")`},
+		{"witness endpoint with a path", func(c *Config) { withWitness(c); c.Witness.Endpoints = "https://10.0.0.5:2379/v3" },
+			`witness.endpoints: must be scheme, host and port only (got "https://10.0.0.5:2379/v3")`},
+		{"witness endpoint a bare host", func(c *Config) { withWitness(c); c.Witness.Endpoints = "10.0.0.5:2379" },
+			`witness.endpoints: each must be a URL such as https://10.0.0.5:2379 (got "10.0.0.5:2379")`},
+		{"witness without a ca", func(c *Config) { withWitness(c); c.Witness.CAFile = "" }, "witness.ca_file: required: an absolute path"},
+		{"witness cert relative", func(c *Config) { withWitness(c); c.Witness.CertFile = "c.pem" }, `witness.cert_file: must be an absolute path (got "c.pem")`},
+		{"witness without a key", func(c *Config) { withWitness(c); c.Witness.KeyFile = "" }, "witness.key_file: required: an absolute path"},
+		{"witness without a prefix", func(c *Config) { withWitness(c); c.Witness.Prefix = "" },
+			"witness.prefix: required with a witness: a key prefix unique to this pair, such as /twonode/site-042/"},
+		{"witness prefix the root", func(c *Config) { withWitness(c); c.Witness.Prefix = "/" },
+			`witness.prefix: must start and end with '/', name this pair (not just "/") and hold only letters, digits, '.', '_', '-' and '/' (got "/")`},
+		{"witness prefix without the last slash", func(c *Config) { withWitness(c); c.Witness.Prefix = "/twonode/site" },
+			`witness.prefix: must start and end with '/', name this pair (not just "/") and hold only letters, digits, '.', '_', '-' and '/' (got "/twonode/site")`},
+		{"witness dial timeout too short", func(c *Config) { c.Witness.DialTimeout = time.Millisecond },
+			"witness.dial_timeout: must be between 100ms and 1m (got 1ms)"},
+		{"witness request timeout too long", func(c *Config) { c.Witness.RequestTimeout = time.Hour },
+			"witness.request_timeout: must be between 100ms and 1m (got 1h)"},
+		{"witness lease in milliseconds", func(c *Config) { c.Witness.LeaseTTL = 2500 * time.Millisecond },
+			"witness.lease_ttl: must be whole seconds: etcd's leases count in seconds (got 2.5s)"},
+		{"witness lease shorter than three requests", func(c *Config) { c.Witness.LeaseTTL = 2 * time.Second },
+			"witness.lease_ttl: must be at least 3 × witness.request_timeout, so that a renewal can answer before the leader must stop (got 2s, request_timeout 1s)"},
 		{"peer port is the postgres port", func(c *Config) { c.API.PeerPort = 5432 },
 			"api.peer_port: must differ from postgres.port: both listen on node.address (both 5432)"},
 		{"socket relative", func(c *Config) { c.API.Socket = "agent.sock" },
@@ -261,6 +300,7 @@ func TestValidateReportsEverything(t *testing.T) {
 		"timers.probe_interval", "timers.probe_timeout", "timers.failure_threshold",
 		"timers.pause_expiry", "timers.promote_timeout",
 		"api.peer_port", "api.socket", "log.level", "log.format",
+		"witness.dial_timeout", "witness.request_timeout", "witness.lease_ttl",
 	}
 	if strings.Join(fields, " ") != strings.Join(want, " ") {
 		t.Fatalf("fields reported:\n got %v\nwant %v\nerror:\n%v", fields, want, err)

@@ -1,0 +1,324 @@
+// Package witness is the pair's third vote: two records in an etcd cluster
+// (its v3 API, so a fleet's witness is an ordinary etcd cluster at a
+// central site, each pair under a key prefix of its own).
+//
+//   - <prefix>term: the pair's current term and the node that began it,
+//     changed only by a compare-and-swap from the revision the node last
+//     read. A promotion, and a leader's going alone, each need that swap
+//     first: of two nodes racing, one wins, the other learns it lost.
+//   - <prefix>alone: present while a leader leads alone (asynchronously),
+//     attached to a lease that leader renews. A promotion requires it
+//     absent, so a node takes over from a leader that leads alone only
+//     after that leader's lease expired, and that leader stops serving, on
+//     its own monotonic clock, before it could (Lease.Deadline).
+//
+// A healthy, synchronous pair writes nothing here: the witness's load grows
+// with failures, not with the number of pairs. This package only speaks to
+// the witness and checks what it answers; what to do with the answers is
+// decided in bootstrap/fsm.
+package witness
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/twonode-edge/twonode/bootstrap/config"
+)
+
+// maxTerm bounds a term read from the witness, as peer.CheckStatus bounds a
+// peer's: a record past it is refused, not believed.
+const maxTerm = 1 << 40
+
+// Term is the record at <prefix>term.
+type Term struct {
+	Term uint64 `json:"term"`
+	By   string `json:"by"` // the node that began it
+}
+
+// Seen is the term record as last read, with the etcd revision that wrote
+// it: what a swap compares against. Rev 0: there is no record yet.
+type Seen struct {
+	Term
+	Rev int64
+}
+
+// Alone is the record at <prefix>alone: a leader leading term Term alone.
+type Alone struct {
+	Term uint64 `json:"term"`
+	By   string `json:"by"`
+}
+
+// State is what one read of the witness found.
+type State struct {
+	Term  Seen
+	Alone *Alone // nil: no leader leads alone (or its lease expired)
+}
+
+// Lease is a leader's claim to lead alone. Deadline is on this process's
+// monotonic clock: the time the grant or renewal was sent plus the TTL the
+// witness granted, less a margin. The witness starts counting only when the
+// request reaches it, so its lease cannot expire before Deadline.
+type Lease struct {
+	ID       clientv3.LeaseID
+	TTL      time.Duration
+	Deadline time.Time
+}
+
+// Valid reports whether the lease still covers now (a monotonic reading).
+func (l Lease) Valid(now time.Time) bool { return l.ID != 0 && now.Before(l.Deadline) }
+
+// Client is one node's connection to the witness.
+type Client struct {
+	cli     *clientv3.Client
+	prefix  string
+	node    string
+	pair    [2]string
+	timeout time.Duration
+	ttl     time.Duration
+	now     func() time.Time
+}
+
+// New connects to the witness (without waiting for it: an unreachable
+// witness is an answer the caller handles, not a reason not to start).
+// node and peer are the pair's names: a record naming anyone else is
+// refused.
+func New(w config.Witness, node, peer string) (*Client, error) {
+	tc, err := tlsConfig(w)
+	if err != nil {
+		return nil, err
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:            w.EndpointList(),
+		DialTimeout:          w.DialTimeout,
+		DialKeepAliveTime:    10 * time.Second,
+		DialKeepAliveTimeout: w.RequestTimeout,
+		TLS:                  tc,
+		Logger:               zap.NewNop(),
+		// No retries behind our back: a swap must be sent once, and a
+		// request must answer within its timeout.
+		MaxUnaryRetries: 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("witness: %w", err)
+	}
+	return &Client{cli: cli, prefix: w.Prefix, node: node, pair: [2]string{node, peer},
+		timeout: w.RequestTimeout, ttl: w.LeaseTTL, now: time.Now}, nil
+}
+
+// tlsConfig reads the CA and the client certificate. The witness decides
+// who may write, so it is always reached over TLS with a client
+// certificate (config.Validate refuses anything else).
+func tlsConfig(w config.Witness) (*tls.Config, error) {
+	ca, err := os.ReadFile(w.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("witness: ca_file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return nil, fmt.Errorf("witness: ca_file %s: no PEM certificate in it", w.CAFile)
+	}
+	cert, err := tls.LoadX509KeyPair(w.CertFile, w.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("witness: cert_file/key_file: %w", err)
+	}
+	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// Close releases the connection.
+func (c *Client) Close() error { return c.cli.Close() }
+
+func (c *Client) termKey() string  { return c.prefix + "term" }
+func (c *Client) aloneKey() string { return c.prefix + "alone" }
+
+// Read returns both records. It writes nothing: a healthy pair calls it
+// as its slow reachability check.
+func (c *Client) Read(ctx context.Context) (State, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	resp, err := c.cli.Txn(ctx).Then(clientv3.OpGet(c.termKey()), clientv3.OpGet(c.aloneKey())).Commit()
+	if err != nil {
+		return State{}, fmt.Errorf("witness: read: %w", err)
+	}
+	return c.state(resp)
+}
+
+// state decodes the two gets of a transaction's answer.
+func (c *Client) state(resp *clientv3.TxnResponse) (State, error) {
+	var st State
+	if len(resp.Responses) != 2 {
+		return st, fmt.Errorf("witness: answer has %d parts, want 2", len(resp.Responses))
+	}
+	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
+		var t Term
+		if err := c.decode(kvs[0].Value, &t.Term, &t.By); err != nil {
+			return st, fmt.Errorf("witness: %s: %w", c.termKey(), err)
+		}
+		st.Term = Seen{Term: t, Rev: kvs[0].ModRevision}
+	}
+	if kvs := resp.Responses[1].GetResponseRange().GetKvs(); len(kvs) > 0 {
+		var a Alone
+		if err := c.decode(kvs[0].Value, &a.Term, &a.By); err != nil {
+			return st, fmt.Errorf("witness: %s: %w", c.aloneKey(), err)
+		}
+		st.Alone = &a
+	}
+	return st, nil
+}
+
+// decode reads a record strictly and checks it: a term in range, begun by
+// one of this pair's nodes. Anything else is an error, never a default.
+func (c *Client) decode(b []byte, term *uint64, by *string) error {
+	var r struct {
+		Term *uint64 `json:"term"`
+		By   *string `json:"by"`
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&r); err != nil {
+		return fmt.Errorf("not a record this agent writes (%d bytes): %w", len(b), err)
+	}
+	switch {
+	case r.Term == nil || r.By == nil:
+		return errors.New("record lacks term or by")
+	case *r.Term == 0 || *r.Term >= maxTerm:
+		return fmt.Errorf("term %d out of range (1..2^40)", *r.Term)
+	case *r.By != c.pair[0] && *r.By != c.pair[1]:
+		return fmt.Errorf("begun by %q, which is neither %s nor %s: is the prefix shared with another pair?", *r.By, c.pair[0], c.pair[1])
+	}
+	*term, *by = *r.Term, *r.By
+	return nil
+}
+
+// Begin swaps the term record from what this node last read (from) to a
+// term it begins (to), provided no leader leads alone. It reports whether
+// it won and, either way, the state it leaves (the winner's, when it lost).
+func (c *Client) Begin(ctx context.Context, from Seen, to uint64) (bool, State, error) {
+	if err := c.checkNext(from, to); err != nil {
+		return false, State{}, err
+	}
+	val, _ := json.Marshal(Term{Term: to, By: c.node})
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	resp, err := c.cli.Txn(ctx).
+		If(c.unchanged(from), clientv3.Compare(clientv3.CreateRevision(c.aloneKey()), "=", 0)).
+		Then(clientv3.OpPut(c.termKey(), string(val)), clientv3.OpGet(c.termKey()), clientv3.OpGet(c.aloneKey())).
+		Else(clientv3.OpGet(c.termKey()), clientv3.OpGet(c.aloneKey())).Commit()
+	if err != nil {
+		return false, State{}, fmt.Errorf("witness: begin term %d: %w", to, err)
+	}
+	return c.outcome(resp)
+}
+
+// GoAlone swaps the term record from `from` to `to` (begun by this node)
+// and, in the same transaction, creates the alone record under a new
+// lease. A leader that loses this race must stop serving: the other node
+// won the swap. The lease is revoked when the swap is lost.
+func (c *Client) GoAlone(ctx context.Context, from Seen, to uint64) (bool, State, Lease, error) {
+	if err := c.checkNext(from, to); err != nil {
+		return false, State{}, Lease{}, err
+	}
+	sent := c.now()
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	g, err := c.cli.Grant(ctx, int64(c.ttl/time.Second))
+	if err != nil {
+		return false, State{}, Lease{}, fmt.Errorf("witness: lease: %w", err)
+	}
+	l := c.lease(g.ID, g.TTL, sent)
+	term, _ := json.Marshal(Term{Term: to, By: c.node})
+	alone, _ := json.Marshal(Alone{Term: to, By: c.node})
+	// Another leader's alone record stays: a node leads alone only when
+	// none does (its lease must expire first).
+	resp, err := c.cli.Txn(ctx).
+		If(c.unchanged(from), clientv3.Compare(clientv3.CreateRevision(c.aloneKey()), "=", 0)).
+		Then(clientv3.OpPut(c.termKey(), string(term)), clientv3.OpPut(c.aloneKey(), string(alone), clientv3.WithLease(g.ID)),
+			clientv3.OpGet(c.termKey()), clientv3.OpGet(c.aloneKey())).
+		Else(clientv3.OpGet(c.termKey()), clientv3.OpGet(c.aloneKey())).Commit()
+	if err != nil {
+		c.revoke(g.ID)
+		return false, State{}, Lease{}, fmt.Errorf("witness: go alone in term %d: %w", to, err)
+	}
+	won, st, err := c.outcome(resp)
+	if err != nil || !won {
+		c.revoke(g.ID)
+		return won, st, Lease{}, err
+	}
+	return true, st, l, nil
+}
+
+// Renew extends a lease. It fails when the lease is gone at the witness
+// (expired): the leader must already have stopped serving by then.
+func (c *Client) Renew(ctx context.Context, l Lease) (Lease, error) {
+	sent := c.now()
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	r, err := c.cli.KeepAliveOnce(ctx, l.ID)
+	if err != nil {
+		return l, fmt.Errorf("witness: renew lease: %w", err)
+	}
+	return c.lease(l.ID, r.TTL, sent), nil
+}
+
+// Release ends leading alone (the follower caught up): the alone record
+// goes with the lease.
+func (c *Client) Release(ctx context.Context, l Lease) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	if _, err := c.cli.Revoke(ctx, l.ID); err != nil {
+		return fmt.Errorf("witness: release lease: %w", err)
+	}
+	return nil
+}
+
+func (c *Client) revoke(id clientv3.LeaseID) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	_, _ = c.cli.Revoke(ctx, id) // if this fails, the lease expires by itself
+}
+
+// lease is the local view of a granted TTL: counted from when the request
+// was sent, less a margin for the two clocks' rates (etcd's own clock may
+// run a little faster) of a tenth of the TTL, at least one request timeout.
+func (c *Client) lease(id clientv3.LeaseID, ttlSeconds int64, sent time.Time) Lease {
+	ttl := time.Duration(ttlSeconds) * time.Second
+	margin := max(ttl/10, c.timeout)
+	return Lease{ID: id, TTL: ttl, Deadline: sent.Add(ttl - margin)}
+}
+
+// checkNext refuses a swap that would not move the term forward.
+func (c *Client) checkNext(from Seen, to uint64) error {
+	if to <= from.Term.Term || to >= maxTerm {
+		return fmt.Errorf("witness: term %d does not follow %d", to, from.Term.Term)
+	}
+	return nil
+}
+
+// unchanged compares the term record with the revision last read (absent
+// when none was).
+func (c *Client) unchanged(from Seen) clientv3.Cmp {
+	if from.Rev == 0 {
+		return clientv3.Compare(clientv3.CreateRevision(c.termKey()), "=", 0)
+	}
+	return clientv3.Compare(clientv3.ModRevision(c.termKey()), "=", from.Rev)
+}
+
+// outcome decodes a swap's answer: the two gets that end either branch.
+func (c *Client) outcome(resp *clientv3.TxnResponse) (bool, State, error) {
+	n := len(resp.Responses)
+	if n < 2 {
+		return false, State{}, fmt.Errorf("witness: answer has %d parts", n)
+	}
+	resp.Responses = resp.Responses[n-2:]
+	st, err := c.state(resp)
+	return resp.Succeeded, st, err
+}
