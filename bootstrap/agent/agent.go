@@ -39,6 +39,8 @@ type Deps struct {
 	// FreeBytes is the space left to unprivileged writers on the
 	// filesystem holding path (statfs by default).
 	FreeBytes func(path string) (uint64, error)
+	// Witness is the pair's third vote (nil: none configured).
+	Witness WitnessClient
 }
 
 // Agent is the daemon's state; all fields after mu are guarded by it.
@@ -70,6 +72,8 @@ type Agent struct {
 	heardAt     time.Time       // when peerMark last changed, on this agent's clock
 	pgNow       postgres.Status // this tick's local PostgreSQL, as localPG judged it
 	lastPeerErr string          // the last peer error, logged once when implausible
+	wv          witnessView     // what this node knows of the witness
+	waiting     string          // the last tick's fsm.Decision.Waiting
 }
 
 // observed is the last tick's view, for status answers.
@@ -111,11 +115,13 @@ func New(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 			RecoverThreshold: 2,
 			BootGrace:        cfg.Timers.BootGrace,
 			JoinTimeout:      2 * time.Minute,
+			WitnessWait:      cfg.Witness.Unreachable == "wait",
 		},
 		met:  newMetrics(),
 		cmds: make(chan cmdReq),
 	}
 	a.m = fsm.New(d.Now())
+	a.restoreLease()
 	return a, nil
 }
 
@@ -174,11 +180,13 @@ func (a *Agent) tick(ctx context.Context, req *cmdReq) {
 	a.mu.Lock()
 	a.m = next
 	a.last = obs
+	a.waiting = d.Waiting
 	a.mu.Unlock()
 
 	if err := a.d.Kine.Ensure(ctx); err != nil {
 		a.log.Warn("kine restart failed", "err", err)
 	}
+	a.renewWitness(ctx, a.d.Now())
 	if next.State.IsLeader() && obs.pg.Up && !obs.pg.InRecovery {
 		// The peer's slot may be missing after a rewind or a new follower.
 		if err := a.d.DB.EnsureSlot(ctx, slotName(a.cfg.Peer.Name)); err != nil {

@@ -97,6 +97,7 @@ func (h *LocalHandler) Status(context.Context) localapi.StatusReport {
 	m, last, st := a.snapshot()
 	a.mu.Lock()
 	lastTrans, lastAt, failover := a.lastTrans, a.lastAt, a.failover
+	wit, waiting := a.witnessText(last.o.Witness), a.waiting
 	a.mu.Unlock()
 	now := a.d.Now()
 	r := localapi.StatusReport{
@@ -105,7 +106,7 @@ func (h *LocalHandler) Status(context.Context) localapi.StatusReport {
 		Replication: replication(m.State, last), LagBytes: last.pg.PeerFlushLagBytes, PGUp: last.pg.Up,
 		KineEndpoint: a.d.Kine.Target(), LastTransition: lastTrans, LastTransitionAt: lastAt,
 		LastFailover: failover, ClockOffset: st.PairOffset, Archives: st.Archives, Version: Version,
-		DiskFull: last.o.Self.DiskFull, RecentSplits: last.o.Self.RecentSplits,
+		DiskFull: last.o.Self.DiskFull, RecentSplits: last.o.Self.RecentSplits, Witness: wit, Waiting: waiting,
 	}
 	if in := st.Intent; in != nil {
 		r.Unfinished = fmt.Sprintf("%s → %s: %s", in.From, in.To, in.Reason)

@@ -113,6 +113,10 @@ func (a *Agent) run(ctx context.Context, act fsm.Action, obs observed) error {
 		return a.d.Kine.Stop(ctx)
 	case fsm.NewTerm:
 		return a.newTerm(ctx, act)
+	case fsm.WitnessClaim:
+		return a.witnessClaim(ctx, act.Term)
+	case fsm.WitnessRelease:
+		return a.witnessRelease(ctx)
 	case fsm.AdoptTerm:
 		return a.updateState(func(p *Persisted) {
 			p.Member = true

@@ -45,6 +45,7 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 	disk := a.diskFull()
 	wg.Wait()
 	now := a.d.Now()
+	a.readWitness(ctx, now)
 
 	if peerErr != nil && errors.Is(peerErr, peer.ErrImplausible) && peerErr.Error() != a.lastPeerErr {
 		a.log.Warn("the peer's answer is not believed: it counts as no answer", "err", peerErr)
@@ -85,7 +86,10 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 		}
 		self.KineRev = rev
 	}
-	return observed{o: fsm.Observation{Now: now, Self: self, Peer: p, Cmd: cmd}, pg: a.pgSnapshot(), peer: ps}
+	a.mu.Lock()
+	wf := a.witnessFacts(now)
+	a.mu.Unlock()
+	return observed{o: fsm.Observation{Now: now, Self: self, Peer: p, Cmd: cmd, Witness: wf}, pg: a.pgSnapshot(), peer: ps}
 }
 
 // facts turns one tick's measurements into the core's Self and Peer.

@@ -117,6 +117,9 @@ func (s *simRunner) run(line string) (string, error) {
 		}
 		return w.node(pos[0]), nil
 	}
+	if out, ok, err := s.witnessCommand(cmd, pos); ok {
+		return out, err
+	}
 	switch cmd {
 	case "form", "converge":
 		if s.converge(10) {

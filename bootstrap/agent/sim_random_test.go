@@ -301,7 +301,38 @@ func runSchedule(t testing.TB, base string, cmds []string) *simWorld {
 // TestRandomSchedules runs -sim.schedules random fault schedules (seeds
 // -sim.first onwards), or only -sim.seed. A failure prints the seed, the
 // schedule (as a script) and the end of its event trail.
-func TestRandomSchedules(t *testing.T) {
+func TestRandomSchedules(t *testing.T) { runRandomSchedules(t, "TestRandomSchedules", simSchedule) }
+
+// TestRandomSchedulesWithWitness runs the same schedules with a witness
+// (policy wait), its own faults added: down, or cut from one node.
+func TestRandomSchedulesWithWitness(t *testing.T) {
+	runRandomSchedules(t, "TestRandomSchedulesWithWitness", witnessSchedule)
+}
+
+// witnessSchedule is simSchedule(seed) with a witness and its faults.
+func witnessSchedule(seed uint64) []string {
+	r := rand.New(rand.NewPCG(seed, 0x77))
+	base := simSchedule(seed)
+	out := []string{"witness wait"}
+	for i, c := range base {
+		out = append(out, c)
+		if i == 0 || i >= len(base)-len(simFinish) || r.IntN(4) != 0 {
+			continue
+		}
+		switch r.IntN(3) {
+		case 0:
+			out = append(out, "witness-down", fmt.Sprintf("tick %d", 1+r.IntN(40)), "witness-up")
+		case 1:
+			out = append(out, "witness-cut "+[]string{"a", "b"}[r.IntN(2)], fmt.Sprintf("tick %d", 1+r.IntN(60)), "witness-heal")
+		default:
+			out = append(out, "witness-cut "+[]string{"a", "b"}[r.IntN(2)])
+		}
+	}
+	n := len(out) - len(simFinish)
+	return append(out[:n:n], append([]string{"witness-up", "witness-heal"}, simFinish...)...)
+}
+
+func runRandomSchedules(t *testing.T, name string, schedule func(uint64) []string) {
 	start := time.Now()
 	first, n := *simFirstSeed, *simSchedules
 	if *simSeed != 0 {
@@ -332,7 +363,7 @@ func TestRandomSchedules(t *testing.T) {
 		go func() {
 			for i := range next {
 				seed := first + uint64(i)
-				cmds := simSchedule(seed)
+				cmds := schedule(seed)
 				dir := filepath.Join(base, strconv.FormatUint(seed, 10))
 				w := runSchedule(t, dir, cmds)
 				os.RemoveAll(dir)
@@ -377,8 +408,8 @@ func TestRandomSchedules(t *testing.T) {
 					break
 				}
 			}
-			t.Errorf("seed %d (reproduce: go test ./bootstrap/agent -run TestRandomSchedules -sim.seed=%d -sim.v): %s\nschedule:\n  %s\nevents up to it:\n  %s",
-				seed, seed, v, strings.Join(cmds, "\n  "), strings.Join(simTrail(w.events, v, 50), "\n  "))
+			t.Errorf("seed %d (reproduce: go test ./bootstrap/agent -run '%s$' -sim.seed=%d -sim.v): %s\nschedule:\n  %s\nevents up to it:\n  %s",
+				seed, name, seed, v, strings.Join(cmds, "\n  "), strings.Join(simTrail(w.events, v, 50), "\n  "))
 		}
 	}
 	t.Logf("%d schedules (seeds %d..%d), %d rounds, in %s; %d schedules violated an invariant, by invariant %v (first seeds %v, all %v); slowest convergence %d rounds",

@@ -23,6 +23,14 @@ package agent
 //	    rounds: exactly one leader (state leader, Kine local, PostgreSQL a
 //	    synchronous primary) and one follower (state follower, standby
 //	    streaming from the leader, Kine pointing at the leader).
+//	I1w with a witness (policy wait): never two nodes that acknowledge
+//	    writes at once, partition or not.
+//	I2 with a witness: a write may also be archived when its leader led
+//	    alone and lost the witness's lease (cut off from both the peer and
+//	    the witness, it stopped; the follower took over after the lease
+//	    expired): the one case the witness trades for availability.
+//	    (I4 does not apply with a witness: a node may wait for its peer by
+//	    design; I3 checks that the pair comes back once the faults end.)
 //	I4  nothing waits for a human: a member that cannot see its peer (off,
 //	    or the link down) for K rounds, and is not paused, serves writes,
 //	    unless it had conceded to that peer (a lost split, a hand-over)

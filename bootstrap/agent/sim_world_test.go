@@ -165,6 +165,8 @@ type simWorld struct {
 	restart int // rounds before a crashed agent is restarted
 	clients bool
 
+	wit *simWitness // the pair's witness, nil: none
+
 	record  bool // keep firings and call names
 	firings []simFiring
 	onCrash func(n *simNode)
@@ -290,7 +292,7 @@ func (w *simWorld) persisted(n *simNode) Persisted {
 
 func (w *simWorld) boot(n *simNode) error {
 	inst := &simInst{w: w, n: n}
-	a, err := New(n.cfg, w.log.With("node", n.name), Deps{
+	d := Deps{
 		DB: simDB{inst}, Kine: simKine{inst}, Peer: simPeer{inst}, PingPeer: inst.ping, Now: w.clock,
 		FreeBytes: func(string) (uint64, error) {
 			if n.diskFull {
@@ -298,7 +300,11 @@ func (w *simWorld) boot(n *simNode) error {
 			}
 			return 1 << 40, nil
 		},
-	})
+	}
+	if w.wit != nil {
+		d.Witness = simWitnessClient{inst}
+	}
+	a, err := New(n.cfg, w.log.With("node", n.name), d)
 	if err != nil {
 		return err
 	}
@@ -452,6 +458,7 @@ func (w *simWorld) clientWrite(n *simNode) {
 // write, check the invariants, advance the clock by one probe interval.
 func (w *simWorld) step(ctx context.Context) {
 	w.round++
+	w.expireWitness()
 	for _, n := range w.nodes {
 		if n.powered && n.agent == nil && w.round >= n.restartAt {
 			if err := w.boot(n); err != nil {

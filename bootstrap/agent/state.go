@@ -52,6 +52,9 @@ type Persisted struct {
 	// SyncOff, cleared by SyncOn): with Alone clear, a follower streamed
 	// but writes were acknowledged without it.
 	Async bool `json:"async,omitempty"`
+	// WitnessLease is the lease this node last took at the witness to lead
+	// alone (0: none), so that a restarted agent claims with it again.
+	WitnessLease int64 `json:"witness_lease,omitempty"`
 	// Intent is the transition under way, recorded before its first
 	// action and cleared after its last (fsm.Intent): an agent that dies
 	// half-way finds it on start.

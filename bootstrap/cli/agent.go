@@ -21,6 +21,7 @@ import (
 	"github.com/twonode-edge/twonode/bootstrap/localapi"
 	"github.com/twonode-edge/twonode/bootstrap/peer"
 	"github.com/twonode-edge/twonode/bootstrap/postgres"
+	"github.com/twonode-edge/twonode/bootstrap/witness"
 )
 
 func agentCommand() *cli.Command {
@@ -104,6 +105,17 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 	now := func() time.Time { return time.Now().Add(off) }
 	pc := peer.NewClient(peerURL, secret, cfg.Timers.ProbeTimeout)
 	pc.Now = now // offsets are measured on the clock the agent reports
+	var wc agent.WitnessClient
+	if cfg.Witness.On() {
+		w, err := witness.New(cfg.Witness, cfg.Node.Name, cfg.Peer.Name)
+		if err != nil {
+			return cli.Exit("invalid configuration, nothing was changed:\n"+err.Error(), 2)
+		}
+		defer w.Close()
+		wc = w
+		log.Info("the witness decides with the pair", "endpoints", cfg.Witness.Endpoints, "prefix", cfg.Witness.Prefix,
+			"unreachable", cfg.Witness.Unreachable)
+	}
 	a, err := agent.New(cfg, log, agent.Deps{
 		Now:  now,
 		DB:   pg,
@@ -114,6 +126,7 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 		},
 		PeerLastWrite: db.PeerLastWrite,
 		Fault:         fault,
+		Witness:       wc,
 	})
 	if err != nil {
 		return err

@@ -90,6 +90,7 @@ type Witness struct {
 	DialTimeout    time.Duration `yaml:"dial_timeout" usage:"how long connecting to the witness may take (100ms..1m)"`
 	RequestTimeout time.Duration `yaml:"request_timeout" usage:"how long one request to the witness may take (100ms..1m)"`
 	LeaseTTL       time.Duration `yaml:"lease_ttl" usage:"lease of a leader that leads alone: it stops serving before it could expire (2s..10m, whole seconds)"`
+	Unreachable    string        `yaml:"unreachable" usage:"when the witness cannot be reached: wait (no take-over, no going alone; safe) or promote (decide as without a witness)"`
 }
 
 // On reports whether a witness is configured.
@@ -157,6 +158,7 @@ func Default() Config {
 			DialTimeout:    2 * time.Second,
 			RequestTimeout: time.Second,
 			LeaseTTL:       10 * time.Second,
+			Unreachable:    "wait",
 		},
 	}
 }

@@ -61,6 +61,7 @@ func TestFlagNames(t *testing.T) {
 		{"witness-dial-timeout", "TWONODE_WITNESS_DIAL_TIMEOUT"},
 		{"witness-request-timeout", "TWONODE_WITNESS_REQUEST_TIMEOUT"},
 		{"witness-lease-ttl", "TWONODE_WITNESS_LEASE_TTL"},
+		{"witness-unreachable", "TWONODE_WITNESS_UNREACHABLE"},
 		{"test-clock-offset", "TWONODE_TEST_CLOCK_OFFSET"},
 	}
 	flags := Flags()

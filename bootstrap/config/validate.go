@@ -209,6 +209,9 @@ func (p *problems) witness(w Witness) {
 		p.add("witness.lease_ttl", "must be at least 3 × witness.request_timeout, so that a renewal can answer before the leader must stop (got %s, request_timeout %s)",
 			dur(w.LeaseTTL), dur(w.RequestTimeout))
 	}
+	if w.Unreachable != "wait" && w.Unreachable != "promote" {
+		p.add("witness.unreachable", "must be wait or promote (got %q)", w.Unreachable)
+	}
 	if !w.On() {
 		for _, f := range [][2]string{{"witness.ca_file", w.CAFile}, {"witness.cert_file", w.CertFile}, {"witness.key_file", w.KeyFile}, {"witness.prefix", w.Prefix}} {
 			if f[1] != "" {

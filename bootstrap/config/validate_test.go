@@ -10,7 +10,7 @@ import (
 func withWitness(c *Config) {
 	c.Witness = Witness{Endpoints: "https://10.0.0.5:2379,https://10.0.0.6:2379", CAFile: "/etc/twonode/witness-ca.pem",
 		CertFile: "/etc/twonode/witness.pem", KeyFile: "/etc/twonode/witness-key.pem", Prefix: "/twonode/site-042/",
-		DialTimeout: 2 * time.Second, RequestTimeout: time.Second, LeaseTTL: 10 * time.Second}
+		DialTimeout: 2 * time.Second, RequestTimeout: time.Second, LeaseTTL: 10 * time.Second, Unreachable: "wait"}
 }
 
 func valid() Config {
@@ -225,6 +225,7 @@ func TestValidateErrors(t *testing.T) {
 			`witness.prefix: must start and end with '/', name this pair (not just "/") and hold only letters, digits, '.', '_', '-' and '/' (got "/")`},
 		{"witness prefix without the last slash", func(c *Config) { withWitness(c); c.Witness.Prefix = "/twonode/site" },
 			`witness.prefix: must start and end with '/', name this pair (not just "/") and hold only letters, digits, '.', '_', '-' and '/' (got "/twonode/site")`},
+		{"witness policy unknown", func(c *Config) { c.Witness.Unreachable = "retry" }, `witness.unreachable: must be wait or promote (got "retry")`},
 		{"witness dial timeout too short", func(c *Config) { c.Witness.DialTimeout = time.Millisecond },
 			"witness.dial_timeout: must be between 100ms and 1m (got 1ms)"},
 		{"witness request timeout too long", func(c *Config) { c.Witness.RequestTimeout = time.Hour },
@@ -300,7 +301,7 @@ func TestValidateReportsEverything(t *testing.T) {
 		"timers.probe_interval", "timers.probe_timeout", "timers.failure_threshold",
 		"timers.pause_expiry", "timers.promote_timeout",
 		"api.peer_port", "api.socket", "log.level", "log.format",
-		"witness.dial_timeout", "witness.request_timeout", "witness.lease_ttl",
+		"witness.dial_timeout", "witness.request_timeout", "witness.lease_ttl", "witness.unreachable",
 	}
 	if strings.Join(fields, " ") != strings.Join(want, " ") {
 		t.Fatalf("fields reported:\n got %v\nwant %v\nerror:\n%v", fields, want, err)

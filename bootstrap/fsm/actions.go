@@ -61,6 +61,14 @@ const (
 	// it (Followed, there): the leader then knows that this node may
 	// promote into the next term, whatever happens to the link next.
 	Announce ActionKind = "announce-follow"
+	// WitnessClaim records at the witness, by compare-and-swap from what
+	// this node last read, that it leads term Term alone, and takes the
+	// lease it must hold while it does (see Witness). Lost to the other
+	// node, it fails, and the row with it.
+	WitnessClaim ActionKind = "witness-claim"
+	// WitnessRelease gives the lease back: replication is synchronous
+	// again, the follower has every acknowledged write.
+	WitnessRelease ActionKind = "witness-release"
 )
 
 // Action is one step with its parameters.
@@ -83,6 +91,9 @@ type Decision struct {
 	Detail   string // facts of this tick that explain the row (never secrets)
 	Actions  []Action
 	Changed  bool // a row fired (a transition, possibly to the same state)
+	// Waiting: the first row whose guard held but which the witness did
+	// not let fire, and why (for status; "" when none).
+	Waiting  string
 	Consumed bool // the tick's command was handled by the row
 	// Hold is the machine to keep when an action fails: the old state with
 	// this tick's probe counters, so the row is decided again next tick.

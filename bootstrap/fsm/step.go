@@ -29,6 +29,11 @@ func (t tick) selfWins() bool {
 	switch {
 	case t.discarding():
 		return false
+	case t.witnessUsed() && t.o.Witness.Term > max(t.o.Self.Term, t.o.Peer.Term):
+		// A claim at the witness newer than either node's term: its
+		// claimer took the term (its promotion may have been cut short
+		// before it saved it); the other cannot know it did not serve.
+		return t.o.Witness.By == t.o.Self.Name
 	case t.o.Peer.AgentUp && t.o.Peer.Rejoining:
 		// The peer conceded: it gave up its claim, whatever its numbers
 		// (found by the simulation: a winner that rebooted before its
@@ -249,11 +254,19 @@ func Step(m Machine, o Observation, c Config) (Machine, Decision) {
 		if r.From != m.State || !r.When(t) {
 			continue
 		}
-		d.To, d.Reason, d.Changed = r.To, r.Reason, true
-		d.Consumed = r.Consumes != CmdNone && o.Cmd.Kind != CmdNone
+		var acts []Action
 		if r.Do != nil {
-			d.Actions = r.Do(t)
+			acts = r.Do(t)
 		}
+		acts, why := t.withWitness(r, acts)
+		if why != "" {
+			if d.Waiting == "" {
+				d.Waiting = r.Reason + ": not now: " + why
+			}
+			continue
+		}
+		d.To, d.Reason, d.Changed, d.Actions = r.To, r.Reason, true, acts
+		d.Consumed = r.Consumes != CmdNone && o.Cmd.Kind != CmdNone
 		d.Detail = detail(t, r)
 		if r.To != m.State {
 			m = Machine{State: r.To, Since: o.Now, Born: m.Born}

@@ -29,6 +29,14 @@ func promotion(kind TermKind) func(t tick) []Action {
 		// begin a term the leader already had, and lose a split by its
 		// number alone (found by the simulation).
 		term := max(t.o.Self.Term, t.o.Self.DBTerm) + 1
+		if w := t.o.Witness; t.witnessUsed() && w.Term >= term {
+			// A newer term claimed at the witness (this node's own claim
+			// before a crash, or a leader's whose lease expired).
+			term = w.Term + 1
+			if w.By == t.o.Self.Name {
+				term = w.Term
+			}
+		}
 		if in := t.o.Self.Intent; in != nil && in.Promotes && in.Term > 0 {
 			term = in.Term // NewTerm is a no-op when it was saved already
 		}
@@ -116,6 +124,33 @@ var Table = slices.Concat([]Row{
 	// agent that died in a split's first step restarted with its Kine
 	// still serving, and neither node could decide (each waited for the
 	// other to stop).
+	// An agent that restarts while its Kine acknowledges writes alone
+	// (asynchronously) holds no lease it knows the time of: it stops them
+	// first, and serves again once it has claimed (found by the crash
+	// test: killed before it could stop its Kine at its lease's end, its
+	// Kine went on serving after the follower had taken over).
+	{From: Starting, To: Starting, Reason: "restarted while serving alone without a lease from the witness: writes stop until it has one",
+		When: func(t tick) bool {
+			s := t.o.Self
+			return t.leaseNeeded() && !t.o.Witness.Lease && s.KineServing && s.Primary && !s.SyncOn
+		},
+		Do: seq(KineStop)},
+	// A leader's claim at the witness that was cut short before the term
+	// was saved (found by the simulation: neither node would lead, each
+	// waiting for the other's newer claim).
+	{From: Starting, To: Starting, Reason: "this leader's claim at the witness is newer than its saved term (cut short): beginning that term",
+		When: func(t tick) bool {
+			s, w := t.o.Self, t.o.Witness
+			return t.witnessUsed() && w.By == s.Name && w.Term > s.Term && t.member() && s.TermRole == RoleLeader &&
+				!t.discarding() && (!s.PGUp || s.Primary)
+		},
+		Do: func(t tick) []Action {
+			var acts []Action
+			if !t.o.Self.PGUp {
+				acts = append(acts, Action{Kind: StartPrimary})
+			}
+			return append(acts, Action{Kind: NewTerm, Term: t.o.Witness.Term, Why: TermAlone})
+		}},
 	{From: Starting, To: Starting, Reason: "both lead the same term (a split): writes stop until it is decided",
 		When: func(t tick) bool { return t.sameTermLeaders() && t.o.Self.KineServing },
 		Do:   seq(KineStop)},
@@ -345,6 +380,13 @@ var Table = slices.Concat([]Row{
 
 	// --- leader alone: asynchronous until the follower has caught up.
 }, leaderRows(LeaderAlone), []Row{
+	// Its lease not renewed in time (the witness slow or cut off), a
+	// leader alone stops serving before the witness can expire it: the
+	// follower may take over from then on. It serves again once it holds
+	// a lease (the resume row above claims one).
+	{From: LeaderAlone, To: LeaderAlone, Reason: "leading alone without the witness's lease: writes stop before it could expire",
+		When: func(t tick) bool { return t.leaseNeeded() && !t.o.Witness.Lease && t.o.Self.KineServing },
+		Do:   seq(KineStop)},
 	// A follower that came back and was lost again before it caught up:
 	// the same new term a synchronous leader begins when it degrades, so
 	// that a follower that promoted meanwhile (one more than the term it
@@ -394,6 +436,12 @@ func leaderRows(s State) []Row {
 		{From: s, To: Joining, Reason: "the peer has newer state: archiving and rejoining",
 			When: func(t tick) bool { return t.peerOutranks() },
 			Do:   rejoin},
+		// The peer won the witness's swap while this node cannot see it:
+		// it may already serve, so this node stops at once (self-fencing)
+		// and rejoins once it sees the peer again.
+		{From: s, To: Starting, Reason: "the witness records a newer term claimed by the peer: stopping writes and PostgreSQL, to rejoin",
+			When: func(t tick) bool { return t.peerClaimedNewer() && t.o.Self.Primary },
+			Do:   seq(KineStop, StopPostgres)},
 		{From: s, To: s, Reason: "leading without serving and no split pending: writes resume",
 			When: func(t tick) bool {
 				return t.o.Self.Primary && !t.o.Self.KineServing && !t.sameTermLeaders() && !t.peerOutranks() && !t.discarding()

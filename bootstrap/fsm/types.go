@@ -192,10 +192,11 @@ type Command struct {
 
 // Observation is everything Step may look at.
 type Observation struct {
-	Now  time.Time
-	Self Self
-	Peer Peer
-	Cmd  Command
+	Now     time.Time
+	Self    Self
+	Peer    Peer
+	Cmd     Command
+	Witness Witness
 }
 
 // Config holds the core's tunables; the daemon fills it from its config.
@@ -204,6 +205,10 @@ type Config struct {
 	RecoverThreshold int           // consecutive good probes before trusting the follower again
 	BootGrace        time.Duration // how long a starting member waits for its peer
 	JoinTimeout      time.Duration // how long Joining waits for streaming before starting over
+	// WitnessWait: with a witness configured that cannot be reached, no
+	// node begins a term or leads alone (policy wait); otherwise the pair
+	// decides as without a witness (policy promote).
+	WitnessWait bool
 }
 
 // Machine is the core's memory between ticks. The daemon persists only

@@ -55,6 +55,12 @@ func formatStatus(w io.Writer, r StatusReport, now time.Time) {
 	if r.DiskFull {
 		row("Disk", "FULL: a leader hands over to its follower; free space in the data directory")
 	}
+	if r.Witness != "" {
+		row("Witness", "%s", r.Witness)
+	}
+	if r.Waiting != "" {
+		row("Waiting", "%s", r.Waiting)
+	}
 	tw.Flush()
 
 	if len(r.Archives) == 0 {

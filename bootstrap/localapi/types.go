@@ -34,9 +34,14 @@ type StatusReport struct {
 	RecentSplits     int           `json:"recent_splits"` // splits lost in the last hour: each doubles the wait before promoting
 	// Unfinished is the transition under way or cut short (the agent's
 	// recorded intent), "" when none.
-	Unfinished string    `json:"unfinished,omitempty"`
-	Archives   []Archive `json:"archives"`
-	Version    string    `json:"version"`
+	Unfinished string `json:"unfinished,omitempty"`
+	// Witness is what this node knows of the pair's witness, in words (""
+	// without one); Waiting, a take-over or going alone the witness does
+	// not allow now, and why.
+	Witness  string    `json:"witness,omitempty"`
+	Waiting  string    `json:"waiting,omitempty"`
+	Archives []Archive `json:"archives"`
+	Version  string    `json:"version"`
 }
 
 // Archive is one split-brain archive: rows only this node had when it lost

@@ -199,58 +199,61 @@ func (c *Client) decode(b []byte, term *uint64, by *string) error {
 	return nil
 }
 
-// Begin swaps the term record from what this node last read (from) to a
-// term it begins (to), provided no leader leads alone. It reports whether
-// it won and, either way, the state it leaves (the winner's, when it lost).
-func (c *Client) Begin(ctx context.Context, from Seen, to uint64) (bool, State, error) {
-	if err := c.checkNext(from, to); err != nil {
-		return false, State{}, err
+// Claim records that this node leads term `term` alone, and takes the
+// lease it must hold while it does, in one compare-and-swap from what this
+// node last read (from): a leader going alone, a follower taking over, a
+// leader alone serving again. It is idempotent: this node may claim again
+// a term it claimed itself (after a crash, or to serve again with a new
+// lease), passing the lease it holds, if any, to keep it. It fails (false,
+// with the witness's state) when the record moved since from, or another
+// node holds the alone record: a leader that loses must stop serving.
+func (c *Client) Claim(ctx context.Context, from Seen, term uint64, held Lease) (bool, State, Lease, error) {
+	switch {
+	case term == 0 || term >= maxTerm || term < from.Term.Term:
+		return false, State{}, Lease{}, fmt.Errorf("witness: term %d does not follow %d", term, from.Term.Term)
+	case term == from.Term.Term && from.Rev != 0 && from.By != c.node:
+		return false, State{}, Lease{}, fmt.Errorf("witness: term %d was claimed by %s, not this node", term, from.By)
 	}
-	val, _ := json.Marshal(Term{Term: to, By: c.node})
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	resp, err := c.cli.Txn(ctx).
-		If(c.unchanged(from), clientv3.Compare(clientv3.CreateRevision(c.aloneKey()), "=", 0)).
-		Then(clientv3.OpPut(c.termKey(), string(val)), clientv3.OpGet(c.termKey()), clientv3.OpGet(c.aloneKey())).
-		Else(clientv3.OpGet(c.termKey()), clientv3.OpGet(c.aloneKey())).Commit()
-	if err != nil {
-		return false, State{}, fmt.Errorf("witness: begin term %d: %w", to, err)
-	}
-	return c.outcome(resp)
-}
-
-// GoAlone swaps the term record from `from` to `to` (begun by this node)
-// and, in the same transaction, creates the alone record under a new
-// lease. A leader that loses this race must stop serving: the other node
-// won the swap. The lease is revoked when the swap is lost.
-func (c *Client) GoAlone(ctx context.Context, from Seen, to uint64) (bool, State, Lease, error) {
-	if err := c.checkNext(from, to); err != nil {
-		return false, State{}, Lease{}, err
-	}
 	sent := c.now()
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	g, err := c.cli.Grant(ctx, int64(c.ttl/time.Second))
-	if err != nil {
-		return false, State{}, Lease{}, fmt.Errorf("witness: lease: %w", err)
+	var l Lease
+	aloneFree := clientv3.Compare(clientv3.CreateRevision(c.aloneKey()), "=", 0)
+	if held.ID != 0 {
+		// Still alive at the witness? Renewing tells, and restarts its TTL.
+		r, err := c.cli.KeepAliveOnce(ctx, held.ID)
+		if err != nil {
+			held = Lease{}
+		} else {
+			l = c.lease(held.ID, r.TTL, sent)
+			aloneFree = clientv3.Compare(clientv3.LeaseValue(c.aloneKey()), "=", held.ID)
+		}
 	}
-	l := c.lease(g.ID, g.TTL, sent)
-	term, _ := json.Marshal(Term{Term: to, By: c.node})
-	alone, _ := json.Marshal(Alone{Term: to, By: c.node})
-	// Another leader's alone record stays: a node leads alone only when
-	// none does (its lease must expire first).
+	if held.ID == 0 {
+		g, err := c.cli.Grant(ctx, int64(c.ttl/time.Second))
+		if err != nil {
+			return false, State{}, Lease{}, fmt.Errorf("witness: lease: %w", err)
+		}
+		l = c.lease(g.ID, g.TTL, sent)
+	}
+	rec, _ := json.Marshal(Term{Term: term, By: c.node})
+	alone, _ := json.Marshal(Alone{Term: term, By: c.node})
 	resp, err := c.cli.Txn(ctx).
-		If(c.unchanged(from), clientv3.Compare(clientv3.CreateRevision(c.aloneKey()), "=", 0)).
-		Then(clientv3.OpPut(c.termKey(), string(term)), clientv3.OpPut(c.aloneKey(), string(alone), clientv3.WithLease(g.ID)),
+		If(c.unchanged(from), aloneFree).
+		Then(clientv3.OpPut(c.termKey(), string(rec)), clientv3.OpPut(c.aloneKey(), string(alone), clientv3.WithLease(l.ID)),
 			clientv3.OpGet(c.termKey()), clientv3.OpGet(c.aloneKey())).
 		Else(clientv3.OpGet(c.termKey()), clientv3.OpGet(c.aloneKey())).Commit()
 	if err != nil {
-		c.revoke(g.ID)
-		return false, State{}, Lease{}, fmt.Errorf("witness: go alone in term %d: %w", to, err)
+		if held.ID == 0 {
+			c.revoke(l.ID)
+		}
+		return false, State{}, Lease{}, fmt.Errorf("witness: claim term %d: %w", term, err)
 	}
 	won, st, err := c.outcome(resp)
 	if err != nil || !won {
-		c.revoke(g.ID)
+		if held.ID == 0 {
+			c.revoke(l.ID)
+		}
 		return won, st, Lease{}, err
 	}
 	return true, st, l, nil
@@ -293,14 +296,6 @@ func (c *Client) lease(id clientv3.LeaseID, ttlSeconds int64, sent time.Time) Le
 	ttl := time.Duration(ttlSeconds) * time.Second
 	margin := max(ttl/10, c.timeout)
 	return Lease{ID: id, TTL: ttl, Deadline: sent.Add(ttl - margin)}
-}
-
-// checkNext refuses a swap that would not move the term forward.
-func (c *Client) checkNext(from Seen, to uint64) error {
-	if to <= from.Term.Term || to >= maxTerm {
-		return fmt.Errorf("witness: term %d does not follow %d", to, from.Term.Term)
-	}
-	return nil
 }
 
 // unchanged compares the term record with the revision last read (absent

@@ -102,18 +102,21 @@ func TestWitness(t *testing.T) {
 
 	t.Run("a swap from what was read wins once; a stale one loses and learns the winner", func(t *testing.T) {
 		a, b, _ := pair(t)
-		won, st, err := a.Begin(ctx, Seen{}, 1)
+		won, st, l, err := a.Claim(ctx, Seen{}, 1, Lease{})
 		if err != nil || !won || st.Term.Term.Term != 1 || st.Term.By != "a" {
 			t.Fatalf("first swap: %v %+v %v", won, st, err)
 		}
-		won, st2, err := b.Begin(ctx, Seen{}, 1) // b read before a's swap
+		if err := a.Release(ctx, l); err != nil { // a is synchronous again
+			t.Fatal(err)
+		}
+		won, st2, _, err := b.Claim(ctx, Seen{}, 1, Lease{}) // b read before a's swap
 		if err != nil || won {
 			t.Fatalf("stale swap won: %+v %v", st2, err)
 		}
-		if st2.Term != st.Term {
+		if st2.Term.Term != st.Term.Term {
 			t.Errorf("the loser learned %+v, want the winner's %+v", st2.Term, st.Term)
 		}
-		won, st3, err := b.Begin(ctx, st2.Term, 2)
+		won, st3, _, err := b.Claim(ctx, st2.Term, 2, Lease{})
 		if err != nil || !won || st3.Term.By != "b" || st3.Term.Term.Term != 2 {
 			t.Fatalf("swap from the fresh read: %v %+v %v", won, st3, err)
 		}
@@ -121,9 +124,15 @@ func TestWitness(t *testing.T) {
 
 	t.Run("of many concurrent swaps from one read, exactly one wins", func(t *testing.T) {
 		a, b, _ := pair(t)
-		won, st, err := a.Begin(ctx, Seen{}, 4)
+		won, st, l, err := a.Claim(ctx, Seen{}, 4, Lease{})
 		if err != nil || !won {
 			t.Fatal(won, err)
+		}
+		if err := a.Release(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+		if st, err = a.Read(ctx); err != nil {
+			t.Fatal(err)
 		}
 		var mu sync.Mutex
 		wins := 0
@@ -133,7 +142,7 @@ func TestWitness(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				w, _, err := c.Begin(ctx, st.Term, 5)
+				w, _, _, err := c.Claim(ctx, st.Term, 5, Lease{})
 				if err != nil {
 					t.Error(err)
 				}
@@ -152,15 +161,15 @@ func TestWitness(t *testing.T) {
 
 	t.Run("no promotion while a leader leads alone; allowed once its lease expired", func(t *testing.T) {
 		a, b, w := pair(t)
-		_, st, _ := a.Begin(ctx, Seen{}, 1)
-		won, st, lease, err := a.GoAlone(ctx, st.Term, 2)
+		_, st, first, _ := a.Claim(ctx, Seen{}, 1, Lease{})
+		won, st, lease, err := a.Claim(ctx, st.Term, 2, first)
 		if err != nil || !won || st.Alone == nil || st.Alone.By != "a" || st.Alone.Term != 2 {
 			t.Fatalf("go alone: %v %+v %v", won, st, err)
 		}
 		if !lease.Valid(time.Now()) || lease.TTL != w.LeaseTTL {
 			t.Fatalf("lease %+v, want valid for %s", lease, w.LeaseTTL)
 		}
-		won, st2, err := b.Begin(ctx, st.Term, 3)
+		won, st2, _, err := b.Claim(ctx, st.Term, 3, Lease{})
 		if err != nil || won || st2.Alone == nil {
 			t.Fatalf("a promotion while a leads alone: won %v, %+v, %v", won, st2, err)
 		}
@@ -179,14 +188,14 @@ func TestWitness(t *testing.T) {
 		if st3.Alone != nil {
 			t.Fatalf("the lease did not expire: %+v", st3)
 		}
-		if won, _, err := b.Begin(ctx, st3.Term, 3); err != nil || !won {
+		if won, _, _, err := b.Claim(ctx, st3.Term, 3, Lease{}); err != nil || !won {
 			t.Fatalf("promotion after the lease expired: %v %v", won, err)
 		}
 	})
 
 	t.Run("a renewed lease keeps the record; a released one frees it at once", func(t *testing.T) {
 		a, b, w := pair(t)
-		_, _, lease, err := a.GoAlone(ctx, Seen{}, 1)
+		_, _, lease, err := a.Claim(ctx, Seen{}, 1, Lease{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,21 +220,42 @@ func TestWitness(t *testing.T) {
 		}
 	})
 
-	t.Run("losing the swap to go alone leaves no alone record", func(t *testing.T) {
+	t.Run("the loser of a race gets no lease and learns the winner's records", func(t *testing.T) {
 		a, b, _ := pair(t)
-		_, st, _ := b.Begin(ctx, Seen{}, 2)
-		won, st2, lease, err := a.GoAlone(ctx, Seen{}, 2)
+		_, st, _, _ := b.Claim(ctx, Seen{}, 2, Lease{})
+		won, st2, lease, err := a.Claim(ctx, Seen{}, 2, Lease{})
 		if err != nil || won || lease.ID != 0 {
 			t.Fatalf("stale go-alone: %v %+v %v", won, lease, err)
 		}
-		if st2.Alone != nil || st2.Term != st.Term {
-			t.Errorf("after the lost race: %+v, want b's term and no alone record", st2)
+		if st2.Alone == nil || st2.Alone.By != "b" || st2.Term != st.Term {
+			t.Errorf("after the lost race: %+v, want b's term and b's alone record", st2)
 		}
 	})
 
-	t.Run("a swap that does not move the term forward is refused before it is sent", func(t *testing.T) {
+	t.Run("a node claims its own term again, keeping its lease; the other node cannot", func(t *testing.T) {
+		a, b, _ := pair(t)
+		won, st, lease, err := a.Claim(ctx, Seen{}, 3, Lease{})
+		if err != nil || !won {
+			t.Fatal(won, err)
+		}
+		won, st, lease2, err := a.Claim(ctx, st.Term, 3, lease)
+		if err != nil || !won || lease2.ID != lease.ID {
+			t.Fatalf("re-claim with the lease held: %v %+v %v", won, lease2, err)
+		}
+		if _, _, _, err := b.Claim(ctx, st.Term, 3, Lease{}); err == nil {
+			t.Error("b claimed a term a had claimed")
+		}
+		if won, _, _, err := b.Claim(ctx, st.Term, 4, Lease{}); err != nil || won {
+			t.Errorf("b claimed term 4 while a holds the lease: %v %v", won, err)
+		}
+		if won, _, _, err := a.Claim(ctx, st.Term, 4, lease2); err != nil || !won {
+			t.Errorf("a, holding the lease, could not begin term 4: %v %v", won, err)
+		}
+	})
+
+	t.Run("a claim of a term the other node claimed, or an older one, is refused before it is sent", func(t *testing.T) {
 		a, _, _ := pair(t)
-		if _, _, err := a.Begin(ctx, Seen{Term: Term{Term: 5, By: "a"}, Rev: 9}, 5); err == nil {
+		if _, _, _, err := a.Claim(ctx, Seen{Term: Term{Term: 5, By: "b"}, Rev: 9}, 5, Lease{}); err == nil {
 			t.Error("a swap to the same term was sent")
 		}
 	})

@@ -1,0 +1,180 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/twonode-edge/twonode/bootstrap/fsm"
+	"github.com/twonode-edge/twonode/bootstrap/witness"
+)
+
+// WitnessClient is what the agent needs of the pair's witness
+// (*witness.Client); the simulation uses an in-memory one.
+type WitnessClient interface {
+	Read(ctx context.Context) (witness.State, error)
+	Claim(ctx context.Context, from witness.Seen, term uint64, held witness.Lease) (bool, witness.State, witness.Lease, error)
+	Renew(ctx context.Context, l witness.Lease) (witness.Lease, error)
+	Release(ctx context.Context, l witness.Lease) error
+}
+
+var _ WitnessClient = (*witness.Client)(nil)
+
+// healthyWitnessRead is how often a steady pair reads the witness: a
+// reachability check, and nothing is written. A node with anything to
+// decide reads it every tick.
+const healthyWitnessRead = 10 * time.Second
+
+// witnessView is what the agent knows of the witness; guarded by a.mu.
+type witnessView struct {
+	st        witness.State
+	reachable bool
+	readAt    time.Time // last read attempt, on the agent's clock
+	lease     witness.Lease
+}
+
+// readWitness refreshes the view when it is due: every tick while the
+// pair is not steady, every healthyWitnessRead while it is. No I/O under
+// the lock.
+func (a *Agent) readWitness(ctx context.Context, now time.Time) {
+	if a.d.Witness == nil {
+		return
+	}
+	a.mu.Lock()
+	steady := (a.m.State == fsm.Leader || a.m.State == fsm.Follower) && a.m.Fails == 0 && a.wv.lease.ID == 0
+	due := !steady || a.wv.readAt.IsZero() || now.Sub(a.wv.readAt) >= healthyWitnessRead
+	a.mu.Unlock()
+	if !due {
+		return
+	}
+	st, err := a.d.Witness.Read(ctx)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.wv.readAt = now
+	if err != nil {
+		if a.wv.reachable {
+			a.log.Warn("the witness does not answer", "err", err)
+		}
+		a.wv.reachable = false
+		return
+	}
+	if !a.wv.reachable {
+		a.log.Info("the witness answers", "term", st.Term.Term.Term, "by", st.Term.By)
+	}
+	a.wv.st, a.wv.reachable = st, true
+}
+
+// witnessFacts is the core's view of the witness. A lease counts only
+// while it outlives the next tick: the row that stops serving without it
+// must run before the witness could expire it. Caller holds a.mu.
+func (a *Agent) witnessFacts(now time.Time) fsm.Witness {
+	if a.d.Witness == nil {
+		return fsm.Witness{}
+	}
+	w := fsm.Witness{On: true, Reachable: a.wv.reachable, Term: a.wv.st.Term.Term.Term, By: a.wv.st.Term.By,
+		Lease: a.wv.lease.Valid(now.Add(a.cfg.Timers.ProbeInterval))}
+	if al := a.wv.st.Alone; al != nil {
+		w.AloneBy = al.By
+	}
+	return w
+}
+
+// witnessClaim runs fsm.WitnessClaim: the swap, from what this node last
+// read, with the lease it holds, if any. A lost swap fails the row; the
+// lease is recorded in the state file, so that a restarted agent claims
+// again with it rather than wait for it to expire.
+func (a *Agent) witnessClaim(ctx context.Context, term uint64) error {
+	a.mu.Lock()
+	from, held := a.wv.st.Term, a.wv.lease
+	a.mu.Unlock()
+	won, st, l, err := a.d.Witness.Claim(ctx, from, term, held)
+	a.mu.Lock()
+	if err == nil {
+		a.wv.st, a.wv.reachable = st, true
+	}
+	if won {
+		a.wv.lease = l
+	}
+	a.mu.Unlock()
+	switch {
+	case err != nil:
+		return err
+	case !won:
+		return fmt.Errorf("the witness refused term %d: %s", term, describeWitness(st))
+	}
+	return a.updateState(func(p *Persisted) { p.WitnessLease = int64(l.ID) })
+}
+
+// witnessRelease runs fsm.WitnessRelease. A witness that does not answer
+// lets the lease expire by itself: that is no reason to stay asynchronous.
+func (a *Agent) witnessRelease(ctx context.Context) error {
+	a.mu.Lock()
+	l := a.wv.lease
+	a.wv.lease = witness.Lease{}
+	a.mu.Unlock()
+	if l.ID != 0 {
+		if err := a.d.Witness.Release(ctx, l); err != nil {
+			a.log.Warn("the witness's lease could not be given back: it expires by itself", "err", err)
+		}
+	}
+	a.updateOrKeep("that the witness's lease is given back", func(p *Persisted) { p.WitnessLease = 0 })
+	return nil
+}
+
+// renewWitness keeps a leader alone's lease: after each tick, once half of
+// it is spent. A failure leaves the lease to run out; the table then stops
+// this node's writes before the witness can expire it.
+func (a *Agent) renewWitness(ctx context.Context, now time.Time) {
+	a.mu.Lock()
+	l, alone := a.wv.lease, a.m.State == fsm.LeaderAlone
+	a.mu.Unlock()
+	if a.d.Witness == nil || !alone || l.ID == 0 || l.Deadline.Sub(now) > l.TTL/2 {
+		return
+	}
+	nl, err := a.d.Witness.Renew(ctx, l)
+	if err != nil {
+		a.log.Warn("the witness's lease could not be renewed", "err", err, "left", l.Deadline.Sub(now).Round(time.Millisecond))
+		return
+	}
+	a.mu.Lock()
+	if a.wv.lease.ID == l.ID {
+		a.wv.lease = nl
+	}
+	a.mu.Unlock()
+}
+
+// restoreLease takes the lease a previous run recorded: its deadline is
+// unknown (expired), but a claim presents it and keeps it if it lives.
+func (a *Agent) restoreLease() {
+	if id := a.st.WitnessLease; id != 0 {
+		a.wv.lease = witness.Lease{ID: clientv3.LeaseID(id)}
+	}
+}
+
+// witnessText is status's line on the witness. Caller holds a.mu.
+func (a *Agent) witnessText(w fsm.Witness) string {
+	switch {
+	case !w.On:
+		return ""
+	case !w.Reachable:
+		return fmt.Sprintf("UNREACHABLE (policy %s)", a.cfg.Witness.Unreachable)
+	}
+	s := "reachable; " + describeWitness(a.wv.st)
+	if w.Lease {
+		s += "; this node holds the lease"
+	}
+	return s
+}
+
+func describeWitness(st witness.State) string {
+	if st.Term.Rev == 0 {
+		return "it records no term yet"
+	}
+	s := fmt.Sprintf("it records term %d claimed by %s", st.Term.Term.Term, st.Term.By)
+	if st.Alone != nil {
+		s += fmt.Sprintf(", and %s leads alone under its lease", st.Alone.By)
+	}
+	return s
+}
