@@ -116,6 +116,7 @@ func New(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 			BootGrace:        cfg.Timers.BootGrace,
 			JoinTimeout:      2 * time.Minute,
 			WitnessWait:      cfg.Witness.Unreachable == "wait",
+			Manual:           cfg.Failover == "manual",
 		},
 		met:  newMetrics(),
 		cmds: make(chan cmdReq),
@@ -180,6 +181,9 @@ func (a *Agent) tick(ctx context.Context, req *cmdReq) {
 	a.mu.Lock()
 	a.m = next
 	a.last = obs
+	if d.Waiting != "" && d.Waiting != a.waiting {
+		a.log.Warn("not now: "+d.Waiting, "peer_reachable", obs.o.Peer.AgentUp, "replayed_lsn", obs.pg.ReplayLSN)
+	}
 	a.waiting = d.Waiting
 	a.mu.Unlock()
 

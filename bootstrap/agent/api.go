@@ -95,11 +95,16 @@ func (h *PeerHandler) Follow(ctx context.Context, r peer.FollowRequest) error {
 func (h *LocalHandler) Status(context.Context) localapi.StatusReport {
 	a := h.a
 	m, last, st := a.snapshot()
+	now := a.d.Now()
 	a.mu.Lock()
 	lastTrans, lastAt, failover := a.lastTrans, a.lastAt, a.failover
 	wit, waiting := a.witnessText(last.o.Witness), a.waiting
+	if waiting != "" && !a.failStart.IsZero() {
+		// The evidence an operator decides on.
+		waiting += fmt.Sprintf(" (the peer last answered %s ago; this node has WAL up to %s)",
+			now.Sub(a.failStart).Round(time.Second), lsnText(last.pg.ReplayLSN))
+	}
 	a.mu.Unlock()
-	now := a.d.Now()
 	r := localapi.StatusReport{
 		Node: a.cfg.Node.Name, Peer: a.cfg.Peer.Name, State: string(m.State), Role: roleOf(m.State), Term: st.Term,
 		PeerReachable: last.o.Peer.AgentUp, PeerState: string(last.o.Peer.State), PeerTerm: last.o.Peer.Term,
@@ -236,3 +241,6 @@ func explain(r cmdResult) string {
 	}
 	return fsm.Refuse(r.d.From, r.cmd)
 }
+
+// lsnText writes a WAL position as PostgreSQL does (16/B374D848).
+func lsnText(lsn uint64) string { return fmt.Sprintf("%X/%X", lsn>>32, uint32(lsn)) }

@@ -3,6 +3,8 @@ package agent
 import (
 	"net"
 	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +28,10 @@ type metrics struct {
 	archivedRows      prometheus.Counter
 	transitions       *prometheus.CounterVec
 	failedTransitions prometheus.Counter
+	waiting           *prometheus.GaugeVec
+	witnessReachable  prometheus.Gauge
+	witnessLease      prometheus.Gauge
+	witnessOnce       sync.Once
 }
 
 func newMetrics() *metrics {
@@ -45,9 +51,13 @@ func newMetrics() *metrics {
 		archivedRows:      prometheus.NewCounter(prometheus.CounterOpts{Namespace: "twonode", Name: "archived_rows_total", Help: "Rows saved to split-brain archives by this node."}),
 		transitions:       prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "twonode", Name: "transitions_total", Help: "State transitions."}, []string{"from", "to"}),
 		failedTransitions: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "twonode", Name: "failed_transitions_total", Help: "Transitions whose actions failed (retried)."}),
+		waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "twonode", Name: "waiting",
+			Help: "1 while a take-over or going alone waits: for an operator (failover: manual) or for the witness."}, []string{"for"}),
+		witnessReachable: g("witness_reachable", "1 when the witness answered (absent: no witness configured)."),
+		witnessLease:     g("witness_lease", "1 while this node holds the witness's lease to lead alone."),
 	}
 	m.reg.MustRegister(m.state, m.term, m.peerReachable, m.sync, m.lagBytes, m.paused, m.lastFailover,
-		m.promoteSeconds, m.archivedRows, m.transitions, m.failedTransitions, prometheus.NewGoCollector())
+		m.promoteSeconds, m.archivedRows, m.transitions, m.failedTransitions, m.waiting, prometheus.NewGoCollector())
 	return m
 }
 
@@ -70,7 +80,16 @@ func (m *metrics) update(a *Agent, obs observed) {
 	m.paused.Set(b2f(obs.o.Now.Before(obs.o.Self.PausedUntil)))
 	a.mu.Lock()
 	m.lastFailover.Set(a.failover.Seconds())
+	waiting := a.waiting
 	a.mu.Unlock()
+	manual := strings.Contains(waiting, "failover is manual")
+	m.waiting.WithLabelValues("operator").Set(b2f(manual))
+	m.waiting.WithLabelValues("witness").Set(b2f(waiting != "" && !manual))
+	if w := obs.o.Witness; w.On {
+		m.witnessOnce.Do(func() { m.reg.MustRegister(m.witnessReachable, m.witnessLease) })
+		m.witnessReachable.Set(b2f(w.Reachable))
+		m.witnessLease.Set(b2f(w.Lease))
+	}
 }
 
 // ServeMetrics serves /metrics on addr until the listener closes.

@@ -21,6 +21,7 @@ type Config struct {
 	Peer            Host          `yaml:"peer" usage:"the peer's"`
 	SecretFile      string        `yaml:"secret_file" usage:"file holding the cluster secret (at least 32 bytes, mode 0600 or 0400, owned by root)"`
 	PreferredLeader string        `yaml:"preferred_leader" usage:"node that leads when the pair first forms; empty: the lexically smaller name"`
+	Failover        string        `yaml:"failover" usage:"auto (the follower takes over by itself) or manual (it waits for an operator's twonode promote)"`
 	DataDir         string        `yaml:"data_dir" usage:"persistent directory: state file, pgdata, split-brain archives"`
 	RunDir          string        `yaml:"run_dir" usage:"runtime directory: sockets, pid files, passfiles"`
 	Postgres        Postgres      `yaml:"postgres" usage:"PostgreSQL"`
@@ -121,7 +122,8 @@ const socketName = "agent.sock"
 // but node, peer and secret_file, which have no sensible default.
 func Default() Config {
 	return Config{
-		DataDir: "/usr/local/twonode", // persistent on Kairos
+		Failover: "auto",
+		DataDir:  "/usr/local/twonode", // persistent on Kairos
 		RunDir:  "/run/twonode",
 		Postgres: Postgres{
 			BinDir:        "/usr/lib/postgresql/15/bin",

@@ -30,6 +30,7 @@ func TestFlagNames(t *testing.T) {
 		{"peer-address", "TWONODE_PEER_ADDRESS"},
 		{"secret-file", "TWONODE_SECRET_FILE"},
 		{"preferred-leader", "TWONODE_PREFERRED_LEADER"},
+		{"failover", "TWONODE_FAILOVER"},
 		{"data-dir", "TWONODE_DATA_DIR"},
 		{"run-dir", "TWONODE_RUN_DIR"},
 		{"postgres-bin-dir", "TWONODE_POSTGRES_BIN_DIR"},

@@ -96,6 +96,10 @@ func (c *Config) Validate() error {
 		p.add("preferred_leader", "must be empty or one of node.name and peer.name (%s, %s) (got %q)", c.Node.Name, c.Peer.Name, c.PreferredLeader)
 	}
 
+	if c.Failover != "auto" && c.Failover != "manual" {
+		p.add("failover", "must be auto or manual (got %q)", c.Failover)
+	}
+
 	p.path("data_dir", c.DataDir)
 	if p.path("run_dir", c.RunDir) {
 		if sock := filepath.Join(c.RunDir, "pg", ".s.PGSQL."+strconv.Itoa(c.Postgres.Port)); len(sock) > maxSocketPath {

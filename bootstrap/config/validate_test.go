@@ -225,6 +225,7 @@ func TestValidateErrors(t *testing.T) {
 			`witness.prefix: must start and end with '/', name this pair (not just "/") and hold only letters, digits, '.', '_', '-' and '/' (got "/")`},
 		{"witness prefix without the last slash", func(c *Config) { withWitness(c); c.Witness.Prefix = "/twonode/site" },
 			`witness.prefix: must start and end with '/', name this pair (not just "/") and hold only letters, digits, '.', '_', '-' and '/' (got "/twonode/site")`},
+		{"failover unknown", func(c *Config) { c.Failover = "automatic" }, `failover: must be auto or manual (got "automatic")`},
 		{"witness policy unknown", func(c *Config) { c.Witness.Unreachable = "retry" }, `witness.unreachable: must be wait or promote (got "retry")`},
 		{"witness dial timeout too short", func(c *Config) { c.Witness.DialTimeout = time.Millisecond },
 			"witness.dial_timeout: must be between 100ms and 1m (got 1ms)"},
@@ -295,7 +296,7 @@ func TestValidateReportsEverything(t *testing.T) {
 		fields = append(fields, f)
 	}
 	want := []string{
-		"node.name", "node.address", "peer.name", "peer.address", "secret_file",
+		"node.name", "node.address", "peer.name", "peer.address", "secret_file", "failover",
 		"data_dir", "run_dir", "postgres.bin_dir", "postgres.port", "postgres.os_user",
 		"postgres.supervisor", "kine.binary", "kine.listen", "kine.supervisor", "kine.unit",
 		"timers.probe_interval", "timers.probe_timeout", "timers.failure_threshold",

@@ -354,7 +354,7 @@ func TestDiagramIsFresh(t *testing.T) {
 // -shuffle, not only after the others in file order.
 var rowTests = map[string]func(*testing.T){
 	"Starting": TestStarting, "Reconcile": TestReconcile, "Joining": TestJoining, "Follower": TestFollower,
-	"FollowerDetection": TestFollowerDetection, "Leader": TestLeader, "LeaderAlone": TestLeaderAlone, "Witness": TestWitness,
+	"FollowerDetection": TestFollowerDetection, "Leader": TestLeader, "LeaderAlone": TestLeaderAlone, "Witness": TestWitness, "OperatorPromotesAStartingNode": TestOperatorPromotesAStartingNode,
 }
 
 // TestEveryRowCovered checks that the tests fired every row of the table.

@@ -259,6 +259,9 @@ func Step(m Machine, o Observation, c Config) (Machine, Decision) {
 			acts = r.Do(t)
 		}
 		acts, why := t.withWitness(r, acts)
+		if why == "" && t.c.Manual && promotesByItself(r, acts) {
+			why = "failover is manual: awaiting an operator's `twonode promote`"
+		}
 		if why != "" {
 			if d.Waiting == "" {
 				d.Waiting = r.Reason + ": not now: " + why

@@ -91,12 +91,14 @@ func seq(kinds ...ActionKind) func(t tick) []Action {
 	}
 }
 
+const promotionCutReason = "a promotion was cut short after PostgreSQL was promoted: finishing it"
+
 // Table is the whole decision core. `twonode fsm` prints it and the diagram
 // in docs/ is generated from it.
 var Table = slices.Concat([]Row{
 	// --- starting: an agent that just started first reconciles what it
 	// recorded (an interrupted transition) with what it finds.
-	{From: Starting, To: LeaderAlone, Reason: "a promotion was cut short after PostgreSQL was promoted: finishing it",
+	{From: Starting, To: LeaderAlone, Reason: promotionCutReason,
 		When: func(t tick) bool { return t.promotionCut() },
 		Do:   promotion(TermPromote)},
 	{From: Starting, To: Joining, Reason: "this node conceded and was replacing its data when it stopped: rejoining again",
@@ -284,6 +286,21 @@ var Table = slices.Concat([]Row{
 			}
 			return []Action{{Kind: StartPrimary}, {Kind: NewTerm, Term: t.o.Self.Term + 1, Why: TermAlone},
 				{Kind: SyncOff}, {Kind: EnsureSlot}, {Kind: KineLocal}}
+		}},
+	// An operator's promotion of a node that has just started (failover:
+	// manual after a reboot, say): its standby is started first.
+	{From: Starting, To: LeaderAlone, Reason: "operator promoted this node",
+		Consumes: CmdPromote,
+		When: func(t tick) bool {
+			s, c := t.o.Self, t.o.Cmd.Kind
+			return t.member() && s.TermRole == RoleFollower && !t.discarding() && (!s.PGUp || !s.Primary) &&
+				(c == CmdForcePromote || c == CmdPromote && !t.o.Peer.PGUp && !t.o.Peer.Primary)
+		},
+		Do: func(t tick) []Action {
+			if t.o.Self.PGUp {
+				return promotion(TermPromote)(t)
+			}
+			return append([]Action{{Kind: StartStandby}}, promotion(TermPromote)(t)...)
 		}},
 	{From: Starting, To: LeaderAlone, Reason: "boot grace over and the leader unreachable: the follower takes over",
 		When: func(t tick) bool {

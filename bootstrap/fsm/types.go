@@ -209,6 +209,9 @@ type Config struct {
 	// node begins a term or leads alone (policy wait); otherwise the pair
 	// decides as without a witness (policy promote).
 	WitnessWait bool
+	// Manual: no promotion without an operator's command (failover:
+	// manual); a hand-over, and finishing a promotion cut short, still run.
+	Manual bool
 }
 
 // Machine is the core's memory between ticks. The daemon persists only

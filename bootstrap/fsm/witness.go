@@ -105,6 +105,21 @@ func (t tick) withWitness(r Row, acts []Action) ([]Action, string) {
 	return append([]Action{{Kind: WitnessClaim, Term: term}}, acts...), ""
 }
 
+// promotesByItself: the row promotes this node's standby without an
+// operator's or the leader's word (failover: manual forbids it). A
+// promotion cut short after pg_promote is finished: it is already done.
+func promotesByItself(r Row, acts []Action) bool {
+	if r.Consumes != CmdNone || r.From == Starting && r.Reason == promotionCutReason {
+		return false
+	}
+	for _, a := range acts {
+		if a.Kind == Promote {
+			return true
+		}
+	}
+	return false
+}
+
 // servesAfter: after acts, this node's Kine writes to its own database.
 func servesAfter(acts []Action, now bool) bool {
 	for _, a := range acts {
