@@ -124,7 +124,7 @@ func Default() Config {
 	return Config{
 		Failover: "auto",
 		DataDir:  "/usr/local/twonode", // persistent on Kairos
-		RunDir:  "/run/twonode",
+		RunDir:   "/run/twonode",
 		Postgres: Postgres{
 			BinDir:        "/usr/lib/postgresql/15/bin",
 			Port:          5432,
