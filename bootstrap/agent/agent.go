@@ -41,6 +41,9 @@ type Deps struct {
 	FreeBytes func(path string) (uint64, error)
 	// Witness is the pair's third vote (nil: none configured).
 	Witness WitnessClient
+	// Watchdog resets the node if the agent hangs while the witness may
+	// hold its lease (nil: none).
+	Watchdog Watchdog
 }
 
 // Agent is the daemon's state; all fields after mu are guarded by it.
@@ -191,6 +194,7 @@ func (a *Agent) tick(ctx context.Context, req *cmdReq) {
 		a.log.Warn("kine restart failed", "err", err)
 	}
 	a.renewWitness(ctx, a.d.Now())
+	a.tendWatchdog(a.d.Now())
 	if next.State.IsLeader() && obs.pg.Up && !obs.pg.InRecovery {
 		// The peer's slot may be missing after a rewind or a new follower.
 		if err := a.d.DB.EnsureSlot(ctx, slotName(a.cfg.Peer.Name)); err != nil {

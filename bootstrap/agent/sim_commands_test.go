@@ -39,7 +39,8 @@ func (s *simRunner) news(extra ...string) string {
 	var lines []string
 	lines = append(lines, extra...)
 	for _, e := range s.w.events[s.nEvent:] {
-		if _, rest, ok := strings.Cut(e, " "); ok && strings.Contains(rest, ": agent crashed") {
+		if _, rest, ok := strings.Cut(e, " "); ok && (strings.Contains(rest, ": agent crashed") ||
+			strings.Contains(rest, "watchdog:") || strings.Contains(rest, "lease expired")) {
 			lines = append(lines, rest)
 		}
 	}

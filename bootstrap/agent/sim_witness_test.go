@@ -72,6 +72,58 @@ func (ws *simWitness) state() witness.State {
 	return st
 }
 
+// simWatchdog is a node's watchdog device: armed, it powers the node off
+// when its agent has not petted it for the timeout (a hung or dead agent).
+// It outlives the agent's process, as the kernel's device does.
+type simWatchdog struct {
+	armed   bool
+	lastPet time.Time
+}
+
+const simWatchdogTimeout = 3 * time.Second
+
+// watchdogAgent is one agent incarnation's handle on its node's watchdog.
+type watchdogAgent struct{ *simInst }
+
+func (d watchdogAgent) Arm() error {
+	if err := d.alive(); err != nil {
+		return err
+	}
+	d.n.wd.armed, d.n.wd.lastPet = true, d.w.now
+	return nil
+}
+
+func (d watchdogAgent) Pet() error {
+	if err := d.alive(); err != nil {
+		return err
+	}
+	if d.n.wd.armed {
+		d.n.wd.lastPet = d.w.now
+	}
+	return nil
+}
+
+func (d watchdogAgent) Disarm() error {
+	if err := d.alive(); err != nil {
+		return err
+	}
+	d.n.wd.armed = false
+	return nil
+}
+
+// fireWatchdogs resets (powers off) a node whose watchdog went unpetted.
+func (w *simWorld) fireWatchdogs() {
+	for _, n := range w.nodes {
+		if n.powered && n.wd.armed && w.now.Sub(n.wd.lastPet) > simWatchdogTimeout {
+			w.eventf("%s: watchdog: no pet for %s: reset", n.name, w.now.Sub(n.wd.lastPet))
+			w.powerOff(n)
+			if err := w.powerOn(n); err != nil { // the machine reboots
+				w.inv.violate(w, "boot", n.name, "rebooting after the watchdog: %v", err)
+			}
+		}
+	}
+}
+
 // simWitnessClient is one agent incarnation's witness client.
 type simWitnessClient struct{ *simInst }
 

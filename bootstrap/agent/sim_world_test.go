@@ -122,6 +122,7 @@ type simNode struct {
 	pg             simPG
 	kine           string // the address Kine writes to, "" when stopped
 	kineDead       bool   // the Kine process died (its target kept, as kine.Process keeps it)
+	wd             simWatchdog
 	agent          *Agent
 	inst           *simInst
 	restartAt      int // round at which a crashed agent comes back
@@ -302,7 +303,7 @@ func (w *simWorld) boot(n *simNode) error {
 		},
 	}
 	if w.wit != nil {
-		d.Witness = simWitnessClient{inst}
+		d.Witness, d.Watchdog = simWitnessClient{inst}, watchdogAgent{inst}
 	}
 	a, err := New(n.cfg, w.log.With("node", n.name), d)
 	if err != nil {
@@ -334,7 +335,7 @@ func (w *simWorld) powerOff(n *simNode) {
 	if n.pg.running {
 		n.pg.running, n.pg.dirty = false, true
 	}
-	n.kine, n.kineDead = "", false
+	n.kine, n.kineDead, n.wd = "", false, simWatchdog{}
 	w.eventf("%s: power off", n.name)
 	w.inv.fault(w)
 }
@@ -478,6 +479,7 @@ func (w *simWorld) step(ctx context.Context) {
 			w.clientWrite(n)
 		}
 	}
+	w.fireWatchdogs()
 	w.inv.check(w)
 	w.now = w.now.Add(w.probe)
 }

@@ -22,6 +22,13 @@ type WitnessClient interface {
 
 var _ WitnessClient = (*witness.Client)(nil)
 
+// Watchdog resets the machine unless petted in time (*watchdog.Device).
+type Watchdog interface {
+	Arm() error
+	Pet() error
+	Disarm() error
+}
+
 // healthyWitnessRead is how often a steady pair reads the witness: a
 // reachability check, and nothing is written. A node with anything to
 // decide reads it every tick.
@@ -33,6 +40,9 @@ type witnessView struct {
 	reachable bool
 	readAt    time.Time // last read attempt, on the agent's clock
 	lease     witness.Lease
+	// guardUntil: the latest the witness may still hold a lease of this
+	// node's; the watchdog stays armed until then.
+	guardUntil time.Time
 }
 
 // readWitness refreshes the view when it is due: every tick while the
@@ -86,8 +96,16 @@ func (a *Agent) witnessFacts(now time.Time) fsm.Witness {
 // lease is recorded in the state file, so that a restarted agent claims
 // again with it rather than wait for it to expire.
 func (a *Agent) witnessClaim(ctx context.Context, term uint64) error {
+	if a.d.Watchdog != nil {
+		// Armed before the lease exists: a hang right after the claim must
+		// reset the node too.
+		if err := a.d.Watchdog.Arm(); err != nil {
+			return fmt.Errorf("not leading alone without the watchdog: %w", err)
+		}
+	}
 	a.mu.Lock()
 	from, held := a.wv.st.Term, a.wv.lease
+	a.wv.guardUntil = later(a.wv.guardUntil, a.d.Now().Add(a.cfg.Witness.LeaseTTL+a.cfg.Witness.RequestTimeout))
 	a.mu.Unlock()
 	won, st, l, err := a.d.Witness.Claim(ctx, from, term, held)
 	a.mu.Lock()
@@ -96,6 +114,7 @@ func (a *Agent) witnessClaim(ctx context.Context, term uint64) error {
 	}
 	if won {
 		a.wv.lease = l
+		a.wv.guardUntil = later(a.wv.guardUntil, guardOf(l))
 	}
 	a.mu.Unlock()
 	switch {
@@ -117,6 +136,10 @@ func (a *Agent) witnessRelease(ctx context.Context) error {
 	if l.ID != 0 {
 		if err := a.d.Witness.Release(ctx, l); err != nil {
 			a.log.Warn("the witness's lease could not be given back: it expires by itself", "err", err)
+		} else {
+			a.mu.Lock()
+			a.wv.guardUntil = time.Time{} // the witness holds no lease of ours
+			a.mu.Unlock()
 		}
 	}
 	a.updateOrKeep("that the witness's lease is given back", func(p *Persisted) { p.WitnessLease = 0 })
@@ -141,8 +164,43 @@ func (a *Agent) renewWitness(ctx context.Context, now time.Time) {
 	a.mu.Lock()
 	if a.wv.lease.ID == l.ID {
 		a.wv.lease = nl
+		a.wv.guardUntil = later(a.wv.guardUntil, guardOf(nl))
 	}
 	a.mu.Unlock()
+}
+
+// tendWatchdog pets the watchdog after every tick while the witness may
+// hold a lease of this node's, and disarms it after. Not holding one, a
+// hang resets nothing: the follower cannot take over from a leader that
+// holds no lease without winning the witness's swap, which fences it.
+func (a *Agent) tendWatchdog(now time.Time) {
+	if a.d.Watchdog == nil {
+		return
+	}
+	a.mu.Lock()
+	guard := now.Before(a.wv.guardUntil)
+	a.mu.Unlock()
+	var err error
+	switch {
+	case guard:
+		err = a.d.Watchdog.Arm() // arms after a restart, pets when armed
+	default:
+		err = a.d.Watchdog.Disarm()
+	}
+	if err != nil {
+		a.log.Error("watchdog", "err", err)
+	}
+}
+
+// guardOf is the latest the witness may hold lease l: its local deadline
+// plus the margin the deadline keeps.
+func guardOf(l witness.Lease) time.Time { return l.Deadline.Add(l.TTL / 2) }
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // restoreLease takes the lease a previous run recorded: its deadline is
@@ -150,6 +208,9 @@ func (a *Agent) renewWitness(ctx context.Context, now time.Time) {
 func (a *Agent) restoreLease() {
 	if id := a.st.WitnessLease; id != 0 {
 		a.wv.lease = witness.Lease{ID: clientv3.LeaseID(id)}
+		// The witness may hold it for up to a TTL from now: the watchdog
+		// guards that long, in case this agent hangs before it knows more.
+		a.wv.guardUntil = a.d.Now().Add(a.cfg.Witness.LeaseTTL + a.cfg.Witness.RequestTimeout)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/twonode-edge/twonode/bootstrap/localapi"
 	"github.com/twonode-edge/twonode/bootstrap/peer"
 	"github.com/twonode-edge/twonode/bootstrap/postgres"
+	"github.com/twonode-edge/twonode/bootstrap/watchdog"
 	"github.com/twonode-edge/twonode/bootstrap/witness"
 )
 
@@ -106,6 +107,7 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 	pc := peer.NewClient(peerURL, secret, cfg.Timers.ProbeTimeout)
 	pc.Now = now // offsets are measured on the clock the agent reports
 	var wc agent.WitnessClient
+	var wd agent.Watchdog
 	if cfg.Witness.On() {
 		w, err := witness.New(cfg.Witness, cfg.Node.Name, cfg.Peer.Name)
 		if err != nil {
@@ -115,6 +117,11 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 		wc = w
 		log.Info("the witness decides with the pair", "endpoints", cfg.Witness.Endpoints, "prefix", cfg.Witness.Prefix,
 			"unreachable", cfg.Witness.Unreachable)
+		if cfg.Witness.Watchdog == "" {
+			log.Warn("no watchdog: an agent that hangs while this node leads alone cannot stop its Kine before the witness's lease expires")
+		} else {
+			wd = watchdog.New(cfg.Witness.Watchdog, cfg.Witness.WatchdogTimeout, log.With("actor", "watchdog"))
+		}
 	}
 	a, err := agent.New(cfg, log, agent.Deps{
 		Now:  now,
@@ -127,6 +134,7 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 		PeerLastWrite: db.PeerLastWrite,
 		Fault:         fault,
 		Witness:       wc,
+		Watchdog:      wd,
 	})
 	if err != nil {
 		return err

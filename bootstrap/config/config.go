@@ -92,6 +92,10 @@ type Witness struct {
 	RequestTimeout time.Duration `yaml:"request_timeout" usage:"how long one request to the witness may take (100ms..1m)"`
 	LeaseTTL       time.Duration `yaml:"lease_ttl" usage:"lease of a leader that leads alone: it stops serving before it could expire (2s..10m, whole seconds)"`
 	Unreachable    string        `yaml:"unreachable" usage:"when the witness cannot be reached: wait (no take-over, no going alone; safe) or promote (decide as without a witness)"`
+	// The watchdog resets the node if the agent hangs while the witness may
+	// hold its lease, so that a frozen agent's Kine cannot keep writing.
+	Watchdog        string        `yaml:"watchdog" usage:"Linux watchdog device armed while this node holds the lease; empty: none (a hung agent could keep writing)"`
+	WatchdogTimeout time.Duration `yaml:"watchdog_timeout" usage:"watchdog timeout (whole seconds, at most lease_ttl/2 - request_timeout - probe_interval)"`
 }
 
 // On reports whether a witness is configured.
@@ -157,10 +161,12 @@ func Default() Config {
 			Format: "text",
 		},
 		Witness: Witness{
-			DialTimeout:    2 * time.Second,
-			RequestTimeout: time.Second,
-			LeaseTTL:       10 * time.Second,
-			Unreachable:    "wait",
+			DialTimeout:     2 * time.Second,
+			RequestTimeout:  time.Second,
+			LeaseTTL:        10 * time.Second,
+			Unreachable:     "wait",
+			Watchdog:        "/dev/watchdog",
+			WatchdogTimeout: 3 * time.Second,
 		},
 	}
 }

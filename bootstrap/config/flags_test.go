@@ -63,6 +63,8 @@ func TestFlagNames(t *testing.T) {
 		{"witness-request-timeout", "TWONODE_WITNESS_REQUEST_TIMEOUT"},
 		{"witness-lease-ttl", "TWONODE_WITNESS_LEASE_TTL"},
 		{"witness-unreachable", "TWONODE_WITNESS_UNREACHABLE"},
+		{"witness-watchdog", "TWONODE_WITNESS_WATCHDOG"},
+		{"witness-watchdog-timeout", "TWONODE_WITNESS_WATCHDOG_TIMEOUT"},
 		{"test-clock-offset", "TWONODE_TEST_CLOCK_OFFSET"},
 	}
 	flags := Flags()

@@ -192,10 +192,30 @@ func (c *Config) Validate() error {
 	}
 
 	p.witness(c.Witness)
+	p.watchdog(c)
 
 	p.between("test_clock_offset", c.ClockOffset, -maxClockOffset, maxClockOffset)
 
 	return errors.Join(p...)
+}
+
+// watchdog checks the watchdog against the lease: a hung agent's node must
+// reset before the witness can expire its lease, which has at least half
+// its TTL left between two renewals (less a request's time), and the
+// last pet may be one probe interval old.
+func (p *problems) watchdog(c *Config) {
+	w := c.Witness
+	if w.Watchdog != "" {
+		p.path("witness.watchdog", w.Watchdog)
+	}
+	limit := w.LeaseTTL/2 - w.RequestTimeout - c.Timers.ProbeInterval
+	switch {
+	case w.WatchdogTimeout < time.Second || w.WatchdogTimeout%time.Second != 0:
+		p.add("witness.watchdog_timeout", "must be whole seconds, at least 1s: watchdog devices count in seconds (got %s)", dur(w.WatchdogTimeout))
+	case w.On() && w.Watchdog != "" && w.WatchdogTimeout > limit:
+		p.add("witness.watchdog_timeout", "must be at most lease_ttl/2 - request_timeout - probe_interval (%s), or a hung agent's node would reset after its lease expired (got %s)",
+			dur(limit), dur(w.WatchdogTimeout))
+	}
 }
 
 var witnessPrefixRE = regexp.MustCompile(`^/[A-Za-z0-9._/-]*/$`)

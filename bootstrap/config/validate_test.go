@@ -10,7 +10,8 @@ import (
 func withWitness(c *Config) {
 	c.Witness = Witness{Endpoints: "https://10.0.0.5:2379,https://10.0.0.6:2379", CAFile: "/etc/twonode/witness-ca.pem",
 		CertFile: "/etc/twonode/witness.pem", KeyFile: "/etc/twonode/witness-key.pem", Prefix: "/twonode/site-042/",
-		DialTimeout: 2 * time.Second, RequestTimeout: time.Second, LeaseTTL: 10 * time.Second, Unreachable: "wait"}
+		DialTimeout: 2 * time.Second, RequestTimeout: time.Second, LeaseTTL: 10 * time.Second, Unreachable: "wait",
+		Watchdog: "/dev/watchdog", WatchdogTimeout: 3 * time.Second}
 }
 
 func valid() Config {
@@ -225,6 +226,11 @@ func TestValidateErrors(t *testing.T) {
 			`witness.prefix: must start and end with '/', name this pair (not just "/") and hold only letters, digits, '.', '_', '-' and '/' (got "/")`},
 		{"witness prefix without the last slash", func(c *Config) { withWitness(c); c.Witness.Prefix = "/twonode/site" },
 			`witness.prefix: must start and end with '/', name this pair (not just "/") and hold only letters, digits, '.', '_', '-' and '/' (got "/twonode/site")`},
+		{"watchdog relative", func(c *Config) { c.Witness.Watchdog = "watchdog" }, `witness.watchdog: must be an absolute path (got "watchdog")`},
+		{"watchdog timeout in milliseconds", func(c *Config) { c.Witness.WatchdogTimeout = 1500 * time.Millisecond },
+			"witness.watchdog_timeout: must be whole seconds, at least 1s: watchdog devices count in seconds (got 1.5s)"},
+		{"watchdog slower than the lease", func(c *Config) { withWitness(c); c.Witness.WatchdogTimeout = 4 * time.Second },
+			"witness.watchdog_timeout: must be at most lease_ttl/2 - request_timeout - probe_interval (3.5s), or a hung agent's node would reset after its lease expired (got 4s)"},
 		{"failover unknown", func(c *Config) { c.Failover = "automatic" }, `failover: must be auto or manual (got "automatic")`},
 		{"witness policy unknown", func(c *Config) { c.Witness.Unreachable = "retry" }, `witness.unreachable: must be wait or promote (got "retry")`},
 		{"witness dial timeout too short", func(c *Config) { c.Witness.DialTimeout = time.Millisecond },
@@ -302,7 +308,7 @@ func TestValidateReportsEverything(t *testing.T) {
 		"timers.probe_interval", "timers.probe_timeout", "timers.failure_threshold",
 		"timers.pause_expiry", "timers.promote_timeout",
 		"api.peer_port", "api.socket", "log.level", "log.format",
-		"witness.dial_timeout", "witness.request_timeout", "witness.lease_ttl", "witness.unreachable",
+		"witness.dial_timeout", "witness.request_timeout", "witness.lease_ttl", "witness.unreachable", "witness.watchdog_timeout",
 	}
 	if strings.Join(fields, " ") != strings.Join(want, " ") {
 		t.Fatalf("fields reported:\n got %v\nwant %v\nerror:\n%v", fields, want, err)
