@@ -565,12 +565,7 @@ func TestStarvedFollower(t *testing.T) {
 // still reached the follower. Now it compares the reply with itself from
 // one tick to the next on its own monotonic clock: it stays synchronous.
 func TestSkewedLeaderHearsItsFollower(t *testing.T) {
-	o, err := cluster.FromEnv(cluster.Options{Prefix: "tnsk", Subnet: 70, Dir: "/var/tmp/twonode-e2e/tnsk",
-		ClockOffset: map[string]time.Duration{"a": 10 * time.Minute}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := cluster.ForTestWith(t, o)
+	c := newClusterWith(t, cluster.Options{Prefix: "tnsk", Subnet: 70, ClockOffset: map[string]time.Duration{"a": 10 * time.Minute}})
 	ts := targets(t, c)
 	leader := leaderOf(t, c)
 	follower := harness.Peer(leader)
@@ -591,15 +586,9 @@ func TestSkewedLeaderHearsItsFollower(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	if err := c.Net.Heal(); err != nil {
-		t.Fatal(err)
-	}
-	converged(t, c, 60*time.Second)
-	time.Sleep(time.Second)
-	cancel()
+	healAndSettle(t, c, 60*time.Second, cancel)
 	acked := w.Acked()
-	lost := verify(t, ts, leaderOf(t, c), acked)
-	archived := archivedOf(t, c, harness.Peer(leaderOf(t, c)), lost)
+	lost, archived := accountFor(t, c, ts, acked)
 	outage, _ := w.LongestOutage()
 	t.Logf("the leader's clock 10 min ahead; follower unreachable but streaming for 20 s; longest write pause %s; %d acknowledged, %d lost, %d of them archived",
 		outage.Round(time.Millisecond), len(acked), len(lost), archived)

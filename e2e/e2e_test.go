@@ -24,6 +24,20 @@ func newCluster(t *testing.T, prefix string, subnet int) *cluster.Cluster {
 	return cluster.ForTest(t, prefix, subnet)
 }
 
+// newClusterWith forms a pair with options beyond newCluster's (the
+// binaries come from the environment, as for every test).
+func newClusterWith(t *testing.T, o cluster.Options) *cluster.Cluster {
+	t.Helper()
+	if o.Dir == "" {
+		o.Dir = "/var/tmp/twonode-e2e/" + o.Prefix
+	}
+	o, err := cluster.FromEnv(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cluster.ForTestWith(t, o)
+}
+
 func targets(t *testing.T, c *cluster.Cluster) []harness.Target {
 	t.Helper()
 	ts, err := c.Net.NodeClients(2 * time.Second)
@@ -66,6 +80,28 @@ func wait(t *testing.T, c *cluster.Cluster, node string, d time.Duration, states
 	if _, err := c.WaitState(context.Background(), node, d, states...); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// healAndSettle removes every network fault, waits for the pair to
+// converge and stops the writers (cancel) a second later.
+func healAndSettle(t *testing.T, c *cluster.Cluster, d time.Duration, cancel context.CancelFunc) {
+	t.Helper()
+	if err := c.Net.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	converged(t, c, d)
+	time.Sleep(time.Second)
+	cancel()
+}
+
+// accountFor checks every acknowledged write through the leader of the
+// converged pair and counts the missing ones found in the other node's
+// split-brain archive.
+func accountFor(t *testing.T, c *cluster.Cluster, ts []harness.Target, acked []harness.Op) (lost []harness.Op, archived int) {
+	t.Helper()
+	leader := leaderOf(t, c)
+	lost = verify(t, ts, leader, acked)
+	return lost, archivedOf(t, c, harness.Peer(leader), lost)
 }
 
 func result(t *testing.T, r harness.Result) {

@@ -193,7 +193,6 @@ func (a *Agent) tick(ctx context.Context, req *cmdReq) {
 	if err := a.d.Kine.Ensure(ctx); err != nil {
 		a.log.Warn("kine restart failed", "err", err)
 	}
-	a.renewWitness(ctx, a.d.Now())
 	a.tendWatchdog(a.d.Now())
 	if next.State.IsLeader() && obs.pg.Up && !obs.pg.InRecovery {
 		// The peer's slot may be missing after a rewind or a new follower.

@@ -23,7 +23,16 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 		sent, recv       time.Time
 		peerErr, pingErr error
 	)
-	wg.Add(3)
+	wg.Add(4)
+	go func() {
+		defer wg.Done()
+		// Bounded by the witness's own request timeout, and alongside the
+		// probes: a slow witness must not stretch the tick that has to
+		// stop this node's writes before its lease runs out.
+		now := a.d.Now()
+		a.renewWitness(ctx, now)
+		a.readWitness(ctx, now)
+	}()
 	go func() {
 		defer wg.Done()
 		c, cancel := context.WithTimeout(ctx, timeout)
@@ -45,7 +54,6 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 	disk := a.diskFull()
 	wg.Wait()
 	now := a.d.Now()
-	a.readWitness(ctx, now)
 
 	if peerErr != nil && errors.Is(peerErr, peer.ErrImplausible) && peerErr.Error() != a.lastPeerErr {
 		a.log.Warn("the peer's answer is not believed: it counts as no answer", "err", peerErr)

@@ -29,16 +29,18 @@ func promotion(kind TermKind) func(t tick) []Action {
 		// begin a term the leader already had, and lose a split by its
 		// number alone (found by the simulation).
 		term := max(t.o.Self.Term, t.o.Self.DBTerm) + 1
+		if in := t.o.Self.Intent; in != nil && in.Promotes && in.Term > 0 {
+			term = in.Term // NewTerm is a no-op when it was saved already
+		}
 		if w := t.o.Witness; t.witnessUsed() && w.Term >= term {
 			// A newer term claimed at the witness (this node's own claim
-			// before a crash, or a leader's whose lease expired).
+			// before a crash, or a leader's whose lease expired), which
+			// also overrides a recorded attempt whose claim was refused
+			// (found end to end: the retries asked for the refused term).
 			term = w.Term + 1
 			if w.By == t.o.Self.Name {
 				term = w.Term
 			}
-		}
-		if in := t.o.Self.Intent; in != nil && in.Promotes && in.Term > 0 {
-			term = in.Term // NewTerm is a no-op when it was saved already
 		}
 		return []Action{
 			{Kind: KineStop},

@@ -44,6 +44,15 @@ type Options struct {
 	// KineCompactMinRetain, if set, is the agents' kine.compact_min_retain
 	// (Kine's own CI runs the storage tests with 0).
 	KineCompactMinRetain *int
+	// Witness: the pair decides with a witness, a real three-member etcd
+	// cluster on the site (EtcdBin, from ETCD_BIN).
+	Witness bool
+	EtcdBin string
+	// WatchdogPipe, with a witness: the agents' watchdog is this named
+	// pipe (FOR TESTS ONLY; "" none).
+	WatchdogPipe string
+	// Failover is the agents' failover setting ("" = auto).
+	Failover string
 }
 
 // Node is one member.
@@ -65,6 +74,7 @@ type Cluster struct {
 	Net   *harness.Network
 	Nodes map[string]*Node
 	mu    sync.Mutex
+	wit   *witnessSite // nil: no witness
 }
 
 // FromEnv fills the binaries from TWONODE_BIN and KINE_BIN, and fails
@@ -84,6 +94,14 @@ func FromEnv(o Options) (Options, error) {
 			return o, fmt.Errorf("binary missing: %w (run scripts/build.sh)", err)
 		}
 	}
+	if o.Witness {
+		if o.EtcdBin == "" {
+			o.EtcdBin = os.Getenv("ETCD_BIN")
+		}
+		if _, err := os.Stat(o.EtcdBin); o.EtcdBin == "" || err != nil {
+			return o, fmt.Errorf("a witness needs ETCD_BIN to name the built etcd (scripts/build.sh makes bin/etcd; `make test` sets it): %q", o.EtcdBin)
+		}
+	}
 	if os.Geteuid() != 0 {
 		return o, errors.New("end-to-end tests need root: network namespaces, nftables, PostgreSQL as user postgres")
 	}
@@ -100,11 +118,20 @@ func New(o Options) (*Cluster, error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	net, err := harness.NewNetwork(o.Prefix, harness.WithSubnet(o.Subnet))
+	opts := []harness.Option{harness.WithSubnet(o.Subnet)}
+	if o.Witness {
+		opts = append(opts, harness.WithWitnesses(witnessMembers))
+	}
+	net, err := harness.NewNetwork(o.Prefix, opts...)
 	if err != nil {
 		return nil, err
 	}
 	c := &Cluster{Opts: o, Net: net, Nodes: map[string]*Node{}}
+	if o.Witness {
+		if err := c.setupWitness(); err != nil {
+			return nil, errors.Join(err, net.Close())
+		}
+	}
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	secretPath := filepath.Join(o.Dir, "secret")
@@ -153,6 +180,12 @@ func (c *Cluster) config(n *Node, peer, peerAddr, secret string) string {
 	b.WriteString("}\nlog: {level: debug}\n")
 	if off := c.Opts.ClockOffset[n.Name]; off != 0 {
 		fmt.Fprintf(&b, "test_clock_offset: %s\n", off)
+	}
+	if c.wit != nil {
+		b.WriteString(c.witnessConfig(n.Name))
+	}
+	if c.Opts.Failover != "" {
+		fmt.Fprintf(&b, "failover: %s\n", c.Opts.Failover)
 	}
 	return b.String()
 }
@@ -279,6 +312,11 @@ func (c *Cluster) WaitState(ctx context.Context, name string, timeout time.Durat
 
 // Form starts both agents and waits for a synchronous pair: a leads, b follows.
 func (c *Cluster) Form(ctx context.Context, timeout time.Duration) error {
+	if c.wit != nil {
+		if err := c.StartWitness(); err != nil {
+			return err
+		}
+	}
 	for _, n := range []string{"a", "b"} {
 		if err := c.Start(n); err != nil {
 			return err

@@ -50,7 +50,7 @@ type Network struct {
 	closed bool
 }
 
-type netOptions struct{ octet int }
+type netOptions struct{ octet, witnesses int }
 
 // Option tunes NewNetwork.
 type Option func(*netOptions)
@@ -59,6 +59,27 @@ type Option func(*netOptions)
 // that two networks can exist at the same time (they are separate namespaces
 // anyway; distinct subnets keep logs and addresses unambiguous).
 func WithSubnet(octet int) Option { return func(o *netOptions) { o.octet = octet } }
+
+// WithWitnesses adds n namespaces w1..wn (at most 3) on the site's switch,
+// at 10.<octet>.0.21.., for the members of the pair's witness (an etcd
+// cluster): a fault can then cut a node from the witness, or the
+// witness from everyone.
+func WithWitnesses(n int) Option { return func(o *netOptions) { o.witnesses = n } }
+
+// witnessNames are the witness namespaces that may exist (cleanup looks
+// for all of them).
+var witnessNames = []string{"w1", "w2", "w3"}
+
+// Witnesses names the witness members of the site ("w1".."wn").
+func (n *Network) Witnesses() []string {
+	var out []string
+	for _, w := range witnessNames {
+		if _, ok := n.nodes[w]; ok {
+			out = append(out, w)
+		}
+	}
+	return out
+}
 
 var prefixRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
 
@@ -76,6 +97,9 @@ func NewNetwork(prefix string, opts ...Option) (*Network, error) {
 	if o.octet < 0 || o.octet > 255 {
 		return nil, fmt.Errorf("harness: bad subnet octet %d", o.octet)
 	}
+	if o.witnesses < 0 || o.witnesses > len(witnessNames) {
+		return nil, fmt.Errorf("harness: %d witness members, at most %d", o.witnesses, len(witnessNames))
+	}
 	if err := CleanupStale(prefix); err != nil {
 		return nil, err
 	}
@@ -85,6 +109,9 @@ func NewNetwork(prefix string, opts ...Option) (*Network, error) {
 	n.nodes["a"] = Node{Name: "a", NS: prefix + "-a", Addr: sub + "1", Iface: NodeIface}
 	n.nodes["b"] = Node{Name: "b", NS: prefix + "-b", Addr: sub + "2", Iface: NodeIface}
 	n.nodes["c"] = Node{Name: "c", NS: prefix + "-c", Addr: sub + "10", Iface: "br0"}
+	for i, w := range witnessNames[:o.witnesses] {
+		n.nodes[w] = Node{Name: w, NS: prefix + "-" + w, Addr: fmt.Sprintf("%s%d", sub, 21+i), Iface: NodeIface}
+	}
 
 	// Ownership record first, so that even a crash in the middle of the
 	// setup leaves something CleanupStale recognises as abandoned.
@@ -100,8 +127,12 @@ func NewNetwork(prefix string, opts ...Option) (*Network, error) {
 }
 
 func (n *Network) setup() error {
-	a, b, c := n.nodes["a"], n.nodes["b"], n.nodes["c"]
-	for _, x := range []Node{a, b, c} {
+	c := n.nodes["c"]
+	attached := []Node{n.nodes["a"], n.nodes["b"]}
+	for _, w := range n.Witnesses() {
+		attached = append(attached, n.nodes[w])
+	}
+	for _, x := range append([]Node{c}, attached...) {
 		if err := ip("netns", "add", x.NS); err != nil {
 			return err
 		}
@@ -112,7 +143,7 @@ func (n *Network) setup() error {
 		{"-n", c.NS, "addr", "add", c.Addr + "/24", "dev", "br0"},
 		{"-n", c.NS, "link", "set", "br0", "up"},
 	}
-	for _, x := range []Node{a, b} {
+	for _, x := range attached {
 		peer := "veth-" + x.Name
 		steps = append(steps,
 			// Created inside the node namespace with the peer placed straight
@@ -125,7 +156,7 @@ func (n *Network) setup() error {
 			[]string{"-n", x.NS, "link", "set", NodeIface, "up"},
 		)
 	}
-	for _, x := range []Node{a, b, c} {
+	for _, x := range append([]Node{c}, attached...) {
 		steps = append(steps, []string{"-n", x.NS, "link", "set", "lo", "up"})
 	}
 	for _, s := range steps {
@@ -174,7 +205,11 @@ func Peer(name string) string {
 
 // Namespaces lists the namespaces of the site (a, b, c).
 func (n *Network) Namespaces() []string {
-	return []string{n.nodes["a"].NS, n.nodes["b"].NS, n.nodes["c"].NS}
+	out := []string{n.nodes["a"].NS, n.nodes["b"].NS, n.nodes["c"].NS}
+	for _, w := range n.Witnesses() {
+		out = append(out, n.nodes[w].NS)
+	}
+	return out
 }
 
 // Close kills every process in the site's namespaces and deletes them.
@@ -200,7 +235,7 @@ func (n *Network) Close() error {
 // still running in it), hence the kill first.
 func removeSite(prefix string) error {
 	var errs []error
-	for _, s := range []string{"a", "b", "c"} {
+	for _, s := range append([]string{"a", "b", "c"}, witnessNames...) {
 		ns := prefix + "-" + s
 		if _, err := os.Stat(NetnsDir + "/" + ns); err != nil {
 			continue
