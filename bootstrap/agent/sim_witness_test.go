@@ -30,6 +30,15 @@ type simWitness struct {
 	// leaseLost: terms (by node) in which a leader alone lost its lease to
 	// expiry: only then may its acknowledged writes leave the live data.
 	leaseLost map[string]bool
+	// leaseTerms: the terms led under the live lease (a leader alone that
+	// begins a new term keeps its lease).
+	leaseTerms []string
+	granted    []simLease // leases granted and not (yet) attached
+}
+
+type simLease struct {
+	id      clientv3.LeaseID
+	expires time.Time
 }
 
 var errWitnessUnreachable = errors.New("witness: unreachable")
@@ -58,9 +67,11 @@ func (w *simWorld) expireWitness() {
 	if ws == nil || ws.alone == nil || w.now.Before(ws.expires) {
 		return
 	}
-	ws.leaseLost[fmt.Sprintf("%d/%s", ws.alone.Term, ws.alone.By)] = true
+	for _, t := range ws.leaseTerms {
+		ws.leaseLost[t] = true
+	}
 	w.eventf("witness: %s's lease expired", ws.alone.By)
-	ws.alone, ws.lease = nil, 0
+	ws.alone, ws.lease, ws.leaseTerms = nil, 0, nil
 }
 
 func (ws *simWitness) state() witness.State {
@@ -152,7 +163,35 @@ func (ws *simWitness) localLease(id clientv3.LeaseID, now time.Time) witness.Lea
 	return witness.Lease{ID: id, TTL: ws.ttl, Deadline: now.Add(ws.ttl - max(ws.ttl/10, ws.timeout))}
 }
 
-func (c simWitnessClient) Claim(_ context.Context, from witness.Seen, term uint64, held witness.Lease) (bool, witness.State, witness.Lease, error) {
+// Grant takes a lease; the fake keeps only the live one of the alone
+// record, so a granted lease is just a number until a claim attaches it.
+func (c simWitnessClient) Grant(context.Context) (witness.Lease, error) {
+	if err := c.before("witness-grant"); err != nil {
+		return witness.Lease{}, err
+	}
+	ws, err := c.reach()
+	if err != nil {
+		return witness.Lease{}, c.after("witness-grant", err)
+	}
+	ws.nextLease++
+	ws.granted = append(ws.granted, simLease{id: ws.nextLease, expires: c.w.now.Add(ws.ttl)})
+	return ws.localLease(ws.nextLease, c.w.now), c.after("witness-grant", nil)
+}
+
+// leaseAlive: a granted lease that has not expired.
+func (ws *simWitness) leaseAlive(id clientv3.LeaseID, now time.Time) bool {
+	if id != 0 && id == ws.lease && ws.alone != nil {
+		return true
+	}
+	for _, g := range ws.granted {
+		if g.id == id {
+			return now.Before(g.expires)
+		}
+	}
+	return false
+}
+
+func (c simWitnessClient) Claim(_ context.Context, from witness.State, term uint64, held witness.Lease) (bool, witness.State, witness.Lease, error) {
 	if err := c.before("witness-claim"); err != nil {
 		return false, witness.State{}, witness.Lease{}, err
 	}
@@ -161,26 +200,34 @@ func (c simWitnessClient) Claim(_ context.Context, from witness.Seen, term uint6
 		return false, witness.State{}, witness.Lease{}, c.after("witness-claim", err)
 	}
 	me, now := c.n.name, c.w.now
-	switch {
-	case term == 0 || term < from.Term.Term:
-		return false, witness.State{}, witness.Lease{}, c.after("witness-claim", fmt.Errorf("witness: term %d does not follow %d", term, from.Term.Term))
-	case term == from.Term.Term && from.Rev != 0 && from.By != me:
-		return false, witness.State{}, witness.Lease{}, c.after("witness-claim", fmt.Errorf("witness: term %d was claimed by %s", term, from.By))
+	fail := func(err error) (bool, witness.State, witness.Lease, error) {
+		return false, witness.State{}, witness.Lease{}, c.after("witness-claim", err)
 	}
-	heldLive := held.ID != 0 && held.ID == ws.lease && ws.alone != nil
-	aloneOK := ws.alone == nil || heldLive
-	if ws.rev != from.Rev || !aloneOK {
+	switch {
+	case term == 0 || term < from.Term.Term.Term:
+		return fail(fmt.Errorf("witness: term %d does not follow %d", term, from.Term.Term.Term))
+	case term == from.Term.Term.Term && from.Term.Rev != 0 && from.Term.By != me:
+		return fail(fmt.Errorf("witness: term %d was claimed by %s", term, from.Term.By))
+	case from.Alone != nil && from.Alone.By != me:
+		return false, from, witness.Lease{}, c.after("witness-claim", nil)
+	case !ws.leaseAlive(held.ID, now):
+		return fail(witness.ErrLeaseGone)
+	}
+	aloneAsRead := ws.alone == nil
+	if from.Alone != nil {
+		aloneAsRead = ws.alone != nil && ws.lease == held.ID
+	}
+	if ws.rev != from.Term.Rev || !aloneAsRead {
 		return false, ws.state(), witness.Lease{}, c.after("witness-claim", nil)
 	}
-	id := held.ID
-	if !heldLive {
-		ws.nextLease++
-		id = ws.nextLease
+	if ws.lease != held.ID {
+		ws.leaseTerms = nil
 	}
+	ws.leaseTerms = append(ws.leaseTerms, fmt.Sprintf("%d/%s", term, me))
 	ws.nextRev++
 	ws.term, ws.rev = witness.Term{Term: term, By: me}, ws.nextRev
-	ws.alone, ws.lease, ws.expires = &witness.Alone{Term: term, By: me}, id, now.Add(ws.ttl)
-	return true, ws.state(), ws.localLease(id, now), c.after("witness-claim", nil)
+	ws.alone, ws.lease, ws.expires = &witness.Alone{Term: term, By: me}, held.ID, now.Add(ws.ttl)
+	return true, ws.state(), ws.localLease(held.ID, now), c.after("witness-claim", nil)
 }
 
 func (c simWitnessClient) Renew(_ context.Context, l witness.Lease) (witness.Lease, error) {
@@ -201,7 +248,7 @@ func (c simWitnessClient) Release(_ context.Context, l witness.Lease) error {
 		return err
 	}
 	if l.ID != 0 && l.ID == ws.lease {
-		ws.alone, ws.lease = nil, 0
+		ws.alone, ws.lease, ws.leaseTerms = nil, 0, nil
 	}
 	return nil
 }

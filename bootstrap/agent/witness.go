@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -15,7 +16,8 @@ import (
 // (*witness.Client); the simulation uses an in-memory one.
 type WitnessClient interface {
 	Read(ctx context.Context) (witness.State, error)
-	Claim(ctx context.Context, from witness.Seen, term uint64, held witness.Lease) (bool, witness.State, witness.Lease, error)
+	Grant(ctx context.Context) (witness.Lease, error)
+	Claim(ctx context.Context, from witness.State, term uint64, held witness.Lease) (bool, witness.State, witness.Lease, error)
 	Renew(ctx context.Context, l witness.Lease) (witness.Lease, error)
 	Release(ctx context.Context, l witness.Lease) error
 }
@@ -95,9 +97,11 @@ func (a *Agent) witnessFacts(now time.Time) fsm.Witness {
 }
 
 // witnessClaim runs fsm.WitnessClaim: the swap, from what this node last
-// read, with the lease it holds, if any. A lost swap fails the row; the
-// lease is recorded in the state file, so that a restarted agent claims
-// again with it rather than wait for it to expire.
+// read, with the lease it holds, or a new one. A new lease is recorded in
+// the state file before the claim (found by the simulation: an agent
+// killed right after its claim could not claim again until its own
+// unknown lease expired, its Kine serving meanwhile); a lost swap fails
+// the row.
 func (a *Agent) witnessClaim(ctx context.Context, term uint64) error {
 	if a.d.Watchdog != nil {
 		// Armed before the lease exists: a hang right after the claim must
@@ -107,10 +111,30 @@ func (a *Agent) witnessClaim(ctx context.Context, term uint64) error {
 		}
 	}
 	a.mu.Lock()
-	from, held := a.wv.st.Term, a.wv.lease
+	from, held := a.wv.st, a.wv.lease
 	a.wv.guardUntil = later(a.wv.guardUntil, a.d.Now().Add(a.cfg.Witness.LeaseTTL+a.cfg.Witness.RequestTimeout))
 	a.mu.Unlock()
+	if held.ID == 0 {
+		l, err := a.d.Witness.Grant(ctx)
+		if err != nil {
+			return err
+		}
+		if err := a.updateState(func(p *Persisted) { p.WitnessLease = int64(l.ID) }); err != nil {
+			return err
+		}
+		held = l
+		a.mu.Lock()
+		a.wv.lease = witness.Lease{ID: l.ID} // held, for the next attempt; not valid until claimed
+		a.mu.Unlock()
+	}
 	won, st, l, err := a.d.Witness.Claim(ctx, from, term, held)
+	if errors.Is(err, witness.ErrLeaseGone) {
+		a.mu.Lock()
+		a.wv.lease = witness.Lease{}
+		a.mu.Unlock()
+		a.updateOrKeep("that the witness's lease expired", func(p *Persisted) { p.WitnessLease = 0 })
+		return err // the next attempt takes a new lease
+	}
 	a.mu.Lock()
 	if err == nil {
 		a.wv.st, a.wv.reachable = st, true
@@ -126,7 +150,7 @@ func (a *Agent) witnessClaim(ctx context.Context, term uint64) error {
 	case !won:
 		return fmt.Errorf("the witness refused term %d: %s", term, describeWitness(st))
 	}
-	return a.updateState(func(p *Persisted) { p.WitnessLease = int64(l.ID) })
+	return nil
 }
 
 // witnessRelease runs fsm.WitnessRelease. A witness that does not answer

@@ -424,7 +424,9 @@ var Table = slices.Concat([]Row{
 	{From: LeaderAlone, To: LeaderAlone, Reason: "the follower that came back is gone again for the whole detection window: a new term",
 		NewTerm: true,
 		When: func(t tick) bool {
-			return (t.m.Followed || !t.o.Self.WasAlone) && t.m.Fails >= t.c.FailureThreshold
+			// Its PostgreSQL down, it goes back to starting first (found by
+			// the simulation: the term could not be recorded, for ever).
+			return (t.m.Followed || !t.o.Self.WasAlone) && t.m.Fails >= t.c.FailureThreshold && t.o.Self.PGUp
 		},
 		Do: func(t tick) []Action {
 			return []Action{{Kind: NewTerm, Term: t.o.Self.Term + 1, Why: TermAlone}}

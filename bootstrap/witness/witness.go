@@ -29,11 +29,16 @@ import (
 	"os"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
 	"github.com/twonode-edge/twonode/bootstrap/config"
 )
+
+// ErrLeaseGone: the lease a claim was to use has expired at the witness;
+// the next claim needs a new one.
+var ErrLeaseGone = errors.New("witness: the lease to claim with has expired")
 
 // maxTerm bounds a term read from the witness, as peer.CheckStatus bounds a
 // peer's: a record past it is refused, not believed.
@@ -199,61 +204,66 @@ func (c *Client) decode(b []byte, term *uint64, by *string) error {
 	return nil
 }
 
-// Claim records that this node leads term `term` alone, and takes the
-// lease it must hold while it does, in one compare-and-swap from what this
-// node last read (from): a leader going alone, a follower taking over, a
-// leader alone serving again. It is idempotent: this node may claim again
-// a term it claimed itself (after a crash, or to serve again with a new
-// lease), passing the lease it holds, if any, to keep it. It fails (false,
-// with the witness's state) when the record moved since from, or another
-// node holds the alone record: a leader that loses must stop serving.
-func (c *Client) Claim(ctx context.Context, from Seen, term uint64, held Lease) (bool, State, Lease, error) {
+// Grant takes a new lease (not yet attached to anything): the agent
+// records its ID before it claims with it, so that an agent killed right
+// after its claim knows the lease its alone record hangs on.
+func (c *Client) Grant(ctx context.Context) (Lease, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	sent := c.now()
+	g, err := c.cli.Grant(ctx, int64(c.ttl/time.Second))
+	if err != nil {
+		return Lease{}, fmt.Errorf("witness: lease: %w", err)
+	}
+	return c.lease(g.ID, g.TTL, sent), nil
+}
+
+// Claim records that this node leads term `term` alone, under lease held
+// (from Grant, or the one it already leads under), in one
+// compare-and-swap from what this node last read (from): a leader going
+// alone, a follower taking over, a leader alone serving again. It is
+// idempotent: this node may claim again a term it claimed itself (after a
+// crash, or to serve again). It fails (false, with the witness's state)
+// when the term record moved since from, or another lease holds the alone
+// record: a leader that loses must stop serving.
+func (c *Client) Claim(ctx context.Context, from State, term uint64, held Lease) (bool, State, Lease, error) {
 	switch {
-	case term == 0 || term >= maxTerm || term < from.Term.Term:
-		return false, State{}, Lease{}, fmt.Errorf("witness: term %d does not follow %d", term, from.Term.Term)
-	case term == from.Term.Term && from.Rev != 0 && from.By != c.node:
-		return false, State{}, Lease{}, fmt.Errorf("witness: term %d was claimed by %s, not this node", term, from.By)
+	case term == 0 || term >= maxTerm || term < from.Term.Term.Term:
+		return false, State{}, Lease{}, fmt.Errorf("witness: term %d does not follow %d", term, from.Term.Term.Term)
+	case term == from.Term.Term.Term && from.Term.Rev != 0 && from.Term.By != c.node:
+		return false, State{}, Lease{}, fmt.Errorf("witness: term %d was claimed by %s, not this node", term, from.Term.By)
+	case held.ID == 0:
+		return false, State{}, Lease{}, errors.New("witness: a claim needs a lease")
+	case from.Alone != nil && from.Alone.By != c.node:
+		return false, from, Lease{}, nil // another node leads alone: its lease must expire first
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	sent := c.now()
-	var l Lease
-	aloneFree := clientv3.Compare(clientv3.CreateRevision(c.aloneKey()), "=", 0)
-	if held.ID != 0 {
-		// Still alive at the witness? Renewing tells, and restarts its TTL.
-		r, err := c.cli.KeepAliveOnce(ctx, held.ID)
-		if err != nil {
-			held = Lease{}
-		} else {
-			l = c.lease(held.ID, r.TTL, sent)
-			aloneFree = clientv3.Compare(clientv3.LeaseValue(c.aloneKey()), "=", held.ID)
-		}
+	r, err := c.cli.KeepAliveOnce(ctx, held.ID) // alive? and its TTL starts again
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return false, State{}, Lease{}, fmt.Errorf("%w: %v", ErrLeaseGone, err)
 	}
-	if held.ID == 0 {
-		g, err := c.cli.Grant(ctx, int64(c.ttl/time.Second))
-		if err != nil {
-			return false, State{}, Lease{}, fmt.Errorf("witness: lease: %w", err)
-		}
-		l = c.lease(g.ID, g.TTL, sent)
+	if err != nil {
+		return false, State{}, Lease{}, fmt.Errorf("witness: the lease to claim with: %w", err)
+	}
+	l := c.lease(held.ID, r.TTL, sent)
+	aloneAsRead := clientv3.Compare(clientv3.CreateRevision(c.aloneKey()), "=", 0)
+	if from.Alone != nil { // this node's own, under this lease or not
+		aloneAsRead = clientv3.Compare(clientv3.LeaseValue(c.aloneKey()), "=", held.ID)
 	}
 	rec, _ := json.Marshal(Term{Term: term, By: c.node})
 	alone, _ := json.Marshal(Alone{Term: term, By: c.node})
 	resp, err := c.cli.Txn(ctx).
-		If(c.unchanged(from), aloneFree).
+		If(c.unchanged(from.Term), aloneAsRead).
 		Then(clientv3.OpPut(c.termKey(), string(rec)), clientv3.OpPut(c.aloneKey(), string(alone), clientv3.WithLease(l.ID)),
 			clientv3.OpGet(c.termKey()), clientv3.OpGet(c.aloneKey())).
 		Else(clientv3.OpGet(c.termKey()), clientv3.OpGet(c.aloneKey())).Commit()
 	if err != nil {
-		if held.ID == 0 {
-			c.revoke(l.ID)
-		}
 		return false, State{}, Lease{}, fmt.Errorf("witness: claim term %d: %w", term, err)
 	}
 	won, st, err := c.outcome(resp)
 	if err != nil || !won {
-		if held.ID == 0 {
-			c.revoke(l.ID)
-		}
 		return won, st, Lease{}, err
 	}
 	return true, st, l, nil
@@ -283,11 +293,6 @@ func (c *Client) Release(ctx context.Context, l Lease) error {
 	return nil
 }
 
-func (c *Client) revoke(id clientv3.LeaseID) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	defer cancel()
-	_, _ = c.cli.Revoke(ctx, id) // if this fails, the lease expires by itself
-}
 
 // lease is the local view of a granted TTL: counted from when the request
 // was sent, less a margin for the two clocks' rates (etcd's own clock may

@@ -3,6 +3,7 @@ package witness
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"os/exec"
 	"strconv"
@@ -71,6 +72,20 @@ func etcdForTest(t *testing.T) config.Witness {
 	return w
 }
 
+// claim is Client.Claim with a lease granted first when none is held,
+// as the agent does.
+func claim(t *testing.T, c *Client, from State, term uint64, held Lease) (bool, State, Lease, error) {
+	t.Helper()
+	if held.ID == 0 {
+		l, err := c.Grant(context.Background())
+		if err != nil {
+			return false, State{}, Lease{}, err
+		}
+		held = l
+	}
+	return c.Claim(context.Background(), from, term, held)
+}
+
 func client(t *testing.T, w config.Witness, node, peer string) *Client {
 	t.Helper()
 	c, err := New(w, node, peer)
@@ -102,21 +117,21 @@ func TestWitness(t *testing.T) {
 
 	t.Run("a swap from what was read wins once; a stale one loses and learns the winner", func(t *testing.T) {
 		a, b, _ := pair(t)
-		won, st, l, err := a.Claim(ctx, Seen{}, 1, Lease{})
+		won, st, l, err := claim(t, a, State{}, 1, Lease{})
 		if err != nil || !won || st.Term.Term.Term != 1 || st.Term.By != "a" {
 			t.Fatalf("first swap: %v %+v %v", won, st, err)
 		}
 		if err := a.Release(ctx, l); err != nil { // a is synchronous again
 			t.Fatal(err)
 		}
-		won, st2, _, err := b.Claim(ctx, Seen{}, 1, Lease{}) // b read before a's swap
+		won, st2, _, err := claim(t, b, State{}, 1, Lease{}) // b read before a's swap
 		if err != nil || won {
 			t.Fatalf("stale swap won: %+v %v", st2, err)
 		}
 		if st2.Term.Term != st.Term.Term {
 			t.Errorf("the loser learned %+v, want the winner's %+v", st2.Term, st.Term)
 		}
-		won, st3, _, err := b.Claim(ctx, st2.Term, 2, Lease{})
+		won, st3, _, err := claim(t, b, st2, 2, Lease{})
 		if err != nil || !won || st3.Term.By != "b" || st3.Term.Term.Term != 2 {
 			t.Fatalf("swap from the fresh read: %v %+v %v", won, st3, err)
 		}
@@ -124,7 +139,7 @@ func TestWitness(t *testing.T) {
 
 	t.Run("of many concurrent swaps from one read, exactly one wins", func(t *testing.T) {
 		a, b, _ := pair(t)
-		won, st, l, err := a.Claim(ctx, Seen{}, 4, Lease{})
+		won, st, l, err := claim(t, a, State{}, 4, Lease{})
 		if err != nil || !won {
 			t.Fatal(won, err)
 		}
@@ -142,7 +157,7 @@ func TestWitness(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				w, _, _, err := c.Claim(ctx, st.Term, 5, Lease{})
+				w, _, _, err := claim(t, c, st, 5, Lease{})
 				if err != nil {
 					t.Error(err)
 				}
@@ -161,15 +176,15 @@ func TestWitness(t *testing.T) {
 
 	t.Run("no promotion while a leader leads alone; allowed once its lease expired", func(t *testing.T) {
 		a, b, w := pair(t)
-		_, st, first, _ := a.Claim(ctx, Seen{}, 1, Lease{})
-		won, st, lease, err := a.Claim(ctx, st.Term, 2, first)
+		_, st, first, _ := claim(t, a, State{}, 1, Lease{})
+		won, st, lease, err := claim(t, a, st, 2, first)
 		if err != nil || !won || st.Alone == nil || st.Alone.By != "a" || st.Alone.Term != 2 {
 			t.Fatalf("go alone: %v %+v %v", won, st, err)
 		}
 		if !lease.Valid(time.Now()) || lease.TTL != w.LeaseTTL {
 			t.Fatalf("lease %+v, want valid for %s", lease, w.LeaseTTL)
 		}
-		won, st2, _, err := b.Claim(ctx, st.Term, 3, Lease{})
+		won, st2, _, err := claim(t, b, st, 3, Lease{})
 		if err != nil || won || st2.Alone == nil {
 			t.Fatalf("a promotion while a leads alone: won %v, %+v, %v", won, st2, err)
 		}
@@ -188,14 +203,17 @@ func TestWitness(t *testing.T) {
 		if st3.Alone != nil {
 			t.Fatalf("the lease did not expire: %+v", st3)
 		}
-		if won, _, _, err := b.Claim(ctx, st3.Term, 3, Lease{}); err != nil || !won {
+		if _, _, _, err := a.Claim(ctx, st3, 3, lease); !errors.Is(err, ErrLeaseGone) {
+			t.Errorf("a claim with the expired lease: %v, want ErrLeaseGone", err)
+		}
+		if won, _, _, err := claim(t, b, st3, 3, Lease{}); err != nil || !won {
 			t.Fatalf("promotion after the lease expired: %v %v", won, err)
 		}
 	})
 
 	t.Run("a renewed lease keeps the record; a released one frees it at once", func(t *testing.T) {
 		a, b, w := pair(t)
-		_, _, lease, err := a.Claim(ctx, Seen{}, 1, Lease{})
+		_, _, lease, err := claim(t, a, State{}, 1, Lease{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -222,8 +240,8 @@ func TestWitness(t *testing.T) {
 
 	t.Run("the loser of a race gets no lease and learns the winner's records", func(t *testing.T) {
 		a, b, _ := pair(t)
-		_, st, _, _ := b.Claim(ctx, Seen{}, 2, Lease{})
-		won, st2, lease, err := a.Claim(ctx, Seen{}, 2, Lease{})
+		_, st, _, _ := claim(t, b, State{}, 2, Lease{})
+		won, st2, lease, err := claim(t, a, State{}, 2, Lease{})
 		if err != nil || won || lease.ID != 0 {
 			t.Fatalf("stale go-alone: %v %+v %v", won, lease, err)
 		}
@@ -234,28 +252,28 @@ func TestWitness(t *testing.T) {
 
 	t.Run("a node claims its own term again, keeping its lease; the other node cannot", func(t *testing.T) {
 		a, b, _ := pair(t)
-		won, st, lease, err := a.Claim(ctx, Seen{}, 3, Lease{})
+		won, st, lease, err := claim(t, a, State{}, 3, Lease{})
 		if err != nil || !won {
 			t.Fatal(won, err)
 		}
-		won, st, lease2, err := a.Claim(ctx, st.Term, 3, lease)
+		won, st, lease2, err := claim(t, a, st, 3, lease)
 		if err != nil || !won || lease2.ID != lease.ID {
 			t.Fatalf("re-claim with the lease held: %v %+v %v", won, lease2, err)
 		}
-		if _, _, _, err := b.Claim(ctx, st.Term, 3, Lease{}); err == nil {
+		if _, _, _, err := claim(t, b, st, 3, Lease{}); err == nil {
 			t.Error("b claimed a term a had claimed")
 		}
-		if won, _, _, err := b.Claim(ctx, st.Term, 4, Lease{}); err != nil || won {
+		if won, _, _, err := claim(t, b, st, 4, Lease{}); err != nil || won {
 			t.Errorf("b claimed term 4 while a holds the lease: %v %v", won, err)
 		}
-		if won, _, _, err := a.Claim(ctx, st.Term, 4, lease2); err != nil || !won {
+		if won, _, _, err := claim(t, a, st, 4, lease2); err != nil || !won {
 			t.Errorf("a, holding the lease, could not begin term 4: %v %v", won, err)
 		}
 	})
 
 	t.Run("a claim of a term the other node claimed, or an older one, is refused before it is sent", func(t *testing.T) {
 		a, _, _ := pair(t)
-		if _, _, _, err := a.Claim(ctx, Seen{Term: Term{Term: 5, By: "b"}, Rev: 9}, 5, Lease{}); err == nil {
+		if _, _, _, err := claim(t, a, State{Term: Seen{Term: Term{Term: 5, By: "b"}, Rev: 9}}, 5, Lease{}); err == nil {
 			t.Error("a swap to the same term was sent")
 		}
 	})
