@@ -293,7 +293,6 @@ func (c *Client) Release(ctx context.Context, l Lease) error {
 	return nil
 }
 
-
 // lease is the local view of a granted TTL: counted from when the request
 // was sent, less a margin for the two clocks' rates (etcd's own clock may
 // run a little faster) of a tenth of the TTL, at least one request timeout.
