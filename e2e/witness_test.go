@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -63,6 +64,22 @@ func watchServing(ctx context.Context, c *cluster.Cluster) *servingWatch {
 	return sw
 }
 
+// aloneAfterPartition: the node that leads alone once the link is cut
+// (whichever claimed the next term first at the witness: a race), and
+// the other.
+func aloneAfterPartition(t *testing.T, c *cluster.Cluster) (alone, other string) {
+	t.Helper()
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		for _, n := range []string{"a", "b"} {
+			if st, err := c.Status(context.Background(), n); err == nil && st.State == "leader_alone" {
+				return n, harness.Peer(n)
+			}
+		}
+	}
+	t.Fatal("no node leads alone 20 s into the partition")
+	return "", ""
+}
+
 func (sw *servingWatch) dualSamples() (int, int) {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
@@ -74,7 +91,7 @@ func (sw *servingWatch) dualSamples() (int, int) {
 // the witness leads (the leader going alone, or the follower promoting);
 // the other stops at once. No two writers, nothing archived, nothing lost.
 func TestWitnessPartition(t *testing.T) {
-	c := witnessCluster(t, "tnwp", 75)
+	c := witnessCluster(t, "tnwp", 51)
 	ts := targets(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -114,7 +131,7 @@ func TestWitnessPartition(t *testing.T) {
 // after that. Its writes while alone are archived (the one case the
 // witness trades for availability), none is lost.
 func TestWitnessLeaderCutOff(t *testing.T) {
-	c := witnessCluster(t, "tnwc", 76)
+	c := witnessCluster(t, "tnwc", 52)
 	ts := targets(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -125,38 +142,38 @@ func TestWitnessLeaderCutOff(t *testing.T) {
 	if err := c.Net.Isolate("a", "b"); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, c, "a", 20*time.Second, "leader_alone")
+	alone, other := aloneAfterPartition(t, c)
 	cut := time.Now()
-	if err := c.CutFromWitness("a"); err != nil {
+	if err := c.CutFromWitness(alone); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, c, "b", 60*time.Second, "leader_alone")
+	wait(t, c, other, 60*time.Second, "leader_alone")
 	time.Sleep(3 * time.Second)
 	sw.mu.Lock()
-	stoppedA, servedB := sw.stopped["a"], sw.since["b"]
+	stopped, served := sw.stopped[alone], sw.since[other]
 	sw.mu.Unlock()
 	healAndSettle(t, c, 90*time.Second, cancel)
 	dual, samples := sw.dualSamples()
 	switch {
 	case dual > 0:
 		t.Errorf("both nodes served writes in %d of %d samples", dual, samples)
-	case stoppedA.IsZero() || servedB.IsZero():
-		t.Errorf("a stopped serving at %v, b began at %v: want both", stoppedA, servedB)
-	case !stoppedA.Before(servedB):
-		t.Errorf("b served from %s, before a stopped (%s)", servedB.Format(time.StampMilli), stoppedA.Format(time.StampMilli))
+	case stopped.IsZero() || served.IsZero():
+		t.Errorf("%s stopped serving at %v, %s began at %v: want both", alone, stopped, other, served)
+	case !stopped.Before(served):
+		t.Errorf("%s served from %s, before %s stopped (%s)", other, served.Format(time.StampMilli), alone, stopped.Format(time.StampMilli))
 	}
 	acked := w.Acked()
 	lost, archived := accountFor(t, c, ts, acked)
-	t.Logf("a cut from the witness at +0: a stopped serving at +%s, b served from +%s; %d acknowledged, %d lost, %d of them archived",
-		stoppedA.Sub(cut).Round(time.Millisecond), servedB.Sub(cut).Round(time.Millisecond), len(acked), len(lost), archived)
-	rto := servedB.Sub(cut).Milliseconds()
+	t.Logf("%s, leading alone, cut from the witness at +0: it stopped serving at +%s, %s served from +%s; %d acknowledged, %d lost, %d of them archived",
+		alone, stopped.Sub(cut).Round(time.Millisecond), other, served.Sub(cut).Round(time.Millisecond), len(acked), len(lost), archived)
+	rto := served.Sub(cut).Milliseconds()
 	result(t, harness.Result{Scenario: "witness-leader-cut-off", RTOms: &rto, Acked: len(acked), Lost: len(lost), Archived: archived})
 }
 
 // failover: manual: the leader's power is cut; the follower waits for an
 // operator and says so; `twonode promote` brings writes back; nothing lost.
 func TestManualFailover(t *testing.T) {
-	c := newClusterWith(t, cluster.Options{Prefix: "tnmf", Subnet: 79, Failover: "manual"})
+	c := newClusterWith(t, cluster.Options{Prefix: "tnmf", Subnet: 54, Failover: "manual"})
 	ts := targets(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -197,4 +214,65 @@ func TestManualFailover(t *testing.T) {
 		promoted.Sub(fault).Round(time.Millisecond), st.Waiting, strings.TrimSpace(out), first.Sub(promoted).Round(time.Millisecond), len(acked), len(lost))
 	rto := first.Sub(promoted).Milliseconds()
 	result(t, harness.Result{Scenario: "manual-failover", RTOms: &rto, Acked: len(acked), Lost: len(lost), Archived: archived})
+}
+
+// The agent of a leader alone is frozen (SIGSTOP) while it holds the
+// witness's lease: its Kine would go on serving after the lease expired
+// and a follower took over. The watchdog (here the test pipe, which powers
+// the node off when the pets stop) resets the node first. The node then
+// reboots (its agent starts again) and the pair converges.
+func TestWitnessFrozenAgent(t *testing.T) {
+	c := newClusterWith(t, cluster.Options{Prefix: "tnwf", Subnet: 53, Witness: true, Watchdog: true})
+	ts := targets(t, c)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sw := watchServing(ctx, c)
+	w := harness.NewWriter("witness-frozen-agent", ts...)
+	go w.Run(ctx, 10)
+	time.Sleep(2 * time.Second)
+	if err := c.Net.Isolate("a", "b"); err != nil {
+		t.Fatal(err)
+	}
+	alone, other := aloneAfterPartition(t, c)
+	if err := c.FreezeAgent(alone); err != nil {
+		t.Fatal(err)
+	}
+	frozen := time.Now()
+	var resets []cluster.WatchdogReset
+	for end := time.Now().Add(10 * time.Second); len(resets) == 0 && time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		resets = c.Resets()
+	}
+	if len(resets) != 1 || resets[0].Node != alone {
+		t.Fatalf("watchdog resets %+v, want one of %s", resets, alone)
+	}
+	time.Sleep(15 * time.Second) // past the lease: a follower that can take over has
+	sw.mu.Lock()
+	served := sw.since[other]
+	sw.mu.Unlock()
+	if err := c.Start(alone); err != nil { // the machine rebooted: its agent starts
+		t.Fatal(err)
+	}
+	healAndSettle(t, c, 90*time.Second, cancel)
+	dual, samples := sw.dualSamples()
+	if dual > 0 {
+		t.Errorf("both nodes served writes in %d of %d samples", dual, samples)
+	}
+	took := "did not take over (it had fenced itself: it waits for the newer leader)"
+	if !served.IsZero() {
+		if !resets[0].At.Before(served) {
+			t.Errorf("%s served from %s, before the watchdog reset %s (%s)", other, served.Format(time.StampMilli), alone, resets[0].At.Format(time.StampMilli))
+		}
+		took = fmt.Sprintf("served from +%s", served.Sub(frozen).Round(time.Millisecond))
+	}
+	acked := w.Acked()
+	lost, archived := accountFor(t, c, ts, acked)
+	t.Logf("%s's agent frozen at +0: the watchdog reset it at +%s (last pet +%s); %s %s; %d acknowledged, %d lost, %d of them archived",
+		alone, resets[0].At.Sub(frozen).Round(time.Millisecond), resets[0].LastPet.Sub(frozen).Round(time.Millisecond), other, took,
+		len(acked), len(lost), archived)
+	var rto *int64 // writes back: the follower's take-over, if it could
+	if !served.IsZero() {
+		ms := served.Sub(frozen).Milliseconds()
+		rto = &ms
+	}
+	result(t, harness.Result{Scenario: "witness-frozen-agent", RTOms: rto, Acked: len(acked), Lost: len(lost), Archived: archived})
 }

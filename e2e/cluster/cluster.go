@@ -48,9 +48,10 @@ type Options struct {
 	// cluster on the site (EtcdBin, from ETCD_BIN).
 	Witness bool
 	EtcdBin string
-	// WatchdogPipe, with a witness: the agents' watchdog is this named
-	// pipe (FOR TESTS ONLY; "" none).
-	WatchdogPipe string
+	// Watchdog, with a witness: each agent's watchdog is a named pipe the
+	// cluster reads, powering the node off when the pets stop (FOR TESTS
+	// ONLY; see watchdogPipe).
+	Watchdog bool
 	// Failover is the agents' failover setting ("" = auto).
 	Failover string
 }
@@ -75,6 +76,9 @@ type Cluster struct {
 	Nodes map[string]*Node
 	mu    sync.Mutex
 	wit   *witnessSite // nil: no witness
+	// WatchdogResets are the nodes the test watchdog powered off.
+	WatchdogResets []WatchdogReset
+	closed         bool
 }
 
 // FromEnv fills the binaries from TWONODE_BIN and KINE_BIN, and fails
@@ -132,6 +136,7 @@ func New(o Options) (*Cluster, error) {
 			return nil, errors.Join(err, net.Close())
 		}
 	}
+
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	secretPath := filepath.Join(o.Dir, "secret")
@@ -317,6 +322,11 @@ func (c *Cluster) Form(ctx context.Context, timeout time.Duration) error {
 			return err
 		}
 	}
+	if c.Opts.Watchdog {
+		if err := c.startWatchdogs(); err != nil {
+			return err
+		}
+	}
 	for _, n := range []string{"a", "b"} {
 		if err := c.Start(n); err != nil {
 			return err
@@ -346,6 +356,9 @@ func (c *Cluster) Logs(name string, lines int) string {
 // Close kills everything and removes the network. The directory stays
 // unless remove is set (its logs explain a failure).
 func (c *Cluster) Close(remove bool) error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
 	var errs []error
 	for name := range c.Nodes {
 		errs = append(errs, c.PowerOff(name))

@@ -7,7 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/twonode-edge/twonode/bootstrap/witness/witnesstest"
 	"github.com/twonode-edge/twonode/e2e/harness"
@@ -57,8 +60,12 @@ func (c *Cluster) witnessConfig(node string) string {
 	for _, m := range ws.members {
 		eps = append(eps, m.ClientURL())
 	}
-	return fmt.Sprintf("witness: {endpoints: %q, ca_file: %s, cert_file: %s, key_file: %s, prefix: /twonode/%s/, watchdog: %q}\n",
-		strings.Join(eps, ","), ws.pki.CAFile, ws.certs[node][0], ws.certs[node][1], c.Opts.Prefix, c.Opts.WatchdogPipe)
+	wd := ""
+	if c.Opts.Watchdog {
+		wd = c.watchdogPipe(node)
+	}
+	return fmt.Sprintf("witness: {endpoints: %q, ca_file: %s, cert_file: %s, key_file: %s, prefix: /twonode/%s/, watchdog: %q, watchdog_timeout: %s}\n",
+		strings.Join(eps, ","), ws.pki.CAFile, ws.certs[node][0], ws.certs[node][1], c.Opts.Prefix, wd, WatchdogTimeout)
 }
 
 // StartWitness starts the etcd members (or those not running).
@@ -109,4 +116,90 @@ func (c *Cluster) CutFromWitness(node string) error {
 		errs = append(errs, c.Net.Partition(node, w))
 	}
 	return errors.Join(errs...)
+}
+
+// watchdogPipe is the test stand-in for a node's watchdog device (FOR
+// TESTS ONLY): a named pipe the agent writes its pets to. Once armed (a
+// first pet), a read that finds no pet for WatchdogTimeout powers the node
+// off, as a real watchdog resets the machine; 'V' disarms it.
+func (c *Cluster) watchdogPipe(node string) string {
+	return filepath.Join(c.Nodes[node].Dir, "watchdog")
+}
+
+// WatchdogTimeout is the agents' witness.watchdog_timeout in the cluster.
+const WatchdogTimeout = 3 * time.Second
+
+// startWatchdogs makes each node's pipe and reads it until the cluster
+// closes. Resets are counted in WatchdogResets.
+func (c *Cluster) startWatchdogs() error {
+	for _, n := range []string{"a", "b"} {
+		path := c.watchdogPipe(n)
+		_ = os.Remove(path)
+		if err := unix.Mkfifo(path, 0o600); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
+		if err != nil {
+			return err
+		}
+		go c.readWatchdog(n, f)
+	}
+	return nil
+}
+
+func (c *Cluster) readWatchdog(node string, f *os.File) {
+	defer f.Close()
+	buf := make([]byte, 64)
+	var armed bool
+	var last time.Time
+	for {
+		c.mu.Lock()
+		closed := c.closed
+		c.mu.Unlock()
+		if closed {
+			return
+		}
+		// The file is in Go's poller (a non-blocking FIFO): a Read would
+		// park until a pet came, so each one is bounded.
+		_ = f.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		n, _ := f.Read(buf)
+		for _, b := range buf[:n] {
+			armed, last = b != 'V', time.Now()
+		}
+		if armed && time.Since(last) > WatchdogTimeout {
+			armed = false
+			c.mu.Lock()
+			c.WatchdogResets = append(c.WatchdogResets, WatchdogReset{Node: node, At: time.Now(), LastPet: last})
+			c.mu.Unlock()
+			_ = c.PowerOff(node)
+		}
+		if n == 0 {
+			time.Sleep(50 * time.Millisecond) // no writer: reads return at once
+		}
+	}
+}
+
+// WatchdogReset is one node powered off by its (test) watchdog.
+type WatchdogReset struct {
+	Node        string
+	At, LastPet time.Time
+}
+
+// FreezeAgent stops the node's agent process (SIGSTOP) and nothing else:
+// PostgreSQL and Kine go on, as with an agent that hangs.
+func (c *Cluster) FreezeAgent(node string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.Nodes[node].proc
+	if p == nil {
+		return fmt.Errorf("cluster: %s's agent is not running", node)
+	}
+	return p.Signal(syscall.SIGSTOP)
+}
+
+// Resets returns the watchdog resets so far.
+func (c *Cluster) Resets() []WatchdogReset {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]WatchdogReset(nil), c.WatchdogResets...)
 }
