@@ -77,6 +77,7 @@ type Agent struct {
 	lastPeerErr string          // the last peer error, logged once when implausible
 	wv          witnessView     // what this node knows of the witness
 	waiting     string          // the last tick's fsm.Decision.Waiting
+	waitsFor    fsm.WaitKind    // and whom it waits for
 }
 
 // observed is the last tick's view, for status answers.
@@ -185,9 +186,9 @@ func (a *Agent) tick(ctx context.Context, req *cmdReq) {
 	a.m = next
 	a.last = obs
 	if d.Waiting != "" && d.Waiting != a.waiting {
-		a.log.Warn("not now: "+d.Waiting, "peer_reachable", obs.o.Peer.AgentUp, "replayed_lsn", obs.pg.ReplayLSN)
+		a.log.Warn(d.Waiting, "waits_for", d.WaitsFor, "peer_reachable", obs.o.Peer.AgentUp, "replayed_lsn", obs.pg.ReplayLSN)
 	}
-	a.waiting = d.Waiting
+	a.waiting, a.waitsFor = d.Waiting, d.WaitsFor
 	a.mu.Unlock()
 
 	if err := a.d.Kine.Ensure(ctx); err != nil {

@@ -3,7 +3,6 @@ package agent
 import (
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -80,11 +79,11 @@ func (m *metrics) update(a *Agent, obs observed) {
 	m.paused.Set(b2f(obs.o.Now.Before(obs.o.Self.PausedUntil)))
 	a.mu.Lock()
 	m.lastFailover.Set(a.failover.Seconds())
-	waiting := a.waiting
+	waitsFor := a.waitsFor
 	a.mu.Unlock()
-	manual := strings.Contains(waiting, "failover is manual")
-	m.waiting.WithLabelValues("operator").Set(b2f(manual))
-	m.waiting.WithLabelValues("witness").Set(b2f(waiting != "" && !manual))
+	for _, k := range []fsm.WaitKind{fsm.WaitOperator, fsm.WaitWitness} {
+		m.waiting.WithLabelValues(string(k)).Set(b2f(waitsFor == k))
+	}
 	if w := obs.o.Witness; w.On {
 		m.witnessOnce.Do(func() { m.reg.MustRegister(m.witnessReachable, m.witnessLease) })
 		m.witnessReachable.Set(b2f(w.Reachable))

@@ -84,6 +84,14 @@ type Action struct {
 	Split bool
 }
 
+// WaitKind is what a row that may not fire now waits for.
+type WaitKind string
+
+const (
+	WaitWitness  WaitKind = "witness"  // the witness forbids it (a lease, a newer claim, unreachable)
+	WaitOperator WaitKind = "operator" // failover: manual
+)
+
 // Decision is what Step decided for one tick.
 type Decision struct {
 	From, To State
@@ -94,7 +102,8 @@ type Decision struct {
 	// Waiting: the first row whose guard held but which the witness did
 	// not let fire, and why (for status; "" when none).
 	Waiting  string
-	Consumed bool // the tick's command was handled by the row
+	WaitsFor WaitKind // whom Waiting waits for ("" when nothing waits)
+	Consumed bool     // the tick's command was handled by the row
 	// Hold is the machine to keep when an action fails: the old state with
 	// this tick's probe counters, so the row is decided again next tick.
 	Hold Machine

@@ -15,8 +15,8 @@ func TestManualFailover(t *testing.T) {
 	if d.Changed {
 		t.Fatalf("promoted by itself in manual mode: %s", d.Reason)
 	}
-	if !strings.Contains(d.Waiting, "awaiting an operator") {
-		t.Errorf("waiting %q, want it to say it awaits an operator", d.Waiting)
+	if !strings.Contains(d.Waiting, "awaiting an operator") || d.WaitsFor != WaitOperator {
+		t.Errorf("waiting %q for %q, want it to say it awaits an operator", d.Waiting, d.WaitsFor)
 	}
 	_, d = Step(lostLeader, Observation{Now: t0, Self: followerSelf(), Cmd: Command{Kind: CmdPromote}}, c)
 	if !d.Changed || d.To != LeaderAlone || !d.Consumed {

@@ -259,12 +259,13 @@ func Step(m Machine, o Observation, c Config) (Machine, Decision) {
 			acts = r.Do(t)
 		}
 		acts, why := t.withWitness(r, acts)
+		waitsFor := WaitWitness
 		if why == "" && t.c.Manual && promotesByItself(r, acts) {
-			why = "failover is manual: awaiting an operator's `twonode promote`"
+			why, waitsFor = "failover is manual: awaiting an operator's `twonode promote`", WaitOperator
 		}
 		if why != "" {
 			if d.Waiting == "" {
-				d.Waiting = r.Reason + ": not now: " + why
+				d.Waiting, d.WaitsFor = r.Reason+": not now: "+why, waitsFor
 			}
 			continue
 		}

@@ -67,8 +67,8 @@ func TestWitnessPolicyWait(t *testing.T) {
 	if d.Changed {
 		t.Fatalf("promoted with the witness unreachable under the policy wait: %s", d.Reason)
 	}
-	if !strings.Contains(d.Waiting, "the policy is to wait") {
-		t.Errorf("waiting %q, want the reason", d.Waiting)
+	if !strings.Contains(d.Waiting, "the policy is to wait") || d.WaitsFor != WaitWitness {
+		t.Errorf("waiting %q for %q, want the reason", d.Waiting, d.WaitsFor)
 	}
 	_, d = Step(Machine{State: Leader, Fails: 3}, Observation{Now: t0, Self: leaderSelf(), Witness: unreachable()}, c)
 	if d.Changed {

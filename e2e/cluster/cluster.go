@@ -71,14 +71,13 @@ func (n *Node) DataDir() string { return filepath.Join(n.Dir, "data") }
 
 // Cluster is a running pair.
 type Cluster struct {
-	Opts  Options
-	Net   *harness.Network
-	Nodes map[string]*Node
-	mu    sync.Mutex
-	wit   *witnessSite // nil: no witness
-	// WatchdogResets are the nodes the test watchdog powered off.
-	WatchdogResets []WatchdogReset
-	closed         bool
+	Opts   Options
+	Net    *harness.Network
+	Nodes  map[string]*Node
+	mu     sync.Mutex
+	wit    *witnessSite    // nil: no witness
+	resets []WatchdogReset // the nodes the test watchdog powered off (Resets)
+	closed bool
 }
 
 // FromEnv fills the binaries from TWONODE_BIN and KINE_BIN, and fails

@@ -130,7 +130,7 @@ func (c *Cluster) watchdogPipe(node string) string {
 const WatchdogTimeout = 3 * time.Second
 
 // startWatchdogs makes each node's pipe and reads it until the cluster
-// closes. Resets are counted in WatchdogResets.
+// closes. Resets are recorded (Resets).
 func (c *Cluster) startWatchdogs() error {
 	for _, n := range []string{"a", "b"} {
 		path := c.watchdogPipe(n)
@@ -169,7 +169,7 @@ func (c *Cluster) readWatchdog(node string, f *os.File) {
 		if armed && time.Since(last) > WatchdogTimeout {
 			armed = false
 			c.mu.Lock()
-			c.WatchdogResets = append(c.WatchdogResets, WatchdogReset{Node: node, At: time.Now(), LastPet: last})
+			c.resets = append(c.resets, WatchdogReset{Node: node, At: time.Now(), LastPet: last})
 			c.mu.Unlock()
 			_ = c.PowerOff(node)
 		}
@@ -201,5 +201,5 @@ func (c *Cluster) FreezeAgent(node string) error {
 func (c *Cluster) Resets() []WatchdogReset {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]WatchdogReset(nil), c.WatchdogResets...)
+	return append([]WatchdogReset(nil), c.resets...)
 }
