@@ -85,6 +85,7 @@ func (l Lease) Valid(now time.Time) bool { return l.ID != 0 && now.Before(l.Dead
 // Client is one node's connection to the witness.
 type Client struct {
 	cli     *clientv3.Client
+	owns    bool // New opened cli: Close closes it
 	prefix  string
 	node    string
 	pair    [2]string
@@ -98,6 +99,20 @@ type Client struct {
 // node and peer are the pair's names: a record naming anyone else is
 // refused.
 func New(w config.Witness, node, peer string) (*Client, error) {
+	cli, err := Connect(w)
+	if err != nil {
+		return nil, err
+	}
+	c := NewWithClient(cli, w.Prefix, node, peer, w.RequestTimeout, w.LeaseTTL)
+	c.owns = true
+	return c, nil
+}
+
+// Connect opens the connection New uses. The fleet simulation (e2e/fleet)
+// opens a pool of these and shares each among many simulated nodes'
+// Clients (NewWithClient), so that they reach the witness exactly as an
+// agent does.
+func Connect(w config.Witness) (*clientv3.Client, error) {
 	tc, err := tlsConfig(w)
 	if err != nil {
 		return nil, err
@@ -116,8 +131,14 @@ func New(w config.Witness, node, peer string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("witness: %w", err)
 	}
-	return &Client{cli: cli, prefix: w.Prefix, node: node, pair: [2]string{node, peer},
-		timeout: w.RequestTimeout, ttl: w.LeaseTTL, now: time.Now}, nil
+	return cli, nil
+}
+
+// NewWithClient is node's Client over cli, a connection Connect opened
+// that others may share: its Close leaves cli open for them.
+func NewWithClient(cli *clientv3.Client, prefix, node, peer string, requestTimeout, leaseTTL time.Duration) *Client {
+	return &Client{cli: cli, prefix: prefix, node: node, pair: [2]string{node, peer},
+		timeout: requestTimeout, ttl: leaseTTL, now: time.Now}
 }
 
 // tlsConfig reads the CA and the client certificate. The witness decides
@@ -139,8 +160,13 @@ func tlsConfig(w config.Witness) (*tls.Config, error) {
 	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
-// Close releases the connection.
-func (c *Client) Close() error { return c.cli.Close() }
+// Close releases the connection if New opened it.
+func (c *Client) Close() error {
+	if !c.owns {
+		return nil
+	}
+	return c.cli.Close()
+}
 
 func (c *Client) termKey() string  { return c.prefix + "term" }
 func (c *Client) aloneKey() string { return c.prefix + "alone" }

@@ -278,6 +278,27 @@ func TestWitness(t *testing.T) {
 		}
 	})
 
+	t.Run("nodes sharing one connection decide as with their own; closing one leaves it open", func(t *testing.T) {
+		_, _, w := pair(t)
+		cli, err := Connect(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cli.Close()
+		a := NewWithClient(cli, w.Prefix, "a", "b", w.RequestTimeout, w.LeaseTTL)
+		b := NewWithClient(cli, w.Prefix, "b", "a", w.RequestTimeout, w.LeaseTTL)
+		if won, _, _, err := claim(t, a, State{}, 1, Lease{}); err != nil || !won {
+			t.Fatalf("a's claim: %v %v", won, err)
+		}
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+		st, err := b.Read(ctx)
+		if err != nil || st.Term.By != "a" || st.Alone == nil {
+			t.Fatalf("b, after a closed: %+v %v; want a's records", st, err)
+		}
+	})
+
 	t.Run("records the agent did not write are refused, with the reason", func(t *testing.T) {
 		a, _, w := pair(t)
 		raw, err := clientv3.New(clientv3.Config{Endpoints: w.EndpointList(), TLS: mustTLS(t, w), DialTimeout: 2 * time.Second})
