@@ -1,0 +1,211 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The sizes. The defaults are the short variant the test suite runs
+// (about a minute); `make fleet` (scripts/fleet.sh) passes the full ones.
+var (
+	pairsFlag   = flag.Int("fleet.pairs", 1000, "healthy pairs, each two nodes reading the witness every 10 s")
+	forFlag     = flag.Duration("fleet.for", 30*time.Second, "how long the healthy fleet is measured")
+	sweepFlag   = flag.String("fleet.sweep", "10,50,100,200", "numbers of pairs whose link fails at one moment, one race each, in this order")
+	poolFlag    = flag.Int("fleet.pool", 200, "real TLS connections (clientv3 clients) the simulated nodes share")
+	membersFlag = flag.Int("fleet.members", 3, "etcd members of the witness")
+	svgFlag     = flag.String("fleet.svg", "", "where to draw the decision latency picture (make fleet: images/fleet-latency.svg)")
+)
+
+// TestFleet measures a fleet on one witness and checks what could go
+// wrong for a real reason, never how fast (speed is printed in RESULT
+// lines, for docs/results.md):
+//   - a healthy fleet writes nothing, and every read answers its pair's
+//     own record;
+//   - when pairs fail at once, every pair decides, and decides right:
+//     exactly one winner, answered with its term, the loser answered with
+//     the winner's, the witness recording that (Judge).
+//
+// The healthy fleet keeps reading during the races, so that they are
+// decided under the load of the rest of the fleet.
+func TestFleet(t *testing.T) {
+	sweep, err := parseSweep(*sweepFlag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := StartWitness(t.TempDir(), *membersFlag)
+	if err != nil {
+		t.Fatal(err) // a missing etcd binary fails the suite, as any missing prerequisite does
+	}
+	defer w.Close()
+	defer func() {
+		if t.Failed() {
+			t.Log(w.Logs())
+		}
+	}()
+	ctx := context.Background()
+	pool, err := OpenPool(ctx, w.Config, *poolFlag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+
+	// --- the healthy fleet ----------------------------------------------
+	healthy := Pairs("healthy", *pairsFlag)
+	if err := Seed(ctx, pool[0], healthy); err != nil {
+		t.Fatal(err)
+	}
+	before := scrape(t, w)
+	sim0, t0 := simCPU(), time.Now()
+	rctx, stop := context.WithCancel(ctx)
+	readers := StartReaders(rctx, pool, w.Config, healthy)
+	defer func() { stop(); readers.Wait() }()
+	time.Sleep(*forFlag)
+	h := readers.Cut()
+	after, window, sim := scrape(t, w), time.Since(t0), simCPU()-sim0
+	writes, entries, grants, etcdCPU := 0.0, 0.0, 0.0, 0.0
+	for i := range after {
+		writes = max(writes, delta(before[i], after[i], mPuts)+delta(before[i], after[i], mDeletes))
+		entries = max(entries, delta(before[i], after[i], mProposals))
+		grants = max(grants, delta(before[i], after[i], mGrants))
+		etcdCPU += delta(before[i], after[i], mCPU)
+	}
+	reads := len(h.Latencies) + h.Errors + h.Wrong
+	result("fleet-healthy", "pairs", len(healthy), "nodes", 2*len(healthy), "pool", len(pool), "members", len(w.Members),
+		"seconds", round(window.Seconds(), 1), "reads", reads, "reads_per_s", round(float64(reads)/window.Seconds(), 1),
+		"read_errors", h.Errors, "wrong_reads", h.Wrong, "read_p50_ms", ms(h.Latencies.Quantile(0.5)), "read_p99_ms", ms(h.Latencies.Quantile(0.99)),
+		"writes", writes, "writes_per_s", round(writes/window.Seconds(), 1), "raft_entries", entries, "lease_grants", grants,
+		"etcd_cpu_s", round(etcdCPU, 2), "sim_cpu_s", round(sim.Seconds(), 2))
+	lead := leader(after)
+	for i, m := range w.Members {
+		cpu := delta(before[i], after[i], mCPU)
+		result("fleet-etcd-member", "member", m.Name, "leader", i == lead, "pairs", len(healthy), "pool", len(pool),
+			"cpu_s", round(cpu, 2), "cpu_pct", round(100*cpu/window.Seconds(), 1), "rss_mib", round(after[i][mRSS]/(1<<20), 1),
+			"ranges_per_s", round(delta(before[i], after[i], mRanges)/window.Seconds(), 1))
+	}
+	if writes != 0 {
+		t.Errorf("the healthy fleet wrote %v keys to the witness in %v: a steady pair must write nothing", writes, window.Round(time.Second))
+	}
+	if h.Wrong != 0 {
+		t.Errorf("%d of %d reads answered another record than the pair's own, first: %s", h.Wrong, reads, h.FirstBad)
+	}
+	if h.Errors > 0 {
+		t.Logf("%d reads failed (not asserted: a slow answer is a speed), first: %s", h.Errors, h.FirstBad)
+	}
+
+	// --- the races ------------------------------------------------------
+	var points []Point
+	for _, k := range sweep {
+		group := fmt.Sprintf("race-%d", k)
+		ps := Pairs(group, k)
+		if err := Seed(ctx, pool[0], ps); err != nil {
+			t.Fatal(err)
+		}
+		before := scrape(t, w)
+		run := Race(ctx, pool, w.Config, ps)
+		after := scrape(t, w)
+		v, err := Judge(ctx, pool[0], group, run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		Revoke(ctx, pool, run)
+		var writes float64
+		for i := range after {
+			writes = max(writes, delta(before[i], after[i], mPuts)+delta(before[i], after[i], mDeletes))
+		}
+		p := Point{Failures: k, P50: v.Decision.Quantile(0.5), P99: v.Decision.Quantile(0.99)}
+		points = append(points, p)
+		result("fleet-race", "failures", k, "background_pairs", len(healthy), "pool", len(pool),
+			"decided", v.Decided, "winners", v.Winners, "failed_swaps", v.FailedSwaps, "conceded_on_read", v.ConcededOnRead, "wrong", v.Wrong,
+			"retried", v.Retried, "decision_p50_ms", ms(p.P50), "decision_p99_ms", ms(p.P99), "decision_max_ms", ms(v.Decision.Quantile(1)),
+			"read_p50_ms", ms(v.Read.Quantile(0.5)), "read_p99_ms", ms(v.Read.Quantile(0.99)),
+			"grant_p50_ms", ms(v.Grant.Quantile(0.5)), "grant_p99_ms", ms(v.Grant.Quantile(0.99)),
+			"claim_p50_ms", ms(v.Claim.Quantile(0.5)), "claim_p99_ms", ms(v.Claim.Quantile(0.99)),
+			"all_decided_ms", ms(run.Took), "writes", writes)
+		if v.Wrong != 0 {
+			t.Errorf("%d simultaneous failures: %d of %d pairs decided wrongly: %s", k, v.Wrong, k, strings.Join(v.WrongWhy, "; "))
+		}
+		if v.Retried > 0 {
+			t.Logf("%d simultaneous failures: %d requests failed and were tried again a tick later (not asserted), first: %v", k, v.Retried, v.FirstErr)
+		}
+		if v.Decided != k {
+			t.Errorf("%d simultaneous failures: only %d pairs decided within %v", k, v.Decided, giveUp)
+		}
+		time.Sleep(time.Second) // the revocations' deletions applied before the next race
+	}
+
+	stop()
+	readers.Wait()
+	if rest := readers.Cut(); rest.Wrong != 0 {
+		t.Errorf("during the races, %d reads of healthy pairs answered another record than their own, first: %s", rest.Wrong, rest.FirstBad)
+	}
+	if *svgFlag != "" {
+		caption := fmt.Sprintf("%d-member etcd on loopback (TLS, client certificates), %d other pairs reading meanwhile, %d shared connections, %d cores",
+			len(w.Members), len(healthy), len(pool), runtime.NumCPU())
+		f, err := os.Create(*svgFlag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteSVG(f, points, caption); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// result prints a RESULT line as every measuring test does, for
+// scripts/results.sh: a JSON object, the scenario first, then the
+// key-value pairs kv in their order.
+func result(scenario string, kv ...any) {
+	var b strings.Builder
+	name, _ := json.Marshal(scenario)
+	fmt.Fprintf(&b, `RESULT {"scenario":%s`, name)
+	for i := 0; i+1 < len(kv); i += 2 {
+		k, _ := json.Marshal(kv[i])
+		v, _ := json.Marshal(kv[i+1])
+		fmt.Fprintf(&b, ",%s:%s", k, v)
+	}
+	fmt.Println(b.String() + "}")
+}
+
+func scrape(t *testing.T, w *Witness) []map[string]float64 {
+	t.Helper()
+	got, err := w.Scrape(context.Background(), allMetrics...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// simCPU is the CPU time this process (the simulated fleet) has used: it
+// shares the machine's cores with the witness.
+func simCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func parseSweep(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		k, err := strconv.Atoi(f)
+		if err != nil || k < 1 {
+			return nil, fmt.Errorf("-fleet.sweep: %q is not a number of pairs", f)
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}

@@ -1,0 +1,297 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/twonode-edge/twonode/bootstrap/config"
+	"github.com/twonode-edge/twonode/bootstrap/witness"
+)
+
+// Tick is how long a node waits to try again after a request to the
+// witness failed: the agent reads and claims once a tick, its default
+// probe interval.
+var Tick = config.Default().Timers.ProbeInterval
+
+// giveUp: a node with no answer by then is left undecided (and the run
+// fails: every pair must decide).
+const giveUp = 30 * time.Second
+
+// Steps are the latencies of each kind of request, request to answer.
+type Steps struct{ Read, Grant, Claim Latencies }
+
+func (s *Steps) add(o Steps) {
+	s.Read, s.Grant, s.Claim = append(s.Read, o.Read...), append(s.Grant, o.Grant...), append(s.Claim, o.Claim...)
+}
+
+// nodeRun is what one node of a failing pair did and was told.
+type nodeRun struct {
+	claim    uint64 // the term it claims: its own (a leader going alone) or the next (a follower taking over)
+	decided  bool
+	won      bool
+	onRead   bool          // it saw the other node ahead in a read and claimed nothing
+	st       witness.State // the witness's state in the answer that decided
+	lease    witness.Lease // the lease it holds when it won
+	granted  []clientv3.LeaseID
+	took     time.Duration // from its first request to the answer that decided
+	retried  int           // requests that failed (tried again a tick later)
+	firstErr error
+	steps    Steps
+}
+
+// race is one node's part, as the agent plays it once it has seen its
+// peer gone: an attempt every tick until one is answered.
+func (n *nodeRun) race(ctx context.Context, c *witness.Client, self string) {
+	first := time.Now()
+	var held witness.Lease
+	for {
+		err := n.attempt(ctx, c, self, &held)
+		if err == nil {
+			n.took = time.Since(first)
+			return
+		}
+		n.retried++
+		if n.firstErr == nil {
+			n.firstErr = err
+		}
+		if time.Since(first) > giveUp {
+			return
+		}
+		time.Sleep(Tick)
+	}
+}
+
+// attempt is one tick's: read the witness; unless it shows the other node
+// ahead, take a lease (the agent records it before it claims) unless one
+// is held, and claim the term by compare-and-swap from what was read.
+// After a request that failed, the next attempt reads again and claims
+// with the lease already held: a claim whose answer was lost may have won,
+// and claiming again is idempotent.
+func (n *nodeRun) attempt(ctx context.Context, c *witness.Client, self string, held *witness.Lease) error {
+	sent := time.Now()
+	st, err := c.Read(ctx)
+	n.steps.Read = append(n.steps.Read, time.Since(sent))
+	if err != nil {
+		return err
+	}
+	if conceded(st, self, n.claim) {
+		n.decided, n.onRead, n.st = true, true, st
+		return nil
+	}
+	if held.ID == 0 {
+		sent = time.Now()
+		l, err := c.Grant(ctx)
+		n.steps.Grant = append(n.steps.Grant, time.Since(sent))
+		if err != nil {
+			return err
+		}
+		*held, n.granted = l, append(n.granted, l.ID)
+	}
+	sent = time.Now()
+	won, answer, l, err := c.Claim(ctx, st, n.claim, *held)
+	n.steps.Claim = append(n.steps.Claim, time.Since(sent))
+	if errors.Is(err, witness.ErrLeaseGone) {
+		*held = witness.Lease{} // the next attempt takes a new one, as the agent does
+	}
+	if err != nil {
+		return err
+	}
+	n.decided, n.won, n.st, n.lease = true, won, answer, l
+	return nil
+}
+
+// conceded: what a node read shows the other node ahead, so the agent
+// claims nothing: the other leads alone, or began a term at least the one
+// this node would claim.
+func conceded(st witness.State, self string, claim uint64) bool {
+	return st.Alone != nil && st.Alone.By != self || st.Term.Rev != 0 && st.Term.By != self && st.Term.Term.Term >= claim
+}
+
+// RaceRun is a race's pairs and what each of their nodes did.
+type RaceRun struct {
+	Pairs []Pair
+	Nodes [][2]nodeRun
+	Took  time.Duration // from the moment the links failed to the last answer
+}
+
+// Race makes every pair of ps lose its link at one moment: both nodes of
+// each pair act at once, the follower to take over (its leader's term
+// plus one), the leader to go on alone (its own term). Node i uses
+// connection i of the pool.
+func Race(ctx context.Context, pool Pool, w config.Witness, ps []Pair) RaceRun {
+	r := RaceRun{Pairs: ps, Nodes: make([][2]nodeRun, len(ps))}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		for node := range 2 {
+			c := p.client(pool.For(2*i+node), w, node)
+			n := &r.Nodes[i][node]
+			n.claim = p.Term
+			if node != p.Leader {
+				n.claim++
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				n.race(ctx, c, p.Names[node])
+			}()
+		}
+	}
+	t0 := time.Now()
+	close(start) // every node is waiting: they all start now
+	wg.Wait()
+	r.Took = time.Since(t0)
+	return r
+}
+
+// Verdict is a race's outcome, checked pair by pair.
+type Verdict struct {
+	Pairs          int
+	Decided        int // pairs whose two nodes both had an answer
+	Winners        int // swaps won
+	FailedSwaps    int // claims the witness refused: the race's losers
+	ConcededOnRead int // losers that saw the winner in their read and claimed nothing
+	Wrong          int // pairs decided wrongly (none or two winners, a record or an answer naming the wrong node or term)
+	WrongWhy       []string
+	Retried        int       // requests that failed and were tried again a tick later
+	FirstErr       error     // the first of those a node met
+	Decision       Latencies // per node: first request to the answer that decided
+	Steps
+}
+
+// maxWhy bounds the reasons a verdict keeps.
+const maxWhy = 5
+
+// Judge checks every pair of r: exactly one node won; the winner's answer
+// names it with the term it claimed (the leader's own, or the follower's
+// next) and it holds the lease; the loser's answer names the winner and
+// that term; and the witness, read afterwards with one range over the
+// race's keys, records exactly that: the term record by the winner, the
+// alone record by the winner under the winner's lease.
+func Judge(ctx context.Context, cli *clientv3.Client, group string, r RaceRun) (Verdict, error) {
+	resp, err := cli.Get(ctx, "/fleet/"+group+"/", clientv3.WithPrefix())
+	if err != nil {
+		return Verdict{}, fmt.Errorf("fleet: reading the race's records: %w", err)
+	}
+	kvs := map[string]*record{}
+	for _, kv := range resp.Kvs {
+		kvs[string(kv.Key)] = &record{kv.Value, kv.Lease}
+	}
+	return judge(r, kvs, time.Now()), nil
+}
+
+// judge is Judge on the witness's records as read at checked.
+func judge(r RaceRun, kvs map[string]*record, checked time.Time) Verdict {
+	v := Verdict{Pairs: len(r.Pairs)}
+	for i, p := range r.Pairs {
+		nodes := r.Nodes[i]
+		for _, n := range nodes {
+			v.Retried += n.retried
+			if v.FirstErr == nil {
+				v.FirstErr = n.firstErr
+			}
+			v.Steps.add(n.steps)
+			if n.decided {
+				v.Decision = append(v.Decision, n.took)
+			}
+		}
+		if !nodes[0].decided || !nodes[1].decided {
+			continue
+		}
+		v.Decided++
+		var winners []int
+		for node, n := range nodes {
+			switch {
+			case n.won:
+				winners = append(winners, node)
+			case n.onRead:
+				v.ConcededOnRead++
+			default:
+				v.FailedSwaps++
+			}
+		}
+		v.Winners += len(winners)
+		if why := whyWrong(p, nodes, winners, kvs, checked); why != "" {
+			v.Wrong++
+			if len(v.WrongWhy) < maxWhy {
+				v.WrongWhy = append(v.WrongWhy, p.Prefix+": "+why)
+			}
+		}
+	}
+	return v
+}
+
+// whyWrong says what is wrong with a decided pair's outcome, "" if
+// nothing: the first check that fails.
+func whyWrong(p Pair, nodes [2]nodeRun, winners []int, kvs map[string]*record, checked time.Time) string {
+	if len(winners) != 1 {
+		return fmt.Sprintf("%d winners", len(winners))
+	}
+	w := winners[0]
+	term, by := nodes[w].claim, p.Names[w]
+	want := p.Term + 1 // the follower took over
+	if w == p.Leader {
+		want = p.Term // the leader went on alone
+	}
+	names := func(st witness.State) bool {
+		return st.Term.Rev != 0 && st.Term.Term.Term == term && st.Term.By == by && st.Alone != nil && st.Alone.Term == term && st.Alone.By == by
+	}
+	var rec witness.Term
+	var alone witness.Alone
+	t, a := kvs[p.Prefix+"term"], kvs[p.Prefix+"alone"]
+	switch {
+	case term != want:
+		return fmt.Sprintf("%s claimed term %d, want %d", by, term, want)
+	case !names(nodes[w].st) || nodes[w].lease.ID == 0:
+		return fmt.Sprintf("the winner %s was answered %+v with lease %x", by, nodes[w].st, nodes[w].lease.ID)
+	case !names(nodes[1-w].st):
+		return fmt.Sprintf("the loser %s was answered %+v, which does not name the winner %s and term %d", p.Names[1-w], nodes[1-w].st, by, term)
+	case t == nil || json.Unmarshal(t.value, &rec) != nil || rec != (witness.Term{Term: term, By: by}):
+		return fmt.Sprintf("the witness's term record is %s, want term %d by %s", t, term, by)
+	case a == nil && checked.Before(nodes[w].lease.Deadline):
+		return fmt.Sprintf("no alone record while %s's lease still ran", by)
+	case a != nil && (a.lease != int64(nodes[w].lease.ID) || json.Unmarshal(a.value, &alone) != nil || alone != (witness.Alone{Term: term, By: by})):
+		return fmt.Sprintf("the witness's alone record is %s, want term %d by %s under lease %x", a, term, by, nodes[w].lease.ID)
+	}
+	return ""
+}
+
+// record is a key's value and lease as the witness holds it.
+type record struct {
+	value []byte
+	lease int64
+}
+
+func (r *record) String() string {
+	if r == nil {
+		return "absent"
+	}
+	return fmt.Sprintf("%s (lease %x)", r.value, r.lease)
+}
+
+// Revoke gives back every lease the race granted, so that no record of
+// one race expires during the next.
+func Revoke(ctx context.Context, pool Pool, r RaceRun) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4*len(pool))
+	for i := range r.Nodes {
+		for node := range 2 {
+			for _, id := range r.Nodes[i][node].granted {
+				wg.Add(1)
+				sem <- struct{}{}
+				go func() {
+					defer func() { <-sem; wg.Done() }()
+					_, _ = pool.For(2*i+node).Revoke(ctx, id)
+				}()
+			}
+		}
+	}
+	wg.Wait()
+}
