@@ -1,5 +1,5 @@
 # The README's two commands: `make lab` and `make test` (both as root).
-.PHONY: lab lab-down test unit bench build diagram
+.PHONY: lab lab-down test unit bench fleet build diagram
 
 lab:
 	scripts/lab.sh run $(if $(KEEP),--keep)
@@ -15,6 +15,9 @@ unit:
 
 bench:
 	scripts/bench.sh
+
+fleet:
+	scripts/fleet.sh
 
 build:
 	scripts/build.sh

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 log=${1:-/tmp/twonode-test.log}
 bench=${2:-/tmp/twonode-bench.log}
+fleet=${3:-/tmp/twonode-fleet.log}
 out=docs/results.md
 
 row() { # one JSON object per line -> a markdown row of the given keys
@@ -97,6 +98,33 @@ for d in rows:
 		echo "| measure | runs | median ms | p95 ms |"
 		echo "|---|---|---|---|"
 		grep -h '^RESULT {"median_ms"' "$bench" | row metric,runs,median_ms,p95_ms
+	fi
+	if [ -s "$fleet" ] && grep -q '^RESULT {"scenario":"fleet-healthy"' "$fleet"; then
+		echo
+		echo "## Witness fleet (\`make fleet\`: simulated pairs, the real witness client, a three-member etcd on loopback)"
+		echo
+		echo "Every simulated node runs \`bootstrap/witness\`'s client as the agent does; the pairs share \`pool\` real TLS"
+		echo "connections (client certificates) to the etcd members, which run on the same cores as the simulator. Healthy:"
+		echo "both nodes of each pair read every 10 s at a random phase; \`writes\` are keys put or deleted (etcd's"
+		echo "\`etcd_mvcc_put_total\` and \`etcd_mvcc_delete_total\`), \`raft_entries\` everything committed. Races: that many"
+		echo "pairs lose their link at one moment while the healthy fleet goes on reading; both nodes of each pair race"
+		echo "(follower: read, lease, claim term+1; leader: read, lease, claim its own term); decision: a node's first"
+		echo "request to the answer that told it won or lost; \`wrong\`: pairs without exactly one winner, or whose"
+		echo "answers or records afterwards do not name the winner and its term (checked, see \`e2e/fleet\`'s Judge)."
+		echo
+		echo "| pairs | pool | seconds | reads/s | read p50 ms | read p99 ms | read errors | wrong reads | writes | writes/s | raft entries | etcd CPU s | simulator CPU s |"
+		echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+		grep -h '^RESULT {"scenario":"fleet-healthy"' "$fleet" | row pairs,pool,seconds,reads_per_s,read_p50_ms,read_p99_ms,read_errors,wrong_reads,writes,writes_per_s,raft_entries,etcd_cpu_s,sim_cpu_s
+		echo
+		echo "| member | leader | CPU % | resident MiB | ranges/s |"
+		echo "|---|---|---|---|---|"
+		grep -h '^RESULT {"scenario":"fleet-etcd-member"' "$fleet" | row member,leader,cpu_pct,rss_mib,ranges_per_s
+		echo
+		echo "| failing at once | decided | winners | failed swaps | conceded on read | wrong | retried | decision p50 ms | p99 ms | max ms | claim p50 ms | claim p99 ms | all decided ms |"
+		echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+		grep -h '^RESULT {"scenario":"fleet-race"' "$fleet" | row failures,decided,winners,failed_swaps,conceded_on_read,wrong,retried,decision_p50_ms,decision_p99_ms,decision_max_ms,claim_p50_ms,claim_p99_ms,all_decided_ms
+		echo
+		echo "![Decision latency against pairs failing at once](../images/fleet-latency.svg)"
 	fi
 } >"$out"
 echo "wrote $out" >&2
