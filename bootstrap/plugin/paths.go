@@ -13,7 +13,7 @@ package plugin
 
 import "time"
 
-// The plugin's own files. Both are rewritten at every boot from the
+// The plugin's own files. They are rewritten at every boot from the
 // cloud-config and removed when twonode.enabled is false.
 const (
 	// StageFile holds the stages rendered for this node. It has no
@@ -25,6 +25,9 @@ const (
 	// stages copy it from a file: the secret is never in a stage, where
 	// yip's debug logging would print it.
 	SecretStash = "/usr/local/cloud-config/twonode.secret"
+	// WitnessKeyStash keeps an inline twonode.witness.key (root, 0600), for
+	// the same reason: a key, like the secret, is never in a stage.
+	WitnessKeyStash = "/usr/local/cloud-config/twonode.witness.key"
 )
 
 // The appliance, as the image build lays it out (overlay/,

@@ -1,12 +1,14 @@
 package plugin
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/kairos-io/kairos-sdk/bus"
@@ -17,10 +19,12 @@ import (
 
 // Plugin answers Kairos bus events.
 type Plugin struct {
-	// StageFile and SecretStash are the plugin's two files (the constants
-	// of the same names; tests point them into a temporary directory).
-	StageFile   string
-	SecretStash string
+	// StageFile, SecretStash and WitnessKeyStash are the plugin's files
+	// (the constants of the same names; tests point them into a temporary
+	// directory).
+	StageFile       string
+	SecretStash     string
+	WitnessKeyStash string
 	// Report gets every line the plugin has to say, its problems included:
 	// Kairos does not log plugins' answers, so this is where an operator
 	// sees them (stderr, and the journal or the kernel log).
@@ -36,7 +40,7 @@ type Line struct {
 // New returns the plugin with its real paths, reporting to report
 // (SystemReporter on a machine).
 func New(report func(Line)) *Plugin {
-	return &Plugin{StageFile: StageFile, SecretStash: SecretStash, Report: report}
+	return &Plugin{StageFile: StageFile, SecretStash: SecretStash, WitnessKeyStash: WitnessKeyStash, Report: report}
 }
 
 // BootData is the data of the answer to agent.boot (JSON).
@@ -123,7 +127,7 @@ func (p *Plugin) boot(ev pluggable.Event) pluggable.EventResponse {
 		return p.answer(bus.EventResponseNotApplicable, data, logs)
 	case userdata.Disabled:
 		say(false, "twonode.enabled is false: nothing to do")
-		for _, f := range []string{p.StageFile, p.SecretStash} {
+		for _, f := range p.files() {
 			switch err := os.Remove(f); {
 			case err == nil:
 				say(false, "removed %s, written while twonode was enabled", f)
@@ -142,12 +146,20 @@ func (p *Plugin) boot(ev pluggable.Event) pluggable.EventResponse {
 	if err != nil {
 		return p.fail("rendering the stages: %v", err)
 	}
-	if b.Secret != "" {
-		if err := writeFile(p.SecretStash, append(b.Secret.Reveal(), '\n')); err != nil {
-			return p.fail("writing the secret for the stages: %v", err)
+	for _, s := range p.stashes(b) {
+		if s.secret == "" {
+			if err := os.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				say(true, "could not remove %s, an inline secret no longer used: %v", s.path, err)
+			}
+			continue
 		}
-	} else if err := os.Remove(p.SecretStash); err != nil && !errors.Is(err, os.ErrNotExist) {
-		say(true, "could not remove %s, an inline secret no longer used: %v", p.SecretStash, err)
+		data := s.secret.Reveal()
+		if !bytes.HasSuffix(data, []byte("\n")) {
+			data = append(data, '\n')
+		}
+		if err := writeFile(s.path, data); err != nil {
+			return p.fail("writing %s for the stages: %v", s.what, err)
+		}
 	}
 	if err := writeFile(p.StageFile, content); err != nil {
 		return p.fail("writing the stages: %v", err)
@@ -164,10 +176,36 @@ func (p *Plugin) checkClusterPath(path string) error {
 		return nil
 	}
 	clean := filepath.Clean(path)
-	if clean == p.StageFile || clean == p.SecretStash {
+	if slices.Contains(p.files(), clean) {
 		return fmt.Errorf("cluster.cluster_config_path: must not be %s, twonode's own file: provider-k3s and twonode would overwrite each other's stages (remove the key for provider-k3s's default)", clean)
 	}
 	return nil
+}
+
+// stash is one of the plugin's files that keep an inline secret of the
+// block for the stages to copy: a secret is never in a stage, where yip's
+// debug log would print it.
+type stash struct {
+	path, what string
+	secret     userdata.Secret // "": the block does not inline it
+}
+
+// stashes are the plugin's stashes, with what b inlines in them.
+func (p *Plugin) stashes(b *userdata.Block) []stash {
+	s := []stash{{path: p.SecretStash, what: "the secret"}, {path: p.WitnessKeyStash, what: "the witness's key"}}
+	if b != nil {
+		s[0].secret, s[1].secret = b.Secret, b.Witness.Key
+	}
+	return s
+}
+
+// files are all the plugin's files.
+func (p *Plugin) files() []string {
+	files := []string{p.StageFile}
+	for _, s := range p.stashes(nil) {
+		files = append(files, s.path)
+	}
+	return files
 }
 
 // invalid answers an invalid block: every problem, in the answer and in

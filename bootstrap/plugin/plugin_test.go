@@ -58,9 +58,10 @@ func newTestPlugin(t *testing.T) *testPlugin {
 	dir := t.TempDir()
 	tp := &testPlugin{dir: dir}
 	tp.Plugin = &Plugin{
-		StageFile:   filepath.Join(dir, "cloud-config", "twonode.kairos.yaml"),
-		SecretStash: filepath.Join(dir, "cloud-config", "twonode.secret"),
-		Report:      func(l Line) { tp.report = append(tp.report, l) },
+		StageFile:       filepath.Join(dir, "cloud-config", "twonode.kairos.yaml"),
+		SecretStash:     filepath.Join(dir, "cloud-config", "twonode.secret"),
+		WitnessKeyStash: filepath.Join(dir, "cloud-config", "twonode.witness.key"),
+		Report:          func(l Line) { tp.report = append(tp.report, l) },
 	}
 	return tp
 }
@@ -208,27 +209,32 @@ func TestRenderedStagesApplied(t *testing.T) {
 				t.Errorf("files after the stages:\n got %v\nwant %v", tree, want)
 			}
 			golden(t, node+".config.yaml", []byte(configFile))
-			wantCmds := []string{
-				"install -m 0600 -o root -g root " + SecretStash + " " + userdata.AgentSecretPath,
-				"systemctl enable " + AgentUnit,
-			}
-			if !reflect.DeepEqual(m.Console.Commands, wantCmds) {
-				t.Errorf("commands:\n got %q\nwant %q", m.Console.Commands, wantCmds)
-			}
-
-			got, err := config.Parse([]byte(configFile))
-			if err != nil {
-				t.Fatalf("config.Parse refuses the rendered configuration: %v", err)
-			}
-			if want := res.Block.AgentConfig(); !reflect.DeepEqual(*got, want) {
-				t.Errorf("config.Parse reads back\n%+v\nwant\n%+v", *got, want)
-			}
+			ranAndReadsBack(t, m, res.Block,
+				"install -m 0600 -o root -g root "+SecretStash+" "+userdata.AgentSecretPath,
+				"systemctl enable "+AgentUnit)
 		})
 	}
 }
 
+// ranAndReadsBack checks the commands the stages ran, and that the agent's
+// configuration they wrote reads back, through config.Parse, as the
+// block's.
+func ranAndReadsBack(t *testing.T, m *yiptest.Machine, b *userdata.Block, commands ...string) {
+	t.Helper()
+	if !reflect.DeepEqual(m.Console.Commands, commands) {
+		t.Errorf("commands:\n got %q\nwant %q", m.Console.Commands, commands)
+	}
+	got, err := config.Parse([]byte(m.Tree(t, ConfigFile)[ConfigFile].Content))
+	if err != nil {
+		t.Fatalf("config.Parse refuses the rendered configuration: %v", err)
+	}
+	if want := b.AgentConfig(); !reflect.DeepEqual(*got, want) {
+		t.Errorf("config.Parse reads back\n%+v\nwant\n%+v", *got, want)
+	}
+}
+
 // booted applies the plugin's stage file to a test root holding it, the
-// secret it stashed, and extra files; it runs the stage as Kairos does.
+// secrets it stashed, and extra files; it runs the stage as Kairos does.
 func booted(t *testing.T, tp *testPlugin, extra map[string]string) *yiptest.Machine {
 	t.Helper()
 	stage, err := os.ReadFile(tp.StageFile)
@@ -236,8 +242,10 @@ func booted(t *testing.T, tp *testPlugin, extra map[string]string) *yiptest.Mach
 		t.Fatal(err)
 	}
 	files := map[string]string{"/etc/": "", "/oem/": "", StageFile: string(stage)}
-	if secret, err := os.ReadFile(tp.SecretStash); err == nil {
-		files[SecretStash] = string(secret)
+	for real, stashed := range map[string]string{SecretStash: tp.SecretStash, WitnessKeyStash: tp.WitnessKeyStash} {
+		if secret, err := os.ReadFile(stashed); err == nil {
+			files[real] = string(secret)
+		}
 	}
 	for k, v := range extra {
 		files[k] = v
@@ -301,24 +309,26 @@ func TestRenderedStagesAfterAReset(t *testing.T) {
 // stages Render built: the tidying for human readers changes nothing yip
 // sees.
 func TestStageFileReadsBackAsRendered(t *testing.T) {
-	res, err := userdata.Parse([]byte(userData(t, "node1.yaml")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	content, err := StageFileContent(res.Block)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := schema.Load(string(content), nil, nil, nil)
-	if err != nil {
-		t.Fatalf("yip cannot load the stage file: %v", err)
-	}
-	want, err := Render(res.Block)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got.Source = ""
-	if !reflect.DeepEqual(*got, want) {
-		t.Errorf("yip reads\n%+v\nwant\n%+v", *got, want)
+	for _, name := range []string{"node1.yaml", "node1-witness.yaml"} {
+		res, err := userdata.Parse([]byte(userData(t, name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		content, err := StageFileContent(res.Block)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := schema.Load(string(content), nil, nil, nil)
+		if err != nil {
+			t.Fatalf("%s: yip cannot load the stage file: %v", name, err)
+		}
+		want, err := Render(res.Block)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got.Source = ""
+		if !reflect.DeepEqual(*got, want) {
+			t.Errorf("%s: yip reads\n%+v\nwant\n%+v", name, *got, want)
+		}
 	}
 }

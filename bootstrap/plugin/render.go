@@ -33,10 +33,10 @@ var (
 )
 
 // Render returns the yip stages for a valid block: the agent's
-// configuration and secret (0600, in a 0700 directory) and its unit
-// enabled. PostgreSQL and Kine are not started here: the agent starts their
-// units once it knows which node leads (Kine's unit cannot start before the
-// agent writes its endpoint).
+// configuration, secret and inline witness PEMs (0600, in a 0700
+// directory) and its unit enabled. PostgreSQL and Kine are not started
+// here: the agent starts their units once it knows which node leads
+// (Kine's unit cannot start before the agent writes its endpoint).
 func Render(b *userdata.Block) (schema.YipConfig, error) {
 	cfg := b.AgentConfig()
 	formed, err := configFile(cfg, "")
@@ -77,14 +77,41 @@ func Render(b *userdata.Block) (schema.YipConfig, error) {
 		},
 		{
 			Name:     "twonode: cluster secret, root only",
-			Commands: []string{fmt.Sprintf("install -m 0600 -o root -g root %s %s", source, userdata.AgentSecretPath)},
-		},
-		{
-			Name:      "twonode: enable the agent (it starts PostgreSQL and Kine)",
-			Systemctl: schema.Systemctl{Enable: []string{AgentUnit}},
+			Commands: []string{install(source, userdata.AgentSecretPath)},
 		},
 	}
+	steps = append(steps, witnessSteps(b.Witness)...)
+	steps = append(steps, schema.Stage{
+		Name:      "twonode: enable the agent (it starts PostgreSQL and Kine)",
+		Systemctl: schema.Systemctl{Enable: []string{AgentUnit}},
+	})
 	return schema.YipConfig{Name: "twonode", Stages: map[string][]schema.Stage{StageName: steps}}, nil
+}
+
+// install copies a file the stages do not write themselves (a stash, a
+// secret_file) to where the agent reads it: root's, 0600.
+func install(from, to string) string {
+	return fmt.Sprintf("install -m 0600 -o root -g root %s %s", from, to)
+}
+
+// witnessSteps write the witness's inline PEMs where the agent's
+// configuration says they are: the certificates, which are public, from
+// the stage; the key, a secret, copied from the plugin's stash.
+func witnessSteps(w userdata.Witness) []schema.Stage {
+	var files []schema.File
+	for _, f := range []struct{ path, pem string }{{userdata.AgentWitnessCAPath, w.CA}, {userdata.AgentWitnessCertPath, w.Cert}} {
+		if f.pem != "" {
+			files = append(files, schema.File{Path: f.path, Permissions: 0o600, Content: escapeTemplate(f.pem)})
+		}
+	}
+	var steps []schema.Stage
+	if len(files) > 0 {
+		steps = append(steps, schema.Stage{Name: "twonode: the witness's certificates, root only", Files: files})
+	}
+	if w.Key != "" {
+		steps = append(steps, schema.Stage{Name: "twonode: the witness's client key, root only", Commands: []string{install(WitnessKeyStash, userdata.AgentWitnessKeyPath)}})
+	}
+	return steps
 }
 
 // fileHeader opens the stage file.

@@ -7,9 +7,18 @@ import "github.com/twonode-edge/twonode/bootstrap/config"
 // say to match it. The agent's unit sets the same values through TWONODE_
 // environment variables; a test keeps the two in step.
 const (
+	// AgentDir is the agent's private directory (root, 0700), written by
+	// the boot stages at every boot (/etc is rebuilt at boot).
+	AgentDir = "/etc/twonode"
 	// AgentSecretPath is where the boot stages put the cluster secret for
-	// the agent (root, 0600), under /etc/twonode (0700).
-	AgentSecretPath = "/etc/twonode/secret"
+	// the agent (root, 0600).
+	AgentSecretPath = AgentDir + "/secret"
+	// The witness's inline PEMs (twonode.witness.ca, cert and key), where the
+	// boot stages write them for the agent (root, 0600). A *_file is used
+	// where it is instead.
+	AgentWitnessCAPath   = AgentDir + "/witness-ca.pem"
+	AgentWitnessCertPath = AgentDir + "/witness.crt"
+	AgentWitnessKeyPath  = AgentDir + "/witness.key"
 	// PostgresBinDir links to the distribution's PostgreSQL server binaries,
 	// whatever their version (made by the image's install script).
 	PostgresBinDir = "/usr/lib/twonode/pgbin"

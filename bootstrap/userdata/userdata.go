@@ -12,21 +12,34 @@
 //	  peer: {name: edge-2, address: 10.99.0.2}
 //	  secret: "..."              # or secret_file: /oem/twonode/secret (one of the two)
 //	  preferred_leader: edge-1   # optional; the same on both nodes
+//	  failover: auto             # or manual: only an operator's twonode promote takes over
 //	  timers: {probe_interval: 500ms, failure_threshold: 3, boot_grace: 30s, pause_expiry: 2h}
 //	  postgres: {port: 5432, shared_buffers: ""}
 //	  api: {peer_port: 8760, metrics: "127.0.0.1:9641"}
 //	  log: {level: info, format: text}
+//	  witness:                   # optional: the third vote, an etcd cluster (witness.go)
+//	    endpoints: [https://10.0.0.21:2379, https://10.0.0.22:2379]  # or one string
+//	    prefix: /twonode/site-0042/
+//	    ca: |                    # inline PEM, or ca_file: /oem/twonode/witness-ca.pem
+//	    cert: |                  # or cert_file
+//	    key: |                   # or key_file; a secret, like the cluster secret
+//	    dial_timeout: 2s
+//	    request_timeout: 1s
+//	    lease_ttl: 10s
+//	    unreachable: wait        # or promote
+//	    watchdog: /dev/watchdog  # "" for none
+//	    watchdog_timeout: 3s
 //
-// Later options get sections of their own (a witness, a virtual IP). A key
-// this version does not know is an error, not ignored: a setting that
-// silently does nothing is worse than a node that refuses to start.
+// Later options get sections of their own (a virtual IP). A key this
+// version does not know is an error, not ignored: a setting that silently
+// does nothing is worse than a node that refuses to start.
 package userdata
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -74,10 +87,12 @@ type Block struct {
 	Secret          Secret
 	SecretFile      string
 	PreferredLeader string
+	Failover        string
 	Timers          Timers
 	Postgres        Postgres
 	API             API
 	Log             Log
+	Witness         Witness
 }
 
 // Timers are the failure detector's settings exposed to the user-data; the
@@ -108,9 +123,10 @@ type Log struct {
 	Format string
 }
 
-// Secret is the inline cluster secret. It prints as [redacted] with every
-// fmt verb and in JSON, YAML or text encodings, so that no log line can
-// carry it by accident; Reveal is the one way to read it.
+// Secret is a value of the block that must never be printed: the inline
+// cluster secret, the witness's inline client key. It prints as [redacted]
+// with every fmt verb and in JSON, YAML or text encodings, so that no log
+// line can carry it by accident; Reveal is the one way to read it.
 type Secret string
 
 const redacted = "[redacted]"
@@ -140,16 +156,9 @@ type Result struct {
 	Warnings []string
 }
 
-// Limits of the inline secret. The agent needs config.MinSecretLen bytes.
-const maxSecretLen = 1024
-
 // ExampleSecret is the secret in docs/user-data: accepted, so that the
 // documented files work as they are, but warned about at every boot.
 const ExampleSecret = "example-only-replace-with-output-of-openssl-rand-hex-32"
-
-// secretFileRE keeps secret_file usable in the boot stages' copy command
-// without any quoting question.
-var secretFileRE = regexp.MustCompile(`^/[A-Za-z0-9._@+:/-]+$`)
 
 // Parse reads the twonode: block of a cloud-config (the YAML Kairos hands
 // to its plugins) and, when twonode is enabled, the cluster: block that
@@ -251,12 +260,14 @@ const (
 	duration
 	boolean
 	section
+	list // a list of values, or one value
 )
 
 type field struct {
 	key    string
 	kind   kind
 	fields []field // of a section
+	secret bool    // never shown, whatever its problem
 }
 
 var hostFields = []field{{key: "name"}, {key: "address"}}
@@ -266,9 +277,10 @@ var blockFields = []field{
 	{key: "enabled", kind: boolean},
 	{key: "node", kind: section, fields: hostFields},
 	{key: "peer", kind: section, fields: hostFields},
-	{key: "secret"},
+	{key: "secret", secret: true},
 	{key: "secret_file"},
 	{key: "preferred_leader"},
+	{key: "failover"},
 	{key: "timers", kind: section, fields: []field{
 		{key: "probe_interval", kind: duration},
 		{key: "failure_threshold", kind: whole},
@@ -287,6 +299,7 @@ var blockFields = []field{
 		{key: "level"},
 		{key: "format"},
 	}},
+	{key: "witness", kind: section, fields: witnessFields},
 }
 
 // leaf is one scalar of the block, decoded to its kind.
@@ -349,12 +362,26 @@ func (w *walker) section(key, v *yaml.Node, fields []field, name string) {
 			w.section(k, val, f.fields, path)
 			continue
 		}
-		w.leaf(path, val, f.kind)
+		w.leaf(path, val, f)
 	}
 }
 
-// leaf checks and decodes one scalar.
-func (w *walker) leaf(path string, v *yaml.Node, k kind) {
+// leaf checks and decodes one scalar (a list's items are kept joined with
+// commas, as the agent's configuration writes them).
+func (w *walker) leaf(path string, v *yaml.Node, f field) {
+	rel := strings.TrimPrefix(path, Key+".")
+	if f.kind == list && v.Kind == yaml.SequenceNode {
+		items := make([]string, 0, len(v.Content))
+		for i, item := range v.Content {
+			if item = config.ResolveAlias(item); item.Kind != yaml.ScalarNode || item.ShortTag() == "!!null" {
+				w.fail(path, item.Line, "must be a list of single values (or one value); item %d is not one", i+1)
+				return
+			}
+			items = append(items, item.Value)
+		}
+		w.values[rel] = leaf{s: strings.Join(items, ","), line: v.Line}
+		return
+	}
 	if v.Kind != yaml.ScalarNode {
 		w.fail(path, v.Line, "must be a single value, not %s", config.KindName(v))
 		return
@@ -363,15 +390,14 @@ func (w *walker) leaf(path string, v *yaml.Node, k kind) {
 		w.fail(path, v.Line, "has no value: remove the key to keep the default, or give a value (\"\" for empty)")
 		return
 	}
-	rel := strings.TrimPrefix(path, Key+".")
-	// The secret's text is never shown, whatever its problem.
+	// A secret's text is never shown, whatever its problem.
 	shown := v.Value
-	if rel == "secret" {
+	if f.secret {
 		shown = redacted
 	}
 	l := leaf{line: v.Line}
-	switch k {
-	case text:
+	switch f.kind {
+	case text, list:
 		l.s = v.Value
 	case whole:
 		if v.ShortTag() != "!!int" || v.Decode(&l.n) != nil {
@@ -399,92 +425,44 @@ func (w *walker) leaf(path string, v *yaml.Node, k kind) {
 }
 
 // block builds the Block from the decoded leaves over the agent's defaults
-// and validates it: the block's own rules, then the agent's (config.Validate),
-// every error named after the block's field.
+// and validates it: the block's own rules, then the agent's (config.Validate)
+// for what those do not cover, every error named after the block's field
+// (with its line when the block set it) and in the block's order.
 func (w *walker) block() (*Block, []error) {
 	def := config.Default()
-	str := func(k, d string) string {
-		if l, ok := w.values[k]; ok {
-			return l.s
-		}
-		return d
-	}
-	num := func(k string, d int) int {
-		if l, ok := w.values[k]; ok {
-			return l.n
-		}
-		return d
-	}
-	dur := func(k string, d time.Duration) time.Duration {
-		if l, ok := w.values[k]; ok {
-			return l.d
-		}
-		return d
-	}
 	b := &Block{
-		Node:            config.Host{Name: str("node.name", ""), Address: str("node.address", "")},
-		Peer:            config.Host{Name: str("peer.name", ""), Address: str("peer.address", "")},
-		Secret:          Secret(str("secret", "")),
-		SecretFile:      str("secret_file", ""),
-		PreferredLeader: str("preferred_leader", def.PreferredLeader),
+		Node:            config.Host{Name: w.str("node.name", ""), Address: w.str("node.address", "")},
+		Peer:            config.Host{Name: w.str("peer.name", ""), Address: w.str("peer.address", "")},
+		Secret:          Secret(w.str("secret", "")),
+		SecretFile:      w.str("secret_file", ""),
+		PreferredLeader: w.str("preferred_leader", def.PreferredLeader),
+		Failover:        w.str("failover", def.Failover),
 		Timers: Timers{
-			ProbeInterval:    dur("timers.probe_interval", def.Timers.ProbeInterval),
-			FailureThreshold: num("timers.failure_threshold", def.Timers.FailureThreshold),
-			BootGrace:        dur("timers.boot_grace", def.Timers.BootGrace),
-			PauseExpiry:      dur("timers.pause_expiry", def.Timers.PauseExpiry),
+			ProbeInterval:    w.dur("timers.probe_interval", def.Timers.ProbeInterval),
+			FailureThreshold: w.num("timers.failure_threshold", def.Timers.FailureThreshold),
+			BootGrace:        w.dur("timers.boot_grace", def.Timers.BootGrace),
+			PauseExpiry:      w.dur("timers.pause_expiry", def.Timers.PauseExpiry),
 		},
 		Postgres: Postgres{
-			Port:          num("postgres.port", def.Postgres.Port),
-			SharedBuffers: str("postgres.shared_buffers", def.Postgres.SharedBuffers),
+			Port:          w.num("postgres.port", def.Postgres.Port),
+			SharedBuffers: w.str("postgres.shared_buffers", def.Postgres.SharedBuffers),
 		},
 		API: API{
-			PeerPort: num("api.peer_port", def.API.PeerPort),
-			Metrics:  str("api.metrics", def.API.Metrics),
+			PeerPort: w.num("api.peer_port", def.API.PeerPort),
+			Metrics:  w.str("api.metrics", def.API.Metrics),
 		},
 		Log: Log{
-			Level:  str("log.level", def.Log.Level),
-			Format: str("log.format", def.Log.Format),
+			Level:  w.str("log.level", def.Log.Level),
+			Format: w.str("log.format", def.Log.Format),
 		},
+		Witness: w.witness(def.Witness),
 	}
 
-	var errs []error
-	add := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s.%s: %s", Key, field, fmt.Sprintf(format, args...)))
-	}
-	_, hasSecret := w.values["secret"]
-	_, hasFile := w.values["secret_file"]
-	switch {
-	case hasSecret && hasFile:
-		add("secret_file", "give either secret or secret_file, not both")
-	case !hasSecret && !hasFile:
-		add("secret", "required: the cluster secret, the same on both nodes (generate one with `openssl rand -hex 32`), or secret_file, the path of a file holding it")
-	case hasSecret:
-		s := strings.TrimSpace(string(b.Secret))
-		switch {
-		case strings.ContainsFunc(string(b.Secret), func(r rune) bool { return r < ' ' || r == 0x7f }):
-			add("secret", "must be printable text on one line, without control characters (generate one with `openssl rand -hex 32`)")
-		case len(s) < config.MinSecretLen:
-			add("secret", "too short: at least %d bytes, not counting surrounding spaces (got %d); generate one with `openssl rand -hex 32`", config.MinSecretLen, len(s))
-		case len(b.Secret) > maxSecretLen:
-			add("secret", "too long: at most %d bytes (got %d)", maxSecretLen, len(b.Secret))
-		}
-	case hasFile:
-		p := b.SecretFile
-		switch {
-		case !filepath.IsAbs(p):
-			// Not echoed: what was written here may be the secret itself.
-			add("secret_file", "must be the absolute path of a file holding the secret, not the secret itself (got a relative value of %d characters)", len(p))
-		case !secretFileRE.MatchString(p) || filepath.Clean(p) != p:
-			add("secret_file", "must be a plain absolute path (letters, digits and . _ @ + : - /, no .. or //) (got %q)", p)
-		case p == AgentSecretPath || strings.HasPrefix(p, filepath.Dir(AgentSecretPath)+"/"):
-			add("secret_file", "must not be under %s: the boot stages copy the secret there from this file; keep it on a persistent path such as /oem/twonode/secret (got %q)", filepath.Dir(AgentSecretPath), p)
-		}
-	}
+	f := &findings{w: w, covered: map[string]bool{}}
+	f.source(secretSource, true)
+	f.witness(b.Witness)
 
-	// The agent's own rules, for the rest; the secret's problems go after
-	// node's and peer's, in the block's order.
-	secretErrs := errs
-	errs = nil
+	// The agent's own rules, for the rest.
 	c := b.AgentConfig()
 	if err := c.Validate(); err != nil {
 		var list []error
@@ -493,30 +471,69 @@ func (w *walker) block() (*Block, []error) {
 		} else {
 			list = []error{err}
 		}
-		intervalBad := false
-		for _, e := range list {
-			if strings.HasPrefix(e.Error(), "timers.probe_interval:") {
-				intervalBad = true
-			}
-		}
 		for _, e := range list {
 			// The probe timeout follows the interval: its complaint is the
-			// interval's, already reported.
-			if intervalBad && strings.HasPrefix(e.Error(), "timers.probe_timeout:") {
-				continue
+			// interval's.
+			if strings.HasPrefix(e.Error(), "timers.probe_interval:") {
+				f.covered["timers.probe_timeout"] = true
 			}
-			errs = append(errs, fmt.Errorf("%s.%s", Key, w.withLine(e.Error())))
+		}
+		for _, e := range list {
+			if field, _, _ := strings.Cut(e.Error(), ": "); !f.covered[field] {
+				f.push(e.Error())
+			}
 		}
 	}
-	at := 0
-	for at < len(errs) && (strings.HasPrefix(errs[at].Error(), Key+".node.") || strings.HasPrefix(errs[at].Error(), Key+".peer.")) {
-		at++
-	}
-	return b, slices.Concat(errs[:at], secretErrs, errs[at:])
+	slices.SortStableFunc(f.errs, func(a, b error) int { return cmp.Compare(rank(a), rank(b)) })
+	return b, f.errs
 }
 
-// withLine adds the line of the field a config.Validate message names
-// ("peer.address: ..."), when the block set that field.
+func (w *walker) str(k, d string) string {
+	if l, ok := w.values[k]; ok {
+		return l.s
+	}
+	return d
+}
+
+func (w *walker) num(k string, d int) int {
+	if l, ok := w.values[k]; ok {
+		return l.n
+	}
+	return d
+}
+
+func (w *walker) dur(k string, d time.Duration) time.Duration {
+	if l, ok := w.values[k]; ok {
+		return l.d
+	}
+	return d
+}
+
+// findings are the block's problems and the agent's fields (by the names
+// config.Validate gives them) whose problems they already cover.
+type findings struct {
+	w       *walker
+	errs    []error
+	covered map[string]bool
+}
+
+// add reports a problem of one of the block's fields.
+func (f *findings) add(field, format string, args ...any) {
+	covered := field
+	if s, ok := sourceOf[field]; ok {
+		covered = s.file // the agent knows the file, whatever the block gave
+	}
+	f.covered[covered] = true
+	f.push(field + ": " + fmt.Sprintf(format, args...))
+}
+
+// push adds a "field: problem" message, with the field's line.
+func (f *findings) push(msg string) {
+	f.errs = append(f.errs, fmt.Errorf("%s.%s", Key, f.w.withLine(msg)))
+}
+
+// withLine adds the line of the field a message names ("peer.address:
+// ..."), when the block set that field.
 func (w *walker) withLine(msg string) string {
 	field, rest, ok := strings.Cut(msg, ": ")
 	if l, set := w.values[field]; ok && set {
@@ -525,14 +542,43 @@ func (w *walker) withLine(msg string) string {
 	return msg
 }
 
+// fieldOrder ranks the block's fields as blockFields lists them.
+var fieldOrder = func() map[string]int {
+	m := map[string]int{}
+	var walk func(prefix string, fields []field)
+	walk = func(prefix string, fields []field) {
+		for _, f := range fields {
+			m[prefix+f.key] = len(m)
+			walk(prefix+f.key+".", f.fields)
+		}
+	}
+	walk("", blockFields)
+	return m
+}()
+
+// rank is the place of the field an error names in the block.
+func rank(err error) int {
+	field := strings.TrimPrefix(err.Error(), Key+".")
+	if i := strings.IndexAny(field, " :"); i >= 0 {
+		field = field[:i]
+	}
+	if r, ok := fieldOrder[field]; ok {
+		return r
+	}
+	return len(fieldOrder)
+}
+
 // AgentConfig is the agent's configuration for this block on the
 // appliance: the block's settings over the agent's defaults, the secret at
-// AgentSecretPath, PostgreSQL and Kine under systemd.
+// AgentSecretPath, the witness's inline PEMs at AgentWitnessCAPath,
+// AgentWitnessCertPath and AgentWitnessKeyPath, PostgreSQL and Kine under
+// systemd.
 func (b *Block) AgentConfig() config.Config {
 	c := config.Default()
 	c.Node, c.Peer = b.Node, b.Peer
 	c.SecretFile = AgentSecretPath
 	c.PreferredLeader = b.PreferredLeader
+	c.Failover = b.Failover
 	c.Postgres.BinDir = PostgresBinDir
 	c.Postgres.Supervisor = Supervisor
 	c.Postgres.Port = b.Postgres.Port
@@ -547,6 +593,7 @@ func (b *Block) AgentConfig() config.Config {
 	c.API.Metrics = b.API.Metrics
 	c.Log.Level = b.Log.Level
 	c.Log.Format = b.Log.Format
+	c.Witness = b.Witness.agent()
 	return c
 }
 
