@@ -94,6 +94,18 @@ func healAndSettle(t *testing.T, c *cluster.Cluster, d time.Duration, cancel con
 	cancel()
 }
 
+// settleAndAccount waits for the pair to converge, stops the writer a
+// second later (cancel) and accounts for its acknowledged writes.
+func settleAndAccount(t *testing.T, c *cluster.Cluster, ts []harness.Target, w *harness.Writer, cancel context.CancelFunc) (acked, lost []harness.Op, archived int) {
+	t.Helper()
+	converged(t, c, 90*time.Second)
+	time.Sleep(time.Second)
+	cancel()
+	acked = w.Acked()
+	lost, archived = accountFor(t, c, ts, acked)
+	return acked, lost, archived
+}
+
 // accountFor checks every acknowledged write through the leader of the
 // converged pair and counts the missing ones found in the other node's
 // split-brain archive.

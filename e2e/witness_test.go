@@ -209,11 +209,7 @@ func TestManualFailover(t *testing.T) {
 	if err := c.Start("a"); err != nil {
 		t.Fatal(err)
 	}
-	converged(t, c, 90*time.Second)
-	time.Sleep(time.Second)
-	cancel()
-	acked := w.Acked()
-	lost, archived := accountFor(t, c, ts, acked)
+	acked, lost, archived := settleAndAccount(t, c, ts, w, cancel)
 	first, _ := w.FirstAckAfter(promoted)
 	t.Logf("manual mode: b waited %s until the operator, said %q; promote answered %q; first write %s after it; %d acknowledged, %d lost",
 		promoted.Sub(fault).Round(time.Millisecond), st.Waiting, strings.TrimSpace(out), first.Sub(promoted).Round(time.Millisecond), len(acked), len(lost))

@@ -9,6 +9,7 @@ import (
 	"github.com/twonode-edge/twonode/bootstrap/fsm"
 	"github.com/twonode-edge/twonode/bootstrap/localapi"
 	"github.com/twonode-edge/twonode/bootstrap/peer"
+	"github.com/twonode-edge/twonode/bootstrap/postgres"
 )
 
 // PeerHandler answers the other agent (package peer authenticates first).
@@ -101,8 +102,7 @@ func (h *LocalHandler) Status(context.Context) localapi.StatusReport {
 	wit, waiting := a.witnessText(last.o.Witness), a.waiting
 	if waiting != "" && !a.failStart.IsZero() {
 		// The evidence an operator decides on.
-		waiting += fmt.Sprintf(" (the peer last answered %s ago; this node has WAL up to %s)",
-			now.Sub(a.failStart).Round(time.Second), lsnText(last.pg.ReplayLSN))
+		waiting += fmt.Sprintf(" (the peer last answered %s ago; %s)", now.Sub(a.failStart).Round(time.Second), walText(last.pg))
 	}
 	a.mu.Unlock()
 	r := localapi.StatusReport{
@@ -240,6 +240,18 @@ func explain(r cmdResult) string {
 		return "refused: " + r.err.Error()
 	}
 	return fsm.Refuse(r.d.From, r.cmd)
+}
+
+// walText is how much WAL this node has, for an operator weighing a
+// promotion: what a primary wrote, what a standby replayed.
+func walText(pg postgres.Status) string {
+	switch {
+	case !pg.Up:
+		return "this node's PostgreSQL is not running: its WAL position is unknown"
+	case pg.InRecovery:
+		return "this node has replayed WAL up to " + lsnText(pg.ReplayLSN)
+	}
+	return "this node has written WAL up to " + lsnText(pg.CurrentLSN)
 }
 
 // lsnText writes a WAL position as PostgreSQL does (16/B374D848).

@@ -52,6 +52,9 @@ type Options struct {
 	// cluster reads, powering the node off when the pets stop (FOR TESTS
 	// ONLY; see watchdogPipe).
 	Watchdog bool
+	// WitnessUnreachable is the agents' witness.unreachable policy ("" =
+	// the default, wait).
+	WitnessUnreachable string
 	// Failover is the agents' failover setting ("" = auto).
 	Failover string
 }

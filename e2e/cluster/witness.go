@@ -64,8 +64,12 @@ func (c *Cluster) witnessConfig(node string) string {
 	if c.Opts.Watchdog {
 		wd = c.watchdogPipe(node)
 	}
-	return fmt.Sprintf("witness: {endpoints: %q, ca_file: %s, cert_file: %s, key_file: %s, prefix: /twonode/%s/, watchdog: %q, watchdog_timeout: %s}\n",
-		strings.Join(eps, ","), ws.pki.CAFile, ws.certs[node][0], ws.certs[node][1], c.Opts.Prefix, wd, WatchdogTimeout)
+	policy := c.Opts.WitnessUnreachable
+	if policy == "" {
+		policy = "wait"
+	}
+	return fmt.Sprintf("witness: {endpoints: %q, ca_file: %s, cert_file: %s, key_file: %s, prefix: /twonode/%s/, watchdog: %q, watchdog_timeout: %s, unreachable: %s}\n",
+		strings.Join(eps, ","), ws.pki.CAFile, ws.certs[node][0], ws.certs[node][1], c.Opts.Prefix, wd, WatchdogTimeout, policy)
 }
 
 // StartWitness starts the etcd members (or those not running).
