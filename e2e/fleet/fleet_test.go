@@ -109,17 +109,18 @@ func TestFleet(t *testing.T) {
 		if err := Seed(ctx, pool[0], ps); err != nil {
 			t.Fatal(err)
 		}
-		before := scrape(t, w)
+		before, sim0 := scrape(t, w), simCPU()
 		run := Race(ctx, pool, w.Config, ps)
-		after := scrape(t, w)
+		after, sim := scrape(t, w), simCPU()-sim0
 		v, err := Judge(ctx, pool[0], group, run)
 		if err != nil {
 			t.Fatal(err)
 		}
 		Revoke(ctx, pool, run)
-		var writes float64
+		var writes, etcdCPU float64
 		for i := range after {
 			writes = max(writes, delta(before[i], after[i], mPuts)+delta(before[i], after[i], mDeletes))
+			etcdCPU += delta(before[i], after[i], mCPU)
 		}
 		p := Point{Failures: k, P50: v.Decision.Quantile(0.5), P99: v.Decision.Quantile(0.99)}
 		points = append(points, p)
@@ -129,7 +130,7 @@ func TestFleet(t *testing.T) {
 			"read_p50_ms", ms(v.Read.Quantile(0.5)), "read_p99_ms", ms(v.Read.Quantile(0.99)),
 			"grant_p50_ms", ms(v.Grant.Quantile(0.5)), "grant_p99_ms", ms(v.Grant.Quantile(0.99)),
 			"claim_p50_ms", ms(v.Claim.Quantile(0.5)), "claim_p99_ms", ms(v.Claim.Quantile(0.99)),
-			"all_decided_ms", ms(run.Took), "writes", writes)
+			"all_decided_ms", ms(run.Took), "writes", writes, "etcd_cpu_s", round(etcdCPU, 2), "sim_cpu_s", round(sim.Seconds(), 2))
 		if v.Wrong != 0 {
 			t.Errorf("%d simultaneous failures: %d of %d pairs decided wrongly: %s", k, v.Wrong, k, strings.Join(v.WrongWhy, "; "))
 		}
