@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/kairos-io/kairos-sdk/clusterplugin"
@@ -110,6 +111,19 @@ func TestDocumentedUserData(t *testing.T) {
 			}
 			if !slices.Contains(sans, res.Block.Node.Address) {
 				t.Errorf("tls-san %v lacks this node's address %s", sans, res.Block.Node.Address)
+			}
+
+			// docs/first-boot.md shows node 1's file as provider-k3s
+			// writes it (config is empty, so config.yaml is the options
+			// file's content, which jq keeps in its order).
+			if filepath.Base(f) == "node1.yaml" {
+				doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "first-boot.md"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(w.UserOptions) != "{}" || !strings.Contains(string(doc), "\n"+string(w.Options)+"\n") {
+					t.Errorf("docs/first-boot.md does not show %s as provider-k3s writes it for node1.yaml: %s", k3sconfig.ConfigFile, w.Options)
+				}
 			}
 
 			// Nothing else: a key the documented files add later shows up here.

@@ -49,6 +49,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/twonode-edge/twonode/bootstrap/config"
+	"github.com/twonode-edge/twonode/bootstrap/k3sconfig"
 )
 
 // Key is the block's key in the cloud-config.
@@ -644,7 +645,44 @@ func checkCluster(n *yaml.Node) (*clusterplugin.Cluster, []error) {
 	if c.Role == clusterplugin.RoleInit && c.ProviderOptions["cluster-init"] != "no" {
 		add("providerConfig.cluster-init", `must be "no" with role init: the datastore is Kine, not an embedded etcd that k3s would start`)
 	}
+	if len(errs) == 0 {
+		errs = checkWritten(c)
+	}
 	return &c, errs
+}
+
+// checkWritten derives the k3s configuration provider-k3s writes from the
+// block (k3sconfig, at the version the image pins) and checks what the
+// pair needs of it: config and providerConfig may add k3s options, but not
+// ones that make provider-k3s stop or crash, nor change the datastore or
+// make k3s start an etcd of its own or join another server. No value is
+// shown.
+func checkWritten(c clusterplugin.Cluster) []error {
+	w, err := k3sconfig.Server(c)
+	if err != nil {
+		return []error{err}
+	}
+	var errs []error
+	add := func(key, why string) {
+		errs = append(errs, fmt.Errorf("cluster: the k3s configuration provider-k3s %s writes from this block (%s) must not set %s (set in config or providerConfig): %s",
+			k3sconfig.ProviderVersion, k3sconfig.ConfigFile, key, why))
+	}
+	if ep, _ := w.Config["datastore-endpoint"].(string); ep != K3sDatastoreEndpoint {
+		add("datastore-endpoint other than "+K3sDatastoreEndpoint, "a datastore-endpoint in config is joined to providerConfig's, and k3s would use neither this node's Kine")
+	}
+	if w.Config["cluster-init"] == true {
+		add("cluster-init", "k3s would start an embedded etcd instead of using Kine")
+	}
+	if _, ok := w.Config["server"]; ok {
+		add("server", "k3s would join another server's cluster instead of serving from this node's Kine")
+	}
+	if w.Config["disable-etcd"] == true {
+		add("disable-etcd", "k3s refuses it without server (and newer k3s releases with a datastore-endpoint)")
+	}
+	if w.Config["disable-apiserver"] == true {
+		add("disable-apiserver", "this node's k3s would serve no API from its Kine (and newer k3s releases refuse it with a datastore-endpoint)")
+	}
+	return errs
 }
 
 // typeProblem keeps yaml.v3's line numbers and type names but none of the
