@@ -21,10 +21,10 @@ func TestJudgeCountsWrongDecisions(t *testing.T) {
 	now := time.Now()
 	// b took over: term 5, alone under b's lease; a's swap was refused.
 	won := witness.State{Term: witness.Seen{Term: witness.Term{Term: 5, By: b}, Rev: 9}, Alone: &witness.Alone{Term: 5, By: b}}
-	right := func() (RaceRun, map[string]*record) {
-		r := RaceRun{Pairs: []Pair{p}, Nodes: [][2]nodeRun{{
-			{claim: 4, decided: true, st: won},
-			{claim: 5, decided: true, won: true, st: won, lease: witness.Lease{ID: lease, Deadline: now.Add(time.Minute)}},
+	right := func() (*RaceRun, map[string]*record) {
+		r := &RaceRun{Pairs: []Pair{p}, Nodes: [][2]nodeRun{{
+			{claim: 4, decided: true, st: won, at: now.Add(-time.Second)},
+			{claim: 5, decided: true, won: true, st: won, at: now.Add(-2 * time.Second), lease: witness.Lease{ID: lease, TTL: 10 * time.Second, Deadline: now.Add(time.Minute)}},
 		}}}
 		kvs := map[string]*record{
 			p.Prefix + "term":  {value: []byte(`{"term":5,"by":"` + b + `"}`)},
@@ -39,7 +39,13 @@ func TestJudgeCountsWrongDecisions(t *testing.T) {
 		name   string
 		break_ func(r *RaceRun, kvs map[string]*record)
 	}{
-		{"two winners", func(r *RaceRun, _ map[string]*record) { r.Nodes[0][0].won = true }},
+		{"two winners at once", func(r *RaceRun, _ map[string]*record) {
+			r.Nodes[0][0] = nodeRun{claim: 4, decided: true, won: true, at: now.Add(-time.Second), lease: witness.Lease{ID: 0x52, Deadline: now.Add(time.Minute)},
+				st: witness.State{Term: witness.Seen{Term: witness.Term{Term: 4, By: a}, Rev: 8}, Alone: &witness.Alone{Term: 4, By: a}}}
+		}},
+		{"the loser was answered without the alone record while the winner's lease ran", func(r *RaceRun, _ map[string]*record) {
+			r.Nodes[0][0].st.Alone = nil
+		}},
 		{"no winner", func(r *RaceRun, _ map[string]*record) { r.Nodes[0][1].won = false }},
 		{"the loser was answered a stale record", func(r *RaceRun, _ map[string]*record) {
 			r.Nodes[0][0].st = witness.State{Term: witness.Seen{Term: witness.Term{Term: 4, By: a}, Rev: 3}}
@@ -56,7 +62,7 @@ func TestJudgeCountsWrongDecisions(t *testing.T) {
 		{"the winner claimed the wrong term", func(r *RaceRun, _ map[string]*record) { r.Nodes[0][1].claim = 6 }},
 	} {
 		r, kvs := right()
-		tc.break_(&r, kvs)
+		tc.break_(r, kvs)
 		if v := judge(r, kvs, now); v.Wrong != 1 {
 			t.Errorf("%s: counted %d wrong decisions, want 1", tc.name, v.Wrong)
 		}
@@ -67,6 +73,23 @@ func TestJudgeCountsWrongDecisions(t *testing.T) {
 	delete(kvs, p.Prefix+"alone")
 	if v := judge(r, kvs, now.Add(2*time.Minute)); v.Wrong != 0 {
 		t.Errorf("an expired lease was counted a wrong decision: %v", v.WrongWhy)
+	}
+	// Not wrong: the second node won only after the first one's lease had
+	// lapsed (it stopped serving), and the records name the second.
+	r, kvs = right()
+	r.Nodes[0][0] = nodeRun{claim: 4, decided: true, won: true, at: now.Add(-time.Minute), lease: witness.Lease{ID: 0x52, Deadline: now.Add(-50 * time.Second)},
+		st: witness.State{Term: witness.Seen{Term: witness.Term{Term: 4, By: a}, Rev: 8}, Alone: &witness.Alone{Term: 4, By: a}}}
+	if v := judge(r, kvs, now); v.Wrong != 0 || v.AfterLapse != 1 {
+		t.Errorf("a take-over after a lapsed lease: wrong %d (%v), after_lapse %d; want 0, 1", v.Wrong, v.WrongWhy, v.AfterLapse)
+	}
+	// Not wrong: the loser answered without the alone record after the
+	// winner's lease had lapsed.
+	r, kvs = right()
+	r.Nodes[0][1].lease.Deadline = now.Add(-3 * time.Second)
+	r.Nodes[0][0].st.Alone = nil
+	delete(kvs, p.Prefix+"alone")
+	if v := judge(r, kvs, now); v.Wrong != 0 {
+		t.Errorf("a loser answered after the winner's lease lapsed was counted wrong: %v", v.WrongWhy)
 	}
 	// Undecided is not decided, and not wrong either: the test asserts it apart.
 	r, kvs = right()

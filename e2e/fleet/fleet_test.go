@@ -112,6 +112,7 @@ func TestFleet(t *testing.T) {
 		before, sim0 := scrape(t, w), simCPU()
 		run := Race(ctx, pool, w.Config, ps)
 		after, sim := scrape(t, w), simCPU()-sim0
+		run.Release()
 		v, err := Judge(ctx, pool[0], group, run)
 		if err != nil {
 			t.Fatal(err)
@@ -125,7 +126,7 @@ func TestFleet(t *testing.T) {
 		p := Point{Failures: k, P50: v.Decision.Quantile(0.5), P99: v.Decision.Quantile(0.99)}
 		points = append(points, p)
 		result("fleet-race", "failures", k, "background_pairs", len(healthy), "pool", len(pool),
-			"decided", v.Decided, "winners", v.Winners, "failed_swaps", v.FailedSwaps, "conceded_on_read", v.ConcededOnRead, "wrong", v.Wrong,
+			"decided", v.Decided, "winners", v.Winners, "failed_swaps", v.FailedSwaps, "conceded_on_read", v.ConcededOnRead, "after_lapse", v.AfterLapse, "wrong", v.Wrong,
 			"retried", v.Retried, "decision_p50_ms", ms(p.P50), "decision_p99_ms", ms(p.P99), "decision_max_ms", ms(v.Decision.Quantile(1)),
 			"read_p50_ms", ms(v.Read.Quantile(0.5)), "read_p99_ms", ms(v.Read.Quantile(0.99)),
 			"grant_p50_ms", ms(v.Grant.Quantile(0.5)), "grant_p99_ms", ms(v.Grant.Quantile(0.99)),

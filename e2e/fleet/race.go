@@ -21,7 +21,7 @@ var Tick = config.Default().Timers.ProbeInterval
 
 // giveUp: a node with no answer by then is left undecided (and the run
 // fails: every pair must decide).
-const giveUp = 30 * time.Second
+const giveUp = 2 * time.Minute
 
 // Steps are the latencies of each kind of request, request to answer.
 type Steps struct{ Read, Grant, Claim Latencies }
@@ -37,9 +37,10 @@ type nodeRun struct {
 	won      bool
 	onRead   bool          // it saw the other node ahead in a read and claimed nothing
 	st       witness.State // the witness's state in the answer that decided
-	lease    witness.Lease // the lease it holds when it won
+	lease    witness.Lease // the lease it holds when it won, as last renewed
 	granted  []clientv3.LeaseID
-	took     time.Duration // from its first request to the answer that decided
+	at       time.Time     // when the answer that decided came
+	took     time.Duration // from its first request to that answer
 	retried  int           // requests that failed (tried again a tick later)
 	firstErr error
 	steps    Steps
@@ -53,7 +54,8 @@ func (n *nodeRun) race(ctx context.Context, c *witness.Client, self string) {
 	for {
 		err := n.attempt(ctx, c, self, &held)
 		if err == nil {
-			n.took = time.Since(first)
+			n.at = time.Now()
+			n.took = n.at.Sub(first)
 			return
 		}
 		n.retried++
@@ -106,6 +108,28 @@ func (n *nodeRun) attempt(ctx context.Context, c *witness.Client, self string, h
 	return nil
 }
 
+// keep is a winner leading alone: as the agent, at each tick once half
+// its lease is spent, it renews it, until hold closes. A lease whose
+// deadline passes is given up (the agent stops serving then).
+func (n *nodeRun) keep(ctx context.Context, c *witness.Client, hold <-chan struct{}) {
+	for {
+		select {
+		case <-hold:
+			return
+		case <-time.After(Tick):
+		}
+		now := time.Now()
+		switch {
+		case !n.lease.Valid(now):
+			return
+		case n.lease.Deadline.Sub(now) <= n.lease.TTL/2:
+			if l, err := c.Renew(ctx, n.lease); err == nil {
+				n.lease = l
+			}
+		}
+	}
+}
+
 // conceded: what a node read shows the other node ahead, so the agent
 // claims nothing: the other leads alone, or began a term at least the one
 // this node would claim.
@@ -115,17 +139,26 @@ func conceded(st witness.State, self string, claim uint64) bool {
 
 // RaceRun is a race's pairs and what each of their nodes did.
 type RaceRun struct {
-	Pairs []Pair
-	Nodes [][2]nodeRun
-	Took  time.Duration // from the moment the links failed to the last answer
+	Pairs    []Pair
+	Nodes    [][2]nodeRun
+	Took     time.Duration // from the moment the links failed to the last answer
+	hold     chan struct{}
+	renewing sync.WaitGroup
+}
+
+// Release ends the winners' renewals; what they did may be read after.
+func (r *RaceRun) Release() {
+	close(r.hold)
+	r.renewing.Wait()
 }
 
 // Race makes every pair of ps lose its link at one moment: both nodes of
 // each pair act at once, the follower to take over (its leader's term
 // plus one), the leader to go on alone (its own term). Node i uses
-// connection i of the pool.
-func Race(ctx context.Context, pool Pool, w config.Witness, ps []Pair) RaceRun {
-	r := RaceRun{Pairs: ps, Nodes: make([][2]nodeRun, len(ps))}
+// connection i of the pool. It returns once every node has its answer (or
+// gave up); the winners go on renewing their leases until Release.
+func Race(ctx context.Context, pool Pool, w config.Witness, ps []Pair) *RaceRun {
+	r := &RaceRun{Pairs: ps, Nodes: make([][2]nodeRun, len(ps)), hold: make(chan struct{})}
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for i, p := range ps {
@@ -137,10 +170,15 @@ func Race(ctx context.Context, pool Pool, w config.Witness, ps []Pair) RaceRun {
 				n.claim++
 			}
 			wg.Add(1)
+			r.renewing.Add(1)
 			go func() {
-				defer wg.Done()
+				defer r.renewing.Done()
 				<-start
 				n.race(ctx, c, p.Names[node])
+				wg.Done()
+				if n.won {
+					n.keep(ctx, c, r.hold)
+				}
 			}()
 		}
 	}
@@ -158,24 +196,25 @@ type Verdict struct {
 	Winners        int // swaps won
 	FailedSwaps    int // claims the witness refused: the race's losers
 	ConcededOnRead int // losers that saw the winner in their read and claimed nothing
-	Wrong          int // pairs decided wrongly (none or two winners, a record or an answer naming the wrong node or term)
-	WrongWhy       []string
-	Retried        int       // requests that failed and were tried again a tick later
-	FirstErr       error     // the first of those a node met
-	Decision       Latencies // per node: first request to the answer that decided
+	// Pairs whose second node won too, after the first winner's lease had
+	// lapsed (it could not renew in time, and stopped serving, as the
+	// agent does): right, but a sign of an overloaded witness.
+	AfterLapse int
+	Wrong      int // pairs decided wrongly (see whyWrong)
+	WrongWhy   []string
+	Retried    int       // requests that failed and were tried again a tick later
+	FirstErr   error     // the first of those a node met
+	Decision   Latencies // per node: first request to the answer that decided
 	Steps
 }
 
 // maxWhy bounds the reasons a verdict keeps.
 const maxWhy = 5
 
-// Judge checks every pair of r: exactly one node won; the winner's answer
-// names it with the term it claimed (the leader's own, or the follower's
-// next) and it holds the lease; the loser's answer names the winner and
-// that term; and the witness, read afterwards with one range over the
-// race's keys, records exactly that: the term record by the winner, the
-// alone record by the winner under the winner's lease.
-func Judge(ctx context.Context, cli *clientv3.Client, group string, r RaceRun) (Verdict, error) {
+// Judge checks every pair of r (after Release) against the witness's
+// records, read afterwards with one range over the race's keys (whyWrong
+// says what is checked).
+func Judge(ctx context.Context, cli *clientv3.Client, group string, r *RaceRun) (Verdict, error) {
 	resp, err := cli.Get(ctx, "/fleet/"+group+"/", clientv3.WithPrefix())
 	if err != nil {
 		return Verdict{}, fmt.Errorf("fleet: reading the race's records: %w", err)
@@ -188,7 +227,7 @@ func Judge(ctx context.Context, cli *clientv3.Client, group string, r RaceRun) (
 }
 
 // judge is Judge on the witness's records as read at checked.
-func judge(r RaceRun, kvs map[string]*record, checked time.Time) Verdict {
+func judge(r *RaceRun, kvs map[string]*record, checked time.Time) Verdict {
 	v := Verdict{Pairs: len(r.Pairs)}
 	for i, p := range r.Pairs {
 		nodes := r.Nodes[i]
@@ -218,7 +257,14 @@ func judge(r RaceRun, kvs map[string]*record, checked time.Time) Verdict {
 			}
 		}
 		v.Winners += len(winners)
-		if why := whyWrong(p, nodes, winners, kvs, checked); why != "" {
+		if len(winners) == 2 && nodes[winners[0]].at.After(nodes[winners[1]].at) {
+			winners[0], winners[1] = winners[1], winners[0] // in the order they won
+		}
+		why := whyWrong(p, nodes, winners, kvs, checked)
+		if why == "" && len(winners) == 2 {
+			v.AfterLapse++
+		}
+		if why != "" {
 			v.Wrong++
 			if len(v.WrongWhy) < maxWhy {
 				v.WrongWhy = append(v.WrongWhy, p.Prefix+": "+why)
@@ -229,38 +275,62 @@ func judge(r RaceRun, kvs map[string]*record, checked time.Time) Verdict {
 }
 
 // whyWrong says what is wrong with a decided pair's outcome, "" if
-// nothing: the first check that fails.
+// nothing: the first check that fails. Right is:
+//   - one node won, with the term it claimed (the leader's own, or the
+//     follower's next), answered with its records, holding the lease; or
+//     both won, the second only after the first one's lease had lapsed
+//     (never two nodes leading alone at once);
+//   - the loser was answered the winner's term record, and its alone
+//     record unless the winner's lease had lapsed by then;
+//   - the witness, read afterwards, records the last winner's term, and
+//     its alone record under its lease unless that lease has lapsed.
 func whyWrong(p Pair, nodes [2]nodeRun, winners []int, kvs map[string]*record, checked time.Time) string {
-	if len(winners) != 1 {
-		return fmt.Sprintf("%d winners", len(winners))
+	if len(winners) == 0 {
+		return "no winner"
 	}
-	w := winners[0]
-	term, by := nodes[w].claim, p.Names[w]
-	want := p.Term + 1 // the follower took over
-	if w == p.Leader {
-		want = p.Term // the leader went on alone
+	for _, w := range winners {
+		want := p.Term + 1 // the follower took over
+		if w == p.Leader {
+			want = p.Term // the leader went on alone
+		}
+		if n := nodes[w]; n.claim != want || !names(n.st, n.claim, p.Names[w], true) || n.lease.ID == 0 {
+			return fmt.Sprintf("the winner %s claimed term %d (want %d) and was answered %+v with lease %x", p.Names[w], n.claim, want, n.st, n.lease.ID)
+		}
 	}
-	names := func(st witness.State) bool {
-		return st.Term.Rev != 0 && st.Term.Term.Term == term && st.Term.By == by && st.Alone != nil && st.Alone.Term == term && st.Alone.By == by
+	w := winners[len(winners)-1] // the one the records must name
+	term, by, lease := nodes[w].claim, p.Names[w], nodes[w].lease
+	if len(winners) == 2 {
+		if first := nodes[winners[0]]; !nodes[w].at.After(first.lease.Deadline) {
+			return fmt.Sprintf("%s won at %s while %s's lease ran until %s: two leaders alone at once",
+				by, nodes[w].at.Format(time.StampMilli), p.Names[winners[0]], first.lease.Deadline.Format(time.StampMilli))
+		}
+	} else if l := nodes[1-w]; !names(l.st, term, by, l.at.Before(lease.Deadline)) {
+		return fmt.Sprintf("the loser %s was answered %+v, which does not name the winner %s and term %d", p.Names[1-w], l.st, by, term)
 	}
 	var rec witness.Term
 	var alone witness.Alone
 	t, a := kvs[p.Prefix+"term"], kvs[p.Prefix+"alone"]
 	switch {
-	case term != want:
-		return fmt.Sprintf("%s claimed term %d, want %d", by, term, want)
-	case !names(nodes[w].st) || nodes[w].lease.ID == 0:
-		return fmt.Sprintf("the winner %s was answered %+v with lease %x", by, nodes[w].st, nodes[w].lease.ID)
-	case !names(nodes[1-w].st):
-		return fmt.Sprintf("the loser %s was answered %+v, which does not name the winner %s and term %d", p.Names[1-w], nodes[1-w].st, by, term)
 	case t == nil || json.Unmarshal(t.value, &rec) != nil || rec != (witness.Term{Term: term, By: by}):
 		return fmt.Sprintf("the witness's term record is %s, want term %d by %s", t, term, by)
-	case a == nil && checked.Before(nodes[w].lease.Deadline):
+	case a == nil && checked.Before(lease.Deadline):
 		return fmt.Sprintf("no alone record while %s's lease still ran", by)
-	case a != nil && (a.lease != int64(nodes[w].lease.ID) || json.Unmarshal(a.value, &alone) != nil || alone != (witness.Alone{Term: term, By: by})):
-		return fmt.Sprintf("the witness's alone record is %s, want term %d by %s under lease %x", a, term, by, nodes[w].lease.ID)
+	case a != nil && (a.lease != int64(lease.ID) || json.Unmarshal(a.value, &alone) != nil || alone != (witness.Alone{Term: term, By: by})):
+		return fmt.Sprintf("the witness's alone record is %s, want term %d by %s under lease %x", a, term, by, lease.ID)
 	}
 	return ""
+}
+
+// names: st is the term record of term by, and its alone record too, or
+// none when alone is false (the winner's lease had lapsed).
+func names(st witness.State, term uint64, by string, alone bool) bool {
+	if st.Term.Rev == 0 || st.Term.Term != (witness.Term{Term: term, By: by}) {
+		return false
+	}
+	if !alone {
+		return st.Alone == nil || *st.Alone == (witness.Alone{Term: term, By: by})
+	}
+	return st.Alone != nil && *st.Alone == (witness.Alone{Term: term, By: by})
 }
 
 // record is a key's value and lease as the witness holds it.
@@ -278,7 +348,7 @@ func (r *record) String() string {
 
 // Revoke gives back every lease the race granted, so that no record of
 // one race expires during the next.
-func Revoke(ctx context.Context, pool Pool, r RaceRun) {
+func Revoke(ctx context.Context, pool Pool, r *RaceRun) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4*len(pool))
 	for i := range r.Nodes {
