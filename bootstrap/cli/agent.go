@@ -114,6 +114,7 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 			return cli.Exit("invalid configuration, nothing was changed:\n"+err.Error(), 2)
 		}
 		defer w.Close()
+		w.SetClock(now) // leases are timed on the clock the agent checks them with
 		wc = w
 		log.Info("the witness decides with the pair", "endpoints", cfg.Witness.Endpoints, "prefix", cfg.Witness.Prefix,
 			"unreachable", cfg.Witness.Unreachable)

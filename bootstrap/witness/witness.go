@@ -160,6 +160,10 @@ func tlsConfig(w config.Witness) (*tls.Config, error) {
 	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
+// SetClock makes the client time its leases on now, the clock its caller
+// compares their deadlines with (the agent's, which fault tests move).
+func (c *Client) SetClock(now func() time.Time) { c.now = now }
+
 // Close releases the connection if New opened it.
 func (c *Client) Close() error {
 	if !c.owns {
