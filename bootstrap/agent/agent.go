@@ -73,6 +73,7 @@ type Agent struct {
 	peerMark    string          // the last replication mark from the peer (postgres.Status.PeerMark)
 	markSeen    bool            // a mark was read since the agent started
 	heardAt     time.Time       // when peerMark last changed, on this agent's clock
+	peerFlushed int64           // (primary) the standby's flush position at that mark
 	pgNow       postgres.Status // this tick's local PostgreSQL, as localPG judged it
 	lastPeerErr string          // the last peer error, logged once when implausible
 	wv          witnessView     // what this node knows of the witness
@@ -120,7 +121,10 @@ func New(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 			BootGrace:        cfg.Timers.BootGrace,
 			JoinTimeout:      2 * time.Minute,
 			WitnessWait:      cfg.Witness.Unreachable == "wait",
-			Manual:           cfg.Failover == "manual",
+			// One witness request's time: a leader's claim to go on alone
+			// answers within it.
+			WitnessDefer: int((cfg.Witness.RequestTimeout + cfg.Timers.ProbeInterval - 1) / cfg.Timers.ProbeInterval),
+			Manual:       cfg.Failover == "manual",
 		},
 		met:  newMetrics(),
 		cmds: make(chan cmdReq),

@@ -299,16 +299,26 @@ func (a *Agent) kineServing() bool { return a.d.Kine.Target() == a.cfg.Node.Addr
 // compared with itself, and the time it changed is read here. The
 // standby reports every second (wal_receiver_status_interval), so a
 // change is seen within a second and a tick. The first mark after the
-// agent starts is no news. Caller holds a.mu.
+// agent starts is no news.
+//
+// On a primary a reply counts only if the standby has flushed everything
+// or more than at the last reply: a standby that cannot receive (the link
+// down one way, from the leader) still sends replies, stuck at the same
+// position, while this node's commits wait for it, already visible to its
+// own readers (measured: the leader counted its follower healthy until the
+// follower promoted, and its readers saw commits the pair then archived).
+// Caller holds a.mu.
 func (a *Agent) peerHeard(pg postgres.Status, now time.Time) bool {
 	if !pg.Up || pg.PeerMark == "" {
 		return false
 	}
 	if pg.PeerMark != a.peerMark {
-		if a.peerMark != "" || a.markSeen {
+		flushed := int64(pg.CurrentLSN) - pg.PeerFlushLagBytes
+		progress := pg.InRecovery || pg.PeerFlushLagBytes <= 0 || flushed > a.peerFlushed
+		if (a.peerMark != "" || a.markSeen) && progress {
 			a.heardAt = now
 		}
-		a.peerMark, a.markSeen = pg.PeerMark, true
+		a.peerMark, a.markSeen, a.peerFlushed = pg.PeerMark, true, flushed
 	}
 	return !a.heardAt.IsZero() && now.Sub(a.heardAt) < 2*a.cfg.Timers.ProbeInterval+time.Second
 }

@@ -169,9 +169,14 @@ const maxDamping = 3
 // last hour. A link that flaps (measured: down and up every 0.5-3 s) split
 // the pair again at every outage longer than the window; the loser, which
 // follows afterwards, now needs a longer outage to promote again, while a
-// leader that really died is still replaced, later.
+// leader that really died is still replaced, later. With a witness that
+// answers, the leader is given WitnessDefer more probes to claim first.
 func (t tick) promoteAfter() int {
-	return t.c.FailureThreshold << min(t.o.Self.RecentSplits, maxDamping)
+	n := t.c.FailureThreshold << min(t.o.Self.RecentSplits, maxDamping)
+	if t.witnessUsed() {
+		n += t.c.WitnessDefer
+	}
+	return n
 }
 
 // peerRevsAhead: the peer lost a split whose clients saw revisions this

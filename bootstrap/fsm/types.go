@@ -209,6 +209,13 @@ type Config struct {
 	// node begins a term or leads alone (policy wait); otherwise the pair
 	// decides as without a witness (policy promote).
 	WitnessWait bool
+	// WitnessDefer: with a witness that answers, a follower waits this
+	// many more failed probes before it takes over, so that a leader
+	// that still reaches the witness claims first and goes on alone (it
+	// holds every write, and its clients may already have read commits
+	// still waiting for the follower; measured end to end: the follower
+	// won the race and those reads saw writes the pair then archived).
+	WitnessDefer int
 	// Manual: no promotion without an operator's command (failover:
 	// manual); a hand-over, and finishing a promotion cut short, still run.
 	Manual bool
