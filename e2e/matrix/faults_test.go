@@ -10,15 +10,19 @@ import (
 
 // One-way partition: the leader's packets to the follower are dropped
 // while the follower's still reach the leader.
-func TestOneWayLeaderToFollower(t *testing.T) { oneWay(t, "one-way-leader-to-follower", 82, "a", "b") }
+func TestOneWayLeaderToFollower(t *testing.T) {
+	oneWay(t, "one-way-leader-to-follower", 82, "a", "b", options{})
+}
 
 // The reverse: the follower cannot reach the leader, the leader still
 // reaches the follower.
-func TestOneWayFollowerToLeader(t *testing.T) { oneWay(t, "one-way-follower-to-leader", 83, "b", "a") }
+func TestOneWayFollowerToLeader(t *testing.T) {
+	oneWay(t, "one-way-follower-to-leader", 83, "b", "a", options{})
+}
 
 // oneWay drops the packets from one node to the other for 6 s.
-func oneWay(t *testing.T, name string, subnet int, from, to string) {
-	r := newRig(t, name, subnet, options{})
+func oneWay(t *testing.T, name string, subnet int, from, to string, o options) *rig {
+	r := newRig(t, name, subnet, o)
 	if err := r.c.Net.Partition(from, to); err != nil {
 		t.Fatal(err)
 	}
@@ -28,11 +32,14 @@ func oneWay(t *testing.T, name string, subnet int, from, to string) {
 		t.Fatal(err)
 	}
 	r.finish(fault)
+	return r
 }
 
 // A flapping link: down and up at random every 0.5-3 s for 60 s.
-func TestFlappingLink(t *testing.T) {
-	r := newRig(t, "flapping-link", 84, options{})
+func TestFlappingLink(t *testing.T) { flapping(t, "flapping-link", 84, options{}) }
+
+func flapping(t *testing.T, name string, subnet int, o options) *rig {
+	r := newRig(t, name, subnet, o)
 	fault := time.Now()
 	rng := rand.New(rand.NewPCG(uint64(fault.UnixNano()), 7))
 	down := false
@@ -56,13 +63,16 @@ func TestFlappingLink(t *testing.T) {
 	}
 	t.Logf("the link changed %d times in 60 s", flips)
 	r.finish(fault)
+	return r
 }
 
 // A frozen leader: every process of the node stopped (SIGSTOP) for longer
 // than the detection window, then resumed. Its writes from before and
 // after must not be lost without an archive.
-func TestFrozenLeader(t *testing.T) {
-	r := newRig(t, "frozen-leader", 85, options{})
+func TestFrozenLeader(t *testing.T) { frozenLeader(t, "frozen-leader", 85, options{}) }
+
+func frozenLeader(t *testing.T, name string, subnet int, o options) *rig {
+	r := newRig(t, name, subnet, o)
 	if err := r.c.Net.Freeze("a"); err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +82,7 @@ func TestFrozenLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.finish(fault)
+	return r
 }
 
 // PostgreSQL killed alone on the leader.

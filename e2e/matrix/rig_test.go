@@ -34,7 +34,8 @@ type rig struct {
 	mon      *monitor
 	cancel   context.CancelFunc
 	finished bool
-	split    *splitCheck // set by check when the whole history was not linearizable
+	split    *splitCheck     // set by check when the whole history was not linearizable
+	res      workload.Result // set by finish
 }
 
 // splitCheck is what check found for a history that held only without the
@@ -51,6 +52,7 @@ type options struct {
 	dataSize    string
 	rate        float64
 	noWorkload  bool // the scenario drives its own clients
+	witness     bool // the pair decides with a witness (a three-member etcd cluster)
 }
 
 // newRig forms the pair (a leads), starts both API servers, the watch and
@@ -64,7 +66,7 @@ func newRig(t *testing.T, name string, subnet int, o options) *rig {
 	copts, err := cluster.FromEnv(cluster.Options{
 		Prefix: "tm" + fmt.Sprint(subnet), Subnet: subnet,
 		Dir:         filepath.Join("/var/tmp/twonode-e2e", "matrix-"+name),
-		ClockOffset: o.clockOffset, DataSize: o.dataSize,
+		ClockOffset: o.clockOffset, DataSize: o.dataSize, Witness: o.witness,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -193,9 +195,9 @@ func (r *rig) finish(fault time.Time) workload.Result {
 	time.Sleep(time.Second)
 	r.cancel()
 	ops := r.w.Wait()
-	res := r.check(fault, ops)
-	r.report(res)
-	return res
+	r.res = r.check(fault, ops)
+	r.report(r.res)
+	return r.res
 }
 
 // check reads the final state and judges the history.
