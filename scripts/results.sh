@@ -101,8 +101,9 @@ for d in rows:
 	fi
 	if [ -s "$fleet" ] && grep -q '^RESULT {"scenario":"fleet-healthy"' "$fleet"; then
 		echo
-		echo "## Witness fleet (\`make fleet\`: simulated pairs, the real witness client, a three-member etcd on loopback)"
+		echo "## Witness fleet"
 		echo
+		echo "\`make fleet\` (\`e2e/fleet\`): simulated pairs, the real witness client, a three-member etcd on loopback."
 		echo "Every simulated node runs \`bootstrap/witness\`'s client as the agent does; the pairs share \`pool\` real TLS"
 		echo "connections (client certificates) to the etcd members, which run on the same cores as the simulator. Healthy:"
 		echo "both nodes of each pair read every 10 s at a random phase; \`writes\` are keys put or deleted (etcd's"
@@ -113,6 +114,10 @@ for d in rows:
 		echo "answers or records afterwards do not name the winner and its term (checked, see \`e2e/fleet\`'s Judge);"
 		echo "\`retried\`: requests that failed (the agent's 1 s request timeout) and were sent again a tick (500 ms) later, as the"
 		echo "agent does; a claim that timed out but was applied is claimed again (idempotent), so \`writes\` can exceed two per pair."
+		echo "What differs from a real fleet: the nodes share \`pool\` clients (a TLS connection to each member apiece) instead of"
+		echo "one each, so etcd holds three times \`pool\` connections rather than three per node, with as many keepalives; the"
+		echo "members and the simulator share this machine's cores and disk, where a real witness has three machines; loopback"
+		echo "has no network delay. The requests, their order and their timeouts are the agent's."
 		echo
 		echo "| pairs | pool | seconds | reads/s | read p50 ms | read p99 ms | read errors | wrong reads | writes | writes/s | raft entries | etcd CPU s | simulator CPU s |"
 		echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"

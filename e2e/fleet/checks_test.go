@@ -23,7 +23,7 @@ func TestJudgeCountsWrongDecisions(t *testing.T) {
 	won := witness.State{Term: witness.Seen{Term: witness.Term{Term: 5, By: b}, Rev: 9}, Alone: &witness.Alone{Term: 5, By: b}}
 	right := func() (*RaceRun, map[string]*record) {
 		r := &RaceRun{Pairs: []Pair{p}, Nodes: [][2]nodeRun{{
-			{claim: 4, decided: true, st: won, at: now.Add(-time.Second)},
+			{claim: 4, decided: true, st: won, asked: now.Add(-1100 * time.Millisecond), at: now.Add(-time.Second)},
 			{claim: 5, decided: true, won: true, st: won, at: now.Add(-2 * time.Second), lease: witness.Lease{ID: lease, TTL: 10 * time.Second, Deadline: now.Add(time.Minute)}},
 		}}}
 		kvs := map[string]*record{
@@ -90,6 +90,15 @@ func TestJudgeCountsWrongDecisions(t *testing.T) {
 	delete(kvs, p.Prefix+"alone")
 	if v := judge(r, kvs, now); v.Wrong != 0 {
 		t.Errorf("a loser answered after the winner's lease lapsed was counted wrong: %v", v.WrongWhy)
+	}
+	// Not wrong: the loser asked before the winner's claim was answered,
+	// and saw its term without the alone record (an earlier claim of the
+	// winner's, whose answer was lost, had lapsed).
+	r, kvs = right()
+	r.Nodes[0][0].asked, r.Nodes[0][0].at = now.Add(-3*time.Second), now.Add(-2500*time.Millisecond)
+	r.Nodes[0][0].st.Alone = nil
+	if v := judge(r, kvs, now); v.Wrong != 0 {
+		t.Errorf("a loser that asked before the winner won was counted wrong: %v", v.WrongWhy)
 	}
 	// Undecided is not decided, and not wrong either: the test asserts it apart.
 	r, kvs = right()

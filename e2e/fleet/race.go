@@ -39,6 +39,7 @@ type nodeRun struct {
 	st       witness.State // the witness's state in the answer that decided
 	lease    witness.Lease // the lease it holds when it won, as last renewed
 	granted  []clientv3.LeaseID
+	asked    time.Time     // when the request answered by that came was sent
 	at       time.Time     // when the answer that decided came
 	took     time.Duration // from its first request to that answer
 	retried  int           // requests that failed (tried again a tick later)
@@ -83,7 +84,7 @@ func (n *nodeRun) attempt(ctx context.Context, c *witness.Client, self string, h
 		return err
 	}
 	if conceded(st, self, n.claim) {
-		n.decided, n.onRead, n.st = true, true, st
+		n.decided, n.onRead, n.st, n.asked = true, true, st, sent
 		return nil
 	}
 	if held.ID == 0 {
@@ -104,7 +105,14 @@ func (n *nodeRun) attempt(ctx context.Context, c *witness.Client, self string, h
 	if err != nil {
 		return err
 	}
-	n.decided, n.won, n.st, n.lease = true, won, answer, l
+	if !won && !conceded(answer, self, n.claim) {
+		// Refused, yet the witness shows nobody else ahead: an earlier
+		// claim of this node's, whose answer was lost, was applied after
+		// this attempt's read. The agent's row fails and it claims again
+		// at the next tick, from a fresh read, which is idempotent.
+		return fmt.Errorf("claim refused by this node's own earlier claim, applied late: %+v", answer)
+	}
+	n.decided, n.won, n.st, n.lease, n.asked = true, won, answer, l, sent
 	return nil
 }
 
@@ -281,7 +289,9 @@ func judge(r *RaceRun, kvs map[string]*record, checked time.Time) Verdict {
 //     both won, the second only after the first one's lease had lapsed
 //     (never two nodes leading alone at once);
 //   - the loser was answered the winner's term record, and its alone
-//     record unless the winner's lease had lapsed by then;
+//     record if it asked after the winner had won and was answered
+//     before the winner's lease lapsed (an earlier claim of the winner's
+//     whose answer was lost may have lapsed before);
 //   - the witness, read afterwards, records the last winner's term, and
 //     its alone record under its lease unless that lease has lapsed.
 func whyWrong(p Pair, nodes [2]nodeRun, winners []int, kvs map[string]*record, checked time.Time) string {
@@ -304,7 +314,7 @@ func whyWrong(p Pair, nodes [2]nodeRun, winners []int, kvs map[string]*record, c
 			return fmt.Sprintf("%s won at %s while %s's lease ran until %s: two leaders alone at once",
 				by, nodes[w].at.Format(time.StampMilli), p.Names[winners[0]], first.lease.Deadline.Format(time.StampMilli))
 		}
-	} else if l := nodes[1-w]; !names(l.st, term, by, l.at.Before(lease.Deadline)) {
+	} else if l := nodes[1-w]; !names(l.st, term, by, !l.asked.Before(nodes[w].at) && l.at.Before(lease.Deadline)) {
 		return fmt.Sprintf("the loser %s was answered %+v, which does not name the winner %s and term %d", p.Names[1-w], l.st, by, term)
 	}
 	var rec witness.Term
