@@ -269,15 +269,21 @@ func (c *Client) Claim(ctx context.Context, from State, term uint64, held Lease)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	sent := c.now()
-	r, err := c.cli.KeepAliveOnce(ctx, held.ID) // alive? and its TTL starts again
-	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
-		return false, State{}, Lease{}, fmt.Errorf("%w: %v", ErrLeaseGone, err)
+	l := held
+	if !held.Valid(c.now().Add(c.timeout)) {
+		// Not fresh from Grant: alive? and its TTL starts again. A fresh
+		// lease saves the round trip (a fleet's simultaneous failures
+		// queue on the witness); one that expired anyway fails the put.
+		sent := c.now()
+		r, err := c.cli.KeepAliveOnce(ctx, held.ID)
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return false, State{}, Lease{}, fmt.Errorf("%w: %v", ErrLeaseGone, err)
+		}
+		if err != nil {
+			return false, State{}, Lease{}, fmt.Errorf("witness: the lease to claim with: %w", err)
+		}
+		l = c.lease(held.ID, r.TTL, sent)
 	}
-	if err != nil {
-		return false, State{}, Lease{}, fmt.Errorf("witness: the lease to claim with: %w", err)
-	}
-	l := c.lease(held.ID, r.TTL, sent)
 	aloneAsRead := clientv3.Compare(clientv3.CreateRevision(c.aloneKey()), "=", 0)
 	if from.Alone != nil { // this node's own, under this lease or not
 		aloneAsRead = clientv3.Compare(clientv3.LeaseValue(c.aloneKey()), "=", held.ID)
@@ -289,6 +295,9 @@ func (c *Client) Claim(ctx context.Context, from State, term uint64, held Lease)
 		Then(clientv3.OpPut(c.termKey(), string(rec)), clientv3.OpPut(c.aloneKey(), string(alone), clientv3.WithLease(l.ID)),
 			clientv3.OpGet(c.termKey()), clientv3.OpGet(c.aloneKey())).
 		Else(clientv3.OpGet(c.termKey()), clientv3.OpGet(c.aloneKey())).Commit()
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return false, State{}, Lease{}, fmt.Errorf("%w: claim term %d: %v", ErrLeaseGone, term, err)
+	}
 	if err != nil {
 		return false, State{}, Lease{}, fmt.Errorf("witness: claim term %d: %w", term, err)
 	}

@@ -211,6 +211,27 @@ func TestWitness(t *testing.T) {
 		}
 	})
 
+	t.Run("a fresh lease that is gone at the witness fails the claim as ErrLeaseGone", func(t *testing.T) {
+		a, _, _ := pair(t)
+		l, err := a.Grant(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Release(ctx, l); err != nil { // revoked behind the claim's back
+			t.Fatal(err)
+		}
+		if !l.Valid(time.Now().Add(time.Second)) {
+			t.Fatal("the fresh lease must look valid locally, or the claim renews it first")
+		}
+		won, _, _, err := a.Claim(ctx, State{}, 1, l)
+		if won || !errors.Is(err, ErrLeaseGone) {
+			t.Fatalf("claim with a revoked fresh lease: won %v, err %v; want ErrLeaseGone", won, err)
+		}
+		if st, err := a.Read(ctx); err != nil || st.Term.Rev != 0 || st.Alone != nil {
+			t.Fatalf("the failed claim left %+v (%v); want nothing", st, err)
+		}
+	})
+
 	t.Run("a renewed lease keeps the record; a released one frees it at once", func(t *testing.T) {
 		a, b, w := pair(t)
 		_, _, lease, err := claim(t, a, State{}, 1, Lease{})
