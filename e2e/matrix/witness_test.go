@@ -94,8 +94,10 @@ func TestWitnessClockSkewSplit(t *testing.T) {
 	winner, loser := r.aloneOne(30 * time.Second)
 	time.Sleep(2 * time.Second) // past the detection window: the loser has decided too
 	acked := map[string]int{}
-	acked[loser] = r.splitWrites(ctx, loser, endpointOf(loser), 10)
+	// The winner first, so that api_rto_ms is the take-over's, not the
+	// loser's refusals' (each waits for the client's timeout).
 	acked[winner] = r.splitWrites(ctx, winner, endpointOf(winner), 20)
+	acked[loser] = r.splitWrites(ctx, loser, endpointOf(loser), 10)
 	if err := r.c.Net.Heal(); err != nil {
 		t.Fatal(err)
 	}
