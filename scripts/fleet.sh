@@ -9,7 +9,9 @@
 #
 # Sizes (defaults: the full run): FLEET_PAIRS healthy pairs, FLEET_FOR how
 # long they are measured, FLEET_SWEEP the races' sizes, FLEET_POOL the
-# shared TLS connections.
+# shared TLS connections. To redraw the picture from the last run's log
+# without running again: go test ./e2e/fleet -run '^TestFleet$'
+#   -fleet.redraw=/tmp/twonode-fleet.log -fleet.svg="$PWD/images/fleet-latency.svg"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin

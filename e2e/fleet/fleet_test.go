@@ -23,6 +23,7 @@ var (
 	poolFlag    = flag.Int("fleet.pool", 200, "real TLS connections (clientv3 clients) the simulated nodes share")
 	membersFlag = flag.Int("fleet.members", 3, "etcd members of the witness")
 	svgFlag     = flag.String("fleet.svg", "", "where to draw the decision latency picture (make fleet: images/fleet-latency.svg)")
+	redrawFlag  = flag.String("fleet.redraw", "", "instead of running, draw -fleet.svg from the RESULT lines of a run's log (make fleet keeps /tmp/twonode-fleet.log)")
 )
 
 // TestFleet measures a fleet on one witness and checks what could go
@@ -37,6 +38,12 @@ var (
 // The healthy fleet keeps reading during the races, so that they are
 // decided under the load of the rest of the fleet.
 func TestFleet(t *testing.T) {
+	if *redrawFlag != "" {
+		if err := redraw(*redrawFlag, *svgFlag); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
 	sweep, err := parseSweep(*sweepFlag)
 	if err != nil {
 		t.Fatal(err)
@@ -150,19 +157,62 @@ func TestFleet(t *testing.T) {
 		t.Errorf("during the races, %d reads of healthy pairs answered another record than their own, first: %s", rest.Wrong, rest.FirstBad)
 	}
 	if *svgFlag != "" {
-		caption := fmt.Sprintf("%d-member etcd on loopback (TLS, client certificates), %d other pairs reading meanwhile, %d shared connections, %d cores",
-			len(w.Members), len(healthy), len(pool), runtime.NumCPU())
-		f, err := os.Create(*svgFlag)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := WriteSVG(f, points, caption); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
+		if err := draw(*svgFlag, points, len(w.Members), len(healthy), len(pool)); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// draw writes the picture of a run to path.
+func draw(path string, points []Point, members, pairs, pool int) error {
+	caption := fmt.Sprintf("%d-member etcd on loopback (TLS, client certificates), %d other pairs reading meanwhile, %d shared connections, %d cores",
+		members, pairs, pool, runtime.NumCPU())
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := WriteSVG(f, points, caption); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// redraw draws the picture from the RESULT lines of a run's log, as that
+// run drew it (a change to the drawing needs no new run).
+func redraw(log, path string) error {
+	data, err := os.ReadFile(log)
+	if err != nil {
+		return err
+	}
+	var points []Point
+	var members, pairs, pool int
+	for _, line := range strings.Split(string(data), "\n") {
+		var r struct {
+			Scenario        string
+			Members         int
+			Failures        int
+			BackgroundPairs int `json:"background_pairs"`
+			Pool            int
+			P50             float64 `json:"decision_p50_ms"`
+			P99             float64 `json:"decision_p99_ms"`
+		}
+		body, ok := strings.CutPrefix(line, "RESULT ")
+		if !ok || json.Unmarshal([]byte(body), &r) != nil {
+			continue
+		}
+		switch r.Scenario {
+		case "fleet-healthy":
+			members = r.Members
+		case "fleet-race":
+			points = append(points, Point{Failures: r.Failures, P50: time.Duration(r.P50 * float64(time.Millisecond)), P99: time.Duration(r.P99 * float64(time.Millisecond))})
+			pairs, pool = r.BackgroundPairs, r.Pool
+		}
+	}
+	if len(points) == 0 {
+		return fmt.Errorf("%s: no fleet-race RESULT line", log)
+	}
+	return draw(path, points, members, pairs, pool)
 }
 
 // result prints a RESULT line as every measuring test does, for

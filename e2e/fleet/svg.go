@@ -37,17 +37,21 @@ func WriteSVG(w io.Writer, pts []Point, caption string) error {
 		return fmt.Errorf("fleet: no race to draw")
 	}
 	lo, hi := float64(pts[0].Failures), float64(pts[0].Failures)
-	top := Goal
+	bottom, top := Goal, Goal
 	for _, p := range pts {
 		lo, hi = math.Min(lo, float64(p.Failures)), math.Max(hi, float64(p.Failures))
-		top = max(top, p.P99)
+		bottom, top = min(bottom, p.P50), max(top, p.P99)
 	}
 	// x: a decade's fraction either side, so the end points are not on the frame.
 	l0, l1 := math.Log10(lo)-0.1, math.Log10(hi)+0.1
 	x := func(k int) float64 { return plotL + (math.Log10(float64(k))-l0)/(l1-l0)*(plotR-plotL) }
-	step := niceStep(ms(top) / 5)
-	ymax := math.Ceil(ms(top)*1.05/step) * step
-	y := func(d time.Duration) float64 { return plotB - ms(d)/ymax*(plotB-plotT) }
+	// y: logarithmic too (latencies span orders of magnitude), from the
+	// 1-2-5 grid value well under the lowest median (room for its label)
+	// to the one over the highest p99.
+	grid := gridValues(max(ms(bottom)/1.5, 0.1), ms(top))
+	y0, y1 := math.Log10(grid[0]), math.Log10(grid[len(grid)-1])
+	yOf := func(v float64) float64 { return plotB - (math.Log10(max(v, grid[0]))-y0)/(y1-y0)*(plotB-plotT) }
+	y := func(d time.Duration) float64 { return yOf(ms(d)) }
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"Helvetica, Arial, sans-serif\">\n", svgW, svgH, svgW, svgH)
@@ -58,8 +62,8 @@ func WriteSVG(w io.Writer, pts []Point, caption string) error {
 	// Axes, the y grid and its labels.
 	fmt.Fprintf(&b, "  <line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#55606b\"/>\n", plotL, plotB, plotR, plotB)
 	fmt.Fprintf(&b, "  <line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#55606b\"/>\n", plotL, plotT, plotL, plotB)
-	for v := 0.0; v <= ymax+step/2; v += step {
-		yy := plotB - v/ymax*(plotB-plotT)
+	for _, v := range grid {
+		yy := yOf(v)
 		fmt.Fprintf(&b, "  <line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#e0e4e8\"/>\n", plotL+1, yy, plotR, yy)
 		fmt.Fprintf(&b, "  <text x=\"%d\" y=\"%.1f\" font-size=\"9\" text-anchor=\"end\" fill=\"#55606b\">%g ms</text>\n", plotL-6, yy+3, v)
 	}
@@ -67,7 +71,7 @@ func WriteSVG(w io.Writer, pts []Point, caption string) error {
 		fmt.Fprintf(&b, "  <line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#55606b\"/>\n", x(p.Failures), plotB, x(p.Failures), plotB+5)
 		fmt.Fprintf(&b, "  <text x=\"%.1f\" y=\"%d\" font-size=\"9\" text-anchor=\"middle\" fill=\"#55606b\">%d</text>\n", x(p.Failures), plotB+17, p.Failures)
 	}
-	fmt.Fprintf(&b, "  <text x=\"%d\" y=\"%d\" font-size=\"10\" text-anchor=\"middle\">pairs whose link fails at the same moment (log scale)</text>\n", (plotL+plotR)/2, plotB+38)
+	fmt.Fprintf(&b, "  <text x=\"%d\" y=\"%d\" font-size=\"10\" text-anchor=\"middle\">pairs whose link fails at the same moment (both axes logarithmic)</text>\n", (plotL+plotR)/2, plotB+38)
 	// The goal.
 	fmt.Fprintf(&b, "  <line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#8a96a3\" stroke-dasharray=\"6 4\"/>\n", plotL, y(Goal), plotR, y(Goal))
 	fmt.Fprintf(&b, "  <text x=\"%d\" y=\"%.1f\" font-size=\"9\" text-anchor=\"end\" fill=\"#55606b\">goal: p99 &lt; %d ms at 1,000</text>\n", plotR-4, y(Goal)-4, Goal.Milliseconds())
@@ -87,7 +91,7 @@ func WriteSVG(w io.Writer, pts []Point, caption string) error {
 		fmt.Fprintf(&b, "  <polyline points=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\"/>\n", strings.Join(path, " "), s.colour)
 		for _, p := range pts {
 			fmt.Fprintf(&b, "  <circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", x(p.Failures), y(s.of(p)), s.colour)
-			fmt.Fprintf(&b, "  <text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" text-anchor=\"middle\" fill=\"%s\">%g</text>\n", x(p.Failures), y(s.of(p))+float64(s.dy), s.colour, ms(s.of(p)))
+			fmt.Fprintf(&b, "  <text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" text-anchor=\"middle\" fill=\"%s\">%s</text>\n", x(p.Failures), y(s.of(p))+float64(s.dy), s.colour, label(s.of(p)))
 		}
 	}
 	// The legend.
@@ -101,16 +105,30 @@ func WriteSVG(w io.Writer, pts []Point, caption string) error {
 	return err
 }
 
-// niceStep rounds a grid step up to 1, 2 or 5 times a power of ten.
-func niceStep(raw float64) float64 {
-	if raw <= 0 {
-		return 1
+// gridValues are the 1-2-5 values (in ms) from the last one at or under
+// lo to the first one at or over hi.
+func gridValues(lo, hi float64) []float64 {
+	var all []float64
+	for p := math.Pow(10, math.Floor(math.Log10(lo))); len(all) == 0 || all[len(all)-1] < hi; p *= 10 {
+		all = append(all, p, 2*p, 5*p)
 	}
-	p := math.Pow(10, math.Floor(math.Log10(raw)))
-	for _, m := range []float64{1, 2, 5, 10} {
-		if m*p >= raw {
-			return m * p
+	first, last := 0, len(all)-1
+	for i, v := range all {
+		if v <= lo {
+			first = i
 		}
 	}
-	return 10 * p
+	for i := len(all) - 1; i >= 0 && all[i] >= hi; i-- {
+		last = i
+	}
+	return all[first : last+1]
+}
+
+// label is a latency as the picture writes it: to a tenth of a
+// millisecond under 100 ms, whole milliseconds above.
+func label(d time.Duration) string {
+	if v := ms(d); v < 100 {
+		return fmt.Sprintf("%g", v)
+	}
+	return fmt.Sprintf("%.0f", ms(d))
 }
