@@ -286,6 +286,9 @@ func (a *Agent) localPG(pg postgres.Status, err error) postgres.Status {
 		a.log.Debug("local PostgreSQL answered too slowly: keeping the last observation", "ticks", a.pgSlow, "err", err)
 		return a.last.pg
 	}
+	if a.last.pg.Up && !errors.Is(err, context.DeadlineExceeded) {
+		a.log.Warn("local PostgreSQL counted down", "err", err)
+	}
 	a.pgSlow = 0
 	return postgres.Status{}
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -301,6 +302,33 @@ func TestPair(t *testing.T) {
 			}
 			if d := time.Since(start); d > 1500*time.Millisecond {
 				t.Fatalf("ping ignored its deadline: %s", d)
+			}
+		}},
+		{"a status cut short by its deadline says slow, never down", func(t *testing.T) {
+			// Deadlines from 50 µs to 40 ms fall before the connection, inside
+			// one query or between two: each answer is either complete or a
+			// timeout, never "down" and never another error (measured before:
+			// a query cut by the deadline closed the connection and the next
+			// one's "conn closed" made a starved follower count its running
+			// server down, and take over).
+			for _, n := range []*node{a, b} {
+				cut := 0
+				for d := 50 * time.Microsecond; d < 40*time.Millisecond; d += d/4 + 25*time.Microsecond {
+					ctx, cancel := context.WithTimeout(context.Background(), d)
+					st, err := n.m.Status(ctx)
+					cancel()
+					switch {
+					case err == nil && !st.Up:
+						t.Fatalf("%s: status within %s: down, without an error, while the server runs", n.name, d)
+					case err != nil && !errors.Is(err, context.DeadlineExceeded):
+						t.Fatalf("%s: status within %s: %v, want a timeout", n.name, d, err)
+					case err != nil:
+						cut++
+					}
+				}
+				if cut == 0 {
+					t.Fatalf("%s: no deadline from 50 µs up cut a status short: the test tests nothing", n.name)
+				}
 			}
 		}},
 		{"synchronous commit blocks without the standby and SetSync(false) releases it", func(t *testing.T) {

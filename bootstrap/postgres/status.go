@@ -32,15 +32,28 @@ type Status struct {
 	PeerMark string
 }
 
+// errLate is a status that ran out of time: a busy server, not a dead one.
+var errLate = fmt.Errorf("postgres: status: no answer in time: %w", context.DeadlineExceeded)
+
+// late: ctx's deadline has passed. Its Err can still be nil then (its
+// timer has not fired: a starved process wakes past it), and what failed
+// is a dial or read cut by the same deadline.
+func late(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ctx.Err() != nil || ok && !time.Now().Before(dl)
+}
+
 // Status reports the local server. A server that does not accept
 // connections is Up=false with a nil error: down is a state, not a fault.
+// One that did not answer before ctx's deadline, whatever failed, is
+// errLate.
 func (m *Manager) Status(ctx context.Context) (Status, error) {
 	st := Status{PeerFlushLagBytes: -1}
 	c, err := m.local(ctx, "postgres")
 	if err != nil {
-		if ctx.Err() != nil {
+		if late(ctx) {
 			// No answer in time is not "down": a busy server is slow.
-			return st, fmt.Errorf("postgres: status: no answer in time: %w", ctx.Err())
+			return st, errLate
 		}
 		return st, nil
 	}
@@ -48,6 +61,9 @@ func (m *Manager) Status(ctx context.Context) (Status, error) {
 	err = c.QueryRow(ctx, `SELECT pg_is_in_recovery(), current_setting('synchronous_standby_names')`).
 		Scan(&st.InRecovery, &st.SyncStandbyNames)
 	if err != nil {
+		if late(ctx) {
+			return st, errLate
+		}
 		return st, fmt.Errorf("postgres: status: %w", err)
 	}
 	st.Up = true
@@ -59,11 +75,18 @@ func (m *Manager) Status(ctx context.Context) (Status, error) {
 	} else {
 		err = m.primaryStatus(ctx, c, &st)
 	}
-	if err != nil && ctx.Err() == nil {
+	switch {
+	case late(ctx):
+		// Out of time part way: a query cut by the deadline closes the
+		// connection, and the next one fails with "conn closed", which
+		// says nothing of the server (measured: a follower starved of CPU
+		// read that as "down", went back to starting and took over from a
+		// healthy leader). The answer is "slow", whatever the error.
+		return st, errLate
+	case err != nil:
 		m.log.Warn("status: replication details unavailable", "err", err)
-		err = nil
 	}
-	return st, err
+	return st, nil
 }
 
 // lastCommit is the newest commit time known here, zero if none. Not
