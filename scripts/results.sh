@@ -48,10 +48,12 @@ for line in sys.stdin:
 	echo "\`linearizable\`: porcupine on the whole history (a split brain that archived writes cannot be);"
 	echo "\`without branches\`: when the whole history is not, porcupine on it without the operations the losers"
 	echo "answered from their branch (the archived split, or a deposed leader's last answers): the test requires it."
+	echo "\`dual_vip_ms\`: how long the pair's address was on both nodes' interfaces (read from their kernels in the same rounds);"
+	echo "the test requires it to be at most dual_leader_ms. \`vip_move_ms\`: fault to the address on the other node alone (– : it stayed)."
 	echo "The watch never went backwards in any row that passed."
 	echo
-	echo "| scenario | api_rto_ms | acked | lost | archived | dual_leader_ms | ha_restored_ms | linearizable | without branches |"
-	echo "|---|---|---|---|---|---|---|---|---|"
+	echo "| scenario | api_rto_ms | acked | lost | archived | dual_leader_ms | ha_restored_ms | linearizable | without branches | dual_vip_ms | vip_move_ms |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|"
 	{ grep -sh '^RESULT {"scenario".*"api_rto_ms"\|^SPLIT {' "$log" || true; } | python3 -c '
 import json, sys
 rows, split = [], {}
@@ -67,7 +69,7 @@ for d in rows:
     s = split.get(d["scenario"])
     w = "–" if s is None else "%s (%d ops set aside)" % (cell(s["linearizable_without_branches"]), s["ops_set_aside"])
     keys = "scenario api_rto_ms acked lost archived dual_leader_ms ha_restored_ms linearizable".split()
-    print("| " + " | ".join(cell(d.get(k)) for k in keys) + " | " + w + " |")
+    print("| " + " | ".join(cell(d.get(k)) for k in keys) + " | " + w + " | " + cell(d.get("dual_vip_ms")) + " | " + cell(d.get("vip_move_ms")) + " |")
 ' 
 	echo
 	echo "## Kubernetes' etcd3 storage tests (Kine's CI suite) through the follower's Kine"

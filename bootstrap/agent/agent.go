@@ -44,6 +44,18 @@ type Deps struct {
 	// Watchdog resets the node if the agent hangs while the witness may
 	// hold its lease (nil: none).
 	Watchdog Watchdog
+	// VIP is the pair's stable API address (*vip.VIP; nil: none). It is on
+	// this node exactly while this node's Kine serves its own database:
+	// taken once fsm.KineLocal's Kine is ready, given up before fsm.KineStop
+	// or fsm.KinePeer touches Kine.
+	VIP Address
+}
+
+// Address is what the agent needs of the virtual IP (*vip.VIP).
+type Address interface {
+	Acquire(ctx context.Context) error
+	Release(ctx context.Context) error
+	Held() (bool, error)
 }
 
 // Agent is the daemon's state; all fields after mu are guarded by it.
@@ -78,6 +90,8 @@ type Agent struct {
 	lastPeerErr string          // the last peer error, logged once when implausible
 	wv          witnessView     // what this node knows of the witness
 	waiting     string          // the last tick's fsm.Decision.Waiting
+	addrWant    bool            // this node's decisions put the pair's address here (address.go)
+	addrErr     string          // the last error taking or giving it up, "" if none
 	waitsFor    fsm.WaitKind    // and whom it waits for
 }
 
@@ -131,6 +145,9 @@ func New(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 	}
 	a.m = fsm.New(d.Now())
 	a.restoreLease()
+	if err := a.reconcileAddress(context.Background()); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -197,6 +214,9 @@ func (a *Agent) tick(ctx context.Context, req *cmdReq) {
 
 	if err := a.d.Kine.Ensure(ctx); err != nil {
 		a.log.Warn("kine restart failed", "err", err)
+	}
+	if err == nil {
+		a.keepAddress(ctx, next.State)
 	}
 	a.tendWatchdog(a.d.Now())
 	if next.State.IsLeader() && obs.pg.Up && !obs.pg.InRecovery {

@@ -105,11 +105,17 @@ func (a *Agent) run(ctx context.Context, act fsm.Action, obs observed) error {
 		return a.updateState(func(p *Persisted) { p.Alone, p.Async = !on, !on })
 	case fsm.EnsureSlot:
 		return db.EnsureSlot(ctx, slotName(a.cfg.Peer.Name))
-	case fsm.KineLocal:
-		return a.d.Kine.Point(ctx, a.cfg.Node.Address)
+	case fsm.KineLocal: // and the pair's address, once Kine serves (address.go)
+		if err := a.d.Kine.Point(ctx, a.cfg.Node.Address); err != nil {
+			return err
+		}
+		a.holdAddress(ctx, true)
+		return nil
 	case fsm.KinePeer:
+		a.holdAddress(ctx, false)
 		return a.d.Kine.Point(ctx, a.cfg.Peer.Address)
 	case fsm.KineStop:
+		a.holdAddress(ctx, false)
 		return a.d.Kine.Stop(ctx)
 	case fsm.NewTerm:
 		return a.newTerm(ctx, act)

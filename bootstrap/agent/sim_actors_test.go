@@ -494,6 +494,27 @@ func (k simKine) Ensure(context.Context) error {
 }
 func (k simKine) Target() string { return k.n.kine }
 
+// simAddress is the pair's address on the node's interface.
+type simAddress struct{ *simInst }
+
+func (v simAddress) Acquire(context.Context) error { return v.set("vip-acquire", true) }
+func (v simAddress) Release(context.Context) error { return v.set("vip-release", false) }
+
+func (v simAddress) set(name string, held bool) error {
+	if err := v.before(name); err != nil {
+		return err
+	}
+	v.n.addrHeld = held
+	return v.after(name, nil)
+}
+
+func (v simAddress) Held() (bool, error) {
+	if err := v.alive(); err != nil {
+		return false, err
+	}
+	return v.n.addrHeld, nil
+}
+
 // simPeer is the other agent over the link: its PeerHandler, called directly.
 type simPeer struct{ *simInst }
 

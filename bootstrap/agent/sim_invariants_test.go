@@ -60,6 +60,20 @@ func (v *simInvariants) violate(w *simWorld, inv, key, format string, args ...an
 	w.eventf("VIOLATION %s: %s", inv, msg)
 }
 
+// addrHolders names the nodes that hold the pair's address.
+func (w *simWorld) addrHolders() string {
+	var held []string
+	for _, n := range w.nodes {
+		if n.addrHeld {
+			held = append(held, n.name)
+		}
+	}
+	if len(held) == 0 {
+		return "no node"
+	}
+	return strings.Join(held, " and ")
+}
+
 func (w *simWorld) serving(n *simNode) bool {
 	return n.powered && n.kine == n.addr && !n.kineDead && n.pg.running && !n.pg.standby
 }
@@ -189,6 +203,13 @@ func (v *simInvariants) check(w *simWorld) {
 			}
 		}
 	}
+	// I7: the pair's address is on a node only while that node's Kine
+	// serves its own database, so on both only while both do (a split).
+	for _, n := range w.nodes {
+		if n.addrHeld && n.kine != n.addr {
+			v.violate(w, "I7", n.name, "%s holds the pair's address while its Kine writes to %q", n.name, n.kine)
+		}
+	}
 	if w.wit != nil && w.wit.policy == "wait" && w.acking(w.nodes[0]) && w.acking(w.nodes[1]) {
 		v.violate(w, "I1w", "two writers", "with a witness, both nodes acknowledge writes at once")
 	}
@@ -205,6 +226,10 @@ func (v *simInvariants) check(w *simWorld) {
 		}
 	}
 	v.wasConverged = leader != nil
+	// I7b: a converged pair's address is on its leader, and only there.
+	if leader != nil && (!leader.addrHeld || w.peerOf(leader).addrHeld) {
+		v.violate(w, "I7b", leader.name, "the pair converged on leader %s, and its address is on %s", leader.name, w.addrHolders())
+	}
 
 	// I3: quiet spells converge.
 	quiet := !part

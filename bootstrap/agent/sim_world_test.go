@@ -130,6 +130,7 @@ type simNode struct {
 	crash          *crashPlan
 	callLog        []string // names of the counted calls, by number-1 (recording runs)
 	diskFull       bool     // the data filesystem has no room left (FreeBytes says so)
+	addrHeld       bool     // the pair's address is on this node's interface
 }
 
 // simFiring is one decided transition whose actions ran (or failed).
@@ -294,7 +295,7 @@ func (w *simWorld) persisted(n *simNode) Persisted {
 func (w *simWorld) boot(n *simNode) error {
 	inst := &simInst{w: w, n: n}
 	d := Deps{
-		DB: simDB{inst}, Kine: simKine{inst}, Peer: simPeer{inst}, PingPeer: inst.ping, Now: w.clock,
+		DB: simDB{inst}, Kine: simKine{inst}, Peer: simPeer{inst}, PingPeer: inst.ping, Now: w.clock, VIP: simAddress{inst},
 		FreeBytes: func(string) (uint64, error) {
 			if n.diskFull {
 				return 0, nil
@@ -335,7 +336,7 @@ func (w *simWorld) powerOff(n *simNode) {
 	if n.pg.running {
 		n.pg.running, n.pg.dirty = false, true
 	}
-	n.kine, n.kineDead, n.wd = "", false, simWatchdog{}
+	n.kine, n.kineDead, n.wd, n.addrHeld = "", false, simWatchdog{}, false
 	w.eventf("%s: power off", n.name)
 	w.inv.fault(w)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 	"github.com/twonode-edge/twonode/bootstrap/localapi"
 	"github.com/twonode-edge/twonode/bootstrap/peer"
 	"github.com/twonode-edge/twonode/bootstrap/postgres"
+	"github.com/twonode-edge/twonode/bootstrap/vip"
 	"github.com/twonode-edge/twonode/bootstrap/watchdog"
 	"github.com/twonode-edge/twonode/bootstrap/witness"
 )
@@ -124,6 +126,15 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 			wd = watchdog.New(cfg.Witness.Watchdog, cfg.Witness.WatchdogTimeout, log.With("actor", "watchdog"))
 		}
 	}
+	var addr agent.Address
+	if cfg.VIP.On() {
+		v, err := newVIP(cfg, log.With("actor", "vip"))
+		if err != nil {
+			return cli.Exit("invalid configuration, nothing was changed:\n"+err.Error(), 2)
+		}
+		defer v.Close()
+		addr = v
+	}
 	a, err := agent.New(cfg, log, agent.Deps{
 		Now:  now,
 		DB:   pg,
@@ -136,6 +147,7 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 		Fault:         fault,
 		Witness:       wc,
 		Watchdog:      wd,
+		VIP:           addr,
 	})
 	if err != nil {
 		return err
@@ -179,4 +191,15 @@ func serve(log *slog.Logger, what string, srv *http.Server, ln net.Listener) {
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Error(what+" stopped", "err", err)
 	}
+}
+
+// newVIP checks the pair's address against this machine's interfaces
+// (config.Validate checked the rest) and prepares it; nothing changes yet.
+func newVIP(cfg *config.Config, log *slog.Logger) (*vip.VIP, error) {
+	c := vip.Config{Address: netip.MustParsePrefix(cfg.VIP.Address), Interface: cfg.VIP.Interface, Lifetime: cfg.AddressLifetime()}
+	self, peerAddr := netip.MustParseAddr(cfg.Node.Address), netip.MustParseAddr(cfg.Peer.Address)
+	if err := c.Validate(self, peerAddr); err != nil {
+		return nil, err
+	}
+	return vip.New(c, self, log)
 }

@@ -30,6 +30,7 @@ type Config struct {
 	API             API           `yaml:"api" usage:"the agent's APIs"`
 	Log             Log           `yaml:"log" usage:"logging"`
 	Witness         Witness       `yaml:"witness" usage:"the third vote"`
+	VIP             VIP           `yaml:"vip" usage:"the pair's stable API address"`
 	ClockOffset     time.Duration `yaml:"test_clock_offset" usage:"FOR FAULT TESTS ONLY: added to the agent's wall clock (-24h..24h)"`
 }
 
@@ -110,6 +111,30 @@ func (w Witness) EndpointList() []string {
 		}
 	}
 	return out
+}
+
+// VIP is the pair's stable API address: a virtual IP on the leader's
+// interface only, moved with the database and Kine by one decision (see
+// package vip). Optional: empty, each node is reached at its own address.
+type VIP struct {
+	Address   string `yaml:"address" usage:"a free address of the site subnet with the subnet's prefix length, such as 10.0.0.100/24; empty: none"`
+	Interface string `yaml:"interface" usage:"interface that carries it; empty: the one holding node.address"`
+}
+
+// On reports whether a virtual IP is configured.
+func (v VIP) On() bool { return v.Address != "" }
+
+// AddressLifetime is how long the kernel keeps the pair's address on the
+// leader after its agent last renewed it (at every tick): failure_threshold
+// - 1 probe intervals, in whole seconds, at least one. A leader whose agent
+// hangs loses the address by itself before its follower can have decided
+// to take over (after failure_threshold probes, each up to probe_timeout,
+// and a promotion), so the address is never on two nodes because one
+// agent stopped; the kernel may take up to a quarter second more than the
+// lifetime. The price: an agent that stalls longer than that, or crashes
+// and restarts, leaves its leader without the address until its next tick.
+func (c *Config) AddressLifetime() time.Duration {
+	return max(time.Second, (time.Duration(c.Timers.FailureThreshold-1) * c.Timers.ProbeInterval).Truncate(time.Second))
 }
 
 // Log is the agent's own logging.

@@ -65,6 +65,8 @@ func TestFlagNames(t *testing.T) {
 		{"witness-unreachable", "TWONODE_WITNESS_UNREACHABLE"},
 		{"witness-watchdog", "TWONODE_WITNESS_WATCHDOG"},
 		{"witness-watchdog-timeout", "TWONODE_WITNESS_WATCHDOG_TIMEOUT"},
+		{"vip-address", "TWONODE_VIP_ADDRESS"},
+		{"vip-interface", "TWONODE_VIP_INTERFACE"},
 		{"test-clock-offset", "TWONODE_TEST_CLOCK_OFFSET"},
 	}
 	flags := Flags()

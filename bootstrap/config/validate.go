@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/twonode-edge/twonode/bootstrap/vip"
 )
 
 // Limits. Every one is checked by Validate and named in its message.
@@ -193,6 +195,9 @@ func (c *Config) Validate() error {
 
 	p.witness(c.Witness)
 	p.watchdog(c)
+	if c.VIP.On() || c.VIP.Interface != "" {
+		p.vip(c.VIP, nodeAddr, peerAddr)
+	}
 
 	p.between("test_clock_offset", c.ClockOffset, -maxClockOffset, maxClockOffset)
 
@@ -405,4 +410,36 @@ func dur(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// vip checks the address block as far as it can without the machine's
+// interfaces (the agent checks those when it starts): a free host address
+// of the subnet both nodes are on, with the subnet's prefix length.
+func (p *problems) vip(v VIP, self, peer netip.Addr) {
+	if v.Address == "" {
+		p.add("vip.interface", "is set but vip.address is empty: give the address, or remove the vip block")
+		return
+	}
+	a, err := netip.ParsePrefix(v.Address)
+	if err != nil {
+		p.add("vip.address", "must be an address with the subnet's prefix length, such as 10.0.0.100/24 or fd00:1::100/64 (got %q)", v.Address)
+		return
+	}
+	if err := (vip.Config{Address: a, Interface: v.Interface}).Check(self, peer); err != nil {
+		for _, e := range unjoin(err) {
+			msg, field := strings.TrimPrefix(e.Error(), "vip: "), "vip.address"
+			if strings.HasPrefix(msg, "interface ") {
+				field = "vip.interface"
+			}
+			p.add(field, "%s", msg)
+		}
+	}
+}
+
+// unjoin lists the errors an errors.Join made.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

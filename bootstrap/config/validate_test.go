@@ -25,6 +25,7 @@ func valid() Config {
 func TestValidateAcceptsValid(t *testing.T) {
 	for name, mutate := range map[string]func(*Config){
 		"defaults":                 func(*Config) {},
+		"a virtual IP":             func(c *Config) { c.VIP.Address, c.VIP.Interface = "10.0.0.100/24", "eth0" },
 		"IPv6 pair":                func(c *Config) { c.Node.Address, c.Peer.Address = "fd00::1", "fd00::2" },
 		"IPv6 upper case":          func(c *Config) { c.Node.Address, c.Peer.Address = "FD00::1", "2001:DB8::2" },
 		"loopback lab pair":        func(c *Config) { c.Node.Address, c.Peer.Address = "127.0.0.1", "127.0.0.2" },
@@ -222,6 +223,17 @@ func TestValidateErrors(t *testing.T) {
 		{"witness without a key", func(c *Config) { withWitness(c); c.Witness.KeyFile = "" }, "witness.key_file: required: an absolute path"},
 		{"witness without a prefix", func(c *Config) { withWitness(c); c.Witness.Prefix = "" },
 			"witness.prefix: required with a witness: a key prefix unique to this pair, such as /twonode/site-042/"},
+		{"vip not an address with a length", func(c *Config) { c.VIP.Address = "10.0.0.100" },
+			`vip.address: must be an address with the subnet's prefix length, such as 10.0.0.100/24 or fd00:1::100/64 (got "10.0.0.100")`},
+		{"vip the node's own address", func(c *Config) { c.VIP.Address = "10.0.0.1/24" },
+			"vip.address: address 10.0.0.1 is this node's own address (node.address): the virtual IP must be a third, free address"},
+		{"vip outside the nodes' subnet", func(c *Config) { c.VIP.Address = "10.0.1.100/24" },
+			"vip.address: address 10.0.1.100/24: this node's own address (node.address) 10.0.0.1 is outside its subnet 10.0.1.0/24: the address follows the leader only within one L2 segment, so both nodes must be in its subnet\n" +
+				"vip.address: address 10.0.1.100/24: the peer's address (peer.address) 10.0.0.2 is outside its subnet 10.0.1.0/24: the address follows the leader only within one L2 segment, so both nodes must be in its subnet"},
+		{"vip interface without an address", func(c *Config) { c.VIP.Interface = "eth0" },
+			"vip.interface: is set but vip.address is empty: give the address, or remove the vip block"},
+		{"vip interface not a name", func(c *Config) { c.VIP.Address, c.VIP.Interface = "10.0.0.100/24", "eth0/x" },
+			`vip.interface: interface "eth0/x" is not an interface name (at most 15 characters, no '/', ':' or spaces)`},
 		{"witness prefix the root", func(c *Config) { withWitness(c); c.Witness.Prefix = "/" },
 			`witness.prefix: must start and end with '/', name this pair (not just "/") and hold only letters, digits, '.', '_', '-' and '/' (got "/")`},
 		{"witness prefix without the last slash", func(c *Config) { withWitness(c); c.Witness.Prefix = "/twonode/site" },

@@ -3,6 +3,7 @@ package k3sconfig_test
 import (
 	"encoding/json"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -24,7 +25,8 @@ import (
 // loopback address the agent has Kine listen on (the agent's configuration
 // as the plugin renders it from the same file), without an embedded etcd,
 // without joining another server, with the same token on both nodes, and
-// with the node's address among its certificate's names.
+// with the pair's address, which follows the leader, among its
+// certificate's names.
 func TestDocumentedUserData(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("..", "..", "docs", "user-data", "*.yaml"))
 	if err != nil || len(files) < 2 {
@@ -95,12 +97,8 @@ func TestDocumentedUserData(t *testing.T) {
 
 			// tls-san: the names clients may use. k3s adds the node's own
 			// name and addresses itself; what the user-data must give is
-			// the address that follows the leader.
-			// TODO(issue 12, item 2: the virtual IP): once the twonode:
-			// block names the virtual IP, assert that tls-san holds it
-			// (control_plane_host set to it). The block has no such key
-			// yet, so this asserts the node's own address, which
-			// control_plane_host names today.
+			// the address that follows the leader, the pair's virtual IP
+			// (twonode.vip), which control_plane_host names.
 			var sans []string
 			if l, ok := cfg["tls-san"].([]any); ok {
 				for _, s := range l {
@@ -109,8 +107,12 @@ func TestDocumentedUserData(t *testing.T) {
 					}
 				}
 			}
-			if !slices.Contains(sans, res.Block.Node.Address) {
-				t.Errorf("tls-san %v lacks this node's address %s", sans, res.Block.Node.Address)
+			vip, err := netip.ParsePrefix(agent.VIP.Address)
+			if err != nil {
+				t.Fatalf("twonode.vip.address %q: %v", agent.VIP.Address, err)
+			}
+			if !slices.Contains(sans, vip.Addr().String()) {
+				t.Errorf("tls-san %v lacks the pair's address %s", sans, vip.Addr())
 			}
 
 			// docs/first-boot.md shows node 1's file as provider-k3s

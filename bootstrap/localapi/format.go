@@ -34,6 +34,9 @@ func formatStatus(w io.Writer, r StatusReport, now time.Time) {
 	} else {
 		row("Kine writes to", "nowhere (Kine stopped)")
 	}
+	if r.Address != "" {
+		row("API address", "%s", r.Address)
+	}
 	row("Failover", "%s", pauseText(r, now))
 	if r.LastTransition != "" {
 		row("Last transition", "%s (%s)", r.LastTransition, when(r.LastTransitionAt, now))

@@ -38,8 +38,11 @@ type StatusReport struct {
 	// Witness is what this node knows of the pair's witness, in words (""
 	// without one); Waiting, a take-over or going alone the witness does
 	// not allow now, and why.
-	Witness  string    `json:"witness,omitempty"`
-	Waiting  string    `json:"waiting,omitempty"`
+	Witness string `json:"witness,omitempty"`
+	Waiting string `json:"waiting,omitempty"`
+	// Address is the pair's stable API address and whether this node
+	// holds it ("" without one).
+	Address  string    `json:"address,omitempty"`
 	Archives []Archive `json:"archives"`
 	Version  string    `json:"version"`
 }

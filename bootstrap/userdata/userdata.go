@@ -29,9 +29,11 @@
 //	    unreachable: wait        # or promote
 //	    watchdog: /dev/watchdog  # "" for none
 //	    watchdog_timeout: 3s
+//	  vip:                       # optional: the pair's API address, on the leader only
+//	    address: 10.99.0.100/24  # a free address of the nodes' subnet, with its prefix length
+//	    interface: ""            # "" : the one holding node.address
 //
-// Later options get sections of their own (a virtual IP). A key this
-// version does not know is an error, not ignored: a setting that silently
+// A key this version does not know is an error, not ignored: a setting that silently
 // does nothing is worse than a node that refuses to start.
 package userdata
 
@@ -40,6 +42,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
@@ -94,6 +97,7 @@ type Block struct {
 	API             API
 	Log             Log
 	Witness         Witness
+	VIP             config.VIP
 }
 
 // Timers are the failure detector's settings exposed to the user-data; the
@@ -218,6 +222,15 @@ func Parse(cloudConfig []byte) (res Result, err error) {
 		c, cerrs := checkCluster(clusterNode)
 		res.Cluster = c
 		errs = append(errs, cerrs...)
+		if len(cerrs) == 0 {
+			warn, err := checkControlPlaneHost(c.ControlPlaneHost, b)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if warn != "" {
+				res.Warnings = append(res.Warnings, warn)
+			}
+		}
 	}
 	if len(errs) > 0 {
 		return Result{}, errors.Join(errs...)
@@ -301,6 +314,7 @@ var blockFields = []field{
 		{key: "format"},
 	}},
 	{key: "witness", kind: section, fields: witnessFields},
+	{key: "vip", kind: section, fields: []field{{key: "address"}, {key: "interface"}}},
 }
 
 // leaf is one scalar of the block, decoded to its kind.
@@ -457,6 +471,7 @@ func (w *walker) block() (*Block, []error) {
 			Format: w.str("log.format", def.Log.Format),
 		},
 		Witness: w.witness(def.Witness),
+		VIP:     config.VIP{Address: w.str("vip.address", def.VIP.Address), Interface: w.str("vip.interface", def.VIP.Interface)},
 	}
 
 	f := &findings{w: w, covered: map[string]bool{}}
@@ -595,6 +610,7 @@ func (b *Block) AgentConfig() config.Config {
 	c.Log.Level = b.Log.Level
 	c.Log.Format = b.Log.Format
 	c.Witness = b.Witness.agent()
+	c.VIP = b.VIP
 	return c
 }
 
@@ -602,6 +618,26 @@ func (b *Block) AgentConfig() config.Config {
 // the agent's default ratio (400ms of 500ms).
 func probeTimeout(interval time.Duration) time.Duration {
 	return (interval * 4 / 5).Truncate(time.Millisecond)
+}
+
+// checkControlPlaneHost: provider-k3s puts control_plane_host in k3s's
+// tls-san, and kubeconfigs and joining workers use it, so it must be the
+// address that follows the leader. An address literal other than the
+// pair's address is a mistake; a name cannot be checked here.
+func checkControlPlaneHost(host string, b *Block) (warning string, err error) {
+	if !b.VIP.On() {
+		return "twonode.vip: absent: kubeconfigs and workers reach k3s at cluster.control_plane_host, one address, which stops answering when its node does; give the pair an address that follows the leader (docs/first-boot.md)", nil
+	}
+	vip, perr := netip.ParsePrefix(b.VIP.Address)
+	if perr != nil {
+		return "", nil // twonode.vip.address has its own error
+	}
+	if a, perr := netip.ParseAddr(host); perr != nil {
+		return fmt.Sprintf("cluster.control_plane_host: %q is a name: it must resolve to the pair's address %s, or kubeconfigs stop working when this node does", host, vip.Addr()), nil
+	} else if a.Unmap() != vip.Addr() {
+		return "", fmt.Errorf("cluster.control_plane_host: must be the pair's address %s (twonode.vip.address): provider-k3s puts it in k3s's certificate, and kubeconfigs and joining workers use it, so it must follow the leader (got %s)", vip.Addr(), a)
+	}
+	return "", nil
 }
 
 // checkCluster reads provider-k3s's cluster: block and checks that it makes

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -22,6 +23,12 @@ type Config struct {
 	// Interface is the network interface that carries the address. Empty:
 	// the interface that holds the node's own address.
 	Interface string
+	// Lifetime, if set (whole seconds), is how long the kernel keeps the
+	// address after it was last acquired: the holder acquires it again
+	// at every tick while it leads, and an agent that hangs (frozen,
+	// starved, a deadlock) loses it by itself, since the kernel removes
+	// it however stuck user space is. Zero: forever.
+	Lifetime time.Duration
 }
 
 // Validate checks the config against this node: self is the node's own
@@ -42,6 +49,11 @@ func (c Config) Validate(self, peer netip.Addr) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Check is what Validate can judge without looking at the node: the
+// address itself and both nodes' addresses against its subnet (the agent's
+// config checks it before anything runs; Validate adds the interfaces).
+func (c Config) Check(self, peer netip.Addr) error { return errors.Join(c.check(self, peer)...) }
 
 // check is what can be judged without looking at the node.
 func (c Config) check(self, peer netip.Addr) []error {

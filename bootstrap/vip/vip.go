@@ -43,9 +43,10 @@ const (
 // Acquire and Announce, each in the network namespace of the calling
 // thread (the agent's, in production).
 type VIP struct {
-	ip    netip.Addr
-	iface string
-	log   *slog.Logger
+	ip       netip.Addr
+	iface    string
+	lifetime int // seconds; 0: forever
+	log      *slog.Logger
 
 	mu        sync.Mutex
 	nl        *netlink.Handle
@@ -84,7 +85,11 @@ func New(c Config, self netip.Addr, log *slog.Logger) (*VIP, error) {
 		h.Close()
 		return nil, err
 	}
-	v := &VIP{ip: a, iface: link.Attrs().Name, log: log, nl: h}
+	if c.Lifetime < 0 || c.Lifetime%time.Second != 0 {
+		h.Close()
+		return nil, fmt.Errorf("vip: lifetime %s: must be whole seconds, or 0 for forever", c.Lifetime)
+	}
+	v := &VIP{ip: a, iface: link.Attrs().Name, lifetime: int(c.Lifetime / time.Second), log: log, nl: h}
 	held, _, err := v.state(link)
 	if err != nil {
 		h.Close()
@@ -125,8 +130,10 @@ func (v *VIP) Held() (bool, error) {
 	return held, err
 }
 
-// Acquire puts the address on the interface and announces it. Already
-// there and announced by this VIP: nothing is sent again (see Announce).
+// Acquire puts the address on the interface and announces it, and with a
+// lifetime starts it again: the holder calls it at every tick while it
+// leads. Already there and announced by this VIP: nothing is sent again
+// (see Announce).
 // Already there but not announced by this VIP (an agent restarted while
 // leading): it is announced, since the segment may have moved to the peer
 // meanwhile. The first announcement is sent before Acquire returns, the
@@ -145,9 +152,10 @@ func (v *VIP) Acquire(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !canonical {
+	if !canonical || v.lifetime > 0 {
 		// Replace, not add: a leftover of the same address with other
-		// flags or lifetimes is brought to what addrFor says.
+		// flags or lifetimes is brought to what addrFor says, and a
+		// lifetime starts again.
 		if err := v.nl.AddrReplace(link, v.addrFor()); err != nil {
 			return fmt.Errorf("vip: adding %s to %s: %w", v.ip, v.iface, err)
 		}
@@ -337,23 +345,33 @@ func (v *VIP) state(link netlink.Link) (held, canonical bool, err error) {
 // detection, so the address is usable the moment it is added (DAD would
 // keep it tentative for a second or more) and is not disabled when the
 // other node still holds it: two nodes hold it only while two nodes lead,
-// which the agent's decisions, not DAD, settle. The valid lifetime is
-// infinite.
+// which the agent's decisions, not DAD, settle.
+//
+// The valid lifetime is the configured one (Config.Lifetime), infinite
+// without one; an IPv4 address's preferred lifetime equals it (IPv4 has
+// no use for a deprecated address).
 func (v *VIP) addrFor() *netlink.Addr {
 	bits := v.ip.BitLen()
 	a := &netlink.Addr{
 		IPNet: &net.IPNet{IP: v.ip.AsSlice(), Mask: net.CIDRMask(bits, bits)},
 		Flags: unix.IFA_F_NOPREFIXROUTE,
 	}
+	valid := forever
+	if v.lifetime > 0 {
+		valid = v.lifetime
+	}
 	if v.ip.Is4() {
 		if l := v.iface + labelSuffix; len(l) < unix.IFNAMSIZ {
 			a.Label = l
+		}
+		if v.lifetime > 0 {
+			a.ValidLft, a.PreferedLft = valid, valid
 		}
 		return a
 	}
 	a.Flags |= unix.IFA_F_NODAD
 	a.PreferedLft = 0
-	a.ValidLft = forever
+	a.ValidLft = valid
 	return a
 }
 

@@ -408,3 +408,45 @@ func BenchmarkAcquireRelease(b *testing.B) {
 		return nil
 	})
 }
+
+// TestLifetime: with a lifetime, an address acquired again every half
+// second stays, and one left alone is removed by the kernel itself, in
+// both families: what takes it from a node whose agent hangs.
+func TestLifetime(t *testing.T) {
+	for _, fam := range families {
+		t.Run(fam.name, func(t *testing.T) {
+			s := newSite(t)
+			vip := fam.vip
+			var v *VIP
+			s.in(t, "a", func() error {
+				var err error
+				v, err = New(Config{Address: vip, Lifetime: time.Second}, siteAddrs["a"][fam.idx], logger(t))
+				return err
+			})
+			defer v.Close()
+			h := s.handle(t, "a")
+			var left time.Time
+			for i := range 6 { // 3 s, twice a second, as the agent's ticks
+				s.in(t, "a", func() error { return v.Acquire(context.Background()) })
+				left = time.Now()
+				if got := vipEntries(t, h, vip.Addr()); len(got) != 1 || got[0].ValidLft > 1 {
+					t.Fatalf("after acquiring %d times: %+v, want one entry valid for at most 1 s", i+1, got)
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
+			for len(vipEntries(t, h, vip.Addr())) > 0 {
+				if time.Since(left) > 5*time.Second {
+					t.Fatalf("the address is still there 5 s after it was last acquired with a lifetime of 1 s")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			t.Logf("%s: gone %s after it was last acquired, with a lifetime of 1 s", fam.name, time.Since(left).Round(10*time.Millisecond))
+			s.in(t, "a", func() error {
+				if held, err := v.Held(); err != nil || held {
+					return fmt.Errorf("Held after it expired = %v, %v", held, err)
+				}
+				return nil
+			})
+		})
+	}
+}

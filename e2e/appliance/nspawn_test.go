@@ -37,7 +37,10 @@ func boot(t testing.TB, name, dir, ns, logDir string, boots int) *node {
 	defer f.Close()
 	n.cmd = exec.Command("systemd-nspawn", "-b", "-q", "-D", dir, "--register=no", "--keep-unit",
 		"--network-namespace-path=/run/netns/"+ns, "--hostname="+name, "--machine=tnap-"+name,
-		"--console=read-only", "--link-journal=no")
+		"--console=read-only", "--link-journal=no",
+		// A real machine's root has it; nspawn withholds it unless asked.
+		// The agent moves the pair's address with it (twonode.vip).
+		"--capability=CAP_NET_ADMIN")
 	n.cmd.Stdout, n.cmd.Stderr = f, f
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := n.cmd.Start(); err != nil {

@@ -57,6 +57,9 @@ type Options struct {
 	WitnessUnreachable string
 	// Failover is the agents' failover setting ("" = auto).
 	Failover string
+	// VIP: the pair has an address that follows the leader, 10.<Subnet>.0.100
+	// (VIPAddr), on each node's eth0.
+	VIP bool
 }
 
 // Node is one member.
@@ -193,6 +196,9 @@ func (c *Cluster) config(n *Node, peer, peerAddr, secret string) string {
 	}
 	if c.Opts.Failover != "" {
 		fmt.Fprintf(&b, "failover: %s\n", c.Opts.Failover)
+	}
+	if c.Opts.VIP {
+		fmt.Fprintf(&b, "vip: {address: %s/24}\n", c.VIPAddr())
 	}
 	return b.String()
 }

@@ -13,6 +13,7 @@ import (
 // ha_restored_ms.
 type monitor struct {
 	c       *cluster.Cluster
+	vip     *cluster.VIPReader // nil: the pair has no address
 	mu      sync.Mutex
 	samples []sample
 	stop    chan struct{}
@@ -26,14 +27,24 @@ type sample struct {
 	at       time.Time
 	a, b     string
 	aDB, bDB string
+	// aVIP, bVIP: the pair's address is on the node's interface, read from
+	// its kernel in the same round.
+	aVIP, bVIP bool
 }
 
 const sampleEvery = 100 * time.Millisecond
 
-func startMonitor(c *cluster.Cluster) *monitor {
+func startMonitor(c *cluster.Cluster) (*monitor, error) {
 	m := &monitor{c: c, stop: make(chan struct{}), done: make(chan struct{})}
+	if c.Opts.VIP {
+		r, err := c.VIPReader()
+		if err != nil {
+			return nil, err
+		}
+		m.vip = r
+	}
 	go m.loop()
-	return m
+	return m, nil
 }
 
 func (m *monitor) loop() {
@@ -64,6 +75,14 @@ func (m *monitor) loop() {
 					}
 				}
 			}()
+			if m.vip != nil {
+				held, _ := m.vip.Held(n) // unreadable counts as not held
+				if n == "a" {
+					s.aVIP = held
+				} else {
+					s.bVIP = held
+				}
+			}
 		}
 		wg.Wait()
 		m.mu.Lock()
@@ -80,6 +99,9 @@ func (m *monitor) loop() {
 func (m *monitor) Stop() {
 	close(m.stop)
 	<-m.done
+	if m.vip != nil {
+		m.vip.Close()
+	}
 }
 
 func (m *monitor) snapshot() []sample {
@@ -137,6 +159,55 @@ func (m *monitor) DualLeader() time.Duration {
 		}
 	}
 	return d
+}
+
+// DualVIP is the total time the pair's address was on both nodes; nil
+// without one.
+func (m *monitor) DualVIP() *int64 {
+	if m.vip == nil {
+		return nil
+	}
+	ss := m.snapshot()
+	var d time.Duration
+	for i := 0; i+1 < len(ss); i++ {
+		if ss[i].aVIP && ss[i].bVIP {
+			d += ss[i+1].at.Sub(ss[i].at)
+		}
+	}
+	ms := d.Milliseconds()
+	return &ms
+}
+
+// VIPMove is the time from the fault to the first sample with the address
+// on the node that did not hold it before the fault, and only there; nil
+// without an address, or if it did not move.
+func (m *monitor) VIPMove(fault time.Time) *int64 {
+	if m.vip == nil {
+		return nil
+	}
+	holder := func(s sample) string {
+		switch {
+		case s.aVIP && !s.bVIP:
+			return "a"
+		case s.bVIP && !s.aVIP:
+			return "b"
+		}
+		return ""
+	}
+	before := ""
+	for _, s := range m.snapshot() {
+		if s.at.Before(fault) {
+			if h := holder(s); h != "" {
+				before = h
+			}
+			continue
+		}
+		if h := holder(s); h != "" && before != "" && h != before {
+			ms := s.at.Sub(fault).Milliseconds()
+			return &ms
+		}
+	}
+	return nil
 }
 
 // settledFor is how long the pair must look healthy to count as settled:

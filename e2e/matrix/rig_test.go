@@ -67,6 +67,7 @@ func newRig(t *testing.T, name string, subnet int, o options) *rig {
 		Prefix: "tm" + fmt.Sprint(subnet), Subnet: subnet,
 		Dir:         filepath.Join("/var/tmp/twonode-e2e", "matrix-"+name),
 		ClockOffset: o.clockOffset, DataSize: o.dataSize, Witness: o.witness,
+		VIP: true, // every scenario measures how the address follows the leader
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +106,9 @@ func newRig(t *testing.T, name string, subnet int, o options) *rig {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	r.mon = startMonitor(c)
+	if r.mon, err = startMonitor(c); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(r.mon.Stop)
 
 	rate := o.rate
@@ -279,6 +282,10 @@ func (r *rig) check(fault time.Time, ops []workload.Op) workload.Result {
 	res := workload.NewResult(r.name, ops, fault, lost, lin)
 	res.DualLeaderMs = r.mon.DualLeader().Milliseconds()
 	res.HARestoredMs = r.mon.HARestored(fault)
+	res.DualVIPms, res.VIPMoveMs = r.mon.DualVIP(), r.mon.VIPMove(fault)
+	if v := res.DualVIPms; v != nil && *v > res.DualLeaderMs {
+		t.Errorf("the pair's address was on both nodes for %d ms, while both accepted writes for %d ms", *v, res.DualLeaderMs)
+	}
 	if res.Lost != res.Archived {
 		t.Errorf("lost %d acknowledged writes, archived %d", res.Lost, res.Archived)
 	}

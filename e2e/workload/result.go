@@ -17,6 +17,12 @@ type Result struct {
 	DualLeaderMs int64  // how long both nodes accepted writes (filled by the scenario)
 	HARestoredMs *int64 // fault -> follower caught up and synchronous again (filled by the scenario); nil: null
 	Linearizable bool
+	// DualVIPms: how long the pair's address was on both nodes (filled by
+	// the scenario); nil: the pair has none.
+	DualVIPms *int64
+	// VIPMoveMs: fault -> the address on the other node alone (filled by
+	// the scenario); nil: it did not move.
+	VIPMoveMs *int64
 }
 
 // NewResult fills a Result from a run's history, the fault time, the lost
@@ -39,10 +45,11 @@ func (r Result) OK() bool { return r.Lost == r.Archived && r.Linearizable }
 
 // Line returns exactly
 //
-//	RESULT {"scenario":"<name>","api_rto_ms":<n or null>,"acked":<n>,"lost":<n>,"archived":<n>,"dual_leader_ms":<n>,"ha_restored_ms":<n or null>,"linearizable":true|false}
+//	RESULT {"scenario":"<name>","api_rto_ms":<n or null>,"acked":<n>,"lost":<n>,"archived":<n>,"dual_leader_ms":<n>,"ha_restored_ms":<n or null>,"linearizable":true|false,"dual_vip_ms":<n or null>,"vip_move_ms":<n or null>}
 //
-// without a newline. The field order is the struct's below (encoding/json
-// keeps declaration order); the scenario name is JSON-escaped.
+// without a newline: the issue's format, the address's two figures added at
+// the end. The field order is the struct's below (encoding/json keeps
+// declaration order); the scenario name is JSON-escaped.
 func (r Result) Line() string {
 	b, err := json.Marshal(struct {
 		Scenario     string `json:"scenario"`
@@ -53,7 +60,9 @@ func (r Result) Line() string {
 		DualLeaderMs int64  `json:"dual_leader_ms"`
 		HARestoredMs *int64 `json:"ha_restored_ms"`
 		Linearizable bool   `json:"linearizable"`
-	}{r.Scenario, r.APIRTOms, r.Acked, r.Lost, r.Archived, r.DualLeaderMs, r.HARestoredMs, r.Linearizable})
+		DualVIPms    *int64 `json:"dual_vip_ms"`
+		VIPMoveMs    *int64 `json:"vip_move_ms"`
+	}{r.Scenario, r.APIRTOms, r.Acked, r.Lost, r.Archived, r.DualLeaderMs, r.HARestoredMs, r.Linearizable, r.DualVIPms, r.VIPMoveMs})
 	if err != nil { // cannot happen: only strings, numbers and bools
 		panic(err)
 	}

@@ -1,0 +1,126 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/twonode-edge/twonode/bootstrap/fsm"
+)
+
+// The pair's stable API address follows this node's Kine: the decision
+// that points Kine at this node's own database (fsm.KineLocal) takes the
+// address once Kine is ready, and every decision that stops that Kine or
+// turns it to the peer (fsm.KineStop, fsm.KinePeer) gives the address up
+// first, so that clients stop arriving before the writes stop. No row of
+// the table names the address: one leadership decision moves the
+// database, Kine and the address together, and the address is on both
+// nodes only while both Kines serve their own databases (a split
+// without a witness).
+//
+// The address never holds the datastore back: an address that cannot be
+// taken (no privilege, the interface gone) is logged, shown in status and
+// tried again at every tick, and the node leads all the same, reachable at
+// its own address; one that cannot be given up lapses by itself, since the
+// kernel keeps it only for its lifetime (config.AddressLifetime) after the
+// leader last renewed it.
+
+// holdAddress takes (want) or gives up the address. Both are idempotent:
+// a row cut short and run again, or an agent restarted, repeats them.
+func (a *Agent) holdAddress(ctx context.Context, want bool) {
+	if a.d.VIP == nil {
+		return
+	}
+	a.mu.Lock()
+	a.addrWant = want
+	a.mu.Unlock()
+	var err error
+	if want {
+		err = a.d.VIP.Acquire(ctx)
+	} else {
+		err = a.d.VIP.Release(ctx)
+	}
+	a.addressResult(want, err)
+}
+
+// keepAddress runs at the end of every tick whose decision held: while
+// this node leads and wants the address, it acquires it again, which
+// starts its lifetime again or, if a stall let it lapse or it could not be
+// taken, puts it back and announces it. A tick whose actions failed renews
+// nothing: the lapse is the safe side.
+func (a *Agent) keepAddress(ctx context.Context, state fsm.State) {
+	a.mu.Lock()
+	want := a.addrWant
+	a.mu.Unlock()
+	if a.d.VIP == nil || !want || !state.IsLeader() || !a.kineServing() {
+		return
+	}
+	a.addressResult(true, a.d.VIP.Acquire(ctx))
+}
+
+// addressResult records how taking or giving up the address went, and
+// logs each new error once.
+func (a *Agent) addressResult(want bool, err error) {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	a.mu.Lock()
+	changed := msg != a.addrErr
+	a.addrErr = msg
+	a.mu.Unlock()
+	switch {
+	case err != nil && changed && want:
+		a.log.Error("the pair's address cannot be taken: clients of the address cannot reach this leader (tried again every tick)", "err", err)
+	case err != nil && changed:
+		a.log.Error("the pair's address cannot be given up: it lapses by itself once its lifetime is over", "err", err)
+	case err == nil && changed:
+		a.log.Info("the pair's address works again")
+	}
+}
+
+// reconcileAddress runs once at start: an earlier agent that crashed or
+// was stopped may have left the address behind. It stays only if this
+// node's Kine still serves its own database (the agent's stop leaves
+// PostgreSQL and Kine running, and the next decision confirms or moves
+// all three); otherwise nothing this node runs answers on it, and it goes.
+func (a *Agent) reconcileAddress(ctx context.Context) error {
+	if a.d.VIP == nil {
+		return nil
+	}
+	held, err := a.d.VIP.Held()
+	if err != nil {
+		return fmt.Errorf("the pair's address: %w", err)
+	}
+	if !held {
+		return nil
+	}
+	if a.kineServing() {
+		a.log.Info("the pair's address is on this node and its Kine serves here: kept until the next decision")
+		a.mu.Lock()
+		a.addrWant = true
+		a.mu.Unlock()
+		return nil
+	}
+	a.log.Warn("the pair's address was left on this node, whose Kine does not serve here: removing it")
+	a.holdAddress(ctx, false)
+	return nil
+}
+
+// addressText is the address's line in status ("" without one).
+func (a *Agent) addressText() string {
+	if a.d.VIP == nil {
+		return ""
+	}
+	a.mu.Lock()
+	want, msg := a.addrWant, a.addrErr
+	a.mu.Unlock()
+	switch {
+	case want && msg != "":
+		return a.cfg.VIP.Address + ": CANNOT be taken by this leader: " + msg
+	case want:
+		return a.cfg.VIP.Address + ": held by this node"
+	case msg != "":
+		return a.cfg.VIP.Address + ": not wanted here, and could not be removed (it lapses by itself): " + msg
+	}
+	return a.cfg.VIP.Address + ": not on this node"
+}
