@@ -82,6 +82,14 @@ for d in rows:
 	echo "|---|---|---|---|---|---|"
 	{ grep -sh '^RESULT {"scenario":"appliance"' "$log" || true; } | row install_s,boot_two_s,pair_formed_s,kine_restart_ms,reboot_rejoin_s,total_s
 	echo
+	echo "First boot from the documented user-data alone, then an upgrade of each node in turn (a leader hands over"
+	echo "before its upgrade; \`upgrade_write_pause_ms\`: the longest time between two acknowledged writes, every 50 ms"
+	echo "through the node that stays up, over both upgrades; required to be at most 2 s), then a reset of the follower:"
+	echo
+	echo "| pair formed s | both upgrades s | upgrade_write_pause_ms | reset to rejoined s | total s |"
+	echo "|---|---|---|---|---|"
+	{ grep -sh '^RESULT {"scenario":"appliance-firstboot"' "$log" || true; } | row pair_formed_s,upgrade_both_s,upgrade_write_pause_ms,reset_rejoin_s,total_s
+	echo
 	echo "## What TWO_NODE adds to the image (stripped binaries; packages on a minimal Debian)"
 	echo
 	echo "| item | arch | MiB |"

@@ -20,13 +20,16 @@ type AgentAPI interface {
 	Status(ctx context.Context) (localapi.StatusReport, error)
 	Pause(ctx context.Context, d time.Duration) (string, error)
 	Resume(ctx context.Context) (string, error)
+	Switchover(ctx context.Context) (string, error)
 }
 
 // Upgrade brackets a Kairos upgrade of this node with a pause of the pair.
 //
 // Kairos runs before-upgrade from the old image on the running system:
-// Begin pauses promotion on both nodes (so the peer does not take over
-// while this node reboots) and records the pause and the image version in
+// Begin first hands over to the follower if this node leads (the planned
+// switchover, which loses nothing), so that writes pause for about a
+// second instead of for a reboot; then it pauses promotion on both nodes
+// (so the peer does not take over while this node reboots) and records the pause and the image version in
 // Marker, on the persistent partition. Kairos also runs after-upgrade from
 // the OLD image's files, which know nothing of the new one, so the resume
 // waits for the first boot of the new image: Finish, started from a boot
@@ -50,7 +53,10 @@ type Upgrade struct {
 	Wait    time.Duration
 	Poll    time.Duration
 	Healthy int
-	Say     func(problem bool, text string)
+	// HandOverWait bounds the wait for this node to follow after it
+	// handed over (zero: two minutes).
+	HandOverWait time.Duration
+	Say          func(problem bool, text string)
 }
 
 // NewUpgrade returns the helpers for this machine.
@@ -100,6 +106,9 @@ func (u *Upgrade) Begin(ctx context.Context) error {
 	if !paired(st) {
 		u.Say(true, fmt.Sprintf("warning: this node is %s and its peer %s: while this node reboots for the upgrade the pair may have no datastore", st.State, reach(st)))
 	}
+	if st.State == "leader" && paired(st) {
+		u.handOver(ctx)
+	}
 	d := u.PauseFor
 	if d <= 0 {
 		d = config.Default().Timers.PauseExpiry
@@ -124,6 +133,43 @@ func (u *Upgrade) Begin(ctx context.Context) error {
 	u.Say(false, fmt.Sprintf("upgrading from %s: the first boot after the upgrade ends the pause once this node is back in the pair (%s)", m.FromVersion, u.Marker))
 	return nil
 }
+
+// handOver makes the follower the leader before this node reboots, and
+// waits (up to HandOverWait) until this node follows it. A hand-over that
+// is refused or does not finish is no reason not to upgrade: the pause
+// still keeps the peer from taking over, and writes stop while this node
+// reboots, as without it.
+func (u *Upgrade) handOver(ctx context.Context) {
+	msg, err := u.API.Switchover(ctx)
+	if err != nil {
+		u.Say(true, fmt.Sprintf("warning: this node leads and could not hand over before the upgrade (%v): writes stop while it reboots", err))
+		return
+	}
+	u.Say(false, msg)
+	wait := u.HandOverWait
+	if wait <= 0 {
+		wait = defaultHandOverWait
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for {
+		st, err := u.API.Status(ctx)
+		if err == nil && st.State == "follower" {
+			u.Say(false, "this node follows the new leader: upgrading")
+			return
+		}
+		select {
+		case <-ctx.Done():
+			u.Say(true, fmt.Sprintf("warning: this node handed over but does not follow the new leader after %s (it is %s): upgrading all the same", fmtDuration(wait), st.State))
+			return
+		case <-time.After(u.Poll):
+		}
+	}
+}
+
+// defaultHandOverWait bounds the wait for this node to follow after a
+// hand-over: a rewind and a restart of PostgreSQL, seconds on a small disk.
+const defaultHandOverWait = 2 * time.Minute
 
 // Finish ends the pause an upgrade of this node took, once the node is
 // back in the pair. The marker is removed in every case but a failure to

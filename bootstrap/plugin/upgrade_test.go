@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,9 @@ type fakeAgent struct {
 	pausedFor time.Duration // the last Pause's duration
 	resumes   int
 	until     time.Time // PausedUntil after a Pause
+	// switchovers counts hand-overs; refuse, if set, is the agent's refusal.
+	switchovers int
+	refuse      error
 }
 
 func (f *fakeAgent) Status(context.Context) (localapi.StatusReport, error) {
@@ -54,6 +58,19 @@ func (f *fakeAgent) Pause(_ context.Context, d time.Duration) (string, error) {
 		f.statuses[i].Paused, f.statuses[i].PausedUntil = true, f.until
 	}
 	return "paused on edge-1 and edge-2 until 14:00:00 UTC", nil
+}
+
+// Switchover hands over when this node leads with its follower there: the
+// reports that follow say "follower".
+func (f *fakeAgent) Switchover(context.Context) (string, error) {
+	f.switchovers++
+	if f.refuse != nil {
+		return "", f.refuse
+	}
+	for i := range f.statuses {
+		f.statuses[i].State = "follower"
+	}
+	return "edge-1 handed over to edge-2 and is rejoining as follower", nil
 }
 
 func (f *fakeAgent) Resume(context.Context) (string, error) {
@@ -300,5 +317,37 @@ func TestImageVersion(t *testing.T) {
 	}
 	if got := ImageVersion(filepath.Join(dir, "none")); got != "unknown" {
 		t.Errorf("got %q", got)
+	}
+}
+
+// A leader hands over to its follower before it pauses the pair for its
+// upgrade (writes then stop for a switchover, not for a reboot); a
+// follower has nothing to hand over; a refused hand-over still upgrades.
+func TestUpgradeBeginHandsOver(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		st          localapi.StatusReport
+		refuse      error
+		switchovers int
+		say         string
+	}{
+		{"a leader hands over", leader, nil, 1, "false this node follows the new leader: upgrading"},
+		{"a follower does not", follower, nil, 0, ""},
+		{"a leader alone cannot", localapi.StatusReport{Node: "edge-1", State: "leader_alone"}, nil, 0, ""},
+		{"refused", leader, errors.New("the follower is not caught up"), 1,
+			"true warning: this node leads and could not hand over before the upgrade (the follower is not caught up): writes stop while it reboots"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ut := newUpgradeTest(t, &fakeAgent{statuses: []localapi.StatusReport{c.st}, until: t0.Add(2 * time.Hour), refuse: c.refuse})
+			if err := ut.Begin(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if ut.agent.switchovers != c.switchovers || ut.agent.pauses != 1 {
+				t.Errorf("%d switchovers and %d pauses, want %d and 1", ut.agent.switchovers, ut.agent.pauses, c.switchovers)
+			}
+			if c.say != "" && !slices.Contains(ut.said, c.say) {
+				t.Errorf("said %q, want among it %q", ut.said, c.say)
+			}
+		})
 	}
 }

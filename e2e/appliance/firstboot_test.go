@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/twonode-edge/twonode/e2e/harness"
 )
 
@@ -214,13 +216,20 @@ func TestFirstBootUpgradeReset(t *testing.T) {
 
 	// (2) The upgrade, one node after the other.
 	upgradeStart := time.Now()
+	var upgradePause time.Duration // the longest pause of the writes, over both upgrades
 	for _, k := range []*kairosNode{a, b} {
 		other := b
 		if k == b {
 			other = a
 		}
+		// A load through the node that stays up, from before the hand-over
+		// until the pair is whole again.
+		load := startLoad(kineClient(t, net.NS(other.name)), "/firstboot/load/"+k.name+"/")
 		k.stage(t, "before-upgrade", false)
 		k.must(t, "test", "-f", "/usr/local/twonode/upgrade.json")
+		if r := status(t, other.node); r.State != "leader" {
+			t.Errorf("%s is %s after %s's before-upgrade: the leader should have handed over to it", other.name, r.State, k.name)
+		}
 		for _, n := range []*kairosNode{k, other} {
 			if r := status(t, n.node); !r.Paused {
 				t.Fatalf("%s not paused after %s's before-upgrade", n.name, k.name)
@@ -230,9 +239,9 @@ func TestFirstBootUpgradeReset(t *testing.T) {
 		k.shutdown(t)
 		time.Sleep(3 * time.Second) // twice the detection window: a follower would have promoted by now
 		k.kairosBoot(t)
-		waitStates(t, a.node, "leader", 120*time.Second)
-		waitStates(t, b.node, "follower", 120*time.Second)
-		addressOnLeader(t, a, b) // the reboot left it on the leader, or took it back
+		waitStates(t, other.node, "leader", 120*time.Second)
+		waitStates(t, k.node, "follower", 120*time.Second)
+		addressOnLeader(t, other, k) // it followed the hand-over
 		// The boot step's upgrade-finish ends the pause once the pair is back.
 		deadline := time.Now().Add(90 * time.Second)
 		for {
@@ -249,6 +258,9 @@ func TestFirstBootUpgradeReset(t *testing.T) {
 			}
 			time.Sleep(500 * time.Millisecond)
 		}
+		pause, acked := load.stop()
+		t.Logf("%s's upgrade: %d writes acknowledged through %s, longest pause %s", k.name, acked, other.name, pause.Round(time.Millisecond))
+		upgradePause = max(upgradePause, pause)
 		if p := promotions(t, other.node); len(p) > 0 {
 			t.Errorf("%s promoted while %s was upgraded:\n%s", other.name, k.name, strings.Join(p, "\n"))
 		}
@@ -268,6 +280,12 @@ func TestFirstBootUpgradeReset(t *testing.T) {
 		t.Errorf("after both upgrades a is %s (replication %s), want leader (sync)", r.State, r.Replication)
 	}
 	upgradeTook := time.Since(upgradeStart)
+	// A leader hands over before its upgrade: writes pause for the
+	// switchover and for the leader's switch to asynchronous replication
+	// when its follower goes down, never for a reboot.
+	if upgradePause > 2*time.Second {
+		t.Errorf("writes paused for %s during an upgrade, want at most 2 s at a time", upgradePause.Round(time.Millisecond))
+	}
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -336,8 +354,8 @@ func TestFirstBootUpgradeReset(t *testing.T) {
 	waitStates(t, b.node, "follower", 120*time.Second)
 	waitStates(t, a.node, "leader", 30*time.Second)
 
-	fmt.Printf("RESULT {\"scenario\":\"appliance-firstboot\",\"pair_formed_s\":%.1f,\"upgrade_both_s\":%.1f,\"reset_rejoin_s\":%.1f,\"total_s\":%.1f}\n",
-		formTook.Seconds(), upgradeTook.Seconds(), resetTook.Seconds(), time.Since(testStart).Seconds())
+	fmt.Printf("RESULT {\"scenario\":\"appliance-firstboot\",\"pair_formed_s\":%.1f,\"upgrade_both_s\":%.1f,\"upgrade_write_pause_ms\":%d,\"reset_rejoin_s\":%.1f,\"total_s\":%.1f}\n",
+		formTook.Seconds(), upgradeTook.Seconds(), upgradePause.Milliseconds(), resetTook.Seconds(), time.Since(testStart).Seconds())
 }
 
 // addressOnLeader: the pair's address (twonode.vip in the documented
@@ -356,4 +374,47 @@ func addressOnLeader(t *testing.T, leader, follower *kairosNode) {
 			t.Errorf("%s (leader %t): the pair's address %s on its interfaces: %t:\n%s", k.name, want, fbVIP, on, ip)
 		}
 	}
+}
+
+// load writes a key every 50 ms through one node's Kine and keeps the
+// longest time between two acknowledged writes.
+type load struct {
+	done   chan struct{}
+	result chan [2]int64
+}
+
+func startLoad(c *clientv3.Client, prefix string) *load {
+	l := &load{done: make(chan struct{}), result: make(chan [2]int64, 1)}
+	go func() {
+		last, acked := time.Now(), 0
+		var longest time.Duration
+		for i := 0; ; i++ {
+			select {
+			case <-l.done:
+				longest = max(longest, time.Since(last))
+				l.result <- [2]int64{int64(longest), int64(acked)}
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, err := c.Put(ctx, fmt.Sprintf("%s%06d", prefix, i), "x")
+			cancel()
+			if err != nil {
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			now := time.Now()
+			longest, last, acked = max(longest, now.Sub(last)), now, acked+1
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	return l
+}
+
+// stop ends the load: the longest pause between acknowledged writes (the
+// time since the last one included) and how many were acknowledged.
+func (l *load) stop() (time.Duration, int) {
+	close(l.done)
+	r := <-l.result
+	return time.Duration(r[0]), int(r[1])
 }
