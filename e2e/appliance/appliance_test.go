@@ -257,15 +257,16 @@ func TestAppliance(t *testing.T) {
 func checkImageLayout(t *testing.T, img string) {
 	t.Helper()
 	for path, mode := range map[string]os.FileMode{
-		"opt/twonode/bin/twonode":                       0o755,
-		"opt/twonode/bin/kine":                          0o755,
-		"etc/systemd/system/twonode-agent.service":      0o644,
-		"etc/systemd/system/twonode-kine.service":       0o644,
-		"etc/systemd/system/twonode-postgresql.service": 0o644,
-		"usr/lib/tmpfiles.d/twonode.conf":               0o644,
-		"etc/twonode/config.example.yaml":               0o644,
-		"usr/share/doc/twonode/image.md":                0o644,
-		"usr/lib/twonode/release":                       0o644,
+		"opt/twonode/bin/twonode":                          0o755,
+		"opt/twonode/bin/kine":                             0o755,
+		"etc/systemd/system/twonode-agent.service":         0o644,
+		"etc/systemd/system/twonode-kine.service":          0o644,
+		"etc/systemd/system/twonode-postgresql.service":    0o644,
+		"etc/systemd/system/k3s.service.d/20-twonode.conf": 0o644,
+		"usr/lib/tmpfiles.d/twonode.conf":                  0o644,
+		"etc/twonode/config.example.yaml":                  0o644,
+		"usr/share/doc/twonode/image.md":                   0o644,
+		"usr/lib/twonode/release":                          0o644,
 	} {
 		fi, err := os.Stat(filepath.Join(img, path))
 		if err != nil {

@@ -70,18 +70,8 @@ func contains(list []string, s string) bool {
 func TestStaticUnitsVerify(t *testing.T) {
 	requireTools(t, "systemd-analyze")
 	root := repoRoot(t)
-	scratch := t.TempDir()
+	scratch := unitRoot(t)
 	if _, err := run(time.Minute, "cp", "-a", filepath.Join(root, "overlay")+"/.", scratch); err != nil {
-		t.Fatal(err)
-	}
-	sysUnits := "/usr/lib/systemd/system"
-	if _, err := os.Stat(sysUnits); err != nil {
-		sysUnits = "/lib/systemd/system"
-	}
-	if err := os.MkdirAll(filepath.Join(scratch, "usr/lib/systemd"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := run(time.Minute, "cp", "-a", sysUnits, filepath.Join(scratch, "usr/lib/systemd/system")); err != nil {
 		t.Fatal(err)
 	}
 	execRE := regexp.MustCompile(`(?m)^Exec[A-Za-z]*=[-+!@:]*(/\S+)`)
@@ -599,5 +589,72 @@ func TestImages(t *testing.T) {
 		if !strings.Contains(archSVG, want) {
 			t.Errorf("images/architecture.svg does not show %s: run scripts/images.sh", want)
 		}
+	}
+}
+
+// unitRoot is a scratch root holding this machine's system units, for
+// systemd-analyze verify --root.
+func unitRoot(t *testing.T) string {
+	t.Helper()
+	scratch := t.TempDir()
+	sysUnits := "/usr/lib/systemd/system"
+	if _, err := os.Stat(sysUnits); err != nil {
+		sysUnits = "/lib/systemd/system"
+	}
+	if err := os.MkdirAll(filepath.Join(scratch, "usr/lib/systemd"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(time.Minute, "cp", "-a", sysUnits, filepath.Join(scratch, "usr/lib/systemd/system")); err != nil {
+		t.Fatal(err)
+	}
+	return scratch
+}
+
+// TestStaticK3sDropIn: the drop-in that keeps a pair that cannot form from
+// holding the boot loads over a k3s.service like the one k3s installs
+// (Type=notify, no start timeout, restarts always), and bounds it: the wait
+// for the datastore ends well before the start job's timeout, which must
+// be set (k3s's own is 0, no limit).
+func TestStaticK3sDropIn(t *testing.T) {
+	requireTools(t, "systemd-analyze")
+	root := repoRoot(t)
+	dropIn := filepath.Join(root, "overlay/etc/systemd/system/k3s.service.d/20-twonode.conf")
+	b, err := os.ReadFile(dropIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	wait := regexp.MustCompile(`(?m)^ExecStartPre=/opt/twonode/bin/twonode wait-datastore --for (\S+)$`).FindStringSubmatch(text)
+	limit := regexp.MustCompile(`(?m)^TimeoutStartSec=(\d+)$`).FindStringSubmatch(text)
+	if wait == nil || limit == nil {
+		t.Fatalf("%s: want ExecStartPre=/opt/twonode/bin/twonode wait-datastore --for D and TimeoutStartSec=N:\n%s", dropIn, text)
+	}
+	d, err := time.ParseDuration(wait[1])
+	n, _ := strconv.Atoi(limit[1])
+	if err != nil || n <= 0 || time.Duration(n)*time.Second < d+time.Minute {
+		t.Errorf("wait-datastore --for %s and TimeoutStartSec=%s: the start job must outlast the wait by at least a minute (k3s's own start), and be finite", wait[1], limit[1])
+	}
+	scratch := unitRoot(t)
+	for f, content := range map[string]string{
+		"etc/systemd/system/k3s.service":                   "[Unit]\nDescription=k3s, as its installer writes it\n[Service]\nType=notify\nTimeoutStartSec=0\nRestart=always\nRestartSec=5s\nExecStart=/usr/bin/k3s server\n[Install]\nWantedBy=multi-user.target\n",
+		"etc/systemd/system/k3s.service.d/20-twonode.conf": text,
+		"usr/bin/k3s":             "#!/bin/sh\n",
+		"opt/twonode/bin/twonode": "#!/bin/sh\n",
+	} {
+		p := filepath.Join(scratch, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		mode := os.FileMode(0o644)
+		if !strings.HasPrefix(f, "etc/") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := run(time.Minute, "systemd-analyze", "verify", "--root="+scratch, "/etc/systemd/system/k3s.service")
+	if err != nil || strings.TrimSpace(out) != "" {
+		t.Errorf("systemd-analyze verify k3s.service with the drop-in: %v\n%s", err, out)
 	}
 }
