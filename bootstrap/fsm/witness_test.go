@@ -83,3 +83,34 @@ func TestNoWitnessNoWaiting(t *testing.T) {
 		t.Errorf("without a witness: %q %s", d.Waiting, kinds(d.Actions))
 	}
 }
+
+// With a witness that answers, a follower that lost its leader waits
+// WitnessDefer more failed probes than without one, so that a leader that
+// still reaches the witness claims first; with the witness unreachable, or
+// without one, it promotes after FailureThreshold as always.
+func TestWitnessDefer(t *testing.T) {
+	c := cfg
+	c.WitnessDefer = 2
+	follower := followerSelf()
+	for _, x := range []struct {
+		name  string
+		w     Witness
+		fails int
+		want  bool
+	}{
+		{"witness answers, the threshold reached: waits", witnessAt(4, "a"), 3, false},
+		{"witness answers, one probe short of the deferral: waits", witnessAt(4, "a"), 4, false},
+		{"witness answers, the deferral over: promotes", witnessAt(4, "a"), 5, true},
+		{"witness unreachable (policy promote), the threshold reached: promotes", unreachable(), 3, true},
+		{"no witness, the threshold reached: promotes", Witness{}, 3, true},
+	} {
+		t.Run(x.name, func(t *testing.T) {
+			m := Machine{State: Follower, Fails: x.fails - 1, Since: t0, Born: t0.Add(-time.Hour)}
+			_, d := Step(m, Observation{Now: t0, Self: follower, Witness: x.w}, c)
+			promoted := d.Changed && d.To == LeaderAlone
+			if promoted != x.want {
+				t.Errorf("after %d failed probes: promoted %t (%s → %s: %s), want %t", x.fails, promoted, d.From, d.To, d.Reason, x.want)
+			}
+		})
+	}
+}
