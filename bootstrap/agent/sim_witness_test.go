@@ -149,6 +149,9 @@ func (c simWitnessClient) reach() (*simWitness, error) {
 	return ws, nil
 }
 
+// ReadLocal is Read: the simulated witness has one copy.
+func (c simWitnessClient) ReadLocal(ctx context.Context) (witness.State, error) { return c.Read(ctx) }
+
 func (c simWitnessClient) Read(context.Context) (witness.State, error) {
 	ws, err := c.reach()
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 // (*witness.Client); the simulation uses an in-memory one.
 type WitnessClient interface {
 	Read(ctx context.Context) (witness.State, error)
+	ReadLocal(ctx context.Context) (witness.State, error)
 	Grant(ctx context.Context) (witness.Lease, error)
 	Claim(ctx context.Context, from witness.State, term uint64, held witness.Lease) (bool, witness.State, witness.Lease, error)
 	Renew(ctx context.Context, l witness.Lease) (witness.Lease, error)
@@ -32,7 +33,8 @@ type Watchdog interface {
 }
 
 // healthyWitnessRead is how often a steady pair reads the witness: a
-// reachability check, and nothing is written. A node with anything to
+// reachability check from one member's copy (ReadLocal), and nothing is
+// written. A node with anything to
 // decide reads it every tick.
 const healthyWitnessRead = 10 * time.Second
 
@@ -57,11 +59,19 @@ func (a *Agent) readWitness(ctx context.Context, now time.Time) {
 	a.mu.Lock()
 	steady := (a.m.State == fsm.Leader || a.m.State == fsm.Follower) && a.m.Fails == 0 && a.wv.lease.ID == 0
 	due := !steady || a.wv.readAt.IsZero() || now.Sub(a.wv.readAt) >= healthyWitnessRead
+	local := steady && !a.wv.readAt.IsZero()
 	a.mu.Unlock()
 	if !due {
 		return
 	}
-	st, err := a.d.Witness.Read(ctx)
+	read := a.d.Witness.Read
+	if local {
+		// Only to know it answers: the cheap read a fleet can afford
+		// (witness.Client.ReadLocal). The first read, and every read once
+		// anything is to be decided, go through the witness's quorum.
+		read = a.d.Witness.ReadLocal
+	}
+	st, err := read(ctx)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.wv.readAt = now

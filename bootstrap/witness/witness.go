@@ -175,12 +175,27 @@ func (c *Client) Close() error {
 func (c *Client) termKey() string  { return c.prefix + "term" }
 func (c *Client) aloneKey() string { return c.prefix + "alone" }
 
-// Read returns both records. It writes nothing: a healthy pair calls it
-// as its slow reachability check.
-func (c *Client) Read(ctx context.Context) (State, error) {
+// Read returns both records, read through the witness's quorum (a
+// linearizable read): what a node decides and claims from. It writes
+// nothing.
+func (c *Client) Read(ctx context.Context) (State, error) { return c.read(ctx) }
+
+// ReadLocal reads the same records from whichever member answers, without
+// asking the quorum (a serializable read: that member's own copy, which may
+// be a little behind, or cut off from the quorum). It costs a member a
+// fraction of a linearizable read (no round to the raft leader), which is
+// what a whole fleet of steady pairs does most: a steady pair reads only
+// to know that the witness answers. A node with anything to decide reads
+// with Read, and claims by compare-and-swap, which a stale copy cannot
+// fool.
+func (c *Client) ReadLocal(ctx context.Context) (State, error) {
+	return c.read(ctx, clientv3.WithSerializable())
+}
+
+func (c *Client) read(ctx context.Context, opts ...clientv3.OpOption) (State, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	resp, err := c.cli.Txn(ctx).Then(clientv3.OpGet(c.termKey()), clientv3.OpGet(c.aloneKey())).Commit()
+	resp, err := c.cli.Txn(ctx).Then(clientv3.OpGet(c.termKey(), opts...), clientv3.OpGet(c.aloneKey(), opts...)).Commit()
 	if err != nil {
 		return State{}, fmt.Errorf("witness: read: %w", err)
 	}

@@ -115,6 +115,21 @@ func TestWitness(t *testing.T) {
 		}
 	})
 
+	t.Run("a local read returns the records a quorum read does", func(t *testing.T) {
+		a, b, _ := pair(t)
+		if _, _, _, err := claim(t, a, State{}, 3, Lease{}); err != nil {
+			t.Fatal(err)
+		}
+		want, err := b.Read(ctx)
+		if err != nil || want.Term.Term.Term != 3 {
+			t.Fatalf("quorum read after the claim: %+v, %v", want, err)
+		}
+		got, err := b.ReadLocal(ctx)
+		if err != nil || got.Term != want.Term || (got.Alone == nil) != (want.Alone == nil) {
+			t.Fatalf("local read %+v, %v; the quorum read %+v", got, err, want)
+		}
+	})
+
 	t.Run("a swap from what was read wins once; a stale one loses and learns the winner", func(t *testing.T) {
 		a, b, _ := pair(t)
 		won, st, l, err := claim(t, a, State{}, 1, Lease{})

@@ -160,7 +160,7 @@ func (r *Readers) read(ctx context.Context, c *witness.Client, p Pair) {
 		}
 		next = next.Add(SteadyRead)
 		sent := time.Now()
-		st, err := c.Read(ctx)
+		st, err := c.ReadLocal(ctx) // the agent's steady read
 		took := time.Since(sent)
 		if ctx.Err() != nil {
 			return // a read cut short by the end of the run is no answer
