@@ -10,6 +10,7 @@
 package apiserver
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -59,6 +60,14 @@ type Options struct {
 	ClientNS string
 	// ExtraArgs are appended to the command line (a later flag wins).
 	ExtraArgs []string
+	// PKI, if set, is used instead of credentials of this server's own:
+	// the two servers of a pair share one, as k3s's servers share the
+	// cluster's CA and keys through the datastore, so that a client of the
+	// pair's address trusts whichever answers.
+	PKI *PKI
+	// Bind is the address to listen on ("" = Addr); 0.0.0.0 takes the
+	// pair's address too while this node holds it.
+	Bind string
 }
 
 // Server is a running kube-apiserver.
@@ -81,7 +90,7 @@ func Args(o Options, p *PKI) []string {
 		"--etcd-servers=" + EtcdServers,
 		"--storage-backend=etcd3",
 		"--advertise-address=" + o.Addr,
-		"--bind-address=" + o.Addr,
+		"--bind-address=" + cmp.Or(o.Bind, o.Addr),
 		"--secure-port=" + strconv.Itoa(Port),
 		"--tls-cert-file=" + p.CertFile,
 		"--tls-private-key-file=" + p.KeyFile,
@@ -126,9 +135,15 @@ func Start(o Options) (*Server, error) {
 	if o.ClientNS == "" {
 		o.ClientNS = o.NS
 	}
-	p, err := NewPKI(filepath.Join(o.Dir, "pki"), o.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("apiserver: credentials: %w", err)
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	p := o.PKI
+	if p == nil {
+		var err error
+		if p, err = NewPKI(filepath.Join(o.Dir, "pki"), o.Addr); err != nil {
+			return nil, fmt.Errorf("apiserver: credentials: %w", err)
+		}
 	}
 	s := &Server{
 		Opts:    o,
@@ -175,6 +190,15 @@ func (s *Server) RestConfig() *rest.Config {
 		Timeout:         30 * time.Second,
 		QPS:             -1, // no client-side throttling: tests measure the server
 	}
+}
+
+// RestConfigAt is RestConfig for another address of the server (the
+// pair's, with a shared PKI that names it), with a timeout per request.
+func (s *Server) RestConfigAt(host string, timeout time.Duration) *rest.Config {
+	c := s.RestConfig()
+	c.Host = "https://" + net.JoinHostPort(host, strconv.Itoa(Port))
+	c.Timeout = timeout
+	return c
 }
 
 // Clientset is a typed client-go clientset for the admin user.

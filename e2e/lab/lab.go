@@ -6,11 +6,13 @@
 package lab
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -39,7 +41,7 @@ type Options struct {
 // Run is the lab: form, write, crash the leader, show the timeline, rejoin.
 func Run(ctx context.Context, o Options) (err error) {
 	out := o.Out
-	opts, err := cluster.FromEnv(cluster.Options{Prefix: Prefix, Subnet: subnet, Dir: Dir})
+	opts, err := cluster.FromEnv(cluster.Options{Prefix: Prefix, Subnet: subnet, Dir: Dir, VIP: true})
 	if err != nil {
 		return err
 	}
@@ -67,7 +69,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	fmt.Fprintf(out, "pair formed in %s\n", since(start))
 	show(ctx, out, c)
 
-	step(out, "starting a kube-apiserver on each node, against that node's own Kine (as k3s runs it)")
+	step(out, "starting a kube-apiserver on each node, against that node's own Kine (as k3s runs it), with the\n"+
+		"    cluster's credentials shared and listening on the pair's address too, "+c.VIPAddr()+", which is on\n"+
+		"    the leader's interface only")
 	start = time.Now()
 	apis, err := startAPIServers(ctx, c, apiBin)
 	defer stopAPIServers(apis)
@@ -87,13 +91,24 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	vw, err := newVIPWriter(apis["a"].S.RestConfigAt(c.VIPAddr(), time.Second))
+	if err != nil {
+		return err
+	}
+	vips, err := c.VIPReader()
+	if err != nil {
+		return err
+	}
+	defer vips.Close()
 	wctx, stopWriter := context.WithCancel(ctx)
 	defer stopWriter()
 	go w.Run(wctx, 20)
 	go kw.Run(wctx)
-	step(out, "writing 20 keys a second through Kine (etcd clients) and 20 ConfigMap operations a second through\n"+
-		"    the Kubernetes API (client-go, whichever API server answers); synchronous replication: each\n"+
-		"    acknowledged write is on both disks")
+	go vw.run(wctx)
+	step(out, "writing 20 keys a second through Kine (etcd clients), 20 ConfigMap operations a second through\n"+
+		"    the Kubernetes API (client-go, whichever API server answers), and one ConfigMap update every 50 ms\n"+
+		"    through the pair's address as a kubeconfig would; synchronous replication: each acknowledged\n"+
+		"    write is on both disks")
 	sleep(ctx, 3*time.Second)
 
 	step(out, "pulling the power on the leader, a (every process SIGKILLed, its API server too)")
@@ -102,13 +117,33 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	fault := time.Now() // every process of the node is dead now
+	moved := watchVIP(ctx, vips, "b")
 	st, err := c.WaitState(ctx, "b", 60*time.Second, "leader_alone", "leader")
 	if err != nil {
 		return err
 	}
 	sleep(ctx, 2*time.Second)
 	ack, ok := w.FirstAckAfter(fault)
-	timeline(out, fault, st, ack, ok, workload.APIRTO(kw.Ops(), fault))
+	vipAck, vipOK := vw.firstAfter(fault)
+	var extra []event
+	taken, alone := moved()
+	if !taken.IsZero() {
+		extra = append(extra, event{taken, "b takes the pair's address " + c.VIPAddr() + " and announces it"})
+	}
+	if !alone.IsZero() {
+		// The lab's a keeps its network namespace (its kernel) without
+		// power: its copy lapses with its lifetime, which a machine
+		// without power would not wait for.
+		extra = append(extra, event{alone, "the pair's address is on b alone (a's copy lapsed: nothing renewed it)"})
+	} else {
+		extra = append(extra, event{text: "(the pair's address " + c.VIPAddr() + " has not moved to b)"})
+	}
+	if vipOK {
+		extra = append(extra, event{vipAck, "first write accepted through the pair's address (b's kube-apiserver)"})
+	} else {
+		extra = append(extra, event{text: "(no write accepted through the pair's address yet)"})
+	}
+	timeline(out, fault, st, ack, ok, workload.APIRTO(kw.Ops(), fault), extra)
 	show(ctx, out, c)
 
 	step(out, "bringing a back: it finds a newer term on b and rejoins as follower")
@@ -169,9 +204,13 @@ func explore(out io.Writer, c *cluster.Cluster) {
 // waits until both are ready.
 func startAPIServers(ctx context.Context, c *cluster.Cluster, bin string) (map[string]*apiserver.Supervisor, error) {
 	apis := map[string]*apiserver.Supervisor{}
+	pki, err := apiserver.NewPKI(filepath.Join(Dir, "pki"), c.Nodes["a"].Addr, c.Nodes["b"].Addr, c.VIPAddr())
+	if err != nil {
+		return apis, err
+	}
 	for _, n := range []string{"a", "b"} {
 		node := c.Nodes[n]
-		s, err := apiserver.Start(apiserver.Options{Bin: bin, NS: node.NS, Addr: node.Addr,
+		s, err := apiserver.Start(apiserver.Options{Bin: bin, NS: node.NS, Addr: node.Addr, Bind: "0.0.0.0", PKI: pki,
 			Dir: filepath.Join(node.Dir, "kube-apiserver"), ClientNS: c.Net.NS("c")})
 		if err != nil {
 			return apis, err
@@ -194,24 +233,52 @@ func stopAPIServers(apis map[string]*apiserver.Supervisor) {
 	}
 }
 
-func timeline(out io.Writer, fault time.Time, st localapi.StatusReport, ack time.Time, ok bool, apiRTO *int64) {
+// event is one line of the timeline; without a time, a line said after
+// the timed ones.
+type event struct {
+	at   time.Time
+	text string
+}
+
+func timeline(out io.Writer, fault time.Time, st localapi.StatusReport, ack time.Time, ok bool, apiRTO *int64, extra []event) {
 	step(out, "timeline")
-	rel := func(t time.Time) string { return fmt.Sprintf("%+7dms", t.Sub(fault).Milliseconds()) }
-	fmt.Fprintf(out, "  %s  a loses power\n", rel(fault))
+	evs := []event{{fault, "a loses power"}}
 	if st.LastFailover > 0 {
-		fmt.Fprintf(out, "  %s  b: first failed probe of a\n", rel(st.LastTransitionAt.Add(-st.LastFailover)))
+		evs = append(evs, event{st.LastTransitionAt.Add(-st.LastFailover), "b: first failed probe of a"})
 	}
-	fmt.Fprintf(out, "  %s  b: %s\n", rel(st.LastTransitionAt), st.LastTransition)
+	evs = append(evs, event{st.LastTransitionAt, "b: " + st.LastTransition})
 	if ok {
-		fmt.Fprintf(out, "  %s  first write accepted (through b's Kine)\n", rel(ack))
+		evs = append(evs, event{ack, "first write accepted (through b's Kine)"})
 	} else {
-		fmt.Fprintln(out, "  (no write accepted yet)")
+		evs = append(evs, event{text: "(no write accepted yet)"})
 	}
 	if apiRTO != nil {
-		fmt.Fprintf(out, "  %+7dms  first write accepted through the Kubernetes API (b's kube-apiserver)\n", *apiRTO)
+		evs = append(evs, event{fault.Add(time.Duration(*apiRTO) * time.Millisecond), "first write accepted through the Kubernetes API (b's kube-apiserver)"})
 	} else {
-		fmt.Fprintln(out, "  (no write accepted through the Kubernetes API yet)")
+		evs = append(evs, event{text: "(no write accepted through the Kubernetes API yet)"})
 	}
+	evs = append(evs, extra...)
+	slices.SortStableFunc(evs, func(x, y event) int {
+		switch {
+		case x.at.IsZero() || y.at.IsZero():
+			return cmp.Compare(btoi(x.at.IsZero()), btoi(y.at.IsZero()))
+		}
+		return x.at.Compare(y.at)
+	})
+	for _, e := range evs {
+		if e.at.IsZero() {
+			fmt.Fprintf(out, "  %s\n", e.text)
+			continue
+		}
+		fmt.Fprintf(out, "  %+7dms  %s\n", e.at.Sub(fault).Milliseconds(), e.text)
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func show(ctx context.Context, out io.Writer, c *cluster.Cluster) {

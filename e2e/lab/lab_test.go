@@ -11,7 +11,8 @@ import (
 
 // TestLab runs the README's first command as a newcomer would (without
 // --keep) and checks what it promises: a failover, a first write through
-// Kine and through the Kubernetes API after the power loss, the old leader
+// Kine, through the Kubernetes API and through the pair's address after the
+// power loss, the address moved to the new leader, the old leader
 // back as follower, nothing acknowledged lost. It uses the lab's own
 // namespaces and directory, so it removes a lab left running.
 func TestLab(t *testing.T) {
@@ -29,6 +30,9 @@ func TestLab(t *testing.T) {
 		regexp.MustCompile(`[+-]\s*\d+ms  b: follower → leader_alone`),
 		regexp.MustCompile(`[+-]\s*\d+ms  first write accepted \(through b's Kine\)`),
 		regexp.MustCompile(`[+-]\s*\d+ms  first write accepted through the Kubernetes API`),
+		regexp.MustCompile(`[+-]\s*\d+ms  b takes the pair's address 10\.99\.0\.100`),
+		regexp.MustCompile(`[+-]\s*\d+ms  the pair's address is on b alone`),
+		regexp.MustCompile(`[+-]\s*\d+ms  first write accepted through the pair's address \(b's kube-apiserver\)`),
 		regexp.MustCompile(`through Kine: [1-9]\d* writes acknowledged, 0 lost`),
 		regexp.MustCompile(`through the Kubernetes API: [1-9]\d* writes acknowledged, 0 lost`),
 		regexp.MustCompile(`lab removed`),
