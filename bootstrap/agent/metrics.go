@@ -31,6 +31,9 @@ type metrics struct {
 	witnessReachable  prometheus.Gauge
 	witnessLease      prometheus.Gauge
 	witnessOnce       sync.Once
+	addrHeld          prometheus.Gauge
+	addrFailing       prometheus.Gauge
+	addrOnce          sync.Once
 }
 
 func newMetrics() *metrics {
@@ -54,6 +57,8 @@ func newMetrics() *metrics {
 			Help: "1 while a take-over or going alone waits: for an operator (failover: manual) or for the witness."}, []string{"for"}),
 		witnessReachable: g("witness_reachable", "1 when the witness answered (absent: no witness configured)."),
 		witnessLease:     g("witness_lease", "1 while this node holds the witness's lease to lead alone."),
+		addrHeld:         g("address_held", "1 while this node's decisions put the pair's address here (absent: no vip configured)."),
+		addrFailing:      g("address_failing", "1 while the pair's address cannot be taken or given up as decided (see the log)."),
 	}
 	m.reg.MustRegister(m.state, m.term, m.peerReachable, m.sync, m.lagBytes, m.paused, m.lastFailover,
 		m.promoteSeconds, m.archivedRows, m.transitions, m.failedTransitions, m.waiting, prometheus.NewGoCollector())
@@ -88,6 +93,14 @@ func (m *metrics) update(a *Agent, obs observed) {
 		m.witnessOnce.Do(func() { m.reg.MustRegister(m.witnessReachable, m.witnessLease) })
 		m.witnessReachable.Set(b2f(w.Reachable))
 		m.witnessLease.Set(b2f(w.Lease))
+	}
+	if a.d.VIP != nil {
+		m.addrOnce.Do(func() { m.reg.MustRegister(m.addrHeld, m.addrFailing) })
+		a.mu.Lock()
+		want, failing := a.addrWant, a.addrErr != ""
+		a.mu.Unlock()
+		m.addrHeld.Set(b2f(want && !failing))
+		m.addrFailing.Set(b2f(failing))
 	}
 }
 

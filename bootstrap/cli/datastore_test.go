@@ -82,7 +82,9 @@ func TestDatastoreWait(t *testing.T) {
 	})
 	t.Run("no agent", func(t *testing.T) {
 		var out strings.Builder
-		down := func(context.Context) (localapi.StatusReport, error) { return localapi.StatusReport{}, errors.New("no socket") }
+		down := func(context.Context) (localapi.StatusReport, error) {
+			return localapi.StatusReport{}, errors.New("no socket")
+		}
 		w := datastoreWait{Kine: freeAddr(t), For: 100 * time.Millisecond, Every: time.Second, Status: down, Out: &out}
 		w.Run(context.Background())
 		if !strings.Contains(out.String(), "the twonode agent does not answer (no socket)") {

@@ -1,0 +1,88 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/twonode-edge/twonode/bootstrap/fsm"
+)
+
+// fakeAddress is the pair's address on a fake interface; fail, if set, is
+// what taking it answers.
+type fakeAddress struct {
+	held     bool
+	fail     error
+	acquires int
+}
+
+func (f *fakeAddress) Acquire(context.Context) error {
+	f.acquires++
+	if f.fail != nil {
+		return f.fail
+	}
+	f.held = true
+	return nil
+}
+
+func (f *fakeAddress) Release(context.Context) error { f.held = false; return nil }
+func (f *fakeAddress) Held() (bool, error)           { return f.held, nil }
+
+// The address follows Kine: a follower that promotes takes it with its
+// Kine, renews it at every tick while it leads, and an address that
+// cannot be taken does not hold the promotion back: it is reported
+// (status, metrics) and tried again until it works.
+func TestAddressFollowsKineAndNeverHoldsTheDatastoreBack(t *testing.T) {
+	r := followerRig(t)
+	addr := &fakeAddress{fail: errors.New("operation not permitted")}
+	r.a.d.VIP = addr
+	r.a.cfg.VIP.Address = "10.0.0.100/24"
+	r.peer.up, r.pgUp = false, false
+	if s := r.tick(3); s != fsm.LeaderAlone {
+		t.Fatalf("state %s after 3 failed probes with an address that cannot be taken: the promotion must not wait for it", s)
+	}
+	if r.kine.Target() != "10.0.0.1" {
+		t.Fatalf("Kine writes to %q after the promotion", r.kine.Target())
+	}
+	rep := (&LocalHandler{r.a}).Status(context.Background())
+	if !strings.Contains(rep.Address, "CANNOT be taken") || !strings.Contains(rep.Address, "operation not permitted") {
+		t.Errorf("status says %q", rep.Address)
+	}
+	if v := gauge(t, r.a, "twonode_address_failing"); v != 1 {
+		t.Errorf("twonode_address_failing = %v, want 1", v)
+	}
+	tries := addr.acquires
+	addr.fail = nil
+	r.tick(1)
+	if !addr.held || addr.acquires <= tries {
+		t.Fatalf("the address was not taken at the next tick once it could be (held %t, %d tries)", addr.held, addr.acquires)
+	}
+	if rep := (&LocalHandler{r.a}).Status(context.Background()); !strings.HasSuffix(rep.Address, "held by this node") {
+		t.Errorf("status says %q", rep.Address)
+	}
+	if v := gauge(t, r.a, "twonode_address_failing"); v != 0 {
+		t.Errorf("twonode_address_failing = %v once taken", v)
+	}
+	before := addr.acquires
+	r.tick(2)
+	if addr.acquires != before+2 {
+		t.Errorf("%d acquisitions in 2 ticks of leading, want 2 (each starts the address's lifetime again)", addr.acquires-before)
+	}
+}
+
+// gauge reads one of the agent's gauges as /metrics would show it.
+func gauge(t *testing.T, a *Agent, name string) float64 {
+	t.Helper()
+	fams, err := a.met.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s in the agent's metrics", name)
+	return 0
+}
