@@ -18,21 +18,44 @@
 #       sha256 is one of SHA256S (separated by spaces: one per version and
 #       architecture built); refuses otherwise, and when SHA256S is empty.
 #
+#   scripts/k3s-artifact.sh fetch-images VERSION ARCH DIR
+#   scripts/k3s-artifact.sh check-images VERSION ARCH DIR SHA256S OUT
+#       The same for k3s's airgap images of VERSION for ARCH
+#       (k3s-airgap-images-ARCH.tar, the system images k3s otherwise pulls
+#       from the internet at its first start), pinned by K3S_IMAGES_SHA256:
+#       what the Earthfile bakes in with K3S_AIRGAP_IMAGES=true, so that a
+#       site without internet access boots to a working cluster.
+#
 # Example: scripts/k3s-artifact.sh fetch v1.32.3+k3s1 amd64 build/k3s
 set -eu
+
+# kind: binary (the k3s executable) or images (the airgap images), set by
+# the command.
+kind=binary
 
 die() {
 	echo "k3s-artifact: $*" >&2
 	exit 1
 }
 
-# The release's file name for an architecture.
+# The release's file name of the kind of artifact for an architecture.
 binary() {
 	case "$1" in
-	amd64) echo k3s ;;
-	arm64) echo k3s-arm64 ;;
+	amd64 | arm64) ;;
 	*) die "ARCH must be amd64 or arm64 (got '$1')" ;;
 	esac
+	if [ "$kind" = images ]; then
+		echo "k3s-airgap-images-$1.tar"
+	elif [ "$1" = amd64 ]; then
+		echo k3s
+	else
+		echo k3s-arm64
+	fi
+}
+
+# The ARG that pins the kind's sha256.
+pin() {
+	if [ "$kind" = images ]; then echo K3S_IMAGES_SHA256; else echo K3S_SHA256; fi
 }
 
 # VERSION as a directory name: v1.32.3+k3s1 -> v1.32.3-k3s1.
@@ -65,7 +88,7 @@ fetch() {
 	[ -n "$want" ] || die "the release's sha256sum-$arch.txt has no line for $file"
 	[ "$got" = "$want" ] || die "$file has sha256 $got, the release's sha256sum-$arch.txt says $want"
 	mv "$out/$file.part" "$out/$file"
-	echo "k3s-artifact: $out/$file is k3s $version for $arch; pin it with K3S_SHA256=$got" >&2
+	echo "k3s-artifact: $out/$file is k3s $version for $arch; pin it with $(pin)=$got" >&2
 	echo "$got"
 }
 
@@ -74,28 +97,38 @@ check() {
 	version=$1 arch=$2 dir=$3 sums=$4 out=$5
 	checkversion "$version"
 	file=$(binary "$arch")
-	[ -n "$sums" ] || die "K3S_SHA256 is empty: the build installs no k3s whose sha256 it was not given (the line for $file in k3s $version's sha256sum-$arch.txt; scripts/k3s-artifact.sh fetch prints it)"
+	[ -n "$sums" ] || die "$(pin) is empty: the build installs no $file whose sha256 it was not given (the line for $file in k3s $version's sha256sum-$arch.txt; scripts/k3s-artifact.sh fetch prints it)"
 	for s in $sums; do
-		printf '%s\n' "$s" | grep -Eqx '[0-9a-f]{64}' || die "K3S_SHA256 holds '$s', which is not a sha256 (64 hexadecimal digits)"
+		printf '%s\n' "$s" | grep -Eqx '[0-9a-f]{64}' || die "$(pin) holds '$s', which is not a sha256 (64 hexadecimal digits)"
 	done
 	src="$dir/$(dirname_of "$version")/$file"
-	[ -f "$src" ] || die "no k3s $version for $arch at $src: run scripts/k3s-artifact.sh fetch $version $arch <K3S_ARTIFACTS> where there is internet access, or build with K3S_DOWNLOAD=true"
+	[ -f "$src" ] || die "no $file of k3s $version at $src: run scripts/k3s-artifact.sh fetch$([ "$kind" = images ] && echo -images) $version $arch <K3S_ARTIFACTS> where there is internet access, or build with K3S_DOWNLOAD=true"
 	got=$(sha256 "$src")
 	for s in $sums; do
 		if [ "$s" = "$got" ]; then
-			install -D -m 0755 "$src" "$out"
-			echo "k3s-artifact: installed k3s $version for $arch (sha256 $got) as $out" >&2
+			mode=0755
+			[ "$kind" = images ] && mode=0644
+			install -D -m "$mode" "$src" "$out"
+			echo "k3s-artifact: installed $file of k3s $version (sha256 $got) as $out" >&2
 			return 0
 		fi
 	done
-	die "$src has sha256 $got, which K3S_SHA256 does not list: not installed"
+	die "$src has sha256 $got, which $(pin) does not list: not installed"
 }
 
-[ $# -ge 1 ] || die "usage: $0 fetch|check ..."
+[ $# -ge 1 ] || die "usage: $0 fetch|check|fetch-images|check-images ..."
 cmd=$1
 shift
 case "$cmd" in
 fetch) fetch "$@" ;;
 check) check "$@" ;;
-*) die "unknown command '$cmd' (fetch or check)" ;;
+fetch-images)
+	kind=images
+	fetch "$@"
+	;;
+check-images)
+	kind=images
+	check "$@"
+	;;
+*) die "unknown command '$cmd' (fetch, check, fetch-images or check-images)" ;;
 esac

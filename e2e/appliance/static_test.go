@@ -2,6 +2,8 @@ package appliance
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"html"
 	"os"
@@ -656,5 +658,50 @@ func TestStaticK3sDropIn(t *testing.T) {
 	out, err := run(time.Minute, "systemd-analyze", "verify", "--root="+scratch, "/etc/systemd/system/k3s.service")
 	if err != nil || strings.TrimSpace(out) != "" {
 		t.Errorf("systemd-analyze verify k3s.service with the drop-in: %v\n%s", err, out)
+	}
+}
+
+// TestK3sArtifactScript: the k3s binary and the airgap images are
+// installed only when their sha256 is one the build was given, each by its
+// own ARG, with the right mode; nothing is downloaded (check reads the
+// build context only).
+func TestK3sArtifactScript(t *testing.T) {
+	root := repoRoot(t)
+	dir := t.TempDir()
+	rel := filepath.Join(dir, "v1.32.3-k3s1")
+	if err := os.MkdirAll(rel, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sums := map[string]string{}
+	for _, f := range []string{"k3s", "k3s-airgap-images-amd64.tar"} {
+		b := []byte("not really " + f + "\n")
+		if err := os.WriteFile(filepath.Join(rel, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.Sum256(b)
+		sums[f] = hex.EncodeToString(h[:])
+	}
+	other := strings.Repeat("0", 64)
+	script := filepath.Join(root, "scripts/k3s-artifact.sh")
+	for _, c := range []struct {
+		cmd, file, sums string
+		mode            os.FileMode
+		refusal         string
+	}{
+		{"check", "k3s", other + " " + sums["k3s"], 0o755, ""},
+		{"check-images", "k3s-airgap-images-amd64.tar", sums["k3s-airgap-images-amd64.tar"], 0o644, ""},
+		{"check-images", "k3s-airgap-images-amd64.tar", "", 0, "K3S_IMAGES_SHA256 is empty"},
+		{"check-images", "k3s-airgap-images-amd64.tar", sums["k3s"], 0, "which K3S_IMAGES_SHA256 does not list: not installed"},
+		{"check", "k3s", sums["k3s-airgap-images-amd64.tar"], 0, "which K3S_SHA256 does not list: not installed"},
+	} {
+		out := filepath.Join(t.TempDir(), "out")
+		msg, err := run(time.Minute, "sh", script, c.cmd, "v1.32.3+k3s1", "amd64", dir, c.sums, out)
+		fi, statErr := os.Stat(out)
+		switch {
+		case c.refusal == "" && (err != nil || statErr != nil || fi.Mode().Perm() != c.mode):
+			t.Errorf("%s %s with its sha256: %v, %v (%s)", c.cmd, c.file, err, statErr, msg)
+		case c.refusal != "" && (err == nil || statErr == nil || !strings.Contains(msg, c.refusal)):
+			t.Errorf("%s %s with sums %q: installed or refused without saying %q: %v (%s)", c.cmd, c.file, c.sums, c.refusal, err, msg)
+		}
 	}
 }
