@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/twonode-edge/twonode/bootstrap/fsm"
 )
@@ -83,27 +82,29 @@ func (a *Agent) addressResult(want bool, err error) {
 // node's Kine still serves its own database (the agent's stop leaves
 // PostgreSQL and Kine running, and the next decision confirms or moves
 // all three); otherwise nothing this node runs answers on it, and it goes.
-func (a *Agent) reconcileAddress(ctx context.Context) error {
+func (a *Agent) reconcileAddress(ctx context.Context) {
 	if a.d.VIP == nil {
-		return nil
+		return
 	}
 	held, err := a.d.VIP.Held()
 	if err != nil {
-		return fmt.Errorf("the pair's address: %w", err)
+		// Not known: the first decision takes or gives it up anyway, and
+		// the address must not keep the agent from running.
+		a.log.Error("the pair's address: cannot tell whether an earlier agent left it here", "err", err)
+		return
 	}
 	if !held {
-		return nil
+		return
 	}
 	if a.kineServing() {
 		a.log.Info("the pair's address is on this node and its Kine serves here: kept until the next decision")
 		a.mu.Lock()
 		a.addrWant = true
 		a.mu.Unlock()
-		return nil
+		return
 	}
 	a.log.Warn("the pair's address was left on this node, whose Kine does not serve here: removing it")
 	a.holdAddress(ctx, false)
-	return nil
 }
 
 // addressText is the address's line in status ("" without one).

@@ -86,3 +86,30 @@ func gauge(t *testing.T, a *Agent, name string) float64 {
 	t.Fatalf("no gauge %s in the agent's metrics", name)
 	return 0
 }
+
+// An agent that starts removes an address an earlier one left behind,
+// unless this node's Kine still serves its own database; an address it
+// cannot read does not keep it from starting.
+func TestAddressLeftBehind(t *testing.T) {
+	r := newRig(t, "a", "b")
+	addr := &fakeAddress{held: true}
+	r.a.d.VIP = addr
+	r.a.reconcileAddress(context.Background())
+	if addr.held {
+		t.Error("an address left on a node whose Kine does not serve was kept")
+	}
+	addr.held = true
+	r.kine.target = "10.0.0.1"
+	r.a.reconcileAddress(context.Background())
+	if !addr.held || !r.a.addrWant {
+		t.Errorf("an address on a node whose Kine serves was removed (held %t, wanted %t)", addr.held, r.a.addrWant)
+	}
+	r.a.d.VIP = brokenAddress{}
+	r.a.reconcileAddress(context.Background()) // logs, returns
+}
+
+type brokenAddress struct{}
+
+func (brokenAddress) Acquire(context.Context) error { return errors.New("no netlink") }
+func (brokenAddress) Release(context.Context) error { return errors.New("no netlink") }
+func (brokenAddress) Held() (bool, error)           { return false, errors.New("no netlink") }

@@ -145,9 +145,7 @@ func New(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 	}
 	a.m = fsm.New(d.Now())
 	a.restoreLease()
-	if err := a.reconcileAddress(context.Background()); err != nil {
-		return nil, err
-	}
+	a.reconcileAddress(context.Background())
 	return a, nil
 }
 
