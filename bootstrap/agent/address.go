@@ -46,14 +46,25 @@ func (a *Agent) holdAddress(ctx context.Context, want bool) {
 // starts its lifetime again or, if a stall let it lapse or it could not be
 // taken, puts it back and announces it. A tick whose actions failed renews
 // nothing: the lapse is the safe side.
-func (a *Agent) keepAddress(ctx context.Context, state fsm.State) {
+//
+// The peer whose own Kine served until now (the other side of a split)
+// has let go: the hosts and the switch may still point at it, since its
+// announcements may have come after this node's, so this node announces
+// the address again.
+func (a *Agent) keepAddress(ctx context.Context, state fsm.State, peerServing bool) {
 	a.mu.Lock()
-	want := a.addrWant
+	want, peerServed := a.addrWant, a.peerServed
+	a.peerServed = peerServing
 	a.mu.Unlock()
 	if a.d.VIP == nil || !want || !state.IsLeader() || !a.kineServing() {
 		return
 	}
-	a.addressResult(true, a.d.VIP.Acquire(ctx))
+	err := a.d.VIP.Acquire(ctx)
+	if err == nil && peerServed && !peerServing {
+		a.log.Info("the peer's Kine stopped serving its own database: announcing the pair's address again")
+		err = a.d.VIP.Announce(ctx)
+	}
+	a.addressResult(true, err)
 }
 
 // addressResult records how taking or giving up the address went, and

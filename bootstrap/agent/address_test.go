@@ -12,10 +12,13 @@ import (
 // fakeAddress is the pair's address on a fake interface; fail, if set, is
 // what taking it answers.
 type fakeAddress struct {
-	held     bool
-	fail     error
-	acquires int
+	held      bool
+	fail      error
+	acquires  int
+	announces int
 }
+
+func (f *fakeAddress) Announce(context.Context) error { f.announces++; return nil }
 
 func (f *fakeAddress) Acquire(context.Context) error {
 	f.acquires++
@@ -110,6 +113,26 @@ func TestAddressLeftBehind(t *testing.T) {
 
 type brokenAddress struct{}
 
-func (brokenAddress) Acquire(context.Context) error { return errors.New("no netlink") }
-func (brokenAddress) Release(context.Context) error { return errors.New("no netlink") }
-func (brokenAddress) Held() (bool, error)           { return false, errors.New("no netlink") }
+func (brokenAddress) Acquire(context.Context) error  { return errors.New("no netlink") }
+func (brokenAddress) Release(context.Context) error  { return errors.New("no netlink") }
+func (brokenAddress) Announce(context.Context) error { return errors.New("no netlink") }
+func (brokenAddress) Held() (bool, error)            { return false, errors.New("no netlink") }
+
+// A leader whose peer's Kine served its own database (a split) announces
+// the address again once the peer lets go, and only then.
+func TestAddressAnnouncedAgainAfterASplit(t *testing.T) {
+	r := newRig(t, "a", "b")
+	addr := &fakeAddress{held: true}
+	r.a.d.VIP = addr
+	r.a.addrWant = true
+	r.kine.target = "10.0.0.1"
+	for i, c := range []struct {
+		peerServing bool
+		announces   int
+	}{{false, 0}, {true, 0}, {true, 0}, {false, 1}, {false, 1}} {
+		r.a.keepAddress(context.Background(), fsm.LeaderAlone, c.peerServing)
+		if addr.announces != c.announces {
+			t.Fatalf("tick %d (peer serving %t): %d announcements, want %d", i+1, c.peerServing, addr.announces, c.announces)
+		}
+	}
+}

@@ -54,6 +54,7 @@ type Deps struct {
 // Address is what the agent needs of the virtual IP (*vip.VIP).
 type Address interface {
 	Acquire(ctx context.Context) error
+	Announce(ctx context.Context) error
 	Release(ctx context.Context) error
 	Held() (bool, error)
 }
@@ -92,6 +93,7 @@ type Agent struct {
 	waiting     string          // the last tick's fsm.Decision.Waiting
 	addrWant    bool            // this node's decisions put the pair's address here (address.go)
 	addrErr     string          // the last error taking or giving it up, "" if none
+	peerServed  bool            // at the last tick the peer's Kine served its own database
 	waitsFor    fsm.WaitKind    // and whom it waits for
 }
 
@@ -214,7 +216,7 @@ func (a *Agent) tick(ctx context.Context, req *cmdReq) {
 		a.log.Warn("kine restart failed", "err", err)
 	}
 	if err == nil {
-		a.keepAddress(ctx, next.State)
+		a.keepAddress(ctx, next.State, obs.o.Peer.AgentUp && obs.o.Peer.KineServing)
 	}
 	a.tendWatchdog(a.d.Now())
 	if next.State.IsLeader() && obs.pg.Up && !obs.pg.InRecovery {

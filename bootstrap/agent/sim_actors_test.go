@@ -497,8 +497,9 @@ func (k simKine) Target() string { return k.n.kine }
 // simAddress is the pair's address on the node's interface.
 type simAddress struct{ *simInst }
 
-func (v simAddress) Acquire(context.Context) error { return v.set("vip-acquire", true) }
-func (v simAddress) Release(context.Context) error { return v.set("vip-release", false) }
+func (v simAddress) Acquire(context.Context) error  { return v.set("vip-acquire", true) }
+func (v simAddress) Release(context.Context) error  { return v.set("vip-release", false) }
+func (v simAddress) Announce(context.Context) error { return v.alive() }
 
 func (v simAddress) set(name string, held bool) error {
 	if err := v.before(name); err != nil {
