@@ -23,6 +23,7 @@ func TestLeaderCrashThenReturn(t *testing.T) {
 		t.Fatal(err)
 	}
 	go w.Run(ctx, 50)
+	putPrevKeyBefore(t, clientOf(ts, "a").Client)
 	time.Sleep(2 * time.Second)
 
 	if err := c.PowerOff("a"); err != nil {
@@ -35,6 +36,7 @@ func TestLeaderCrashThenReturn(t *testing.T) {
 	ack, ok := w.FirstAckAfter(fault)
 	acked := w.Acked()
 	lost := verify(t, ts, "b", acked)
+	checkPrevKeyAfter(t, clientOf(ts, "b").Client)
 	// What the issue requires of the watch is that it never goes backwards
 	// (checked below, a failure). A watch that never learns of an
 	// acknowledged write is reported with the keys, not failed. Most such
