@@ -2,6 +2,7 @@ package matrix
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -27,9 +28,13 @@ type sample struct {
 	at       time.Time
 	a, b     string
 	aDB, bDB string
-	// aVIP, bVIP: the pair's address is on the node's interface, read from
-	// its kernel in the same round.
-	aVIP, bVIP bool
+	// aVIP, bVIP: the pair's address was on the node's interface at
+	// either of two reads from its kernel, one just before and one just
+	// after the node's status (what dual_vip_ms counts). aVIPHeld,
+	// bVIPHeld: at both, so that the status fell inside a stretch in which
+	// the address was there (what the address check relies on).
+	aVIP, bVIP         bool
+	aVIPHeld, bVIPHeld bool
 }
 
 const sampleEvery = 100 * time.Millisecond
@@ -59,30 +64,25 @@ func (m *monitor) loop() {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				before := m.held(n)
 				ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 				defer cancel()
+				state, db := "", ""
 				if st, err := m.c.Status(ctx, n); err == nil {
-					db := ""
+					state = st.State
 					for name, node := range m.c.Nodes {
 						if st.KineEndpoint == node.Addr {
 							db = name
 						}
 					}
-					if n == "a" {
-						s.a, s.aDB = st.State, db
-					} else {
-						s.b, s.bDB = st.State, db
-					}
+				}
+				after := m.held(n)
+				if n == "a" {
+					s.a, s.aDB, s.aVIP, s.aVIPHeld = state, db, before || after, before && after
+				} else {
+					s.b, s.bDB, s.bVIP, s.bVIPHeld = state, db, before || after, before && after
 				}
 			}()
-			if m.vip != nil {
-				held, _ := m.vip.Held(n) // unreadable counts as not held
-				if n == "a" {
-					s.aVIP = held
-				} else {
-					s.bVIP = held
-				}
-			}
 		}
 		wg.Wait()
 		m.mu.Lock()
@@ -94,6 +94,16 @@ func (m *monitor) loop() {
 		case <-t.C:
 		}
 	}
+}
+
+// held reads whether node has the pair's address; unreadable, or no
+// address configured, counts as not held.
+func (m *monitor) held(node string) bool {
+	if m.vip == nil {
+		return false
+	}
+	held, _ := m.vip.Held(node)
+	return held
 }
 
 func (m *monitor) Stop() {
@@ -176,6 +186,29 @@ func (m *monitor) DualVIP() *int64 {
 	}
 	ms := d.Milliseconds()
 	return &ms
+}
+
+// StrayAddress lists the samples in which a node held the pair's address
+// while its agent said its Kine did not serve that node's own database.
+// The agent takes the address only once its Kine serves locally and gives
+// it up before stopping or turning it, so this never happens, splits
+// included (there both Kines serve their own databases). A node whose
+// agent did not answer is not judged: a frozen node keeps the address
+// until its lifetime ends, which the agents' timing covers, and a starved
+// one may answer late.
+func (m *monitor) StrayAddress() []string {
+	var out []string
+	for _, s := range m.snapshot() {
+		for _, n := range []struct {
+			name, state, db string
+			held            bool
+		}{{"a", s.a, s.aDB, s.aVIPHeld}, {"b", s.b, s.bDB, s.bVIPHeld}} {
+			if n.held && n.state != "" && n.db != n.name {
+				out = append(out, fmt.Sprintf("%s: on %s, %s, whose Kine serves %q", s.at.Format("15:04:05.000"), n.name, n.state, n.db))
+			}
+		}
+	}
+	return out
 }
 
 // VIPMove is the time from the fault to the first sample with the address
