@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds, from pinned modules, what the API server tests run:
-#   bin/kube-apiserver      k8s.io/kubernetes/cmd/kube-apiserver through the
-#                           wrapper module tools/kube-apiserver (its replace
-#                           lines pin every k8s.io staging module)
+#   bin/kube-apiserver, bin/kube-controller-manager, bin/kube-scheduler
+#                           one binary of k8s.io/kubernetes's three commands
+#                           (tools/kube-apiserver/main.go, whose replace
+#                           lines pin every k8s.io staging module), under
+#                           the names it dispatches on
 #   bin/etcd3-storage.test  k8s.io/apiserver's pkg/storage/etcd3 tests (Kine's
 #                           own CI suite), compiled with `go test -c` from
 #                           tools/storage-conformance, with the embedded etcd
@@ -11,9 +13,10 @@
 #                           each test's own), and Kine's CI's two edits
 #                           (tools/storage-conformance/kine-ci.edits)
 # Both are cached outside the clone, keyed by a hash of the wrapper module's
-# go.mod and go.sum (plus the swapped sources and the edits), the Go version and the
+# go.mod, go.sum and main.go (plus the swapped sources and the edits), the Go version and the
 # architecture; a cold build takes many minutes, a warm one a second.
-# Then: export KUBE_APISERVER_BIN=$PWD/bin/kube-apiserver STORAGE_CONFORMANCE_BIN=$PWD/bin/etcd3-storage.test
+# Then: export KUBE_APISERVER_BIN=$PWD/bin/kube-apiserver KUBE_CONTROLLER_MANAGER_BIN=$PWD/bin/kube-controller-manager
+#   KUBE_SCHEDULER_BIN=$PWD/bin/kube-scheduler STORAGE_CONFORMANCE_BIN=$PWD/bin/etcd3-storage.test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
@@ -33,12 +36,15 @@ key() {
 	echo "$name-$( (cat "$@" && echo "$platform") | sha256sum | cut -c1-16)"
 }
 
-# --- kube-apiserver
+# --- kube-apiserver, kube-controller-manager and kube-scheduler: one
+# binary (tools/kube-apiserver/main.go), linked once, hard-linked under the
+# three names it dispatches on
 mod=tools/kube-apiserver
 k8s_version=$(cd "$mod" && go list -m -f '{{.Version}}' k8s.io/kubernetes)
-k=$(key kube-apiserver "$mod/go.mod" "$mod/go.sum")
-if [ ! -x "$cache/$k" ]; then
-	echo "building kube-apiserver $k8s_version (cached as $cache/$k; many minutes the first time)" >&2
+k=$(key kube-control-plane "$mod/go.mod" "$mod/go.sum" "$mod/main.go")
+components="kube-apiserver kube-controller-manager kube-scheduler"
+if [ ! -x "$cache/$k/kube-scheduler" ]; then
+	echo "building kube-apiserver, kube-controller-manager and kube-scheduler $k8s_version (cached as $cache/$k; many minutes the first time)" >&2
 	start=$SECONDS
 	minor=${k8s_version#v1.}
 	minor=${minor%%.*}
@@ -46,11 +52,19 @@ if [ ! -x "$cache/$k" ]; then
 	for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 		ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
 	done
-	(cd "$mod" && go build -trimpath -ldflags "$ldflags" -o "$cache/$k.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
+	rm -rf "$cache/$k.tmp"
+	mkdir -p "$cache/$k.tmp"
+	(cd "$mod" && go build -trimpath -ldflags "$ldflags" -o "$cache/$k.tmp/kube-control-plane" .)
+	for c in $components; do
+		ln "$cache/$k.tmp/kube-control-plane" "$cache/$k.tmp/$c"
+	done
+	rm -rf "$cache/$k"
 	mv "$cache/$k.tmp" "$cache/$k"
-	echo "built kube-apiserver in $((SECONDS - start)) s" >&2
+	echo "built the control plane in $((SECONDS - start)) s" >&2
 fi
-ln -sf "$cache/$k" bin/kube-apiserver
+for c in $components; do
+	ln -sfn "$cache/$k/$c" "bin/$c"
+done
 
 # --- the etcd3 storage tests
 mod=tools/storage-conformance
@@ -100,4 +114,4 @@ if [ ! -x "$cache/$k" ]; then
 	echo "built the etcd3 storage tests in $((SECONDS - start)) s" >&2
 fi
 ln -sf "$cache/$k" bin/etcd3-storage.test
-echo "built bin/kube-apiserver ($k8s_version) and bin/etcd3-storage.test (k8s.io/apiserver $apiserver_version)" >&2
+echo "built bin/kube-apiserver, bin/kube-controller-manager, bin/kube-scheduler ($k8s_version) and bin/etcd3-storage.test (k8s.io/apiserver $apiserver_version)" >&2

@@ -9,7 +9,7 @@ export PATH=$PATH:/usr/local/go/bin
 
 scripts/deps.sh
 scripts/build.sh
-scripts/build-apiserver.sh # kube-apiserver and the storage conformance tests, cached
+scripts/build-apiserver.sh # the control plane (one binary) and the storage conformance tests, cached
 
 echo "== static checks" >&2
 unformatted=$(gofmt -l bootstrap cmd e2e cloudconfig)
@@ -22,6 +22,7 @@ shellcheck scripts/*.sh .ci/run
 
 export TWONODE_BIN=$PWD/bin/twonode KINE_BIN=$PWD/bin/kine ETCD_BIN=$PWD/bin/etcd
 export KUBE_APISERVER_BIN=$PWD/bin/kube-apiserver STORAGE_CONFORMANCE_BIN=$PWD/bin/etcd3-storage.test
+export KUBE_CONTROLLER_MANAGER_BIN=$PWD/bin/kube-controller-manager KUBE_SCHEDULER_BIN=$PWD/bin/kube-scheduler
 
 echo "== unit, integration and end-to-end tests" >&2
 # -p 1: one package at a time; the end-to-end packages measure failover times

@@ -266,6 +266,8 @@ func (s *Server) WaitReady(ctx context.Context, timeout time.Duration) (time.Dur
 	}
 }
 
+func (s *Server) current() *harness.Proc { return s.proc }
+
 // Running reports whether the process is alive.
 func (s *Server) Running() bool { return s.proc != nil && s.proc.Running() }
 

@@ -3,19 +3,29 @@ package apiserver
 import (
 	"sync"
 	"time"
+
+	"github.com/twonode-edge/twonode/e2e/harness"
 )
 
 // RestartDelay is how long a Supervisor waits before starting an API server
 // that exited (systemd's RestartSec for k3s is 5 s; tests wait less).
 const RestartDelay = time.Second
 
-// Supervisor keeps one node's API server running the way the node's init
-// system would: restarted whenever it exits while the node is up, and not
-// while the node is powered off. A power-off kills every process of the
-// node's namespace, the API server among them; Down before it and Up after
-// the node starts again.
-type Supervisor struct {
-	S *Server
+// restartable is a process of a node that can be started again with the
+// same command line: a Server or a Component.
+type restartable interface {
+	spawn() error
+	current() *harness.Proc
+	Stop() error
+}
+
+// Supervisor keeps one process of a node (its API server, its controller
+// manager, its scheduler) running the way the node's init system would:
+// restarted whenever it exits while the node is up, and not while the node
+// is powered off. A power-off kills every process of the node's namespace;
+// Down before it and Up after the node starts again.
+type Supervisor[T restartable] struct {
+	S T
 
 	mu       sync.Mutex
 	up       bool
@@ -25,9 +35,9 @@ type Supervisor struct {
 	done     chan struct{}
 }
 
-// Supervise takes over a started server.
-func Supervise(s *Server) *Supervisor {
-	v := &Supervisor{S: s, up: true, wake: make(chan struct{}, 1), done: make(chan struct{})}
+// Supervise takes over a started process.
+func Supervise[T restartable](s T) *Supervisor[T] {
+	v := &Supervisor[T]{S: s, up: true, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go v.loop()
 	return v
 }
@@ -36,11 +46,11 @@ func Supervise(s *Server) *Supervisor {
 // again after RestartDelay. A powered-off node's server is not watched (a
 // nil channel never fires): the loop waits for Up or Stop. Every change of
 // state pokes wake, so the loop looks again.
-func (v *Supervisor) loop() {
+func (v *Supervisor[T]) loop() {
 	defer close(v.done)
 	for {
 		v.mu.Lock()
-		stopped, up, p := v.stopped, v.up, v.S.proc
+		stopped, up, p := v.stopped, v.up, v.S.current()
 		v.mu.Unlock()
 		if stopped {
 			return
@@ -60,7 +70,7 @@ func (v *Supervisor) loop() {
 		case <-time.After(RestartDelay):
 		}
 		v.mu.Lock()
-		if v.up && !v.stopped && !v.S.proc.Running() {
+		if v.up && !v.stopped && !v.S.current().Running() {
 			if err := v.S.spawn(); err == nil {
 				v.restarts++
 			}
@@ -69,7 +79,7 @@ func (v *Supervisor) loop() {
 	}
 }
 
-func (v *Supervisor) poke() {
+func (v *Supervisor[T]) poke() {
 	select {
 	case v.wake <- struct{}{}:
 	default:
@@ -77,7 +87,7 @@ func (v *Supervisor) poke() {
 }
 
 // Down marks the node powered off: an exit is not followed by a restart.
-func (v *Supervisor) Down() {
+func (v *Supervisor[T]) Down() {
 	v.mu.Lock()
 	v.up = false
 	v.mu.Unlock()
@@ -86,10 +96,10 @@ func (v *Supervisor) Down() {
 
 // Up marks the node running again: the API server is started if it is not
 // running (at once: a booting node starts it with its other services).
-func (v *Supervisor) Up() {
+func (v *Supervisor[T]) Up() {
 	v.mu.Lock()
 	v.up = true
-	if !v.stopped && !v.S.proc.Running() {
+	if !v.stopped && !v.S.current().Running() {
 		if err := v.S.spawn(); err == nil {
 			v.restarts++
 		}
@@ -99,14 +109,14 @@ func (v *Supervisor) Up() {
 }
 
 // Restarts is how often the server was started again.
-func (v *Supervisor) Restarts() int {
+func (v *Supervisor[T]) Restarts() int {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.restarts
 }
 
 // Stop ends supervision and stops the server.
-func (v *Supervisor) Stop() error {
+func (v *Supervisor[T]) Stop() error {
 	v.mu.Lock()
 	v.stopped = true
 	v.mu.Unlock()

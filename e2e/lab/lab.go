@@ -49,6 +49,12 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	compBins := map[string]string{}
+	for _, name := range []string{apiserver.ControllerManager, apiserver.Scheduler} {
+		if compBins[name], err = apiserver.ComponentBinary(name); err != nil {
+			return err
+		}
+	}
 	_ = Down()
 	c, err := cluster.New(opts)
 	if err != nil {
@@ -79,6 +85,18 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	fmt.Fprintf(out, "both API servers ready in %s\n", since(start))
+	step(out, "starting kube-controller-manager and kube-scheduler on each node against its API server, with\n"+
+		"    leader election (a Lease each, renewed every 2 s, given up after 10 s without a renewal), as k3s does")
+	start = time.Now()
+	comps, err := startComponents(apis, compBins)
+	defer stopComponents(comps)
+	if err != nil {
+		return err
+	}
+	if got := waitLeases(ctx, comps, start, time.Minute); len(got) < 2 {
+		return fmt.Errorf("the controller manager and the scheduler did not both take their Lease within a minute (logs in %s/{a,b}/kube-apiserver)", Dir)
+	}
+	fmt.Fprintf(out, "both took their Lease in %s\n", since(start))
 
 	ts, err := c.Net.NodeClients(2 * time.Second)
 	if err != nil {
@@ -113,6 +131,9 @@ func Run(ctx context.Context, o Options) (err error) {
 
 	step(out, "pulling the power on the leader, a (every process SIGKILLed, its API server too)")
 	apis["a"].Down()
+	for _, v := range comps["a"] {
+		v.Down()
+	}
 	if err := c.PowerOff("a"); err != nil {
 		return err
 	}
@@ -151,6 +172,9 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	apis["a"].Up()
+	for _, v := range comps["a"] {
+		v.Up()
+	}
 	if _, err := c.WaitState(ctx, "a", 90*time.Second, "follower"); err != nil {
 		return err
 	}
@@ -161,6 +185,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	stopWriter()
 	ops := kw.Wait()
 	show(ctx, out, c)
+	leases(ctx, out, comps, fault)
 
 	acked := w.Acked()
 	vctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -196,14 +221,14 @@ func explore(out io.Writer, c *cluster.Cluster) {
 		"  ip netns exec %s-c curl -s --cacert %s/b/kube-apiserver/pki/ca.crt \\\n"+
 		"      -H \"Authorization: Bearer $(cut -d, -f1 %s/b/kube-apiserver/pki/tokens.csv)\" \\\n"+
 		"      'https://%s:%d/api/v1/namespaces/default/configmaps?labelSelector=%s'\n"+
-		"  logs: %s/{a,b}/agent.log, %s/{a,b}/kube-apiserver/kube-apiserver.log\n",
+		"  logs: %s/{a,b}/agent.log, %s/{a,b}/kube-apiserver/kube-{apiserver,controller-manager,scheduler}.log\n",
 		Dir, Dir, Prefix, Prefix, Dir, Dir, c.Nodes["b"].Addr, apiserver.Port, workload.LabelKey, Dir, Dir)
 }
 
 // startAPIServers starts and supervises a kube-apiserver on each node and
 // waits until both are ready.
-func startAPIServers(ctx context.Context, c *cluster.Cluster, bin string) (map[string]*apiserver.Supervisor, error) {
-	apis := map[string]*apiserver.Supervisor{}
+func startAPIServers(ctx context.Context, c *cluster.Cluster, bin string) (map[string]*apiserver.Supervisor[*apiserver.Server], error) {
+	apis := map[string]*apiserver.Supervisor[*apiserver.Server]{}
 	pki, err := apiserver.NewPKI(filepath.Join(Dir, "pki"), c.Nodes["a"].Addr, c.Nodes["b"].Addr, c.VIPAddr())
 	if err != nil {
 		return apis, err
@@ -225,9 +250,99 @@ func startAPIServers(ctx context.Context, c *cluster.Cluster, bin string) (map[s
 	return apis, nil
 }
 
+// startComponents starts and supervises each node's controller manager
+// and scheduler against its API server.
+func startComponents(apis map[string]*apiserver.Supervisor[*apiserver.Server], bins map[string]string) (map[string][]*apiserver.Supervisor[*apiserver.Component], error) {
+	comps := map[string][]*apiserver.Supervisor[*apiserver.Component]{}
+	for _, n := range []string{"a", "b"} {
+		for _, name := range []string{apiserver.ControllerManager, apiserver.Scheduler} {
+			cp, err := apiserver.StartComponent(name, bins[name], apis[n].S)
+			if err != nil {
+				return comps, err
+			}
+			comps[n] = append(comps[n], apiserver.Supervise(cp))
+		}
+	}
+	return comps, nil
+}
+
+func stopComponents(comps map[string][]*apiserver.Supervisor[*apiserver.Component]) {
+	for _, vs := range comps {
+		for _, v := range vs {
+			_ = v.Stop()
+		}
+	}
+}
+
+// firstRenewal is, from the components' own logs, the first time after t
+// that name's Lease was taken or renewed, and by which node's instance.
+func firstRenewal(comps map[string][]*apiserver.Supervisor[*apiserver.Component], name string, t time.Time) (time.Time, string) {
+	var first time.Time
+	by := ""
+	for _, n := range []string{"a", "b"} {
+		for _, v := range comps[n] {
+			if v.S.Name != name {
+				continue
+			}
+			rs, _ := v.S.Renewals()
+			for _, r := range rs {
+				if r.After(t) && (first.IsZero() || r.Before(first)) {
+					first, by = r, n
+				}
+			}
+		}
+	}
+	return first, by
+}
+
+// waitLeases waits (at most d) until each component's Lease has been
+// taken or renewed after t, and returns when and by which node.
+func waitLeases(ctx context.Context, comps map[string][]*apiserver.Supervisor[*apiserver.Component], t time.Time, d time.Duration) map[string]renewal {
+	deadline := time.Now().Add(d)
+	got := map[string]renewal{}
+	for {
+		for _, name := range []string{apiserver.ControllerManager, apiserver.Scheduler} {
+			if at, by := firstRenewal(comps, name, t); !at.IsZero() {
+				got[name] = renewal{at, by}
+			}
+		}
+		if len(got) == 2 || time.Now().After(deadline) || ctx.Err() != nil {
+			return got
+		}
+		sleep(ctx, 250*time.Millisecond)
+	}
+}
+
+// renewal is when a Lease was taken or renewed, and by which node's
+// instance.
+type renewal struct {
+	at time.Time
+	by string
+}
+
+// leases says when each Lease was renewed again after the fault, and by
+// which node's instance: one held on the powered-off node is taken by the
+// other only once it expires.
+func leases(ctx context.Context, out io.Writer, comps map[string][]*apiserver.Supervisor[*apiserver.Component], fault time.Time) {
+	got := waitLeases(ctx, comps, fault, 30*time.Second)
+	for _, name := range []string{apiserver.ControllerManager, apiserver.Scheduler} {
+		e, ok := got[name]
+		if !ok {
+			fmt.Fprintf(out, "%s: its Lease was not renewed within 30 s of the power cut\n", name)
+			continue
+		}
+		held := ""
+		if e.at.Sub(fault) > 10*time.Second {
+			held = " (a's instance held it: it had to expire first, 15 s after a's last renewal)"
+		}
+		fmt.Fprintf(out, "%s: Lease renewed again %s after the power cut, by its instance on %s%s\n",
+			name, e.at.Sub(fault).Round(time.Millisecond), e.by, held)
+	}
+}
+
 // stopAPIServers stops them before the pair goes (an API server outlives
 // its Kine badly: it retries and logs for seconds).
-func stopAPIServers(apis map[string]*apiserver.Supervisor) {
+func stopAPIServers(apis map[string]*apiserver.Supervisor[*apiserver.Server]) {
 	for _, v := range apis {
 		_ = v.Stop()
 	}

@@ -35,6 +35,8 @@ func TestLab(t *testing.T) {
 		regexp.MustCompile(`[+-]\s*\d+ms  first write accepted through the pair's address \(b's kube-apiserver\)`),
 		regexp.MustCompile(`through Kine: [1-9]\d* writes acknowledged, 0 lost`),
 		regexp.MustCompile(`through the Kubernetes API: [1-9]\d* writes acknowledged, 0 lost`),
+		regexp.MustCompile(`kube-controller-manager: Lease renewed again \S+ after the power cut, by its instance on b`),
+		regexp.MustCompile(`kube-scheduler: Lease renewed again \S+ after the power cut, by its instance on b`),
 		regexp.MustCompile(`lab removed`),
 	} {
 		if !want.MatchString(got) {

@@ -39,6 +39,7 @@ func oneWay(t *testing.T, name string, subnet int, from, to string, o options) *
 func TestFlappingLink(t *testing.T) { flapping(t, "flapping-link", 84, options{}) }
 
 func flapping(t *testing.T, name string, subnet int, o options) *rig {
+	o.multiFault = true // dozens of cuts in a row
 	r := newRig(t, name, subnet, o)
 	fault := time.Now()
 	rng := rand.New(rand.NewPCG(uint64(fault.UnixNano()), 7))

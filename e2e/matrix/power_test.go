@@ -64,7 +64,7 @@ func TestNodeReplaced(t *testing.T) {
 // nothing is lost, no human step. One pair, three rounds, one RESULT per
 // round (acked, lost and linearizable are of the whole run).
 func TestBothPoweredOff(t *testing.T) {
-	r := newRig(t, "both-powered-off", 91, options{})
+	r := newRig(t, "both-powered-off", 91, options{multiFault: true})
 	type round struct {
 		name  string
 		order []string
@@ -111,7 +111,7 @@ func TestBothPoweredOff(t *testing.T) {
 // Alternating failovers: the leader loses power, comes back as follower,
 // and then the new leader loses power, four times over.
 func TestRepeatedFailovers(t *testing.T) {
-	r := newRig(t, "repeated-failovers", 94, options{})
+	r := newRig(t, "repeated-failovers", 94, options{multiFault: true})
 	var first time.Time
 	for i := 0; i < 4; i++ {
 		leader := r.settle(2 * time.Minute)

@@ -24,18 +24,20 @@ import (
 // rig is one scenario: a pair, an API server per node, the workload, the
 // watch checker and the state monitor.
 type rig struct {
-	t        *testing.T
-	name     string
-	c        *cluster.Cluster
-	api      map[string]*apiserver.Supervisor
-	eps      []*rest.Config // a, b
-	w        *workload.Workload
-	wc       *workload.WatchChecker
-	mon      *monitor
-	cancel   context.CancelFunc
-	finished bool
-	split    *splitCheck     // set by check when the whole history was not linearizable
-	res      workload.Result // set by finish
+	t          *testing.T
+	name       string
+	c          *cluster.Cluster
+	api        map[string]*apiserver.Supervisor[*apiserver.Server]
+	comps      map[string][]*apiserver.Supervisor[*apiserver.Component] // the node's controller manager and scheduler
+	eps        []*rest.Config                                           // a, b
+	w          *workload.Workload
+	wc         *workload.WatchChecker
+	mon        *monitor
+	cancel     context.CancelFunc
+	finished   bool
+	multiFault bool
+	split      *splitCheck     // set by check when the whole history was not linearizable
+	res        workload.Result // set by finish
 }
 
 // splitCheck is what check found for a history that held only without the
@@ -52,6 +54,7 @@ type options struct {
 	dataSize    string
 	rate        float64
 	noWorkload  bool // the scenario drives its own clients
+	multiFault  bool // several faults in a row: a lost lease is reported, not failed
 	witness     bool // the pair decides with a witness (a three-member etcd cluster)
 }
 
@@ -73,7 +76,8 @@ func newRig(t *testing.T, name string, subnet int, o options) *rig {
 		t.Fatal(err)
 	}
 	c := cluster.ForTestWith(t, copts)
-	r := &rig{t: t, name: name, c: c, api: map[string]*apiserver.Supervisor{}}
+	r := &rig{t: t, name: name, c: c, multiFault: o.multiFault, api: map[string]*apiserver.Supervisor[*apiserver.Server]{},
+		comps: map[string][]*apiserver.Supervisor[*apiserver.Component]{}}
 
 	// Both API servers start together (each takes seconds on a busy machine).
 	var wg sync.WaitGroup
@@ -106,6 +110,7 @@ func newRig(t *testing.T, name string, subnet int, o options) *rig {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
+	r.startControlPlane()
 	if r.mon, err = startMonitor(c); err != nil {
 		t.Fatal(err)
 	}
@@ -138,10 +143,40 @@ func newRig(t *testing.T, name string, subnet int, o options) *rig {
 	return r
 }
 
+// startControlPlane starts each node's controller manager and scheduler
+// against its API server, as k3s does, and the watch of their Leases.
+func (r *rig) startControlPlane() {
+	t := r.t
+	t.Helper()
+	for _, name := range []string{apiserver.ControllerManager, apiserver.Scheduler} {
+		bin, err := apiserver.ComponentBinary(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []string{"a", "b"} {
+			c, err := apiserver.StartComponent(name, bin, r.api[n].S)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sup := apiserver.Supervise(c)
+			r.comps[n] = append(r.comps[n], sup)
+			t.Cleanup(func() {
+				if err := sup.Stop(); err != nil {
+					t.Logf("stopping %s on %s: %v", name, n, err)
+				}
+			})
+			harness.DumpLogsOnFailure(t, 20, c.LogPath)
+		}
+	}
+}
+
 // powerOff cuts a node's power: every process, its API server included.
 func (r *rig) powerOff(n string) {
 	r.t.Helper()
 	r.api[n].Down()
+	for _, c := range r.comps[n] {
+		c.Down()
+	}
 	if err := r.c.PowerOff(n); err != nil {
 		r.t.Fatal(err)
 	}
@@ -154,6 +189,9 @@ func (r *rig) powerOn(n string) {
 		r.t.Fatal(err)
 	}
 	r.api[n].Up()
+	for _, c := range r.comps[n] {
+		c.Up()
+	}
 }
 
 // kill sends SIGKILL to the node's processes whose name starts with comm.
@@ -289,7 +327,65 @@ func (r *rig) check(fault time.Time, ops []workload.Op) workload.Result {
 	if res.Lost != res.Archived {
 		t.Errorf("lost %d acknowledged writes, archived %d", res.Lost, res.Archived)
 	}
+	r.checkControlPlane(fault, &res)
 	return res
+}
+
+// checkControlPlane adds the control plane's figures to res: the longest
+// time each Lease went unrenewed from the fault on, how often a component
+// lost its Lease (a k3s restart; none may in a single fault), and how long
+// the controllers and the scheduler took to act on a Deployment created
+// once the pair had settled.
+func (r *rig) checkControlPlane(fault time.Time, res *workload.Result) {
+	t := r.t
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	took, err := controllersProgress(ctx, r.eps, "progress-"+r.name)
+	if err != nil {
+		t.Errorf("the controllers made no progress after the fault: %v", err)
+	} else {
+		res.ControllersMs = workload.Ms(took)
+	}
+	end := time.Now()
+	losses := 0
+	var leaders []string
+	renewals := map[string][]time.Time{}
+	for _, n := range []string{"a", "b"} {
+		for _, s := range r.comps[n] {
+			rs, err := s.S.Renewals()
+			if err != nil {
+				t.Error(err)
+			}
+			renewals[s.S.Name] = append(renewals[s.S.Name], rs...)
+			k, err := s.S.LeaseLosses()
+			if err != nil {
+				t.Error(err)
+			}
+			if k > 0 {
+				t.Logf("%s on %s lost its lease %d times (log %s)", s.S.Name, n, k, s.S.LogPath)
+			}
+			losses += k
+			if won, _ := s.S.LeasesAcquired(); won > 0 {
+				leaders = append(leaders, fmt.Sprintf("%s on %s %d×", s.S.Name, n, won))
+			}
+		}
+	}
+	res.LeaseLosses = &losses
+	res.CMRenewGapMs = renewGap(renewals[apiserver.ControllerManager], fault, end)
+	res.SchedRenewGapMs = renewGap(renewals[apiserver.Scheduler], fault, end)
+	t.Logf("control plane: leases taken by %s; renewal gaps from the fault %v ms (controller manager), %v ms (scheduler)",
+		strings.Join(leaders, ", "), fmtMs(res.CMRenewGapMs), fmtMs(res.SchedRenewGapMs))
+	if losses > 0 && !r.multiFault {
+		t.Errorf("a component lost its lease %d times in a single fault (a k3s restart on a real node)", losses)
+	}
+}
+
+func fmtMs(v *int64) string {
+	if v == nil {
+		return "–"
+	}
+	return fmt.Sprint(*v)
 }
 
 // report prints the RESULT line, in the exact format, and for a

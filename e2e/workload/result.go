@@ -23,6 +23,15 @@ type Result struct {
 	// VIPMoveMs: fault -> the address on the other node alone (filled by
 	// the scenario); nil: it did not move.
 	VIPMoveMs *int64
+	// The control plane (filled by the scenario; nil: it did not run):
+	// the longest time from the fault on that the controller manager's
+	// and the scheduler's Leases went unrenewed (2 s undisturbed; at 10 s
+	// the leader gives up), how often a component lost its Lease (a k3s
+	// restart), and how long a Deployment created after the fault took to
+	// get its ReplicaSet and a Pod judged by the scheduler.
+	CMRenewGapMs, SchedRenewGapMs *int64
+	LeaseLosses                   *int
+	ControllersMs                 *int64
 }
 
 // NewResult fills a Result from a run's history, the fault time, the lost
@@ -45,10 +54,10 @@ func (r Result) OK() bool { return r.Lost == r.Archived && r.Linearizable }
 
 // Line returns exactly
 //
-//	RESULT {"scenario":"<name>","api_rto_ms":<n or null>,"acked":<n>,"lost":<n>,"archived":<n>,"dual_leader_ms":<n>,"ha_restored_ms":<n or null>,"linearizable":true|false,"dual_vip_ms":<n or null>,"vip_move_ms":<n or null>}
+//	RESULT {"scenario":"<name>","api_rto_ms":<n or null>,"acked":<n>,"lost":<n>,"archived":<n>,"dual_leader_ms":<n>,"ha_restored_ms":<n or null>,"linearizable":true|false,"dual_vip_ms":<n or null>,"vip_move_ms":<n or null>,"cm_renew_gap_ms":<n or null>,"sched_renew_gap_ms":<n or null>,"lease_losses":<n or null>,"controllers_ms":<n or null>}
 //
-// without a newline: the issue's format, the address's two figures added at
-// the end. The field order is the struct's below (encoding/json keeps
+// without a newline: the issue's format, the address's and the control
+// plane's figures added at the end. The field order is the struct's below (encoding/json keeps
 // declaration order); the scenario name is JSON-escaped.
 func (r Result) Line() string {
 	b, err := json.Marshal(struct {
@@ -62,7 +71,12 @@ func (r Result) Line() string {
 		Linearizable bool   `json:"linearizable"`
 		DualVIPms    *int64 `json:"dual_vip_ms"`
 		VIPMoveMs    *int64 `json:"vip_move_ms"`
-	}{r.Scenario, r.APIRTOms, r.Acked, r.Lost, r.Archived, r.DualLeaderMs, r.HARestoredMs, r.Linearizable, r.DualVIPms, r.VIPMoveMs})
+		CMRenewGap   *int64 `json:"cm_renew_gap_ms"`
+		SchedRenew   *int64 `json:"sched_renew_gap_ms"`
+		LeaseLosses  *int   `json:"lease_losses"`
+		Controllers  *int64 `json:"controllers_ms"`
+	}{r.Scenario, r.APIRTOms, r.Acked, r.Lost, r.Archived, r.DualLeaderMs, r.HARestoredMs, r.Linearizable, r.DualVIPms, r.VIPMoveMs,
+		r.CMRenewGapMs, r.SchedRenewGapMs, r.LeaseLosses, r.ControllersMs})
 	if err != nil { // cannot happen: only strings, numbers and bools
 		panic(err)
 	}
