@@ -30,7 +30,7 @@ func (a *Agent) holdAddress(ctx context.Context, want bool) {
 		return
 	}
 	a.mu.Lock()
-	a.addrWant = want
+	a.addrWant, a.addrParked = want, false
 	a.mu.Unlock()
 	var err error
 	if want {
@@ -47,19 +47,41 @@ func (a *Agent) holdAddress(ctx context.Context, want bool) {
 // taken, puts it back and announces it. A tick whose actions failed renews
 // nothing: the lapse is the safe side.
 //
+// A synchronous leader whose follower has gone quiet sets the address
+// aside (fsm.Machine.HoldsAddress): it commits nothing until it goes on
+// alone or the follower is back, and the follower may be taking over.
+// It takes it back at the first tick either happens.
+//
 // The peer whose own Kine served until now (the other side of a split)
 // has let go: the hosts and the switch may still point at it, since its
 // announcements may have come after this node's, so this node announces
 // the address again.
-func (a *Agent) keepAddress(ctx context.Context, state fsm.State, peerServing bool) {
+func (a *Agent) keepAddress(ctx context.Context, m fsm.Machine, peerServing bool) {
 	a.mu.Lock()
-	want, peerServed := a.addrWant, a.peerServed
+	want, peerServed, parked := a.addrWant, a.peerServed, a.addrParked
 	a.peerServed = peerServing
 	a.mu.Unlock()
-	if a.d.VIP == nil || !want || !state.IsLeader() || !a.kineServing() {
+	if a.d.VIP == nil || !want || !m.State.IsLeader() || !a.kineServing() {
 		return
 	}
-	err := a.d.VIP.Acquire(ctx)
+	hold := m.HoldsAddress(a.fcfg)
+	if hold == parked { // a change: say it once
+		if hold {
+			a.log.Info("taking the pair's address back", "state", m.State)
+		} else {
+			a.log.Warn("the follower has gone quiet and this leader commits nothing without it: the pair's address is set aside until it goes on alone or the follower is back", "failed_probes", m.Fails)
+		}
+	}
+	a.mu.Lock()
+	a.addrParked = !hold
+	a.mu.Unlock()
+	var err error
+	if !hold {
+		err = a.d.VIP.Release(ctx)
+		a.addressResult(false, err)
+		return
+	}
+	err = a.d.VIP.Acquire(ctx)
 	if err == nil && peerServed && !peerServing {
 		a.log.Info("the peer's Kine stopped serving its own database: announcing the pair's address again")
 		err = a.d.VIP.Announce(ctx)
@@ -124,9 +146,11 @@ func (a *Agent) addressText() string {
 		return ""
 	}
 	a.mu.Lock()
-	want, msg := a.addrWant, a.addrErr
+	want, msg, parked := a.addrWant, a.addrErr, a.addrParked
 	a.mu.Unlock()
 	switch {
+	case want && parked && msg == "":
+		return a.cfg.VIP.Address + ": set aside while the follower is quiet (this leader commits nothing without it)"
 	case want && msg != "":
 		return a.cfg.VIP.Address + ": CANNOT be taken by this leader: " + msg
 	case want:

@@ -130,9 +130,43 @@ func TestAddressAnnouncedAgainAfterASplit(t *testing.T) {
 		peerServing bool
 		announces   int
 	}{{false, 0}, {true, 0}, {true, 0}, {false, 1}, {false, 1}} {
-		r.a.keepAddress(context.Background(), fsm.LeaderAlone, c.peerServing)
+		r.a.keepAddress(context.Background(), fsm.Machine{State: fsm.LeaderAlone}, c.peerServing)
 		if addr.announces != c.announces {
 			t.Fatalf("tick %d (peer serving %t): %d announcements, want %d", i+1, c.peerServing, addr.announces, c.announces)
+		}
+	}
+}
+
+// A synchronous leader whose follower has gone quiet sets the address
+// aside one probe before the detection window ends (the follower may be
+// taking over, and this leader commits nothing without it), and takes it
+// back when it goes on alone or the follower is back.
+func TestAddressSetAsideWhileTheFollowerIsQuiet(t *testing.T) {
+	r := newRig(t, "a", "b")
+	addr := &fakeAddress{held: true}
+	r.a.d.VIP = addr
+	r.a.addrWant = true
+	r.kine.target = "10.0.0.1"
+	if r.a.fcfg.FailureThreshold != 3 {
+		t.Fatalf("the test assumes a detection window of 3 probes, not %d", r.a.fcfg.FailureThreshold)
+	}
+	for i, c := range []struct {
+		m      fsm.Machine
+		held   bool
+		status string
+	}{
+		{fsm.Machine{State: fsm.Leader}, true, "held by this node"},
+		{fsm.Machine{State: fsm.Leader, Fails: 1}, true, "held by this node"},
+		{fsm.Machine{State: fsm.Leader, Fails: 2}, false, "set aside while the follower is quiet"},
+		{fsm.Machine{State: fsm.LeaderAlone, Fails: 3}, true, "held by this node"},
+		{fsm.Machine{State: fsm.Leader, Fails: 2}, false, "set aside"},
+		{fsm.Machine{State: fsm.Leader}, true, "held by this node"},
+	} {
+		r.a.keepAddress(context.Background(), c.m, false)
+		rep := (&LocalHandler{r.a}).Status(context.Background())
+		if addr.held != c.held || !strings.Contains(rep.Address, c.status) {
+			t.Fatalf("step %d, %s with %d failed probes: held %t (want %t), status %q (want %q)",
+				i+1, c.m.State, c.m.Fails, addr.held, c.held, rep.Address, c.status)
 		}
 	}
 }

@@ -92,6 +92,7 @@ type Agent struct {
 	wv          witnessView     // what this node knows of the witness
 	waiting     string          // the last tick's fsm.Decision.Waiting
 	addrWant    bool            // this node's decisions put the pair's address here (address.go)
+	addrParked  bool            // set aside for now: a synchronous leader whose follower went quiet (address.go)
 	addrErr     string          // the last error taking or giving it up, "" if none
 	peerServed  bool            // at the last tick the peer's Kine served its own database
 	waitsFor    fsm.WaitKind    // and whom it waits for
@@ -216,7 +217,7 @@ func (a *Agent) tick(ctx context.Context, req *cmdReq) {
 		a.log.Warn("kine restart failed", "err", err)
 	}
 	if err == nil {
-		a.keepAddress(ctx, next.State, obs.o.Peer.AgentUp && obs.o.Peer.KineServing)
+		a.keepAddress(ctx, next, obs.o.Peer.AgentUp && obs.o.Peer.KineServing)
 	}
 	a.tendWatchdog(a.d.Now())
 	if next.State.IsLeader() && obs.pg.Up && !obs.pg.InRecovery {

@@ -506,6 +506,9 @@ func (v simAddress) set(name string, held bool) error {
 		return err
 	}
 	v.n.addrHeld = held
+	// The kernel keeps it for its lifetime from each acquisition (the
+	// leader renews it every tick): an agent that stops renewing loses it.
+	v.n.addrUntil = v.w.now.Add(v.n.cfg.AddressLifetime())
 	return v.after(name, nil)
 }
 
@@ -513,7 +516,7 @@ func (v simAddress) Held() (bool, error) {
 	if err := v.alive(); err != nil {
 		return false, err
 	}
-	return v.n.addrHeld, nil
+	return v.w.holdsAddr(v.n), nil
 }
 
 // simPeer is the other agent over the link: its PeerHandler, called directly.

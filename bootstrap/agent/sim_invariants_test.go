@@ -31,6 +31,7 @@ type simInvariants struct {
 	isoStart     map[string]int
 	i4Reported   map[string]bool
 	convergedIn  []int // rounds from the start of a quiet spell to convergence
+	dualAddr     int   // consecutive rounds with the address on both nodes, not both acknowledging
 }
 
 func (v *simInvariants) init(w *simWorld) {
@@ -64,7 +65,7 @@ func (v *simInvariants) violate(w *simWorld, inv, key, format string, args ...an
 func (w *simWorld) addrHolders() string {
 	var held []string
 	for _, n := range w.nodes {
-		if n.addrHeld {
+		if w.holdsAddr(n) {
 			held = append(held, n.name)
 		}
 	}
@@ -73,6 +74,10 @@ func (w *simWorld) addrHolders() string {
 	}
 	return strings.Join(held, " and ")
 }
+
+// holdsAddr: the pair's address is on n's interface: put there, and
+// renewed within its lifetime.
+func (w *simWorld) holdsAddr(n *simNode) bool { return n.addrHeld && w.now.Before(n.addrUntil) }
 
 func (w *simWorld) serving(n *simNode) bool {
 	return n.powered && n.kine == n.addr && !n.kineDead && n.pg.running && !n.pg.standby
@@ -206,9 +211,24 @@ func (v *simInvariants) check(w *simWorld) {
 	// I7: the pair's address is on a node only while that node's Kine
 	// serves its own database, so on both only while both do (a split).
 	for _, n := range w.nodes {
-		if n.addrHeld && n.kine != n.addr {
+		if w.holdsAddr(n) && n.kine != n.addr {
 			v.violate(w, "I7", n.name, "%s holds the pair's address while its Kine writes to %q", n.name, n.kine)
 		}
+	}
+	// I7c: on both nodes only while both acknowledge writes on their own
+	// (a split): never while one of them is a synchronous leader waiting
+	// for a follower that left, or an agent that stopped (its address
+	// lapses by its lifetime). After a round's grace: a leader sets it
+	// aside one probe before the detection window ends, at its own pace.
+	a, b := w.nodes[0], w.nodes[1]
+	if w.holdsAddr(a) && w.holdsAddr(b) && !(w.acking(a) && w.acking(b)) {
+		v.dualAddr++
+		if v.dualAddr > 1 {
+			v.violate(w, "I7c", "address on both", "the pair's address is on both nodes for %d rounds while %s acknowledges writes (states %s and %s)",
+				v.dualAddr, map[bool]string{true: "only one node", false: "neither node"}[w.acking(a) || w.acking(b)], w.state(a), w.state(b))
+		}
+	} else {
+		v.dualAddr = 0
 	}
 	if w.wit != nil && w.wit.policy == "wait" && w.acking(w.nodes[0]) && w.acking(w.nodes[1]) {
 		v.violate(w, "I1w", "two writers", "with a witness, both nodes acknowledge writes at once")
@@ -227,7 +247,7 @@ func (v *simInvariants) check(w *simWorld) {
 	}
 	v.wasConverged = leader != nil
 	// I7b: a converged pair's address is on its leader, and only there.
-	if leader != nil && (!leader.addrHeld || w.peerOf(leader).addrHeld) {
+	if leader != nil && (!w.holdsAddr(leader) || w.holdsAddr(w.peerOf(leader))) {
 		v.violate(w, "I7b", leader.name, "the pair converged on leader %s, and its address is on %s", leader.name, w.addrHolders())
 	}
 

@@ -130,7 +130,8 @@ type simNode struct {
 	crash          *crashPlan
 	callLog        []string // names of the counted calls, by number-1 (recording runs)
 	diskFull       bool     // the data filesystem has no room left (FreeBytes says so)
-	addrHeld       bool     // the pair's address is on this node's interface
+	addrHeld       bool     // the pair's address was put on this node's interface (simWorld.holdsAddr)
+	addrUntil      time.Time
 }
 
 // simFiring is one decided transition whose actions ran (or failed).

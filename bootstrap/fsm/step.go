@@ -298,3 +298,23 @@ func detail(t tick, r Row) string {
 	}
 	return ""
 }
+
+// HoldsAddress says whether a leader whose Kine serves its own database
+// keeps the pair's address now. A leader alone does: it takes writes. A
+// synchronous leader does while its follower is healthy, and gives it up
+// once the follower has looked unhealthy for all but the last probe of the
+// detection window: it commits nothing until it goes on alone (which takes
+// the address back), and the follower, which may have lost it the same
+// way, may be about to take over, whose address clients must then find on
+// that node alone. So the address is on both nodes only while both lead
+// alone (a split without a witness), never while one of them waits for a
+// follower that has left.
+func (m Machine) HoldsAddress(c Config) bool {
+	switch m.State {
+	case LeaderAlone:
+		return true
+	case Leader:
+		return m.Fails < max(1, c.FailureThreshold-1)
+	}
+	return false
+}

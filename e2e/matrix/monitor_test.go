@@ -211,6 +211,30 @@ func (m *monitor) StrayAddress() []string {
 	return out
 }
 
+// DualAddressAlone lists the stretches of two or more samples in which
+// both nodes held the pair's address while both agents answered and not
+// both accepted writes on their own databases (dual): the address is on
+// both nodes only while both lead alone, never while one of them is a
+// synchronous leader waiting for a follower that left
+// (fsm.Machine.HoldsAddress). One sample is tolerated: the two nodes are
+// read in parallel, up to a status timeout apart. A node that did not
+// answer is not judged (see StrayAddress).
+func (m *monitor) DualAddressAlone() []string {
+	var out []string
+	run := 0
+	for _, s := range m.snapshot() {
+		if s.aVIPHeld && s.bVIPHeld && s.a != "" && s.b != "" && !s.dual() {
+			run++
+			if run >= 2 {
+				out = append(out, fmt.Sprintf("%s: a %s (Kine on %q), b %s (Kine on %q)", s.at.Format("15:04:05.000"), s.a, s.aDB, s.b, s.bDB))
+			}
+			continue
+		}
+		run = 0
+	}
+	return out
+}
+
 // VIPMove is the time from the fault to the first sample with the address
 // on the node that did not hold it before the fault, and only there; nil
 // without an address, or if it did not move.
