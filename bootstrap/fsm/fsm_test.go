@@ -28,6 +28,7 @@ func step(t *testing.T, m Machine, o Observation) (Machine, Decision) {
 func leaderSelf() Self {
 	return Self{Name: "a", Member: true, HasData: true, Term: 4, TermRole: RoleLeader, PGUp: true, Primary: true, FollowerStreaming: true, KineServing: true}
 }
+func kineOnPeer(s Self) Self { s.KineServing, s.KineOnPeer = false, true; return s }
 func followerSelf() Self {
 	return Self{Name: "b", Member: true, HasData: true, Term: 4, TermRole: RoleFollower, PGUp: true, ReceiverStreaming: true}
 }
@@ -236,13 +237,13 @@ func TestLeader(t *testing.T) {
 	noFollower := leaderSelf()
 	noFollower.FollowerStreaming = false
 	run(t, []tc{
-		{"switchover hands over", in(Leader), Observation{Self: leaderSelf(), Peer: followerPeer(), Cmd: Command{Kind: CmdSwitchover}}, Joining, "switchover", "kine-stop,handover,rewind,start-standby,kine-peer"},
+		{"switchover hands over", in(Leader), Observation{Self: leaderSelf(), Peer: followerPeer(), Cmd: Command{Kind: CmdSwitchover}}, Joining, "switchover", "kine-stop,handover,kine-peer,rewind,start-standby"},
 		{"switchover refused without a streaming follower", in(Leader), Observation{Self: noFollower, Peer: followerPeer(), Cmd: Command{Kind: CmdSwitchover}}, Leader, "", ""},
 		{"follower lost for the window degrades", Machine{State: Leader, Fails: 2}, Observation{Self: noFollower}, LeaderAlone, "asynchronous", "new-term,sync-off"},
 		{"follower lost for less than the window keeps sync", Machine{State: Leader, Fails: 1}, Observation{Self: noFollower}, Leader, "", ""},
 		{"probes fail but the standby still replies: keeps sync", Machine{State: Leader, Fails: 2}, Observation{Self: heardLeader()}, Leader, "", ""},
 		{"local primary died", in(Leader), Observation{Self: stoppedLeader(4), Peer: followerPeer()}, Starting, "PostgreSQL is down", ""},
-		{"a full disk hands over to a follower with room", in(Leader), Observation{Self: diskFull(leaderSelf()), Peer: followerPeer()}, Joining, "disk is full", "kine-stop,handover,rewind,start-standby,kine-peer"},
+		{"a full disk hands over to a follower with room", in(Leader), Observation{Self: diskFull(leaderSelf()), Peer: followerPeer()}, Joining, "disk is full", "kine-stop,handover,kine-peer,rewind,start-standby"},
 		{"a full disk stays when the follower's is full too", in(Leader), Observation{Self: diskFull(leaderSelf()), Peer: fullPeer(followerPeer())}, Leader, "", ""},
 		{"a full disk stays while paused", in(Leader), Observation{Self: paused(diskFull(leaderSelf())), Peer: followerPeer()}, Leader, "", ""},
 		{"a follower that lost a split earlier is passed first", in(Leader), Observation{Self: kineRev(leaderSelf(), 10), Peer: highRevPeer(followerPeer(), 20)}, Leader, "moving past them", "kine-stop,revision-fence,kine-local"},
@@ -264,6 +265,7 @@ func TestLeaderAlone(t *testing.T) {
 		{"local primary died", in(LeaderAlone), Observation{Self: stoppedLeader(4)}, Starting, "PostgreSQL is down", ""},
 		{"leading asynchronously, the peer leads a newer term: begin it too", in(LeaderAlone), Observation{Self: aloneLeader(), Peer: promotedPeer(5)}, LeaderAlone, "compare last writes", "kine-stop,new-term"},
 		{"a synchronous leader whose peer leads a newer term rejoins", in(Leader), Observation{Self: leaderSelf(), Peer: promotedPeer(5)}, Joining, "newer state", "kine-stop,archive,announce-follow,rewind,start-standby,adopt-term"},
+		{"a hand-over cut short after the peer took over: Kine stays on the peer while this node rejoins", in(Leader), Observation{Self: kineOnPeer(stoppedLeader(4)), Peer: promotedPeer(5)}, Joining, "newer state", "archive,announce-follow,rewind,start-standby,adopt-term"},
 		{"split brain while both take writes: stop writes first", in(LeaderAlone), Observation{Self: serving(splitSelf(t0)), Peer: splitPeer(t0.Add(time.Second))}, LeaderAlone, "writes stop", "kine-stop"},
 		{"split brain, the peer still takes writes: no decision yet", in(LeaderAlone), Observation{Self: splitSelf(t0), Peer: servingPeer(splitPeer(t0.Add(time.Second)))}, LeaderAlone, "", ""},
 		{"split brain, both stopped, peer wrote last: archive and rejoin", in(LeaderAlone), Observation{Self: splitSelf(t0), Peer: splitPeer(t0.Add(time.Second))}, Joining, "newer state", "kine-stop,archive,announce-follow,rewind,start-standby,adopt-term"},
@@ -500,5 +502,31 @@ func TestRefusalsAnswer(t *testing.T) {
 		if r, _ := RefusalFor(c.s, c.cmd); r.NoChange != c.noChange || r.Why == "" {
 			t.Errorf("%s in %s: no change %v (%q), want %v", c.cmd, c.s, r.NoChange, r.Why, c.noChange)
 		}
+	}
+}
+
+// A leader alone keeps the pair's address; a synchronous leader sets it
+// aside one probe before the detection window ends (the follower may be
+// taking over, and it commits nothing meanwhile); nothing else holds it.
+func TestHoldsAddress(t *testing.T) {
+	c := Config{FailureThreshold: 3}
+	for _, tc := range []struct {
+		m    Machine
+		want bool
+	}{
+		{Machine{State: LeaderAlone, Fails: 5}, true},
+		{Machine{State: Leader}, true},
+		{Machine{State: Leader, Fails: 1}, true},
+		{Machine{State: Leader, Fails: 2}, false},
+		{Machine{State: Follower}, false},
+		{Machine{State: Starting}, false},
+	} {
+		if got := tc.m.HoldsAddress(c); got != tc.want {
+			t.Errorf("%s with %d failed probes: %t, want %t", tc.m.State, tc.m.Fails, got, tc.want)
+		}
+	}
+	// A window of one probe: set aside at the first failure.
+	if (Machine{State: Leader, Fails: 1}).HoldsAddress(Config{FailureThreshold: 1}) {
+		t.Error("threshold 1: a leader with one failed probe keeps the address")
 	}
 }

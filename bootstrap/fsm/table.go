@@ -65,9 +65,16 @@ func fencePastPeer(t tick) []Action {
 }
 
 // rejoin is the loser's sequence: stop serving, keep the evidence, then
-// copy. Its Kine starts only when it follows (see Joining).
+// copy. Its Kine starts only when it follows (see Joining), unless it
+// already writes to the peer's database (a hand-over cut short after the
+// peer took over, whose promotion fenced past everything this node served):
+// it serves nothing of this node's data, and this node's API server keeps
+// its datastore while the node rewinds.
 func rejoin(t tick) []Action {
-	acts := []Action{{Kind: KineStop}}
+	var acts []Action
+	if !t.o.Self.KineOnPeer {
+		acts = append(acts, Action{Kind: KineStop})
+	}
 	if t.o.Self.TermRole == RoleLeader {
 		acts = append(acts, Action{Kind: Archive, Split: t.o.Peer.Term == t.o.Self.Term})
 	}
@@ -80,8 +87,15 @@ func rejoin(t tick) []Action {
 }
 
 // handOver is a leader's planned exit: the follower takes over, this node
-// rewinds and follows it.
-var handOver = seq(KineStop, Handover, Rewind, StartStandby, KinePeer)
+// rewinds and follows it. Its Kine writes to the new leader's database as
+// soon as that one leads: the follower replayed everything this node
+// committed before it promoted, and its promotion fenced the revisions
+// past everything this node handed out, so this node's API server (and
+// its controllers' leases) keeps a datastore while the node rewinds, even
+// when that takes a while (measured: a leader whose disk had filled could
+// not rewind for 10 s, its API server had no datastore meanwhile, and its
+// controller manager lost its lease, which restarts k3s).
+var handOver = seq(KineStop, Handover, KinePeer, Rewind, StartStandby)
 
 func seq(kinds ...ActionKind) func(t tick) []Action {
 	return func(tick) []Action {

@@ -110,6 +110,9 @@ type Self struct {
 	// KineServing: this node's Kine runs against this node's database
 	// (clients write here).
 	KineServing bool
+	// KineOnPeer: this node's Kine runs against the peer's database (as a
+	// follower's does): nothing of this node's own data is served.
+	KineOnPeer bool
 	// Intent is a transition that began and did not finish (persisted
 	// before its first action, cleared after its last): the agent died
 	// half-way. Nil when none.
