@@ -96,6 +96,7 @@ func TestWitnessClockSkewSplit(t *testing.T) {
 	}
 	fault := time.Now()
 	winner, loser := r.aloneOne(30 * time.Second)
+	r.cutOff = loser // fenced for the rest of the partition, tens of seconds
 	time.Sleep(2 * time.Second) // past the detection window: the loser has decided too
 	acked := map[string]int{}
 	// The winner first, so that api_rto_ms is the take-over's, not the
