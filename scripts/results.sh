@@ -50,7 +50,8 @@ for line in sys.stdin:
 	echo "answered from their branch (the archived split, or a deposed leader's last answers): the test requires it."
 	echo "\`dual_vip_ms\`: how long the pair's address was on both nodes' interfaces (read from their kernels in the same rounds"
 	echo "as the agents' states); the test requires that it is only ever on a node whose Kine serves that node's own database."
-	echo "\`vip_move_ms\`: fault to the address on the other node alone (– : it stayed)."
+	echo "\`vip_move_ms\`: fault to the address on the other node alone (– : it stayed); \`vip_rto_ms\`: fault to the first write sent"
+	echo "after it and acknowledged through the pair's address (a ConfigMap update every 50 ms, as a kubeconfig naming the address)."
 	echo "Each node also runs kube-controller-manager and kube-scheduler against its API server, with leader election (15 s"
 	echo "lease, 10 s renew deadline, 2 s retry, as k3s): \`cm_gap\` and \`sched_gap\` are the longest times in ms, from the fault on,"
 	echo "that their Leases went unrenewed (about 2,000 when undisturbed; at 10,000 the leader gives up and k3s restarts);"
@@ -58,8 +59,8 @@ for line in sys.stdin:
 	echo "created after the fault to its ReplicaSet and a Pod the scheduler has judged."
 	echo "The watch never went backwards in any row that passed."
 	echo
-	echo "| scenario | api_rto_ms | acked | lost | archived | dual_leader_ms | ha_restored_ms | linearizable | without branches | dual_vip_ms | vip_move_ms | cm_gap | sched_gap | losses | controllers_ms |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| scenario | api_rto_ms | acked | lost | archived | dual_leader_ms | ha_restored_ms | linearizable | without branches | dual_vip_ms | vip_move_ms | vip_rto_ms | cm_gap | sched_gap | losses | controllers_ms |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	{ grep -sh '^RESULT {"scenario".*"api_rto_ms"\|^SPLIT {' "$log" || true; } | python3 -c '
 import json, sys
 rows, split = [], {}
@@ -75,7 +76,7 @@ for d in rows:
     s = split.get(d["scenario"])
     w = "–" if s is None else "%s (%d ops set aside)" % (cell(s["linearizable_without_branches"]), s["ops_set_aside"])
     keys = "scenario api_rto_ms acked lost archived dual_leader_ms ha_restored_ms linearizable".split()
-    tail = "dual_vip_ms vip_move_ms cm_renew_gap_ms sched_renew_gap_ms lease_losses controllers_ms".split()
+    tail = "dual_vip_ms vip_move_ms vip_rto_ms cm_renew_gap_ms sched_renew_gap_ms lease_losses controllers_ms".split()
     print("| " + " | ".join(cell(d.get(k)) for k in keys) + " | " + w + " | " + " | ".join(cell(d.get(k)) for k in tail) + " |")
 ' 
 	echo

@@ -109,7 +109,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
-	vw, err := newVIPWriter(apis["a"].S.RestConfigAt(c.VIPAddr(), time.Second))
+	vw, err := workload.NewAddressWriter(apis["a"].S.RestConfigAt(c.VIPAddr(), time.Second), "lab-through-the-pairs-address")
 	if err != nil {
 		return err
 	}
@@ -122,7 +122,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	defer stopWriter()
 	go w.Run(wctx, 20)
 	go kw.Run(wctx)
-	go vw.run(wctx)
+	go vw.Run(wctx)
 	step(out, "writing 20 keys a second through Kine (etcd clients), 20 ConfigMap operations a second through\n"+
 		"    the Kubernetes API (client-go, whichever API server answers), and one ConfigMap update every 50 ms\n"+
 		"    through the pair's address as a kubeconfig would; synchronous replication: each acknowledged\n"+
@@ -145,7 +145,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	sleep(ctx, 2*time.Second)
 	ack, ok := w.FirstAckAfter(fault)
-	vipAck, vipOK := vw.firstAfter(fault)
+	vipAck, vipOK := vw.FirstAckAfter(fault)
 	var extra []event
 	taken, alone := moved()
 	if !taken.IsZero() {

@@ -30,6 +30,7 @@ type rig struct {
 	api        map[string]*apiserver.Supervisor[*apiserver.Server]
 	comps      map[string][]*apiserver.Supervisor[*apiserver.Component] // the node's controller manager and scheduler
 	eps        []*rest.Config                                           // a, b
+	addr       *workload.AddressWriter                                  // a client of the pair's address, as a kubeconfig naming it
 	w          *workload.Workload
 	wc         *workload.WatchChecker
 	mon        *monitor
@@ -86,13 +87,19 @@ func newRig(t *testing.T, name string, subnet int, o options) *rig {
 	r := &rig{t: t, name: name, c: c, multiFault: o.multiFault, cutOff: o.cutOff, api: map[string]*apiserver.Supervisor[*apiserver.Server]{},
 		comps: map[string][]*apiserver.Supervisor[*apiserver.Component]{}}
 
-	// Both API servers start together (each takes seconds on a busy machine).
+	// Both API servers start together (each takes seconds on a busy
+	// machine), with the cluster's credentials shared and listening on the
+	// pair's address too while their node holds it, as k3s's servers.
+	pki, err := apiserver.NewPKI(filepath.Join(copts.Dir, "pki"), c.Nodes["a"].Addr, c.Nodes["b"].Addr, c.VIPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	for i, n := range []string{"a", "b"} {
 		node := c.Nodes[n]
 		s, err := apiserver.Start(apiserver.Options{
-			Bin: bin, NS: node.NS, Addr: node.Addr,
+			Bin: bin, NS: node.NS, Addr: node.Addr, Bind: "0.0.0.0", PKI: pki,
 			Dir: filepath.Join(node.Dir, "kube-apiserver"), ClientNS: c.Net.NS("c"),
 		})
 		if err != nil {
@@ -143,6 +150,10 @@ func newRig(t *testing.T, name string, subnet int, o options) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.wc.Stop() }) // a test that failed early must not leave its watch running
+	if r.addr, err = workload.NewAddressWriter(r.api["a"].S.RestConfigAt(c.VIPAddr(), time.Second), "through-the-pairs-address"); err != nil {
+		t.Fatal(err)
+	}
+	go r.addr.Run(ctx)
 	if !o.noWorkload {
 		go r.w.Run(ctx)
 		time.Sleep(2 * time.Second)
@@ -328,6 +339,9 @@ func (r *rig) check(fault time.Time, ops []workload.Op) workload.Result {
 	res.DualLeaderMs = r.mon.DualLeader().Milliseconds()
 	res.HARestoredMs = r.mon.HARestored(fault)
 	res.DualVIPms, res.VIPMoveMs = r.mon.DualVIP(), r.mon.VIPMove(fault)
+	if ack, ok := r.addr.FirstAckAfter(fault); ok {
+		res.VIPRTOms = workload.Ms(ack.Sub(fault))
+	}
 	if stray := r.mon.StrayAddress(); len(stray) > 0 {
 		t.Errorf("the pair's address was on a node whose Kine did not serve its own database, in %d samples: %v", len(stray), stray)
 	}

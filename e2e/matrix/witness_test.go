@@ -96,7 +96,8 @@ func TestWitnessClockSkewSplit(t *testing.T) {
 	}
 	fault := time.Now()
 	winner, loser := r.aloneOne(30 * time.Second)
-	r.cutOff = loser // fenced for the rest of the partition, tens of seconds
+	// Fenced for the rest of the partition, tens of seconds.
+	r.cutOff = loser
 	time.Sleep(2 * time.Second) // past the detection window: the loser has decided too
 	acked := map[string]int{}
 	// The winner first, so that api_rto_ms is the take-over's, not the

@@ -23,6 +23,10 @@ type Result struct {
 	// VIPMoveMs: fault -> the address on the other node alone (filled by
 	// the scenario); nil: it did not move.
 	VIPMoveMs *int64
+	// VIPRTOms: fault -> the first write sent after it and acknowledged
+	// through the pair's address, as a kubeconfig naming it sees (filled
+	// by the scenario); nil: none, or no address.
+	VIPRTOms *int64
 	// The control plane (filled by the scenario; nil: it did not run):
 	// the longest time from the fault on that the controller manager's
 	// and the scheduler's Leases went unrenewed (2 s undisturbed; at 10 s
@@ -54,7 +58,7 @@ func (r Result) OK() bool { return r.Lost == r.Archived && r.Linearizable }
 
 // Line returns exactly
 //
-//	RESULT {"scenario":"<name>","api_rto_ms":<n or null>,"acked":<n>,"lost":<n>,"archived":<n>,"dual_leader_ms":<n>,"ha_restored_ms":<n or null>,"linearizable":true|false,"dual_vip_ms":<n or null>,"vip_move_ms":<n or null>,"cm_renew_gap_ms":<n or null>,"sched_renew_gap_ms":<n or null>,"lease_losses":<n or null>,"controllers_ms":<n or null>}
+//	RESULT {"scenario":"<name>","api_rto_ms":<n or null>,"acked":<n>,"lost":<n>,"archived":<n>,"dual_leader_ms":<n>,"ha_restored_ms":<n or null>,"linearizable":true|false,"dual_vip_ms":<n or null>,"vip_move_ms":<n or null>,"vip_rto_ms":<n or null>,"cm_renew_gap_ms":<n or null>,"sched_renew_gap_ms":<n or null>,"lease_losses":<n or null>,"controllers_ms":<n or null>}
 //
 // without a newline: the issue's format, the address's and the control
 // plane's figures added at the end. The field order is the struct's below (encoding/json keeps
@@ -71,11 +75,12 @@ func (r Result) Line() string {
 		Linearizable bool   `json:"linearizable"`
 		DualVIPms    *int64 `json:"dual_vip_ms"`
 		VIPMoveMs    *int64 `json:"vip_move_ms"`
+		VIPRTOms     *int64 `json:"vip_rto_ms"`
 		CMRenewGap   *int64 `json:"cm_renew_gap_ms"`
 		SchedRenew   *int64 `json:"sched_renew_gap_ms"`
 		LeaseLosses  *int   `json:"lease_losses"`
 		Controllers  *int64 `json:"controllers_ms"`
-	}{r.Scenario, r.APIRTOms, r.Acked, r.Lost, r.Archived, r.DualLeaderMs, r.HARestoredMs, r.Linearizable, r.DualVIPms, r.VIPMoveMs,
+	}{r.Scenario, r.APIRTOms, r.Acked, r.Lost, r.Archived, r.DualLeaderMs, r.HARestoredMs, r.Linearizable, r.DualVIPms, r.VIPMoveMs, r.VIPRTOms,
 		r.CMRenewGapMs, r.SchedRenewGapMs, r.LeaseLosses, r.ControllersMs})
 	if err != nil { // cannot happen: only strings, numbers and bools
 		panic(err)

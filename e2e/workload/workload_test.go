@@ -14,19 +14,19 @@ import (
 
 func TestResultLine(t *testing.T) {
 	r := Result{Scenario: `leader "power" loss`, Acked: 120, Lost: 2, Archived: 2, DualLeaderMs: 0, Linearizable: true}
-	want := `RESULT {"scenario":"leader \"power\" loss","api_rto_ms":null,"acked":120,"lost":2,"archived":2,"dual_leader_ms":0,"ha_restored_ms":null,"linearizable":true,"dual_vip_ms":null,"vip_move_ms":null,"cm_renew_gap_ms":null,"sched_renew_gap_ms":null,"lease_losses":null,"controllers_ms":null}`
+	want := `RESULT {"scenario":"leader \"power\" loss","api_rto_ms":null,"acked":120,"lost":2,"archived":2,"dual_leader_ms":0,"ha_restored_ms":null,"linearizable":true,"dual_vip_ms":null,"vip_move_ms":null,"vip_rto_ms":null,"cm_renew_gap_ms":null,"sched_renew_gap_ms":null,"lease_losses":null,"controllers_ms":null}`
 	if got := r.Line(); got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 	r.APIRTOms, r.HARestoredMs, r.DualLeaderMs, r.Linearizable = Ms(1534*time.Millisecond), Ms(9*time.Second), 40, false
-	r.DualVIPms, r.VIPMoveMs = Ms(0), Ms(1712*time.Millisecond)
+	r.DualVIPms, r.VIPMoveMs, r.VIPRTOms = Ms(0), Ms(1712*time.Millisecond), Ms(2100*time.Millisecond)
 	losses := 0
 	r.CMRenewGapMs, r.SchedRenewGapMs, r.LeaseLosses, r.ControllersMs = Ms(2104*time.Millisecond), Ms(4*time.Second), &losses, Ms(850*time.Millisecond)
 	var b bytes.Buffer
 	if err := PrintResult(&b, r); err != nil {
 		t.Fatal(err)
 	}
-	want = `RESULT {"scenario":"leader \"power\" loss","api_rto_ms":1534,"acked":120,"lost":2,"archived":2,"dual_leader_ms":40,"ha_restored_ms":9000,"linearizable":false,"dual_vip_ms":0,"vip_move_ms":1712,"cm_renew_gap_ms":2104,"sched_renew_gap_ms":4000,"lease_losses":0,"controllers_ms":850}` + "\n"
+	want = `RESULT {"scenario":"leader \"power\" loss","api_rto_ms":1534,"acked":120,"lost":2,"archived":2,"dual_leader_ms":40,"ha_restored_ms":9000,"linearizable":false,"dual_vip_ms":0,"vip_move_ms":1712,"vip_rto_ms":2100,"cm_renew_gap_ms":2104,"sched_renew_gap_ms":4000,"lease_losses":0,"controllers_ms":850}` + "\n"
 	if b.String() != want {
 		t.Fatalf("got  %s\nwant %s", b.String(), want)
 	}
