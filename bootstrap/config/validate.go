@@ -426,7 +426,7 @@ func (p *problems) vip(v VIP, self, peer netip.Addr) {
 		return
 	}
 	if err := (vip.Config{Address: a, Interface: v.Interface}).Check(self, peer); err != nil {
-		for _, e := range unjoin(err) {
+		for _, e := range Unjoin(err) {
 			msg, field := strings.TrimPrefix(e.Error(), "vip: "), "vip.address"
 			if strings.HasPrefix(msg, "interface ") {
 				field = "vip.interface"
@@ -436,8 +436,9 @@ func (p *problems) vip(v VIP, self, peer netip.Addr) {
 	}
 }
 
-// unjoin lists the errors an errors.Join made.
-func unjoin(err error) []error {
+// Unjoin lists the errors an errors.Join made (Validate's is one): one
+// error per field, for a caller that files each under its own name.
+func Unjoin(err error) []error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		return j.Unwrap()
 	}

@@ -481,12 +481,7 @@ func (w *walker) block() (*Block, []error) {
 	// The agent's own rules, for the rest.
 	c := b.AgentConfig()
 	if err := c.Validate(); err != nil {
-		var list []error
-		if u, ok := err.(interface{ Unwrap() []error }); ok {
-			list = u.Unwrap()
-		} else {
-			list = []error{err}
-		}
+		list := config.Unjoin(err)
 		for _, e := range list {
 			// The probe timeout follows the interval: its complaint is the
 			// interval's.
