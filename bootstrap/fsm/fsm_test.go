@@ -28,6 +28,7 @@ func step(t *testing.T, m Machine, o Observation) (Machine, Decision) {
 func leaderSelf() Self {
 	return Self{Name: "a", Member: true, HasData: true, Term: 4, TermRole: RoleLeader, PGUp: true, Primary: true, FollowerStreaming: true, KineServing: true}
 }
+func async(s Self) Self      { s.WasAsync = true; return s }
 func kineOnPeer(s Self) Self { s.KineServing, s.KineOnPeer = false, true; return s }
 func followerSelf() Self {
 	return Self{Name: "b", Member: true, HasData: true, Term: 4, TermRole: RoleFollower, PGUp: true, ReceiverStreaming: true}
@@ -95,7 +96,7 @@ func TestStarting(t *testing.T) {
 		{"fresh preferred node forms alone after the grace", late, Observation{Self: fresh}, LeaderAlone, "forming", ""},
 		{"never-member node joins by base backup", born, Observation{Self: Self{Name: "a", Preferred: true}, Peer: leaderPeerNamed("b")}, Joining, "never a member", "kine-stop,announce-follow,base-backup,start-standby,kine-peer"},
 		{"member with wiped data is a never-member", born, Observation{Self: Self{Name: "b", Member: true, Term: 9}, Peer: leaderPeer()}, Joining, "never a member", ""},
-		{"returning old leader with a lower term rejoins and archives", born, Observation{Self: stoppedLeader(4), Peer: promotedPeer(5)}, Joining, "newer state", "kine-stop,archive,announce-follow,rewind,start-standby,adopt-term"},
+		{"returning old leader with a lower term rejoins and archives", born, Observation{Self: stoppedLeader(4), Peer: promotedPeer(5)}, Joining, "newer state", "kine-peer,archive,announce-follow,rewind,start-standby,adopt-term"},
 		{"returning follower of the same leader just streams", born, Observation{Self: stoppedFollower(4), Peer: leaderPeer()}, Joining, "newer state", "kine-stop,announce-follow,start-standby,kine-peer,adopt-term"},
 		{"returning leader with the newest state leads", born, Observation{Self: stoppedLeader(5), Peer: stoppedFollowerPeer(4)}, LeaderAlone, "newest state", "start-primary,sync-off,ensure-slot,kine-local"},
 		{"follower whose peer has no data takes over", born, Observation{Self: stoppedFollower(4), Peer: Peer{Name: "a", AgentUp: true}}, LeaderAlone, "follower takes over", "kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local"},
@@ -107,7 +108,7 @@ func TestStarting(t *testing.T) {
 		{"a leader restarted while alone goes on in its term", born, Observation{Self: aloneLeader()}, LeaderAlone, "alone (asynchronous) as before", "sync-off,ensure-slot,kine-local"},
 		{"a rebooted asynchronous leader whose follower took over begins that term too", born, Observation{Self: asyncWhenStopped(stoppedLeader(4)), Peer: promotedPeer(5)}, Starting, "compare last writes", "kine-stop,start-primary,new-term"},
 		{"a restarted agent whose asynchronous primary runs, the peer leading a newer term: begins it too", born, Observation{Self: asyncWhenStopped(aloneLeader()), Peer: promotedPeer(5)}, Starting, "compare last writes", "kine-stop,new-term"},
-		{"a rebooted synchronous leader whose follower took over rejoins", born, Observation{Self: stoppedLeader(4), Peer: promotedPeer(5)}, Joining, "newer state", "kine-stop,archive,announce-follow,rewind,start-standby,adopt-term"},
+		{"a rebooted synchronous leader whose follower took over rejoins", born, Observation{Self: stoppedLeader(4), Peer: promotedPeer(5)}, Joining, "newer state", "kine-peer,archive,announce-follow,rewind,start-standby,adopt-term"},
 		{"a leader restarted asynchronous after a follower streamed begins a new term", born, Observation{Self: asyncFollowedLeader()}, LeaderAlone, "a new term", "new-term,sync-off,ensure-slot,kine-local"},
 		{"a leader restarted while synchronous waits for the grace", born, Observation{Self: syncLeaderNoFollower()}, Starting, "", ""},
 		{"leader waits within the boot grace", born, Observation{Self: stoppedLeader(4)}, Starting, "", ""},
@@ -247,7 +248,7 @@ func TestLeader(t *testing.T) {
 		{"a full disk stays when the follower's is full too", in(Leader), Observation{Self: diskFull(leaderSelf()), Peer: fullPeer(followerPeer())}, Leader, "", ""},
 		{"a full disk stays while paused", in(Leader), Observation{Self: paused(diskFull(leaderSelf())), Peer: followerPeer()}, Leader, "", ""},
 		{"a follower that lost a split earlier is passed first", in(Leader), Observation{Self: kineRev(leaderSelf(), 10), Peer: highRevPeer(followerPeer(), 20)}, Leader, "moving past them", "kine-stop,revision-fence,kine-local"},
-		{"a peer with a higher term wins", in(Leader), Observation{Self: leaderSelf(), Peer: promotedPeer(5)}, Joining, "newer state", "kine-stop,archive,announce-follow,rewind,start-standby,adopt-term"},
+		{"a peer with a higher term wins", in(Leader), Observation{Self: leaderSelf(), Peer: promotedPeer(5)}, Joining, "newer state", "kine-peer,archive,announce-follow,rewind,start-standby,adopt-term"},
 	})
 }
 
@@ -264,7 +265,7 @@ func TestLeaderAlone(t *testing.T) {
 		{"lost for the window without ever following: no new term", Machine{State: LeaderAlone, Fails: 5}, Observation{Self: aloneLeader()}, LeaderAlone, "", ""},
 		{"local primary died", in(LeaderAlone), Observation{Self: stoppedLeader(4)}, Starting, "PostgreSQL is down", ""},
 		{"leading asynchronously, the peer leads a newer term: begin it too", in(LeaderAlone), Observation{Self: aloneLeader(), Peer: promotedPeer(5)}, LeaderAlone, "compare last writes", "kine-stop,new-term"},
-		{"a synchronous leader whose peer leads a newer term rejoins", in(Leader), Observation{Self: leaderSelf(), Peer: promotedPeer(5)}, Joining, "newer state", "kine-stop,archive,announce-follow,rewind,start-standby,adopt-term"},
+		{"a synchronous leader whose peer leads a newer term rejoins", in(Leader), Observation{Self: leaderSelf(), Peer: promotedPeer(5)}, Joining, "newer state", "kine-peer,archive,announce-follow,rewind,start-standby,adopt-term"},
 		{"a hand-over cut short after the peer took over: Kine stays on the peer while this node rejoins", in(Leader), Observation{Self: kineOnPeer(stoppedLeader(4)), Peer: promotedPeer(5)}, Joining, "newer state", "archive,announce-follow,rewind,start-standby,adopt-term"},
 		{"split brain while both take writes: stop writes first", in(LeaderAlone), Observation{Self: serving(splitSelf(t0)), Peer: splitPeer(t0.Add(time.Second))}, LeaderAlone, "writes stop", "kine-stop"},
 		{"split brain, the peer still takes writes: no decision yet", in(LeaderAlone), Observation{Self: splitSelf(t0), Peer: servingPeer(splitPeer(t0.Add(time.Second)))}, LeaderAlone, "", ""},
