@@ -72,9 +72,12 @@ func fencePastPeer(t tick) []Action {
 //     short after the peer took over): it stays there;
 //   - it was a synchronous leader, and the peer leads a newer term: every
 //     commit this node showed a client was on the follower before it was
-//     shown (a commit waits for the standby's flush before it is visible),
-//     and the follower's promotion fenced the revisions a million past
-//     its own: this node's Kine writes to the new leader at once.
+//     shown (a commit waits for the standby's flush before it is visible;
+//     one whose wait a client cancelled shows early, a handful at most,
+//     which the archive keeps), and the follower's promotion fenced the
+//     revisions a million past its own: this node's Kine writes to the
+//     new leader at once, and a client resuming from an older revision is
+//     told to relist.
 //
 // This node's API server then keeps a datastore while the node rewinds:
 // measured, a deposed leader's API server was without one for 5 to 8 s,
