@@ -52,13 +52,13 @@ if [ ! -x "$cache/$k/kube-scheduler" ]; then
 	for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 		ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
 	done
-	rm -rf "$cache/$k.tmp"
+	rm -rf "${cache:?}/${k:?}.tmp"
 	mkdir -p "$cache/$k.tmp"
 	(cd "$mod" && go build -trimpath -ldflags "$ldflags" -o "$cache/$k.tmp/kube-control-plane" .)
 	for c in $components; do
 		ln "$cache/$k.tmp/kube-control-plane" "$cache/$k.tmp/$c"
 	done
-	rm -rf "$cache/$k"
+	rm -rf "${cache:?}/${k:?}"
 	mv "$cache/$k.tmp" "$cache/$k"
 	echo "built the control plane in $((SECONDS - start)) s" >&2
 fi
