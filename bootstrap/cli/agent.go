@@ -158,9 +158,14 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("peer API: %w", err)
 	}
-	peerSrv := &http.Server{Handler: peer.NewServer(secret, ph, log.With("actor", "peer-api")),
-		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 2 * time.Minute}
-	go serve(log, "peer API", peerSrv, peerLn)
+	// The port is on the node network: the hardened server (header size,
+	// read, idle and write limits), a connection cap per source and in all,
+	// and challenges kept apart for the peer, so that nothing else on the
+	// LAN can crowd it out.
+	peerAddr := netip.MustParseAddr(cfg.Peer.Address)
+	peerLog := log.With("actor", "peer-api")
+	peerSrv := peer.NewHTTPServer("", peer.NewServer(secret, ph, peerLog, peerAddr), peerLog)
+	go serve(log, "peer API", peerSrv, peer.LimitPerSource(peerLn, peer.MaxConnsPerSource, peer.MaxConns, peerAddr))
 
 	localLn, err := localapi.Listen(cfg.API.Socket)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 )
 
@@ -13,7 +14,12 @@ type server struct {
 	secret []byte
 	h      Handler
 	log    *slog.Logger
+	// ch holds the challenges issued to anyone; peerCh those issued to
+	// requests from the peer's address, so that a flood of unauthenticated
+	// requests from the LAN fills ch and never evicts the peer's.
 	ch     *challenges
+	peerCh *challenges
+	peer   netip.Addr // the zero Addr: no reserved store
 	warn   throttle
 }
 
@@ -34,8 +40,13 @@ var routes = map[string]route{
 // NewServer serves GET /v1/challenge (open) and, authenticated with secret,
 // GET /v1/status, POST /v1/pause, /v1/resume, /v1/handover and /v1/follow. Run it in an
 // http.Server with timeouts, such as NewHTTPServer's.
-func NewServer(secret []byte, h Handler, log *slog.Logger) http.Handler {
-	return newServer(secret, h, log, time.Now)
+//
+// peer is the peer's address: challenges fetched from it are kept apart
+// from everyone else's (the zero Addr keeps them all together).
+func NewServer(secret []byte, h Handler, log *slog.Logger, peer netip.Addr) http.Handler {
+	s := newServer(secret, h, log, time.Now)
+	s.peer = peer.Unmap()
+	return s
 }
 
 // newServer takes the clock that times challenges: tests inject one.
@@ -48,6 +59,7 @@ func newServer(secret []byte, h Handler, log *slog.Logger, now func() time.Time)
 		h:      h,
 		log:    log,
 		ch:     newChallenges(now),
+		peerCh: newChallenges(now),
 		warn:   throttle{every: 30 * time.Second},
 	}
 }
@@ -59,7 +71,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusMethodNotAllowed, errorReply{"use GET"})
 			return
 		}
-		writeJSON(w, http.StatusOK, challengeReply{Challenge: s.ch.issue()})
+		writeJSON(w, http.StatusOK, challengeReply{Challenge: s.challengesFor(r).issue()})
 		return
 	}
 	rt, ok := routes[r.URL.Path]
@@ -102,7 +114,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Only a correctly signed request uses up its challenge, so that
 	// someone who saw a challenge go by cannot burn it with garbage.
-	if !s.ch.consume(challenge) {
+	if !s.peerCh.consume(challenge) && !s.ch.consume(challenge) {
 		s.log.Debug("peer API: stale or replayed request", "remote", r.RemoteAddr, "path", r.URL.Path)
 		writeJSON(w, http.StatusUnauthorized, errorReply{msgStale})
 		return
@@ -113,6 +125,24 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	code, v := rt.serve(s, ctx, body)
 	s.writeSigned(w, challenge, code, v)
+}
+
+// challengesFor is the store of the request's source.
+func (s *server) challengesFor(r *http.Request) *challenges {
+	if s.peer.IsValid() && sourceAddr(r.RemoteAddr) == s.peer {
+		return s.peerCh
+	}
+	return s.ch
+}
+
+// sourceAddr is the IP of a "host:port" remote address (the zero Addr if
+// it is not one).
+func sourceAddr(remote string) netip.Addr {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
 }
 
 // readBody reads at most MaxBodyBytes; status is 0 on success.

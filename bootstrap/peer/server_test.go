@@ -2,9 +2,14 @@ package peer
 
 import (
 	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -226,5 +231,45 @@ func TestServerWithoutSecretRefuses(t *testing.T) {
 	srv.ServeHTTP(rec, req)
 	if rec.Code != http.StatusInternalServerError || h.count() != 0 {
 		t.Fatalf("got %d, handler calls %d", rec.Code, h.count())
+	}
+}
+
+// A flood of challenge requests from the LAN fills the shared store and
+// evicts its oldest entries, never the peer's: the peer's request, signed
+// over a challenge it fetched before the flood, still goes through.
+func TestChallengeFloodDoesNotEvictThePeers(t *testing.T) {
+	f := newFixture(t)
+	f.srv.peer = netip.MustParseAddr("127.0.0.1") // the test client's source
+	c := f.client()
+	ctx := context.Background()
+	if _, _, _, err := c.Status(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The peer's challenge, fetched over HTTP from its address.
+	var got challengeReply
+	resp, err := http.Get(f.ts.URL + "/v1/challenge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for i := range 3 * challengeCap {
+		r := httptest.NewRequest(http.MethodGet, "/v1/challenge", nil)
+		r.RemoteAddr = fmt.Sprintf("10.9.%d.%d:40000", i/250, i%250)
+		f.srv.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	if n := f.srv.ch.len(); n != challengeCap {
+		t.Fatalf("the shared store holds %d challenges, want its cap %d", n, challengeCap)
+	}
+	req, err := http.NewRequest(http.MethodGet, f.ts.URL+"/v1/status", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(hdrChallenge, got.Challenge)
+	req.Header.Set(hdrSignature, hex.EncodeToString(requestMAC(testSecret, http.MethodGet, "/v1/status", got.Challenge, nil)))
+	if a := send(t, req); a.code != http.StatusOK {
+		t.Fatalf("the peer's request after the flood: %d %q", a.code, a.err)
 	}
 }
