@@ -20,6 +20,7 @@ type server struct {
 	ch     *challenges
 	peerCh *challenges
 	peer   netip.Addr // the zero Addr: no reserved store
+	limits *sourceLimits
 	warn   throttle
 }
 
@@ -60,11 +61,18 @@ func newServer(secret []byte, h Handler, log *slog.Logger, now func() time.Time)
 		log:    log,
 		ch:     newChallenges(now),
 		peerCh: newChallenges(now),
+		limits: newSourceLimits(now),
 		warn:   throttle{every: 30 * time.Second},
 	}
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if src := sourceAddr(r.RemoteAddr); !s.fromPeer(src) && !s.limits.allow(src) {
+		s.denied(r, "too many requests from one source")
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusTooManyRequests, errorReply{"too many requests"})
+		return
+	}
 	if r.URL.Path == "/v1/challenge" {
 		if r.Method != http.MethodGet {
 			w.Header().Set("Allow", http.MethodGet)
@@ -129,11 +137,14 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // challengesFor is the store of the request's source.
 func (s *server) challengesFor(r *http.Request) *challenges {
-	if s.peer.IsValid() && sourceAddr(r.RemoteAddr) == s.peer {
+	if s.fromPeer(sourceAddr(r.RemoteAddr)) {
 		return s.peerCh
 	}
 	return s.ch
 }
+
+// fromPeer: src is the peer's configured address.
+func (s *server) fromPeer(src netip.Addr) bool { return s.peer.IsValid() && src == s.peer }
 
 // sourceAddr is the IP of a "host:port" remote address (the zero Addr if
 // it is not one).

@@ -273,3 +273,54 @@ func TestChallengeFloodDoesNotEvictThePeers(t *testing.T) {
 		t.Fatalf("the peer's request after the flood: %d %q", a.code, a.err)
 	}
 }
+
+// Each source other than the peer gets sourceBurst requests at once and
+// sourceRate a second after that; the peer is never limited; the sources
+// remembered are bounded.
+func TestRequestsLimitedPerSource(t *testing.T) {
+	f := newFixture(t)
+	f.srv.peer = netip.MustParseAddr("10.0.0.2")
+	get := func(from string) int {
+		r := httptest.NewRequest(http.MethodGet, "/v1/challenge", nil)
+		r.RemoteAddr = from + ":40000"
+		rec := httptest.NewRecorder()
+		f.srv.ServeHTTP(rec, r)
+		return rec.Code
+	}
+	ok := 0
+	for range 3 * sourceBurst {
+		if get("10.0.0.9") == http.StatusOK {
+			ok++
+		}
+	}
+	if ok != sourceBurst {
+		t.Fatalf("%d of %d requests at once from one source answered, want the burst, %d", ok, 3*sourceBurst, sourceBurst)
+	}
+	if code := get("10.0.0.9"); code != http.StatusTooManyRequests {
+		t.Fatalf("over the budget: %d, want 429", code)
+	}
+	if code := get("10.0.0.8"); code != http.StatusOK {
+		t.Fatalf("another source: %d, want 200", code)
+	}
+	for range 10 * sourceBurst {
+		if code := get("10.0.0.2"); code != http.StatusOK {
+			t.Fatalf("the peer was limited: %d", code)
+		}
+	}
+	f.clock.advance(time.Second)
+	ok = 0
+	for range 2 * sourceRate {
+		if get("10.0.0.9") == http.StatusOK {
+			ok++
+		}
+	}
+	if ok != sourceRate {
+		t.Fatalf("%d answered a second later, want the rate, %d", ok, sourceRate)
+	}
+	for i := range maxSources + 100 {
+		get(fmt.Sprintf("10.1.%d.%d", i/250, i%250))
+	}
+	if n := f.srv.limits.len(); n != maxSources {
+		t.Fatalf("%d sources remembered, want at most %d", n, maxSources)
+	}
+}
