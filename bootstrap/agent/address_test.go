@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/twonode-edge/twonode/bootstrap/fsm"
 )
@@ -167,6 +169,44 @@ func TestAddressSetAsideWhileTheFollowerIsQuiet(t *testing.T) {
 		if addr.held != c.held || !strings.Contains(rep.Address, c.status) {
 			t.Fatalf("step %d, %s with %d failed probes: held %t (want %t), status %q (want %q)",
 				i+1, c.m.State, c.m.Fails, addr.held, c.held, rep.Address, c.status)
+		}
+	}
+}
+
+// countingWatchdog counts pets.
+type countingWatchdog struct {
+	mu   sync.Mutex
+	pets int
+}
+
+func (w *countingWatchdog) Arm() error    { return w.Pet() }
+func (w *countingWatchdog) Disarm() error { return nil }
+func (w *countingWatchdog) Pet() error    { w.mu.Lock(); defer w.mu.Unlock(); w.pets++; return nil }
+func (w *countingWatchdog) count() int    { w.mu.Lock(); defer w.mu.Unlock(); return w.pets }
+
+// A long action is not a hung agent: the watchdog is petted while the
+// actions run, unless this node's Kine serves its own database (then an
+// action that hangs must let the watchdog reset the node before the
+// witness's lease can expire).
+func TestWatchdogPettedDuringLongActions(t *testing.T) {
+	for _, serving := range []bool{false, true} {
+		r := newRig(t, "a", "b")
+		wd := &countingWatchdog{}
+		r.a.d.Watchdog = wd
+		r.a.cfg.Timers.ProbeInterval = 20 * time.Millisecond
+		if serving {
+			r.kine.target = "10.0.0.1"
+		}
+		stop := r.a.petWhileActing()
+		time.Sleep(200 * time.Millisecond) // an action of 10 probe intervals
+		stop()
+		n := wd.count()
+		if serving && n != 0 || !serving && n < 3 {
+			t.Errorf("Kine serving here %t: %d pets during the action", serving, n)
+		}
+		time.Sleep(60 * time.Millisecond)
+		if wd.count() != n {
+			t.Error("petted after the actions ended")
 		}
 	}
 }

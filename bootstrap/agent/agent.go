@@ -197,7 +197,7 @@ func (a *Agent) tick(ctx context.Context, req *cmdReq) {
 	if d.Changed {
 		if now := obs.o.Now; now.Before(a.retryAt) {
 			next, err = d.Hold, fmt.Errorf("waiting %s before retrying: %s", a.retryAt.Sub(now).Round(time.Millisecond), a.lastErr)
-		} else if err = a.executeMarked(ctx, d, obs); err != nil {
+		} else if err = a.executeWatched(ctx, d, obs); err != nil {
 			next = d.Hold
 			a.failed(d, err)
 		} else {
@@ -231,6 +231,14 @@ func (a *Agent) tick(ctx context.Context, req *cmdReq) {
 	if req != nil {
 		req.reply <- cmdResult{cmd: cmd.Kind, consumed: d.Consumed && err == nil, err: err, d: d}
 	}
+}
+
+// executeWatched runs the decision's actions with the watchdog petted
+// meanwhile where that is safe (petWhileActing).
+func (a *Agent) executeWatched(ctx context.Context, d fsm.Decision, obs observed) error {
+	stop := a.petWhileActing()
+	defer stop()
+	return a.executeMarked(ctx, d, obs)
 }
 
 func slotName(node string) string { return postgres.SlotName(node) }
