@@ -98,6 +98,7 @@ func TestStarting(t *testing.T) {
 		{"member with wiped data is a never-member", born, Observation{Self: Self{Name: "b", Member: true, Term: 9}, Peer: leaderPeer()}, Joining, "never a member", ""},
 		{"returning old leader with a lower term rejoins and archives", born, Observation{Self: stoppedLeader(4), Peer: promotedPeer(5)}, Joining, "newer state", "kine-peer,archive,announce-follow,rewind,start-standby,adopt-term"},
 		{"returning follower of the same leader just streams", born, Observation{Self: stoppedFollower(4), Peer: leaderPeer()}, Joining, "newer state", "kine-stop,announce-follow,start-standby,kine-peer,adopt-term"},
+		{"a follower whose PostgreSQL stopped keeps its Kine on the leader while it streams again", born, Observation{Self: kineOnPeer(stoppedFollower(4)), Peer: leaderPeer()}, Joining, "newer state", "announce-follow,start-standby,kine-peer,adopt-term"},
 		{"returning leader with the newest state leads", born, Observation{Self: stoppedLeader(5), Peer: stoppedFollowerPeer(4)}, LeaderAlone, "newest state", "start-primary,sync-off,ensure-slot,kine-local"},
 		{"follower whose peer has no data takes over", born, Observation{Self: stoppedFollower(4), Peer: Peer{Name: "a", AgentUp: true}}, LeaderAlone, "follower takes over", "kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local"},
 		{"follower whose peer has no data waits while paused", born, Observation{Self: paused(stoppedFollower(4)), Peer: Peer{Name: "a", AgentUp: true}}, Starting, "", ""},

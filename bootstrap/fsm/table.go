@@ -84,13 +84,9 @@ func fencePastPeer(t tick) []Action {
 // the controller manager it hosted went up to 9.9 s without renewing its
 // lease (at 10 s it gives up, and k3s restarts).
 func rejoin(t tick) []Action {
-	var acts []Action
-	switch s := t.o.Self; {
-	case s.KineOnPeer:
-	case s.TermRole == RoleLeader && !s.WasAsync && t.peerLeadsNewerTerm():
-		acts = append(acts, Action{Kind: KinePeer})
-	default:
-		acts = append(acts, Action{Kind: KineStop})
+	acts := stopUnlessOnPeer(t)
+	if s := t.o.Self; !s.KineOnPeer && s.TermRole == RoleLeader && !s.WasAsync && t.peerLeadsNewerTerm() {
+		acts = []Action{{Kind: KinePeer}}
 	}
 	if t.o.Self.TermRole == RoleLeader {
 		acts = append(acts, Action{Kind: Archive, Split: t.o.Peer.Term == t.o.Self.Term})
@@ -101,6 +97,16 @@ func rejoin(t tick) []Action {
 		Action{Kind: StartStandby},
 		Action{Kind: AdoptTerm, Term: t.o.Peer.Term},
 	)
+}
+
+// stopUnlessOnPeer stops this node's Kine before the node's data is
+// replaced, unless it already writes to the peer's database: then it
+// serves nothing of this node's, and its API server keeps a datastore.
+func stopUnlessOnPeer(t tick) []Action {
+	if t.o.Self.KineOnPeer {
+		return nil
+	}
+	return []Action{{Kind: KineStop}}
 }
 
 // handOver is a leader's planned exit: the follower takes over, this node
@@ -262,9 +268,14 @@ var Table = slices.Concat([]Row{
 		},
 		Do: func(t tick) []Action {
 			if t.o.Self.TermRole == RoleFollower && t.o.Peer.TermRole == RoleLeader && !t.maybePromoted() {
-				// It followed this very leader: nothing diverged, stream again.
-				return []Action{{Kind: KineStop}, {Kind: Announce, Term: t.o.Peer.Term}, {Kind: StartStandby}, {Kind: KinePeer},
-					{Kind: AdoptTerm, Term: t.o.Peer.Term}}
+				// It followed this very leader: nothing diverged, stream
+				// again. A Kine that still writes to that leader's database
+				// stays (measured: a follower whose disk had filled stopped
+				// it at every retry, and its API server was without a
+				// datastore for 8 s, long enough to lose the controller
+				// manager's lease).
+				return append(stopUnlessOnPeer(t), Action{Kind: Announce, Term: t.o.Peer.Term}, Action{Kind: StartStandby},
+					Action{Kind: KinePeer}, Action{Kind: AdoptTerm, Term: t.o.Peer.Term})
 			}
 			return rejoin(t)
 		}},
