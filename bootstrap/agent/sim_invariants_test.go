@@ -32,6 +32,7 @@ type simInvariants struct {
 	i4Reported   map[string]bool
 	convergedIn  []int // rounds from the start of a quiet spell to convergence
 	dualAddr     int   // consecutive rounds with the address on both nodes, not both acknowledging
+	addrAbsent   int   // consecutive converged rounds with the address on no node
 }
 
 func (v *simInvariants) init(w *simWorld) {
@@ -101,11 +102,16 @@ func (w *simWorld) paused() bool {
 }
 
 // leaderOf: the converged pair's leader, nil when the pair has not converged.
+// With a witness, a pair whose witness records a newer term than its
+// leader's has not: that leader fences itself at its next read (seed 8090
+// of the witness schedules: the follower claimed a term, its agent died
+// before it acted on it, and it streamed again from the old leader).
 func (w *simWorld) leaderOf() *simNode {
 	for _, l := range w.nodes {
 		f := w.peerOf(l)
 		if l.agent != nil && f.agent != nil && w.state(l) == fsm.Leader && w.state(f) == fsm.Follower &&
-			l.kine == l.addr && f.kine == l.addr && !l.kineDead && !f.kineDead && l.pg.running && !l.pg.standby && l.pg.sync && w.streamingFrom(f, l) {
+			l.kine == l.addr && f.kine == l.addr && !l.kineDead && !f.kineDead && l.pg.running && !l.pg.standby && l.pg.sync && w.streamingFrom(f, l) &&
+			(w.wit == nil || w.wit.term.Term <= w.persisted(l).Term) {
 			return l
 		}
 	}
@@ -247,8 +253,18 @@ func (v *simInvariants) check(w *simWorld) {
 	}
 	v.wasConverged = leader != nil
 	// I7b: a converged pair's address is on its leader, and only there.
-	if leader != nil && (!w.holdsAddr(leader) || w.holdsAddr(w.peerOf(leader))) {
-		v.violate(w, "I7b", leader.name, "the pair converged on leader %s, and its address is on %s", leader.name, w.addrHolders())
+	// After a round's grace for the leader: one that set its address
+	// aside while its follower was quiet takes it back at its next tick
+	// once the follower answers, and the follower may stream again in the
+	// round before (seed 8090 of the witness schedules).
+	switch {
+	case leader == nil || w.holdsAddr(leader):
+		v.addrAbsent = 0
+	default:
+		v.addrAbsent++
+	}
+	if leader != nil && (v.addrAbsent > 1 || w.holdsAddr(w.peerOf(leader))) {
+		v.violate(w, "I7b", leader.name, "the pair converged on leader %s, and its address is on %s (for %d rounds)", leader.name, w.addrHolders(), v.addrAbsent)
 	}
 
 	// I3: quiet spells converge.

@@ -46,6 +46,10 @@ func simRowScenarios(t testing.TB) map[string][]string {
 		"partition b", "tick 33", "heal", "tick 2", "promote b", "tick 18", "partition a", "tick 5", "heal", "tick 0", "partition", "tick 39", "heal", "converge"}
 	sc["x-kine-killed-on-leader"] = []string{"form", "kill-kine a", "tick 5", "converge"}
 	sc["x-operator-promotes-a-starting-node"] = []string{"form", "power-off a", "tick 1", "power-off b", "tick 1", "power-on b", "promote b", "tick 5", "power-on a", "converge"}
+	// The old leader rewound to follow and died before it started as a
+	// standby (the second start-standby: the rewind starts one of its own):
+	// its copy is done (Intent.Copied), so it follows on restart.
+	sc["x-rewound-then-killed"] = []string{"form", "power-off a", "tick 20", "power-on a", "crash-agent a before=start-standby#2", "tick 30", "converge"}
 	sc["x-joining-postgres-killed"] = []string{"form", "power-off b", "tick 10", "power-on b", "tick 1", "partition", "kill-postgres b", "tick 5", "heal", "converge"}
 	return sc
 }
