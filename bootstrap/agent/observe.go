@@ -32,6 +32,7 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 		now := a.d.Now()
 		a.renewWitness(ctx, now)
 		a.readWitness(ctx, now)
+		a.prepareLease(ctx, now)
 	}()
 	go func() {
 		defer wg.Done()

@@ -34,8 +34,7 @@ type Watchdog interface {
 
 // healthyWitnessRead is how often a steady pair reads the witness: a
 // reachability check from one member's copy (ReadLocal), and nothing is
-// written. A node with anything to
-// decide reads it every tick.
+// written. A node with anything to decide reads it every tick.
 const healthyWitnessRead = 10 * time.Second
 
 // witnessView is what the agent knows of the witness; guarded by a.mu.
@@ -44,6 +43,9 @@ type witnessView struct {
 	reachable bool
 	readAt    time.Time // last read attempt, on the agent's clock
 	lease     witness.Lease
+	// spare: a lease granted ahead of a claim this node may soon make
+	// (prepareLease), not attached to anything: the core does not see it.
+	spare witness.Lease
 	// guardUntil: the latest the witness may still hold a lease of this
 	// node's; the watchdog stays armed until then.
 	guardUntil time.Time
@@ -52,12 +54,22 @@ type witnessView struct {
 // readWitness refreshes the view when it is due: every tick while the
 // pair is not steady, every healthyWitnessRead while it is. No I/O under
 // the lock.
+//
+// A leader or follower whose peer has only begun to fail probes is still
+// steady here: the claim that ends its detection window is a
+// compare-and-swap, so it needs no fresher read (a swap from a stale
+// view is refused and answers with the witness's records, which the next
+// tick decides on), and a stale copy can only be older, never show a
+// term that does not exist. Measured with the fleet simulation: when a
+// thousand pairs lose their links at once, a read every tick of the
+// window from each of their nodes was most of what the witness had to
+// answer, and it delayed every claim behind it.
 func (a *Agent) readWitness(ctx context.Context, now time.Time) {
 	if a.d.Witness == nil {
 		return
 	}
 	a.mu.Lock()
-	steady := (a.m.State == fsm.Leader || a.m.State == fsm.Follower) && a.m.Fails == 0 && a.wv.lease.ID == 0
+	steady := (a.m.State == fsm.Leader || a.m.State == fsm.Follower) && a.m.Fails < a.cfg.Timers.FailureThreshold && a.wv.lease.ID == 0
 	due := !steady || a.wv.readAt.IsZero() || now.Sub(a.wv.readAt) >= healthyWitnessRead
 	local := steady && !a.wv.readAt.IsZero()
 	a.mu.Unlock()
@@ -88,6 +100,38 @@ func (a *Agent) readWitness(ctx context.Context, now time.Time) {
 	a.wv.st, a.wv.reachable = st, true
 }
 
+// prepareLease grants a spare lease once a leader's or follower's peer
+// has failed a probe in each of two ticks, so that the claim at the end of
+// the detection window is one request, not two: the witness answers a
+// thousand pairs' simultaneous claims in half the time (measured with the
+// fleet simulation). A spare holds nothing at the witness until a claim
+// attaches the alone record to it, so it is recorded in the state file
+// only when a claim takes it (witnessClaim), and one unused, or forgotten
+// by a crash, expires by itself.
+func (a *Agent) prepareLease(ctx context.Context, now time.Time) {
+	if a.d.Witness == nil {
+		return
+	}
+	a.mu.Lock()
+	if !a.wv.spare.Valid(now.Add(a.cfg.Witness.RequestTimeout)) {
+		a.wv.spare = witness.Lease{}
+	}
+	want := (a.m.State == fsm.Leader || a.m.State == fsm.Follower) && a.m.Fails >= max(1, a.cfg.Timers.FailureThreshold-2) &&
+		a.wv.lease.ID == 0 && a.wv.spare.ID == 0 && a.wv.reachable
+	a.mu.Unlock()
+	if !want {
+		return
+	}
+	l, err := a.d.Witness.Grant(ctx)
+	if err != nil {
+		a.log.Debug("no spare lease", "err", err) // the claim grants its own
+		return
+	}
+	a.mu.Lock()
+	a.wv.spare = l
+	a.mu.Unlock()
+}
+
 // witnessFacts is the core's view of the witness. A lease counts only
 // while it outlives the next tick, however long that tick's witness calls
 // take: the row that stops serving without it must run before the
@@ -107,7 +151,8 @@ func (a *Agent) witnessFacts(now time.Time) fsm.Witness {
 }
 
 // witnessClaim runs fsm.WitnessClaim: the swap, from what this node last
-// read, with the lease it holds, or a new one. A new lease is recorded in
+// read, with the lease it holds, or a new one (the spare prepareLease
+// granted during the detection window, or one granted now). A new lease is recorded in
 // the state file before the claim (found by the simulation: an agent
 // killed right after its claim could not claim again until its own
 // unknown lease expired, its Kine serving meanwhile); a lost swap fails
@@ -121,11 +166,15 @@ func (a *Agent) witnessClaim(ctx context.Context, term uint64) error {
 		}
 	}
 	a.mu.Lock()
-	from, held := a.wv.st, a.wv.lease
+	from, held, spare := a.wv.st, a.wv.lease, a.wv.spare
+	a.wv.spare = witness.Lease{}
 	a.wv.guardUntil = later(a.wv.guardUntil, a.d.Now().Add(a.cfg.Witness.LeaseTTL+a.cfg.Witness.RequestTimeout))
 	a.mu.Unlock()
 	if held.ID == 0 {
-		l, err := a.d.Witness.Grant(ctx)
+		l, err := spare, error(nil)
+		if !spare.Valid(a.d.Now().Add(a.cfg.Witness.RequestTimeout)) {
+			l, err = a.d.Witness.Grant(ctx)
+		}
 		if err != nil {
 			return err
 		}
@@ -138,6 +187,13 @@ func (a *Agent) witnessClaim(ctx context.Context, term uint64) error {
 		a.mu.Unlock()
 	}
 	won, st, l, err := a.d.Witness.Claim(ctx, from, term, held)
+	if err == nil && !won && !st.Ahead(a.cfg.Node.Name, term) {
+		// Refused only because this node's view was stale (a steady
+		// node's view comes from one member's copy, up to
+		// healthyWitnessRead old): the answer is the witness's own, so
+		// claim again from it at once rather than a tick later.
+		won, st, l, err = a.d.Witness.Claim(ctx, st, term, held)
+	}
 	if errors.Is(err, witness.ErrLeaseGone) {
 		a.mu.Lock()
 		a.wv.lease = witness.Lease{}
@@ -176,6 +232,9 @@ func (a *Agent) witnessRelease(ctx context.Context) error {
 		} else {
 			a.mu.Lock()
 			a.wv.guardUntil = time.Time{} // the witness holds no lease of ours
+			if al := a.wv.st.Alone; al != nil && al.By == a.cfg.Node.Name {
+				a.wv.st.Alone = nil // it went with the lease
+			}
 			a.mu.Unlock()
 		}
 	}

@@ -69,6 +69,14 @@ type State struct {
 	Alone *Alone // nil: no leader leads alone (or its lease expired)
 }
 
+// Ahead reports whether the state shows the other node ahead of self
+// claiming term: it leads alone, or began a term at least that one. Then
+// self has lost; otherwise a refused claim was refused only because
+// self's view was stale, and claiming again from this state is right.
+func (s State) Ahead(self string, term uint64) bool {
+	return s.Alone != nil && s.Alone.By != self || s.Term.Rev != 0 && s.Term.By != self && s.Term.Term.Term >= term
+}
+
 // Lease is a leader's claim to lead alone. Deadline is on this process's
 // monotonic clock: the time the grant or renewal was sent plus the TTL the
 // witness granted, less a margin. The witness starts counting only when the
@@ -307,8 +315,7 @@ func (c *Client) Claim(ctx context.Context, from State, term uint64, held Lease)
 	alone, _ := json.Marshal(Alone{Term: term, By: c.node})
 	resp, err := c.cli.Txn(ctx).
 		If(c.unchanged(from.Term), aloneAsRead).
-		Then(clientv3.OpPut(c.termKey(), string(rec)), clientv3.OpPut(c.aloneKey(), string(alone), clientv3.WithLease(l.ID)),
-			clientv3.OpGet(c.termKey()), clientv3.OpGet(c.aloneKey())).
+		Then(clientv3.OpPut(c.termKey(), string(rec)), clientv3.OpPut(c.aloneKey(), string(alone), clientv3.WithLease(l.ID))).
 		Else(clientv3.OpGet(c.termKey()), clientv3.OpGet(c.aloneKey())).Commit()
 	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		return false, State{}, Lease{}, fmt.Errorf("%w: claim term %d: %v", ErrLeaseGone, term, err)
@@ -316,11 +323,14 @@ func (c *Client) Claim(ctx context.Context, from State, term uint64, held Lease)
 	if err != nil {
 		return false, State{}, Lease{}, fmt.Errorf("witness: claim term %d: %w", term, err)
 	}
-	won, st, err := c.outcome(resp)
-	if err != nil || !won {
-		return won, st, Lease{}, err
+	if resp.Succeeded {
+		// Both records are the ones just put, at the revision the answer
+		// carries: reading them back in the swap would cost the witness
+		// two more ranges per claim for nothing.
+		return true, State{Term: Seen{Term: Term{Term: term, By: c.node}, Rev: resp.Header.Revision}, Alone: &Alone{Term: term, By: c.node}}, l, nil
 	}
-	return true, st, l, nil
+	st, err := c.state(resp) // the witness's two records, as the Else branch read them
+	return false, st, Lease{}, err
 }
 
 // Renew extends a lease. It fails when the lease is gone at the witness
@@ -363,15 +373,4 @@ func (c *Client) unchanged(from Seen) clientv3.Cmp {
 		return clientv3.Compare(clientv3.CreateRevision(c.termKey()), "=", 0)
 	}
 	return clientv3.Compare(clientv3.ModRevision(c.termKey()), "=", from.Rev)
-}
-
-// outcome decodes a swap's answer: the two gets that end either branch.
-func (c *Client) outcome(resp *clientv3.TxnResponse) (bool, State, error) {
-	n := len(resp.Responses)
-	if n < 2 {
-		return false, State{}, fmt.Errorf("witness: answer has %d parts", n)
-	}
-	resp.Responses = resp.Responses[n-2:]
-	st, err := c.state(resp)
-	return resp.Succeeded, st, err
 }

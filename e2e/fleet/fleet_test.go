@@ -135,6 +135,7 @@ func TestFleet(t *testing.T) {
 		result("fleet-race", "failures", k, "background_pairs", len(healthy), "pool", len(pool),
 			"decided", v.Decided, "winners", v.Winners, "failed_swaps", v.FailedSwaps, "conceded_on_read", v.ConcededOnRead, "after_lapse", v.AfterLapse, "wrong", v.Wrong,
 			"retried", v.Retried, "decision_p50_ms", ms(p.P50), "decision_p99_ms", ms(p.P99), "decision_max_ms", ms(v.Decision.Quantile(1)),
+			"delay_p50_ms", ms(v.Delay.Quantile(0.5)), "delay_p99_ms", ms(v.Delay.Quantile(0.99)),
 			"read_p50_ms", ms(v.Read.Quantile(0.5)), "read_p99_ms", ms(v.Read.Quantile(0.99)),
 			"grant_p50_ms", ms(v.Grant.Quantile(0.5)), "grant_p99_ms", ms(v.Grant.Quantile(0.99)),
 			"claim_p50_ms", ms(v.Claim.Quantile(0.5)), "claim_p99_ms", ms(v.Claim.Quantile(0.99)),

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -14,10 +15,17 @@ import (
 	"github.com/twonode-edge/twonode/bootstrap/witness"
 )
 
-// Tick is how long a node waits to try again after a request to the
-// witness failed: the agent reads and claims once a tick, its default
-// probe interval.
+// Tick is the agent's probe interval: its ticks, one per node at a phase
+// of its own, pace everything a node asks of the witness.
 var Tick = config.Default().Timers.ProbeInterval
+
+// ProbeTimeout is how long a tick's probes of a peer that is gone take:
+// the agent decides when they time out, and asks the witness meanwhile.
+var ProbeTimeout = config.Default().Timers.ProbeTimeout
+
+// threshold is the agent's failure_threshold: the tick whose probe fails
+// for that many ticks in a row decides.
+var threshold = config.Default().Timers.FailureThreshold
 
 // giveUp: a node with no answer by then is left undecided (and the run
 // fails: every pair must decide).
@@ -41,19 +49,49 @@ type nodeRun struct {
 	granted  []clientv3.LeaseID
 	asked    time.Time     // when the request answered by that came was sent
 	at       time.Time     // when the answer that decided came
-	took     time.Duration // from its first request to that answer
+	due      time.Time     // when it would have decided without a witness: its deciding tick's probes timed out
+	took     time.Duration // from its first claim to the answer that decided
 	retried  int           // requests that failed (tried again a tick later)
 	firstErr error
 	steps    Steps
 }
 
-// race is one node's part, as the agent plays it once it has seen its
-// peer gone: an attempt every tick until one is answered.
-func (n *nodeRun) race(ctx context.Context, c *witness.Client, self string) {
-	first := time.Now()
+// race is one node's part once its link failed at failed, as the agent
+// plays it (bootstrap/agent: readWitness, prepareLease, witnessClaim),
+// with its ticks at phase after failed:
+//   - the first threshold-2 ticks' probes fail and the node asks nothing
+//     (a steady node reads the witness only every SteadyRead);
+//   - the next tick grants a spare lease alongside its probes; a slow
+//     grant stretches that tick, as it stretches the agent's;
+//   - the deciding tick claims when its probes time out, from the view
+//     the node last read (the pair's seeded record: a compare-and-swap
+//     needs no fresher one), and claims again at once from the answer
+//     if that shows nobody ahead (the view was stale);
+//   - a claim that failed is tried again a tick later, after a read
+//     through the quorum (past the window the agent reads every tick),
+//     with the lease already held: a claim whose answer was lost may have
+//     won, and claiming again is idempotent.
+func (n *nodeRun) race(ctx context.Context, c *witness.Client, self string, seen witness.State, failed time.Time, phase time.Duration) {
+	tick := failed.Add(phase + time.Duration(max(threshold-2, 0))*Tick)
+	sleepUntil(tick)
 	var held witness.Lease
+	if threshold >= 2 {
+		sent := time.Now()
+		l, err := c.Grant(ctx)
+		n.steps.Grant = append(n.steps.Grant, time.Since(sent))
+		if err == nil {
+			held, n.granted = l, append(n.granted, l.ID)
+		}
+		tick = later(tick.Add(Tick), time.Now()) // the next tick, unless this one ran over
+	}
+	n.due = later(tick.Add(ProbeTimeout), time.Now())
+	sleepUntil(n.due)
+	var first time.Time
 	for {
-		err := n.attempt(ctx, c, self, &held)
+		if first.IsZero() {
+			first = time.Now()
+		}
+		err := n.attempt(ctx, c, self, seen, &held)
 		if err == nil {
 			n.at = time.Now()
 			n.took = n.at.Sub(first)
@@ -66,29 +104,31 @@ func (n *nodeRun) race(ctx context.Context, c *witness.Client, self string) {
 		if time.Since(first) > giveUp {
 			return
 		}
-		time.Sleep(Tick)
+		held = witness.Lease{ID: held.ID} // as the agent keeps it: held, its deadline unknown
+		tick = later(tick.Add(Tick), time.Now())
+		sleepUntil(tick)
+		sent := time.Now()
+		st, err := c.Read(ctx)
+		n.steps.Read = append(n.steps.Read, time.Since(sent))
+		if err != nil {
+			continue
+		}
+		if conceded(st, self, n.claim) {
+			n.decided, n.onRead, n.st, n.asked, n.at = true, true, st, sent, time.Now()
+			n.took = n.at.Sub(first)
+			return
+		}
+		seen = st
+		sleepUntil(tick.Add(ProbeTimeout))
 	}
 }
 
-// attempt is one tick's: read the witness; unless it shows the other node
-// ahead, take a lease (the agent records it before it claims) unless one
-// is held, and claim the term by compare-and-swap from what was read.
-// After a request that failed, the next attempt reads again and claims
-// with the lease already held: a claim whose answer was lost may have won,
-// and claiming again is idempotent.
-func (n *nodeRun) attempt(ctx context.Context, c *witness.Client, self string, held *witness.Lease) error {
-	sent := time.Now()
-	st, err := c.Read(ctx)
-	n.steps.Read = append(n.steps.Read, time.Since(sent))
-	if err != nil {
-		return err
-	}
-	if conceded(st, self, n.claim) {
-		n.decided, n.onRead, n.st, n.asked = true, true, st, sent
-		return nil
-	}
+// attempt is one claim: with the lease held, or a new one when there is
+// none, from seen; refused while nobody is ahead (seen was stale), once
+// more at once from the witness's answer.
+func (n *nodeRun) attempt(ctx context.Context, c *witness.Client, self string, seen witness.State, held *witness.Lease) error {
 	if held.ID == 0 {
-		sent = time.Now()
+		sent := time.Now()
 		l, err := c.Grant(ctx)
 		n.steps.Grant = append(n.steps.Grant, time.Since(sent))
 		if err != nil {
@@ -96,9 +136,22 @@ func (n *nodeRun) attempt(ctx context.Context, c *witness.Client, self string, h
 		}
 		*held, n.granted = l, append(n.granted, l.ID)
 	}
-	sent = time.Now()
-	won, answer, l, err := c.Claim(ctx, st, n.claim, *held)
-	n.steps.Claim = append(n.steps.Claim, time.Since(sent))
+	var (
+		won    bool
+		answer witness.State
+		l      witness.Lease
+		err    error
+		sent   time.Time
+	)
+	for try := 0; try < 2; try++ {
+		sent = time.Now()
+		won, answer, l, err = c.Claim(ctx, seen, n.claim, *held)
+		n.steps.Claim = append(n.steps.Claim, time.Since(sent))
+		if err != nil || won || conceded(answer, self, n.claim) {
+			break
+		}
+		seen = answer
+	}
 	if errors.Is(err, witness.ErrLeaseGone) {
 		*held = witness.Lease{} // the next attempt takes a new one, as the agent does
 	}
@@ -106,14 +159,23 @@ func (n *nodeRun) attempt(ctx context.Context, c *witness.Client, self string, h
 		return err
 	}
 	if !won && !conceded(answer, self, n.claim) {
-		// Refused, yet the witness shows nobody else ahead: an earlier
-		// claim of this node's, whose answer was lost, was applied after
-		// this attempt's read. The agent's row fails and it claims again
-		// at the next tick, from a fresh read, which is idempotent.
+		// Refused twice, yet the witness shows nobody else ahead: an
+		// earlier claim of this node's, whose answer was lost, was applied
+		// after the first. The agent's row fails and it claims again at
+		// the next tick, which is idempotent.
 		return fmt.Errorf("claim refused by this node's own earlier claim, applied late: %+v", answer)
 	}
 	n.decided, n.won, n.st, n.lease, n.asked = true, won, answer, l, sent
 	return nil
+}
+
+func sleepUntil(t time.Time) { time.Sleep(time.Until(t)) }
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // keep is a winner leading alone: as the agent, at each tick once half
@@ -141,9 +203,7 @@ func (n *nodeRun) keep(ctx context.Context, c *witness.Client, hold <-chan struc
 // conceded: what a node read shows the other node ahead, so the agent
 // claims nothing: the other leads alone, or began a term at least the one
 // this node would claim.
-func conceded(st witness.State, self string, claim uint64) bool {
-	return st.Alone != nil && st.Alone.By != self || st.Term.Rev != 0 && st.Term.By != self && st.Term.Term.Term >= claim
-}
+func conceded(st witness.State, self string, claim uint64) bool { return st.Ahead(self, claim) }
 
 // RaceRun is a race's pairs and what each of their nodes did.
 type RaceRun struct {
@@ -161,15 +221,18 @@ func (r *RaceRun) Release() {
 }
 
 // Race makes every pair of ps lose its link at one moment: both nodes of
-// each pair act at once, the follower to take over (its leader's term
-// plus one), the leader to go on alone (its own term). Node i uses
-// connection i of the pool. It returns once every node has its answer (or
-// gave up); the winners go on renewing their leases until Release.
+// each pair act, each at its own tick's phase (the agents' tickers start
+// when they do), the follower to take over (its leader's term plus one),
+// the leader to go on alone (its own term). Node i uses connection i of
+// the pool. It returns once every node has its answer (or gave up); the
+// winners go on renewing their leases until Release.
 func Race(ctx context.Context, pool Pool, w config.Witness, ps []Pair) *RaceRun {
 	r := &RaceRun{Pairs: ps, Nodes: make([][2]nodeRun, len(ps)), hold: make(chan struct{})}
 	start := make(chan struct{})
+	var failed time.Time // set before start closes
 	var wg sync.WaitGroup
 	for i, p := range ps {
+		seen := witness.State{Term: witness.Seen{Term: witness.Term{Term: p.Term, By: p.Names[p.Leader]}, Rev: p.Rev}}
 		for node := range 2 {
 			c := p.client(pool.For(2*i+node), w, node)
 			n := &r.Nodes[i][node]
@@ -177,12 +240,13 @@ func Race(ctx context.Context, pool Pool, w config.Witness, ps []Pair) *RaceRun 
 			if node != p.Leader {
 				n.claim++
 			}
+			phase := rand.N(Tick)
 			wg.Add(1)
 			r.renewing.Add(1)
 			go func() {
 				defer r.renewing.Done()
 				<-start
-				n.race(ctx, c, p.Names[node])
+				n.race(ctx, c, p.Names[node], seen, failed, phase)
 				wg.Done()
 				if n.won {
 					n.keep(ctx, c, r.hold)
@@ -190,10 +254,10 @@ func Race(ctx context.Context, pool Pool, w config.Witness, ps []Pair) *RaceRun 
 			}()
 		}
 	}
-	t0 := time.Now()
-	close(start) // every node is waiting: they all start now
+	failed = time.Now()
+	close(start) // every node is waiting: the links fail now
 	wg.Wait()
-	r.Took = time.Since(t0)
+	r.Took = time.Since(failed)
 	return r
 }
 
@@ -212,7 +276,12 @@ type Verdict struct {
 	WrongWhy   []string
 	Retried    int       // requests that failed and were tried again a tick later
 	FirstErr   error     // the first of those a node met
-	Decision   Latencies // per node: first request to the answer that decided
+	Decision   Latencies // per node: its first claim to the answer that decided
+	// Delay is per node: from when it would have decided without a
+	// witness (its deciding tick's probes timed out) to the answer that
+	// decided: all the witness added to its failover, the spare lease's
+	// grant stretching a tick included.
+	Delay Latencies
 	Steps
 }
 
@@ -247,6 +316,7 @@ func judge(r *RaceRun, kvs map[string]*record, checked time.Time) Verdict {
 			v.Steps.add(n.steps)
 			if n.decided {
 				v.Decision = append(v.Decision, n.took)
+				v.Delay = append(v.Delay, n.at.Sub(n.due))
 			}
 		}
 		if !nodes[0].decided || !nodes[1].decided {
