@@ -41,7 +41,7 @@ key() {
 # three names it dispatches on
 mod=tools/kube-apiserver
 k8s_version=$(cd "$mod" && go list -m -f '{{.Version}}' k8s.io/kubernetes)
-k=$(key kube-control-plane "$mod/go.mod" "$mod/go.sum" "$mod/main.go")
+k=$(key kube-control-plane "$mod/go.mod" "$mod/go.sum" "$mod/main.go" "$mod"/patches/*.patch)
 components="kube-apiserver kube-controller-manager kube-scheduler"
 if [ ! -x "$cache/$k/kube-scheduler" ]; then
 	echo "building kube-apiserver, kube-controller-manager and kube-scheduler $k8s_version (cached as $cache/$k; many minutes the first time)" >&2
@@ -54,7 +54,24 @@ if [ ! -x "$cache/$k/kube-scheduler" ]; then
 	done
 	rm -rf "${cache:?}/${k:?}.tmp"
 	mkdir -p "$cache/$k.tmp"
-	(cd "$mod" && go build -trimpath -ldflags "$ldflags" -o "$cache/$k.tmp/kube-control-plane" .)
+	# The etcd client the three link, with the fixes in $mod/patches (see
+	# each; they apply to go.etcd.io/etcd/client/v3 at the version go.mod
+	# pins, and one that no longer applies fails the build), through a copy
+	# of go.mod (-modfile) that replaces the module by the patched copy.
+	(cd "$mod" && go mod download go.etcd.io/etcd/client/v3)
+	upstream=$(cd "$mod" && go list -m -f '{{.Dir}}' go.etcd.io/etcd/client/v3)
+	work="$cache/$k.src"
+	rm -rf "$work"
+	mkdir -p "$work"
+	cp -r "$upstream" "$work/client-v3"
+	chmod -R u+w "$work/client-v3"
+	for p in "$mod"/patches/*.patch; do
+		(cd "$work/client-v3" && patch -s -p1 --forward --fuzz=0 --no-backup-if-mismatch) <"$p"
+	done
+	cp "$mod/go.mod" "$mod/go.sum" "$work/"
+	printf '\nreplace go.etcd.io/etcd/client/v3 => %s\n' "$work/client-v3" >>"$work/go.mod"
+	(cd "$mod" && go build -trimpath -modfile "$work/go.mod" -ldflags "$ldflags" -o "$cache/$k.tmp/kube-control-plane" .)
+	rm -rf "$work"
 	for c in $components; do
 		ln "$cache/$k.tmp/kube-control-plane" "$cache/$k.tmp/$c"
 	done

@@ -126,12 +126,16 @@ for d in rows:
 		echo "connections (client certificates) to the etcd members, which run on the same cores as the simulator. Healthy:"
 		echo "both nodes of each pair read every 10 s at a random phase; \`writes\` are keys put or deleted (etcd's"
 		echo "\`etcd_mvcc_put_total\` and \`etcd_mvcc_delete_total\`), \`raft_entries\` everything committed. Races: that many"
-		echo "pairs lose their link at one moment while the healthy fleet goes on reading; both nodes of each pair race"
-		echo "(follower: read, lease, claim term+1; leader: read, lease, claim its own term); decision: a node's first"
-		echo "request to the answer that told it won or lost; \`wrong\`: pairs without exactly one winner, or whose"
+		echo "pairs lose their link at one moment while the healthy fleet goes on reading; both nodes of each pair act as"
+		echo "the agent does, each at its own tick's phase: a spare lease at the second tick with failed probes, then at the"
+		echo "deciding tick, when its probes time out, one compare-and-swap from the pair's last read (follower: term+1; leader:"
+		echo "its own term), again at once from the answer if that shows nobody ahead. Decision: a node's first claim to the"
+		echo "answer that told it won or lost; delay: from when it would have decided without a witness to that answer (a slow"
+		echo "spare lease stretching a tick included); \`wrong\`: pairs without exactly one winner, or whose"
 		echo "answers or records afterwards do not name the winner and its term (checked, see \`e2e/fleet\`'s Judge);"
-		echo "\`retried\`: requests that failed (the agent's 1 s request timeout) and were sent again a tick (500 ms) later, as the"
-		echo "agent does; a claim that timed out but was applied is claimed again (idempotent), so \`writes\` can exceed two per pair."
+		echo "\`retried\`: requests that failed (the agent's 1 s request timeout) and were sent again a tick (500 ms) later, after a"
+		echo "quorum read, as the agent does; a claim that timed out but was applied is claimed again (idempotent), so \`writes\` can"
+		echo "exceed two per pair. \`all decided\` counts from the moment the links failed, detection window included."
 		echo "What differs from a real fleet: the nodes share \`pool\` clients (a TLS connection to each member apiece) instead of"
 		echo "one each, so etcd holds three times \`pool\` connections rather than three per node, with as many keepalives; the"
 		echo "members and the simulator share this machine's cores and disk, where a real witness has three machines; loopback"
@@ -145,9 +149,9 @@ for d in rows:
 		echo "|---|---|---|---|---|"
 		grep -h '^RESULT {"scenario":"fleet-etcd-member"' "$fleet" | row member,leader,cpu_pct,rss_mib,ranges_per_s
 		echo
-		echo "| failing at once | decided | winners | failed swaps | conceded on read | won after a lapse | wrong | retried | decision p50 ms | p99 ms | max ms | claim p50 ms | claim p99 ms | all decided ms | writes | etcd CPU s | simulator CPU s |"
-		echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-		grep -h '^RESULT {"scenario":"fleet-race"' "$fleet" | row failures,decided,winners,failed_swaps,conceded_on_read,after_lapse,wrong,retried,decision_p50_ms,decision_p99_ms,decision_max_ms,claim_p50_ms,claim_p99_ms,all_decided_ms,writes,etcd_cpu_s,sim_cpu_s
+		echo "| failing at once | decided | winners | failed swaps | conceded on read | won after a lapse | wrong | retried | decision p50 ms | p99 ms | max ms | delay p50 ms | delay p99 ms | spare lease p99 ms | all decided ms | writes | etcd CPU s | simulator CPU s |"
+		echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+		grep -h '^RESULT {"scenario":"fleet-race"' "$fleet" | row failures,decided,winners,failed_swaps,conceded_on_read,after_lapse,wrong,retried,decision_p50_ms,decision_p99_ms,decision_max_ms,delay_p50_ms,delay_p99_ms,grant_p99_ms,all_decided_ms,writes,etcd_cpu_s,sim_cpu_s
 		echo
 		echo "![Decision latency against pairs failing at once](../images/fleet-latency.svg)"
 	fi
