@@ -121,7 +121,9 @@ for d in rows:
 		echo
 		echo "## Witness fleet"
 		echo
-		echo "\`make fleet\` (\`e2e/fleet\`): simulated pairs, the real witness client, a three-member etcd on loopback."
+		echo "\`make fleet\` (\`e2e/fleet\`): simulated pairs, the real witness client, a three-member etcd on loopback;"
+		echo "these figures are from the run of $(date -u -r "$fleet" '+%Y-%m-%d %H:%M') UTC (columns its version did not print show –)."
+		echo
 		echo "Every simulated node runs \`bootstrap/witness\`'s client as the agent does; the pairs share \`pool\` real TLS"
 		echo "connections (client certificates) to the etcd members, which run on the same cores as the simulator. Healthy:"
 		echo "both nodes of each pair read every 10 s at a random phase; \`writes\` are keys put or deleted (etcd's"

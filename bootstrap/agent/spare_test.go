@@ -107,4 +107,27 @@ func TestSpareLeaseAndStaleViewClaim(t *testing.T) {
 	if got := r.a.st.WitnessLease; got != 101 {
 		t.Errorf("the state file records lease %x, want the spare 101 it claimed with", got)
 	}
+
+	// A follower claims WitnessDefer probes later: its spare comes a tick
+	// before that, and none while its view shows the leader gone on alone.
+	f := newRig(t, "b", "a")
+	fw := &countingWitness{now: f.a.d.Now()}
+	f.a.d.Witness, f.a.wv.reachable, f.a.fcfg.WitnessDefer = fw, true, 2
+	f.a.cfg.Witness.RequestTimeout = time.Second
+	f.a.m, f.a.st.Term = fsm.Machine{State: fsm.Follower, Fails: 2}, 1
+	f.a.prepareLease(ctx, f.a.d.Now())
+	if fw.grants != 0 {
+		t.Errorf("a follower took a spare with 2 failed probes, 3 before it may claim")
+	}
+	f.a.m.Fails = 3
+	f.a.wv.st = witness.State{Term: witness.Seen{Term: witness.Term{Term: 1, By: "a"}, Rev: 8}, Alone: &witness.Alone{Term: 1, By: "a"}}
+	f.a.prepareLease(ctx, f.a.d.Now())
+	if fw.grants != 0 {
+		t.Errorf("a follower whose leader leads alone took a spare it will not claim with")
+	}
+	f.a.wv.st.Alone = nil
+	f.a.prepareLease(ctx, f.a.d.Now())
+	if fw.grants != 1 {
+		t.Errorf("a follower a tick before it may claim took %d spares, want 1", fw.grants)
+	}
 }

@@ -27,6 +27,12 @@ var ProbeTimeout = config.Default().Timers.ProbeTimeout
 // for that many ticks in a row decides.
 var threshold = config.Default().Timers.FailureThreshold
 
+// deferred is the agent's WitnessDefer: the more failed probes a follower
+// waits, with a witness that answers, before it takes over (one request
+// timeout, in ticks), so that a leader that reaches the witness claims
+// first.
+var deferred = int((config.Default().Witness.RequestTimeout + Tick - 1) / Tick)
+
 // giveUp: a node with no answer by then is left undecided (and the run
 // fails: every pair must decide).
 const giveUp = 2 * time.Minute
@@ -50,6 +56,7 @@ type nodeRun struct {
 	asked    time.Time     // when the request answered by that came was sent
 	at       time.Time     // when the answer that decided came
 	due      time.Time     // when it would have decided without a witness: its deciding tick's probes timed out
+	claimed  bool          // it sent a claim (a node that conceded on what it read sent none)
 	took     time.Duration // from its first claim to the answer that decided
 	retried  int           // requests that failed (tried again a tick later)
 	firstErr error
@@ -58,38 +65,66 @@ type nodeRun struct {
 
 // race is one node's part once its link failed at failed, as the agent
 // plays it (bootstrap/agent: readWitness, prepareLease, witnessClaim),
-// with its ticks at phase after failed:
-//   - the first threshold-2 ticks' probes fail and the node asks nothing
-//     (a steady node reads the witness only every SteadyRead);
-//   - the next tick grants a spare lease alongside its probes; a slow
+// with its ticks at phase after failed; tick k's probe is its k-th failed
+// one, and it may claim at tick claimAt (threshold; a follower defer
+// more, so that a leader that reaches the witness claims first):
+//   - until its threshold-th failed probe a node asks nothing (a steady
+//     node reads the witness only every SteadyRead); after it, it reads
+//     through the quorum at every tick, alongside its probes;
+//   - the tick before it may claim, it grants a spare lease alongside its
+//     probes, unless what it read shows the other node ahead; a slow
 //     grant stretches that tick, as it stretches the agent's;
-//   - the deciding tick claims when its probes time out, from the view
-//     the node last read (the pair's seeded record: a compare-and-swap
-//     needs no fresher one), and claims again at once from the answer
-//     if that shows nobody ahead (the view was stale);
-//   - a claim that failed is tried again a tick later, after a read
-//     through the quorum (past the window the agent reads every tick),
-//     with the lease already held: a claim whose answer was lost may have
-//     won, and claiming again is idempotent.
-func (n *nodeRun) race(ctx context.Context, c *witness.Client, self string, seen witness.State, failed time.Time, phase time.Duration) {
-	tick := failed.Add(phase + time.Duration(max(threshold-2, 0))*Tick)
-	sleepUntil(tick)
+//   - the tick it may claim, when its probes time out (and its read, if
+//     any, answered), it concedes if its view shows the other node
+//     ahead, or else claims from that view (the pair's seeded record for
+//     a leader: a compare-and-swap needs no fresher one), and claims
+//     again at once from the answer if that shows nobody ahead;
+//   - a claim that failed is tried again after the agent's back-off, with
+//     a quorum read at every tick meanwhile, and with the lease already
+//     held: a claim whose answer was lost may have won, and claiming
+//     again is idempotent.
+func (n *nodeRun) race(ctx context.Context, c *witness.Client, self string, seen witness.State, failed time.Time, phase time.Duration, claimAt int) {
 	var held witness.Lease
-	if threshold >= 2 {
+	tick := failed.Add(phase)
+	read := func(k int) time.Time { // tick k's quorum read, if it makes one; when its answer came
+		if k-1 < threshold {
+			return time.Time{}
+		}
 		sent := time.Now()
-		l, err := c.Grant(ctx)
-		n.steps.Grant = append(n.steps.Grant, time.Since(sent))
+		st, err := c.Read(ctx)
+		n.steps.Read = append(n.steps.Read, time.Since(sent))
 		if err == nil {
-			held, n.granted = l, append(n.granted, l.ID)
+			seen, n.asked = st, sent
+		}
+		return time.Now()
+	}
+	for k := 1; k < claimAt; k++ {
+		sleepUntil(tick)
+		read(k)
+		if k-1 >= max(1, claimAt-2) && held.ID == 0 && !conceded(seen, self, n.claim) {
+			sent := time.Now()
+			l, err := c.Grant(ctx)
+			n.steps.Grant = append(n.steps.Grant, time.Since(sent))
+			if err == nil {
+				held, n.granted = l, append(n.granted, l.ID)
+			}
 		}
 		tick = later(tick.Add(Tick), time.Now()) // the next tick, unless this one ran over
 	}
-	n.due = later(tick.Add(ProbeTimeout), time.Now())
+	sleepUntil(tick)
+	answered := read(claimAt)
+	n.due = tick.Add(ProbeTimeout)
 	sleepUntil(n.due)
+	if conceded(seen, self, n.claim) {
+		n.decided, n.onRead, n.st = true, true, seen
+		n.at = later(n.due, answered)
+		return
+	}
 	var first time.Time
+	var backoff time.Duration
 	for {
 		if first.IsZero() {
-			first = time.Now()
+			first, n.claimed = time.Now(), true
 		}
 		err := n.attempt(ctx, c, self, seen, &held)
 		if err == nil {
@@ -105,22 +140,43 @@ func (n *nodeRun) race(ctx context.Context, c *witness.Client, self string, seen
 			return
 		}
 		held = witness.Lease{ID: held.ID} // as the agent keeps it: held, its deadline unknown
-		tick = later(tick.Add(Tick), time.Now())
-		sleepUntil(tick)
-		sent := time.Now()
-		st, err := c.Read(ctx)
-		n.steps.Read = append(n.steps.Read, time.Since(sent))
-		if err != nil {
-			continue
+		// The agent's back-off after a failed row (1 s, doubling while
+		// under 30 s), with a quorum read at every tick meanwhile: what it
+		// reads may settle the race first.
+		backoff = nextBackoff(backoff)
+		retryAt := time.Now().Add(backoff)
+		for {
+			tick = later(tick.Add(Tick), time.Now())
+			sleepUntil(tick)
+			sent := time.Now()
+			st, err := c.Read(ctx)
+			n.steps.Read = append(n.steps.Read, time.Since(sent))
+			if err == nil && conceded(st, self, n.claim) {
+				n.decided, n.onRead, n.st, n.asked, n.at = true, true, st, sent, time.Now()
+				n.took = n.at.Sub(first)
+				return
+			}
+			if err == nil {
+				seen = st
+			}
+			if !tick.Add(ProbeTimeout).Before(retryAt) {
+				break
+			}
 		}
-		if conceded(st, self, n.claim) {
-			n.decided, n.onRead, n.st, n.asked, n.at = true, true, st, sent, time.Now()
-			n.took = n.at.Sub(first)
-			return
-		}
-		seen = st
 		sleepUntil(tick.Add(ProbeTimeout))
 	}
+}
+
+// nextBackoff is the agent's back-off after a failed row
+// (bootstrap/agent: Agent.failed).
+func nextBackoff(b time.Duration) time.Duration {
+	switch {
+	case b == 0:
+		return time.Second
+	case b < 30*time.Second:
+		return 2 * b
+	}
+	return b
 }
 
 // attempt is one claim: with the lease held, or a new one when there is
@@ -240,13 +296,16 @@ func Race(ctx context.Context, pool Pool, w config.Witness, ps []Pair) *RaceRun 
 			if node != p.Leader {
 				n.claim++
 			}
-			phase := rand.N(Tick)
+			phase, claimAt := rand.N(Tick), threshold
+			if node != p.Leader {
+				claimAt += deferred
+			}
 			wg.Add(1)
 			r.renewing.Add(1)
 			go func() {
 				defer r.renewing.Done()
 				<-start
-				n.race(ctx, c, p.Names[node], seen, failed, phase)
+				n.race(ctx, c, p.Names[node], seen, failed, phase, claimAt)
 				wg.Done()
 				if n.won {
 					n.keep(ctx, c, r.hold)
@@ -276,7 +335,7 @@ type Verdict struct {
 	WrongWhy   []string
 	Retried    int       // requests that failed and were tried again a tick later
 	FirstErr   error     // the first of those a node met
-	Decision   Latencies // per node: its first claim to the answer that decided
+	Decision   Latencies // per node that claimed: its first claim to the answer that decided
 	// Delay is per node: from when it would have decided without a
 	// witness (its deciding tick's probes timed out) to the answer that
 	// decided: all the witness added to its failover, the spare lease's
@@ -314,8 +373,10 @@ func judge(r *RaceRun, kvs map[string]*record, checked time.Time) Verdict {
 				v.FirstErr = n.firstErr
 			}
 			v.Steps.add(n.steps)
-			if n.decided {
+			if n.decided && n.claimed {
 				v.Decision = append(v.Decision, n.took)
+			}
+			if n.decided {
 				v.Delay = append(v.Delay, n.at.Sub(n.due))
 			}
 		}
