@@ -179,6 +179,7 @@ func (a *Agent) tick(ctx context.Context, req *cmdReq) {
 	if req != nil {
 		cmd = req.cmd
 	}
+	started := a.d.Now()
 	obs := a.observe(ctx, cmd)
 
 	a.mu.Lock()
@@ -216,7 +217,13 @@ func (a *Agent) tick(ctx context.Context, req *cmdReq) {
 	if err := a.d.Kine.Ensure(ctx); err != nil {
 		a.log.Warn("kine restart failed", "err", err)
 	}
-	if err == nil {
+	// A tick that outlasted the address's lifetime was stalled (the node
+	// frozen, the agent stopped): what it observed is older than what the
+	// follower may have done since, so it renews nothing and the kernel's
+	// lapse stands; the next tick decides afresh. Found by the matrix's
+	// frozen leader: the tick the freeze cut in half finished after the
+	// thaw and put the address back beside the new leader's.
+	if err == nil && a.d.Now().Sub(started) <= a.cfg.AddressLifetime() {
 		a.keepAddress(ctx, next, obs.o.Peer.AgentUp && obs.o.Peer.KineServing)
 	}
 	a.tendWatchdog(a.d.Now())
