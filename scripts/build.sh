@@ -24,7 +24,9 @@ ln -sf "$cache/$key" bin/kine
 
 # etcd, for the witness's tests and the lab's witness cluster: the server of
 # the go.etcd.io/etcd release our go.mod pins (its module root is its main
-# package), cached the same way.
+# package, a `tool` of go.mod so that go.sum keeps what it links: a tidy
+# once dropped cobra, and only a machine with etcd cached built), cached
+# the same way.
 etcd_version=$(go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)
 key="etcd-${etcd_version}-$(go env GOVERSION)-$(go env GOOS)-$(go env GOARCH)"
 if [ ! -x "$cache/$key" ]; then
