@@ -192,14 +192,7 @@ func (a *Agent) witnessClaim(ctx context.Context, term uint64) error {
 		a.wv.lease = witness.Lease{ID: l.ID} // held, for the next attempt; not valid until claimed
 		a.mu.Unlock()
 	}
-	won, st, l, err := a.d.Witness.Claim(ctx, from, term, held)
-	if err == nil && !won && !st.Ahead(a.cfg.Node.Name, term) {
-		// Refused only because this node's view was stale (a steady
-		// node's view comes from one member's copy, up to
-		// healthyWitnessRead old): the answer is the witness's own, so
-		// claim again from it at once rather than a tick later.
-		won, st, l, err = a.d.Witness.Claim(ctx, st, term, held)
-	}
+	won, st, l, err := witness.ClaimFresh(ctx, a.d.Witness, a.cfg.Node.Name, from, term, held)
 	if errors.Is(err, witness.ErrLeaseGone) {
 		a.mu.Lock()
 		a.wv.lease = witness.Lease{}

@@ -192,22 +192,8 @@ func (n *nodeRun) attempt(ctx context.Context, c *witness.Client, self string, s
 		}
 		*held, n.granted = l, append(n.granted, l.ID)
 	}
-	var (
-		won    bool
-		answer witness.State
-		l      witness.Lease
-		err    error
-		sent   time.Time
-	)
-	for try := 0; try < 2; try++ {
-		sent = time.Now()
-		won, answer, l, err = c.Claim(ctx, seen, n.claim, *held)
-		n.steps.Claim = append(n.steps.Claim, time.Since(sent))
-		if err != nil || won || conceded(answer, self, n.claim) {
-			break
-		}
-		seen = answer
-	}
+	tc := &timedClaim{c: c, took: &n.steps.Claim}
+	won, answer, l, err := witness.ClaimFresh(ctx, tc, self, seen, n.claim, *held)
 	if errors.Is(err, witness.ErrLeaseGone) {
 		*held = witness.Lease{} // the next attempt takes a new one, as the agent does
 	}
@@ -221,8 +207,22 @@ func (n *nodeRun) attempt(ctx context.Context, c *witness.Client, self string, s
 		// the next tick, which is idempotent.
 		return fmt.Errorf("claim refused by this node's own earlier claim, applied late: %+v", answer)
 	}
-	n.decided, n.won, n.st, n.lease, n.asked = true, won, answer, l, sent
+	n.decided, n.won, n.st, n.lease, n.asked = true, won, answer, l, tc.sent
 	return nil
+}
+
+// timedClaim times each claim ClaimFresh sends, and remembers when the
+// last was sent (the node's decision is timed from it).
+type timedClaim struct {
+	c    *witness.Client
+	took *Latencies
+	sent time.Time
+}
+
+func (t *timedClaim) Claim(ctx context.Context, from witness.State, term uint64, held witness.Lease) (bool, witness.State, witness.Lease, error) {
+	t.sent = time.Now()
+	defer func() { *t.took = append(*t.took, time.Since(t.sent)) }()
+	return t.c.Claim(ctx, from, term, held)
 }
 
 func sleepUntil(t time.Time) { time.Sleep(time.Until(t)) }
