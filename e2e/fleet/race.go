@@ -145,19 +145,14 @@ func (n *nodeRun) race(ctx context.Context, c *witness.Client, self string, seen
 		// reads may settle the race first.
 		backoff = nextBackoff(backoff)
 		retryAt := time.Now().Add(backoff)
-		for {
+		for k := claimAt + 1; ; k++ {
 			tick = later(tick.Add(Tick), time.Now())
 			sleepUntil(tick)
-			sent := time.Now()
-			st, err := c.Read(ctx)
-			n.steps.Read = append(n.steps.Read, time.Since(sent))
-			if err == nil && conceded(st, self, n.claim) {
-				n.decided, n.onRead, n.st, n.asked, n.at = true, true, st, sent, time.Now()
+			read(k)
+			if conceded(seen, self, n.claim) {
+				n.decided, n.onRead, n.st, n.at = true, true, seen, time.Now()
 				n.took = n.at.Sub(first)
 				return
-			}
-			if err == nil {
-				seen = st
 			}
 			if !tick.Add(ProbeTimeout).Before(retryAt) {
 				break
