@@ -143,9 +143,19 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
-	sleep(ctx, 2*time.Second)
-	ack, ok := w.FirstAckAfter(fault)
-	vipAck, vipOK := vw.FirstAckAfter(fault)
+	// The timeline waits for its three first writes, not a fixed time: on
+	// a busy machine the etcd clients' reconnect back-off once put the
+	// first write through Kine past a fixed two seconds, while the API
+	// server's had already gone through.
+	var ack, vipAck time.Time
+	var ok, vipOK bool
+	for until := time.Now().Add(30 * time.Second); ; sleep(ctx, 100*time.Millisecond) {
+		ack, ok = w.FirstAckAfter(fault)
+		vipAck, vipOK = vw.FirstAckAfter(fault)
+		if ok && vipOK && workload.APIRTO(kw.Ops(), fault) != nil || time.Now().After(until) || ctx.Err() != nil {
+			break
+		}
+	}
 	var extra []event
 	taken, alone := moved()
 	if !taken.IsZero() {
