@@ -110,8 +110,8 @@ func TestFleet(t *testing.T) {
 
 	// --- the races ------------------------------------------------------
 	var points []Point
-	for _, k := range sweep {
-		group := fmt.Sprintf("race-%d", k)
+	for i, k := range sweep {
+		group := fmt.Sprintf("race-%d-%d", i, k) // a size may come again
 		ps := Pairs(group, k)
 		if err := Seed(ctx, pool[0], ps); err != nil {
 			t.Fatal(err)
