@@ -8,6 +8,13 @@ log=${1:-/tmp/twonode-test.log}
 bench=${2:-/tmp/twonode-bench.log}
 fleet=${3:-/tmp/twonode-fleet.log}
 out=docs/results.md
+# A section whose log is not on this machine (make bench and make fleet
+# are separate runs) is kept as the last results.md had it, rather than
+# dropped: found when a fresh machine's run published no benchmark.
+before=$(cat "$out" 2>/dev/null || true)
+kept() { # the section of the previous results.md headed "## $1...", if any
+	printf '%s\n' "$before" | awk -v h="## $1" 'index($0, h) == 1 { on = 1; print ""; print; next } on && /^## / { exit } on { print }' | sed -e '${/^$/d;}'
+}
 
 row() { # one JSON object per line -> a markdown row of the given keys
 	python3 -c '
@@ -116,6 +123,8 @@ for d in rows:
 		echo "| measure | runs | median ms | p95 ms |"
 		echo "|---|---|---|---|"
 		grep -h '^RESULT {"median_ms"' "$bench" | row metric,runs,median_ms,p95_ms
+	else
+		kept "Leader crash benchmark"
 	fi
 	if [ -s "$fleet" ] && grep -q '^RESULT {"scenario":"fleet-healthy"' "$fleet"; then
 		echo
@@ -156,6 +165,8 @@ for d in rows:
 		grep -h '^RESULT {"scenario":"fleet-race"' "$fleet" | row failures,decided,winners,failed_swaps,conceded_on_read,after_lapse,wrong,retried,decision_p50_ms,decision_p99_ms,decision_max_ms,delay_p50_ms,delay_p99_ms,grant_p99_ms,all_decided_ms,writes,etcd_cpu_s,sim_cpu_s
 		echo
 		echo "![Decision latency against pairs failing at once](../images/fleet-latency.svg)"
+	else
+		kept "Witness fleet"
 	fi
 } >"$out"
 echo "wrote $out" >&2
