@@ -327,3 +327,18 @@ func TestDiskFullIsObservedAndReported(t *testing.T) {
 		t.Fatal("an unreadable free space is reported full")
 	}
 }
+
+// The operator's switchover holds once the hand-over action ran, whatever
+// failed after it.
+func TestCompletedAction(t *testing.T) {
+	d := fsm.Decision{Actions: []fsm.Action{{Kind: fsm.KineStop}, {Kind: fsm.Handover}, {Kind: fsm.Rewind}}}
+	failed := func(i int) error {
+		return &actionError{index: i, kind: d.Actions[i].Kind, err: errors.New("boom")}
+	}
+	if !completed(d, failed(2), fsm.Handover) {
+		t.Fatal("the rewind failed after the hand-over: the hand-over did not count")
+	}
+	if completed(d, failed(1), fsm.Handover) || completed(d, errors.New("other"), fsm.Handover) {
+		t.Fatal("a failed hand-over counted as done")
+	}
+}

@@ -213,6 +213,12 @@ func (h *LocalHandler) Switchover(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if res.err != nil && completed(res.d, res.err, fsm.Handover) {
+		// The peer leads: what the operator asked for holds. Only this
+		// node's rejoin failed, and the table tries it again.
+		return fmt.Sprintf("%s handed over to %s; rejoining as follower failed for now and is retried: %v",
+			a.cfg.Node.Name, a.cfg.Peer.Name, res.err), nil
+	}
 	if !res.consumed {
 		return "", fmt.Errorf("%s", explain(res))
 	}

@@ -19,9 +19,35 @@ import (
 // this node (asynchronous mode, or writes cut off mid-flight).
 const fenceMargin = 1_000_000
 
+// actionError is the first action of a decision that failed: the ones
+// before it took effect.
+type actionError struct {
+	index int
+	kind  fsm.ActionKind
+	err   error
+}
+
+func (e *actionError) Error() string { return string(e.kind) + ": " + e.err.Error() }
+func (e *actionError) Unwrap() error { return e.err }
+
+// completed reports whether an action of this kind ran to its end before
+// the decision failed with err.
+func completed(d fsm.Decision, err error, kind fsm.ActionKind) bool {
+	var ae *actionError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	for _, act := range d.Actions[:min(ae.index, len(d.Actions))] {
+		if act.Kind == kind {
+			return true
+		}
+	}
+	return false
+}
+
 // execute runs a decision's actions in order and stops at the first error.
 func (a *Agent) execute(ctx context.Context, d fsm.Decision, obs observed) error {
-	for _, act := range d.Actions {
+	for i, act := range d.Actions {
 		timeout := time.Minute
 		switch act.Kind {
 		case fsm.BaseBackup, fsm.Rewind:
@@ -40,7 +66,7 @@ func (a *Agent) execute(ctx context.Context, d fsm.Decision, obs observed) error
 		cancel()
 		a.log.Debug("action", "action", act.Kind, "took", time.Since(start), "err", err)
 		if err != nil {
-			return fmt.Errorf("%s: %w", act.Kind, err)
+			return &actionError{index: i, kind: act.Kind, err: err}
 		}
 		if act.Kind.DiscardsData() {
 			if err := a.markIntent(func(in *fsm.Intent) { in.Copied = true }); err != nil {
@@ -76,6 +102,13 @@ func (a *Agent) run(ctx context.Context, act fsm.Action, obs observed) error {
 			return err
 		}
 		if err := db.Rewind(ctx); err != nil {
+			if errors.Is(err, postgres.ErrNoPeerConnection) {
+				// Not a rewind that failed: the peer did not answer. A
+				// base backup would need it too, and would throw away
+				// data that a rewind may still keep. The row fails and is
+				// tried again.
+				return err
+			}
 			a.log.Warn("pg_rewind impossible: falling back to a full base backup", "err", err)
 			return db.BaseBackup(ctx)
 		}

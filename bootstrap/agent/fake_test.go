@@ -76,7 +76,8 @@ func (f *fakeDB) BaseBackup(context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.peerBlocked {
-		return errors.New("base backup: the peer's database does not answer")
+		f.calls = append(f.calls, "basebackup: no connection")
+		return fmt.Errorf("base backup: %w", postgres.ErrNoPeerConnection)
 	}
 	f.data = true
 	return f.call("basebackup")
@@ -85,7 +86,8 @@ func (f *fakeDB) Rewind(context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.peerBlocked {
-		return errors.New("pg_rewind: the peer's database does not answer")
+		f.calls = append(f.calls, "rewind: no connection")
+		return fmt.Errorf("pg_rewind: %w", postgres.ErrNoPeerConnection)
 	}
 	return f.call("rewind")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -136,6 +137,10 @@ func TestLoserConcedesWhenItsRejoinFails(t *testing.T) {
 	st := r.persisted()
 	if st.Intent == nil || !st.Intent.Discards {
 		t.Fatalf("intent %+v, want a conceded rejoin (calls %v, state %+v)", st.Intent, r.db.Calls(), st)
+	}
+	calls := r.db.Calls()
+	if slices.Contains(calls, "rewind: no connection") && slices.Contains(calls, "basebackup: no connection") {
+		t.Fatalf("a rewind that could not connect fell back to a base backup: %v", calls)
 	}
 	if ps := (&PeerHandler{r.a}).Status(context.Background()); !ps.Rejoining {
 		t.Fatalf("status does not say rejoining: %+v", ps)

@@ -53,6 +53,21 @@ func toolErr(step string, err error, out string) error {
 	return fmt.Errorf("postgres: %s: %w: %s", step, err, out)
 }
 
+// ErrNoPeerConnection: a tool could not connect to the peer's server at
+// all (refused, timed out, authentication failed). Nothing of the local data
+// was touched, and nothing else that needs the peer would do better now.
+var ErrNoPeerConnection = errors.New("no connection to the peer's PostgreSQL")
+
+// peerToolErr is toolErr for a tool that connects to the peer: a failed
+// connection (libpq's "connection to server at ... failed") is also
+// ErrNoPeerConnection.
+func peerToolErr(step string, err error, out string) error {
+	if strings.Contains(out, "connection to server at") && strings.Contains(out, "failed:") {
+		err = fmt.Errorf("%w: %w", ErrNoPeerConnection, err)
+	}
+	return toolErr(step, err, out)
+}
+
 // seconds is the -t for pg_ctl: what is left of ctx, or a default.
 func seconds(ctx context.Context) string {
 	d := defaultTimeout

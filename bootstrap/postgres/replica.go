@@ -43,12 +43,12 @@ func (m *Manager) BaseBackup(ctx context.Context) error {
 	start := time.Now()
 	// Its own application_name: the backup's WAL stream must never be taken
 	// for the synchronous standby.
-	src := m.replConninfo("twonode_basebackup", "")
+	src := m.toolConninfo("twonode_basebackup", "")
 	out, err := m.run(ctx, []string{"PGPASSFILE=" + m.passfile()}, "pg_basebackup",
 		"-D", newDir, "-d", src, "-X", "stream", "-S", slotName(m.s.NodeName), "-c", "fast", "-w")
 	if err != nil {
 		os.RemoveAll(newDir)
-		return toolErr("pg_basebackup from "+m.s.PeerAddress, err, out)
+		return peerToolErr("pg_basebackup from "+m.s.PeerAddress, err, out)
 	}
 	took := time.Since(start)
 	if err := os.RemoveAll(oldDir); err != nil {
@@ -72,8 +72,10 @@ func (m *Manager) BaseBackup(ctx context.Context) error {
 }
 
 // Rewind makes the local data a standby of the peer with pg_rewind, which
-// copies only what changed since the two diverged. On error the caller
-// falls back to BaseBackup.
+// copies only what changed since the two diverged. When it ran and failed
+// the caller falls back to BaseBackup; when it could not connect to the
+// peer at all (ErrNoPeerConnection) a base backup could not either, and the
+// caller tries again later.
 //
 // pg_rewind needs a cleanly stopped target. A crashed one first finishes
 // recovery isolated (no TCP listener) in the role it had: a standby as a
@@ -119,9 +121,9 @@ func (m *Manager) Rewind(ctx context.Context) error {
 	}
 	start := time.Now()
 	out, err := m.run(ctx, []string{"PGPASSFILE=" + m.passfile()}, "pg_rewind",
-		"--target-pgdata="+m.s.DataDir, "--source-server="+m.replConninfo("twonode_rewind", "postgres"))
+		"--target-pgdata="+m.s.DataDir, "--source-server="+m.toolConninfo("twonode_rewind", "postgres"))
 	if err != nil {
-		return toolErr("pg_rewind from "+m.s.PeerAddress, err, out)
+		return peerToolErr("pg_rewind from "+m.s.PeerAddress, err, out)
 	}
 	m.log.Info("rewind done", "from", m.s.PeerAddress, "took", time.Since(start).Round(time.Millisecond),
 		"result", lastLine(out))

@@ -113,14 +113,28 @@ func (m *Manager) prepareStandby(stream, isolated bool) error {
 // partition (TCP would otherwise retry for minutes). The walreceiver's
 // application_name is the node name, which synchronous_standby_names uses.
 func (m *Manager) replConninfo(app, dbname string) string {
-	ct := int(m.s.WalReceiverTimeout.Seconds())
-	ct = max(ct, 2)
+	return m.conninfo(app, dbname, max(int(m.s.WalReceiverTimeout.Seconds()), 2))
+}
+
+// toolConnectTimeout is pg_rewind's and pg_basebackup's connect_timeout.
+// Longer than the walreceiver's: libpq counts it in whole seconds (2 can
+// expire after just over 1 s), and a peer promoted a moment ago on a busy
+// machine can take that long to accept, which would fail a rejoin for
+// nothing.
+const toolConnectTimeout = 10
+
+// toolConninfo is replConninfo for pg_rewind and pg_basebackup.
+func (m *Manager) toolConninfo(app, dbname string) string {
+	return m.conninfo(app, dbname, toolConnectTimeout)
+}
+
+func (m *Manager) conninfo(app, dbname string, connectTimeout int) string {
 	s := "host=" + conninfoQuote(m.s.PeerAddress) +
 		" port=" + strconv.Itoa(m.s.Port) +
 		" user=" + replUser +
 		" application_name=" + conninfoQuote(app) +
 		" passfile=" + conninfoQuote(m.passfile()) +
-		" connect_timeout=" + strconv.Itoa(ct) +
+		" connect_timeout=" + strconv.Itoa(connectTimeout) +
 		" sslmode=disable"
 	if dbname != "" {
 		s += " dbname=" + conninfoQuote(dbname)

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"encoding/base64"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -137,5 +138,21 @@ func TestScramVerifierShape(t *testing.T) {
 		if b, err := base64.StdEncoding.DecodeString(parts[i]); err != nil || len(b) != want {
 			t.Fatalf("part %d of %q", i, v)
 		}
+	}
+}
+
+// A tool that could not connect to the peer is told apart from one that
+// ran and failed: only the second justifies replacing the data.
+func TestPeerToolErr(t *testing.T) {
+	exit := errors.New("exit status 1")
+	noConn := peerToolErr("pg_rewind from 10.0.0.2", exit,
+		`pg_rewind: error: connection to server at "10.0.0.2", port 5432 failed: timeout expired`)
+	if !errors.Is(noConn, ErrNoPeerConnection) || !errors.Is(noConn, exit) {
+		t.Fatalf("%v: not ErrNoPeerConnection wrapping the exit", noConn)
+	}
+	ran := peerToolErr("pg_rewind from 10.0.0.2", exit,
+		"pg_rewind: error: could not find common ancestor of the source and target cluster's timelines")
+	if errors.Is(ran, ErrNoPeerConnection) {
+		t.Fatalf("%v: a rewind that ran taken for no connection", ran)
 	}
 }
