@@ -262,6 +262,8 @@ func TestLeaderAlone(t *testing.T) {
 		{"the peer is about to follow this term: recorded", Machine{State: LeaderAlone}, Observation{Self: wasAlone(leaderSelf()), Peer: joiningPeer(), Cmd: Command{Kind: CmdFollow, Term: 4}}, LeaderAlone, "about to follow", "followed"},
 		{"the peer asks to follow another term: refused", Machine{State: LeaderAlone}, Observation{Self: aloneLeader(), Peer: olderJoiningPeer(), Cmd: Command{Kind: CmdFollow, Term: 3}}, LeaderAlone, "", ""},
 		{"a follower streams in an alone term: recorded", Machine{State: LeaderAlone}, Observation{Self: wasAlone(leaderSelf()), Peer: followerPeer()}, LeaderAlone, "recorded", "followed"},
+		{"a follower that came back, rewinds and says so: no new term", Machine{State: LeaderAlone, Fails: 2, Followed: true}, Observation{Self: syncLeaderNoFollower(), Peer: rejoiningPeer()}, LeaderAlone, "", ""},
+		{"a rejoining peer whose agent no longer answers is gone: a new term", Machine{State: LeaderAlone, Fails: 2, Followed: true}, Observation{Self: syncLeaderNoFollower(), Peer: silent(rejoiningPeer())}, LeaderAlone, "a new term", "new-term"},
 		{"followed before a restart, lost again: a new term", Machine{State: LeaderAlone, Fails: 2}, Observation{Self: syncLeaderNoFollower()}, LeaderAlone, "a new term", "new-term"},
 		{"lost for the window without ever following: no new term", Machine{State: LeaderAlone, Fails: 5}, Observation{Self: aloneLeader()}, LeaderAlone, "", ""},
 		{"local primary died", in(LeaderAlone), Observation{Self: stoppedLeader(4)}, Starting, "PostgreSQL is down", ""},
@@ -289,6 +291,8 @@ func highRevPeer(p Peer, r int64) Peer { p.HighRev = r; return p }
 func diskFull(s Self) Self             { s.DiskFull = true; return s }
 func fullPeer(p Peer) Peer             { p.DiskFull = true; return p }
 func joiningPeer() Peer                { p := followerPeer(); p.State = Joining; return p }
+func rejoiningPeer() Peer              { p := joiningPeer(); p.Rejoining, p.PGUp = true, false; return p }
+func silent(p Peer) Peer               { p.AgentUp = false; return p }
 func olderJoiningPeer() Peer           { p := joiningPeer(); p.Term = 3; return p }
 
 // splitSelf is one of two leaders of term 5, its Kine stopped.
@@ -510,25 +514,40 @@ func TestRefusalsAnswer(t *testing.T) {
 // A leader alone keeps the pair's address; a synchronous leader sets it
 // aside one probe before the detection window ends (the follower may be
 // taking over, and it commits nothing meanwhile); nothing else holds it.
+// Once set aside, one good probe does not bring it back.
 func TestHoldsAddress(t *testing.T) {
-	c := Config{FailureThreshold: 3}
+	c := Config{FailureThreshold: 3, HeardFor: 4}
+	follows := Observation{Self: leaderSelf(), Peer: followerPeer()}
+	quiet := Observation{Self: leaderSelf()}
+	promoting := follows // the status of a follower mid-takeover
+	leads := Observation{Self: aloneLeader(), Peer: promotedPeer(5)}
 	for _, tc := range []struct {
-		m    Machine
-		want bool
+		name   string
+		m      Machine
+		o      Observation
+		parked bool
+		want   bool
 	}{
-		{Machine{State: LeaderAlone, Fails: 5}, true},
-		{Machine{State: Leader}, true},
-		{Machine{State: Leader, Fails: 1}, true},
-		{Machine{State: Leader, Fails: 2}, false},
-		{Machine{State: Follower}, false},
-		{Machine{State: Starting}, false},
+		{"alone, follower gone", Machine{State: LeaderAlone, Fails: 5}, quiet, false, true},
+		{"alone after a stall, peer silent", Machine{State: LeaderAlone, Fails: 5}, quiet, true, true},
+		{"alone after a stall, the peer leads", Machine{State: LeaderAlone}, leads, true, false},
+		{"synchronous, healthy", Machine{State: Leader, OKs: 9}, follows, false, true},
+		{"synchronous, one failed probe", Machine{State: Leader, Fails: 1}, quiet, false, true},
+		{"synchronous, all but the last probe failed", Machine{State: Leader, Fails: 2}, quiet, false, false},
+		{"set aside, one good probe", Machine{State: Leader, OKs: 1}, promoting, true, false},
+		{"set aside, a window of good probes and the follower says it follows", Machine{State: Leader, OKs: 3}, follows, true, true},
+		{"set aside, a window of good probes but its agent silent", Machine{State: Leader, OKs: 3}, quiet, true, false},
+		{"set aside, its agent silent, good probes no longer than replication's memory", Machine{State: Leader, OKs: 5}, quiet, true, false},
+		{"set aside, its agent silent, good probes longer than replication's memory", Machine{State: Leader, OKs: 6}, quiet, true, true},
+		{"a follower", Machine{State: Follower}, follows, false, false},
+		{"starting", Machine{State: Starting}, quiet, false, false},
 	} {
-		if got := tc.m.HoldsAddress(c); got != tc.want {
-			t.Errorf("%s with %d failed probes: %t, want %t", tc.m.State, tc.m.Fails, got, tc.want)
+		if got := tc.m.HoldsAddress(c, tc.o, tc.parked); got != tc.want {
+			t.Errorf("%s: %t, want %t", tc.name, got, tc.want)
 		}
 	}
 	// A window of one probe: set aside at the first failure.
-	if (Machine{State: Leader, Fails: 1}).HoldsAddress(Config{FailureThreshold: 1}) {
+	if (Machine{State: Leader, Fails: 1}).HoldsAddress(Config{FailureThreshold: 1}, quiet, false) {
 		t.Error("threshold 1: a leader with one failed probe keeps the address")
 	}
 }

@@ -463,12 +463,21 @@ var Table = slices.Concat([]Row{
 	{From: LeaderAlone, To: LeaderAlone, Reason: "a follower streams in this term, or knows it: recorded, so that losing it again begins a new term",
 		When: func(t tick) bool { return t.o.Self.WasAlone && (t.o.Self.FollowerStreaming || t.peerKnowsOurTerm()) },
 		Do:   seq(Followed)},
-	{From: LeaderAlone, To: LeaderAlone, Reason: "the follower that came back is gone again for the whole detection window: a new term",
+	{From: LeaderAlone, To: LeaderAlone, Reason: "the follower that came back is gone again for the whole detection window, and is not rejoining: a new term",
 		NewTerm: true,
 		When: func(t tick) bool {
 			// Its PostgreSQL down, it goes back to starting first (found by
 			// the simulation: the term could not be recorded, for ever).
-			return (t.m.Followed || !t.o.Self.WasAlone) && t.m.Fails >= t.c.FailureThreshold && t.o.Self.PGUp
+			//
+			// A peer that answers and says it is rejoining (it conceded and
+			// is copying this node's data) cannot promote before it follows
+			// again: it does not stream while it rewinds, but it is not
+			// gone. A new term then only disturbs the rejoin it is in the
+			// middle of (measured: after a switchover, and after a split
+			// the loser lost, a second term began 1.3 s into the rewind,
+			// and the control plane lost its leases twice).
+			rejoining := t.o.Peer.AgentUp && t.o.Peer.Rejoining
+			return (t.m.Followed || !t.o.Self.WasAlone) && t.m.Fails >= t.c.FailureThreshold && t.o.Self.PGUp && !rejoining
 		},
 		Do: func(t tick) []Action {
 			return []Action{{Kind: NewTerm, Term: t.o.Self.Term + 1, Why: TermAlone}}
