@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"time"
 
 	"github.com/twonode-edge/twonode/bootstrap/fsm"
 )
@@ -50,13 +51,15 @@ func (a *Agent) holdAddress(ctx context.Context, want bool) {
 // A synchronous leader whose follower has gone quiet sets the address
 // aside (fsm.Machine.HoldsAddress): it commits nothing until it goes on
 // alone or the follower is back, and the follower may be taking over.
-// It takes it back at the first tick either happens.
+// It takes it back when it goes on alone, or once the follower is
+// plainly back (fsm.Machine.HoldsAddress says when).
 //
 // The peer whose own Kine served until now (the other side of a split)
 // has let go: the hosts and the switch may still point at it, since its
 // announcements may have come after this node's, so this node announces
 // the address again.
-func (a *Agent) keepAddress(ctx context.Context, m fsm.Machine, peerServing bool) {
+func (a *Agent) keepAddress(ctx context.Context, m fsm.Machine, o fsm.Observation) {
+	peerServing := o.Peer.AgentUp && o.Peer.KineServing
 	a.mu.Lock()
 	want, peerServed, parked := a.addrWant, a.peerServed, a.addrParked
 	a.peerServed = peerServing
@@ -64,7 +67,7 @@ func (a *Agent) keepAddress(ctx context.Context, m fsm.Machine, peerServing bool
 	if a.d.VIP == nil || !want || !m.State.IsLeader() || !a.kineServing() {
 		return
 	}
-	hold := m.HoldsAddress(a.fcfg)
+	hold := m.HoldsAddress(a.fcfg, o, parked)
 	if hold == parked { // a change: say it once
 		if hold {
 			a.log.Info("taking the pair's address back", "state", m.State)
@@ -87,6 +90,23 @@ func (a *Agent) keepAddress(ctx context.Context, m fsm.Machine, peerServing bool
 		err = a.d.VIP.Announce(ctx)
 	}
 	a.addressResult(true, err)
+}
+
+// stalled: a tick outlasted the address's lifetime (the node frozen, the
+// agent stopped). It renewed nothing, and the kernel let the address
+// lapse; the next ticks put it back only on the terms of a set-aside one
+// (fsm.Machine.HoldsAddress), since what they see first may be older than
+// what the peer did meanwhile.
+func (a *Agent) stalled(took time.Duration) {
+	a.mu.Lock()
+	parked := a.addrWant && !a.addrParked
+	if parked {
+		a.addrParked = true
+	}
+	a.mu.Unlock()
+	if parked {
+		a.log.Warn("a tick outlasted the address's lifetime (this node stalled): the pair's address is set aside until the peer is seen not to lead", "took", took.Round(time.Millisecond))
+	}
 }
 
 // addressResult records how taking or giving up the address went, and

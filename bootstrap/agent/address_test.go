@@ -132,7 +132,8 @@ func TestAddressAnnouncedAgainAfterASplit(t *testing.T) {
 		peerServing bool
 		announces   int
 	}{{false, 0}, {true, 0}, {true, 0}, {false, 1}, {false, 1}} {
-		r.a.keepAddress(context.Background(), fsm.Machine{State: fsm.LeaderAlone}, c.peerServing)
+		o := fsm.Observation{Peer: fsm.Peer{AgentUp: true, KineServing: c.peerServing}}
+		r.a.keepAddress(context.Background(), fsm.Machine{State: fsm.LeaderAlone}, o)
 		if addr.announces != c.announces {
 			t.Fatalf("tick %d (peer serving %t): %d announcements, want %d", i+1, c.peerServing, addr.announces, c.announces)
 		}
@@ -142,7 +143,8 @@ func TestAddressAnnouncedAgainAfterASplit(t *testing.T) {
 // A synchronous leader whose follower has gone quiet sets the address
 // aside one probe before the detection window ends (the follower may be
 // taking over, and this leader commits nothing without it), and takes it
-// back when it goes on alone or the follower is back.
+// back when it goes on alone, or once the follower has looked healthy for
+// a whole window and says it follows; a stalled tick sets it aside too.
 func TestAddressSetAsideWhileTheFollowerIsQuiet(t *testing.T) {
 	r := newRig(t, "a", "b")
 	addr := &fakeAddress{held: true}
@@ -152,19 +154,32 @@ func TestAddressSetAsideWhileTheFollowerIsQuiet(t *testing.T) {
 	if r.a.fcfg.FailureThreshold != 3 {
 		t.Fatalf("the test assumes a detection window of 3 probes, not %d", r.a.fcfg.FailureThreshold)
 	}
+	self := fsm.Self{Term: 4}
+	follows := fsm.Observation{Self: self, Peer: fsm.Peer{AgentUp: true, State: fsm.Follower, Term: 4}}
+	quiet := fsm.Observation{Self: self}
 	for i, c := range []struct {
 		m      fsm.Machine
+		o      fsm.Observation
+		stall  bool
 		held   bool
 		status string
 	}{
-		{fsm.Machine{State: fsm.Leader}, true, "held by this node"},
-		{fsm.Machine{State: fsm.Leader, Fails: 1}, true, "held by this node"},
-		{fsm.Machine{State: fsm.Leader, Fails: 2}, false, "set aside while the follower is quiet"},
-		{fsm.Machine{State: fsm.LeaderAlone, Fails: 3}, true, "held by this node"},
-		{fsm.Machine{State: fsm.Leader, Fails: 2}, false, "set aside"},
-		{fsm.Machine{State: fsm.Leader}, true, "held by this node"},
+		{fsm.Machine{State: fsm.Leader, OKs: 5}, follows, false, true, "held by this node"},
+		{fsm.Machine{State: fsm.Leader, Fails: 1}, quiet, false, true, "held by this node"},
+		{fsm.Machine{State: fsm.Leader, Fails: 2}, quiet, false, false, "set aside while the follower is quiet"},
+		{fsm.Machine{State: fsm.LeaderAlone, Fails: 3}, quiet, false, true, "held by this node"},
+		{fsm.Machine{State: fsm.Leader, Fails: 2}, quiet, false, false, "set aside"},
+		{fsm.Machine{State: fsm.Leader, OKs: 1}, follows, false, false, "set aside"},
+		{fsm.Machine{State: fsm.Leader, OKs: 3}, follows, false, true, "held by this node"},
+		{fsm.Machine{State: fsm.Leader, OKs: 4}, follows, true, true, "set aside"}, // the stall renews nothing
+		{fsm.Machine{State: fsm.Leader, OKs: 5}, quiet, false, false, "set aside"},
+		{fsm.Machine{State: fsm.Leader, OKs: 6}, follows, false, true, "held by this node"},
 	} {
-		r.a.keepAddress(context.Background(), c.m, false)
+		if c.stall {
+			r.a.stalled(time.Minute)
+		} else {
+			r.a.keepAddress(context.Background(), c.m, c.o)
+		}
 		rep := (&LocalHandler{r.a}).Status(context.Background())
 		if addr.held != c.held || !strings.Contains(rep.Address, c.status) {
 			t.Fatalf("step %d, %s with %d failed probes: held %t (want %t), status %q (want %q)",

@@ -135,6 +135,7 @@ func New(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 		fcfg: fsm.Config{
 			FailureThreshold: cfg.Timers.FailureThreshold,
 			RecoverThreshold: 2,
+			HeardFor:         int((heardFor(cfg) + cfg.Timers.ProbeInterval - 1) / cfg.Timers.ProbeInterval),
 			BootGrace:        cfg.Timers.BootGrace,
 			JoinTimeout:      2 * time.Minute,
 			WitnessWait:      cfg.Witness.Unreachable == "wait",
@@ -220,11 +221,14 @@ func (a *Agent) tick(ctx context.Context, req *cmdReq) {
 	// A tick that outlasted the address's lifetime was stalled (the node
 	// frozen, the agent stopped): what it observed is older than what the
 	// follower may have done since, so it renews nothing and the kernel's
-	// lapse stands; the next tick decides afresh. Found by the matrix's
-	// frozen leader: the tick the freeze cut in half finished after the
-	// thaw and put the address back beside the new leader's.
-	if err == nil && a.d.Now().Sub(started) <= a.cfg.AddressLifetime() {
-		a.keepAddress(ctx, next, obs.o.Peer.AgentUp && obs.o.Peer.KineServing)
+	// lapse stands, and the address is set aside until the peer is seen
+	// not to lead. Found by the matrix's frozen leader: the tick the freeze
+	// cut in half finished after the thaw and put the address back beside
+	// the new leader's, and later the first whole tick after the thaw did.
+	if took := a.d.Now().Sub(started); took > a.cfg.AddressLifetime() {
+		a.stalled(took)
+	} else if err == nil {
+		a.keepAddress(ctx, next, obs.o)
 	}
 	a.tendWatchdog(a.d.Now())
 	if next.State.IsLeader() && obs.pg.Up && !obs.pg.InRecovery {

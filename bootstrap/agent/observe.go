@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twonode-edge/twonode/bootstrap/config"
 	"github.com/twonode-edge/twonode/bootstrap/fsm"
 	"github.com/twonode-edge/twonode/bootstrap/peer"
 	"github.com/twonode-edge/twonode/bootstrap/postgres"
@@ -325,5 +326,11 @@ func (a *Agent) peerHeard(pg postgres.Status, now time.Time) bool {
 		}
 		a.peerMark, a.markSeen, a.peerFlushed = pg.PeerMark, true, flushed
 	}
-	return !a.heardAt.IsZero() && now.Sub(a.heardAt) < 2*a.cfg.Timers.ProbeInterval+time.Second
+	return !a.heardAt.IsZero() && now.Sub(a.heardAt) < heardFor(a.cfg)
+}
+
+// heardFor is how long a sign of life from replication counts: the
+// standby reports every second, seen within a tick.
+func heardFor(cfg *config.Config) time.Duration {
+	return 2*cfg.Timers.ProbeInterval + time.Second
 }

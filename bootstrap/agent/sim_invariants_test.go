@@ -253,17 +253,20 @@ func (v *simInvariants) check(w *simWorld) {
 	}
 	v.wasConverged = leader != nil
 	// I7b: a converged pair's address is on its leader, and only there.
-	// After a round's grace for the leader: one that set its address
-	// aside while its follower was quiet takes it back at its next tick
-	// once the follower answers, and the follower may stream again in the
-	// round before (seed 8090 of the witness schedules).
+	// After a detection window's grace for the leader: one that set its
+	// address aside while its follower was quiet takes it back once the
+	// follower has looked healthy for a whole window and says it follows
+	// (fsm.Machine.HoldsAddress), or, its agent out of reach, for longer
+	// than replication's sign of life counts (seed 1750); and the follower
+	// may stream again in the round before (seed 8090 of the witness
+	// schedules).
 	switch {
 	case leader == nil || w.holdsAddr(leader):
 		v.addrAbsent = 0
 	default:
 		v.addrAbsent++
 	}
-	if leader != nil && (v.addrAbsent > 1 || w.holdsAddr(w.peerOf(leader))) {
+	if leader != nil && (v.addrAbsent > addrGrace(leader) || w.holdsAddr(w.peerOf(leader))) {
 		v.violate(w, "I7b", leader.name, "the pair converged on leader %s, and its address is on %s (for %d rounds)", leader.name, w.addrHolders(), v.addrAbsent)
 	}
 
@@ -414,4 +417,13 @@ func (w *simWorld) status(rows bool) string {
 		b.WriteString("live: a and b (two writers)\n")
 	}
 	return strings.TrimRight(b.String(), "\n")
+}
+
+// addrGrace is how many rounds a converged pair's leader may be without
+// its address: the longest run of good probes it may need to take a
+// set-aside one back, and a round.
+func addrGrace(leader *simNode) int {
+	t := leader.cfg.Timers
+	heard := int((heardFor(leader.cfg) + t.ProbeInterval - 1) / t.ProbeInterval)
+	return max(t.FailureThreshold, heard+1) + 2
 }

@@ -309,12 +309,38 @@ func detail(t tick, r Row) string {
 // that node alone. So the address is on both nodes only while both lead
 // alone (a split without a witness), never while one of them waits for a
 // follower that has left.
-func (m Machine) HoldsAddress(c Config) bool {
+//
+// parked: the address was set aside at an earlier tick, or a stalled tick
+// (the node frozen) renewed nothing. Taking it back then needs more than
+// one good probe, because what a probe shows can be older than what the
+// peer already decided: a follower reports its old state until the
+// actions of a takeover have run (measured: 0.7 s), and replication's
+// last sign of life counts for 2 s (HeardFor). A synchronous leader takes
+// it back once the follower has looked healthy for a whole detection
+// window and its agent says, this tick, that it follows this term; or,
+// its agent out of reach (a link down one way), once the follower has
+// looked healthy for longer than replication's sign of life counts, so
+// that fresh replies kept it so. Measured before: on a flapping link the
+// leader took it back on one probe answered by a follower already
+// promoting, and held it beside the new leader's for 3 s. A leader alone
+// takes it back unless the peer's agent says it leads.
+func (m Machine) HoldsAddress(c Config, o Observation, parked bool) bool {
+	p := o.Peer
 	switch m.State {
 	case LeaderAlone:
-		return true
+		peerLeads := p.AgentUp && (p.State.IsLeader() || p.Term > o.Self.Term)
+		return !parked || !peerLeads
 	case Leader:
-		return m.Fails < max(1, c.FailureThreshold-1)
+		if m.Fails >= max(1, c.FailureThreshold-1) {
+			return false
+		}
+		if !parked {
+			return true
+		}
+		if p.AgentUp {
+			return m.OKs >= c.FailureThreshold && p.State == Follower && p.Term == o.Self.Term
+		}
+		return m.OKs > max(c.FailureThreshold, c.HeardFor+1)
 	}
 	return false
 }

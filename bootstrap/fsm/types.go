@@ -204,10 +204,14 @@ type Observation struct {
 
 // Config holds the core's tunables; the daemon fills it from its config.
 type Config struct {
-	FailureThreshold int           // consecutive failed probes before acting
-	RecoverThreshold int           // consecutive good probes before trusting the follower again
-	BootGrace        time.Duration // how long a starting member waits for its peer
-	JoinTimeout      time.Duration // how long Joining waits for streaming before starting over
+	FailureThreshold int // consecutive failed probes before acting
+	RecoverThreshold int // consecutive good probes before trusting the follower again
+	// HeardFor: how many ticks a sign of life from replication keeps
+	// counting (Self.PeerHeard), rounded up. A run of good probes longer
+	// than that holds evidence gathered after the run began.
+	HeardFor    int
+	BootGrace   time.Duration // how long a starting member waits for its peer
+	JoinTimeout time.Duration // how long Joining waits for streaming before starting over
 	// WitnessWait: with a witness configured that cannot be reached, no
 	// node begins a term or leads alone (policy wait); otherwise the pair
 	// decides as without a witness (policy promote).
