@@ -320,12 +320,20 @@ func (r *rig) check(fault time.Time, ops []workload.Op) workload.Result {
 			}
 		}
 	}
-	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// client-go's reflector backs off between failed attempts up to 30 s,
+	// with a jitter that can double it, once a run of failovers has failed
+	// several in a row: the wait allows one whole back-off and a request.
+	wctx, wcancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer wcancel()
-	if err := r.wc.WaitForRV(wctx, workload.MaxAckedRV(ops)); err != nil {
-		t.Errorf("the watch did not catch up with the last acknowledged write (rv %d) by itself: %v", workload.MaxAckedRV(ops), err)
-	}
+	caught := time.Now()
+	catchErr := r.wc.WaitForRV(wctx, workload.MaxAckedRV(ops))
 	rep := r.wc.Stop()
+	if catchErr != nil {
+		t.Errorf("the watch did not catch up with the last acknowledged write (rv %d) by itself: %v", workload.MaxAckedRV(ops), catchErr)
+		logWatchHistory(t, rep)
+	} else if took := time.Since(caught); took > 5*time.Second {
+		t.Logf("the watch caught up with the last acknowledged write %s after the workload stopped", took.Round(time.Millisecond))
+	}
 	if !rep.Clean() {
 		t.Errorf("the watch went backwards: %d regressions, %d duplicates, %d lists behind: %v",
 			rep.Regressions, rep.Duplicates, rep.ListBehind, rep.Details)
@@ -561,3 +569,19 @@ func withoutBranches(ops []workload.Op, archive workload.Archive, branches []bra
 }
 
 func nodeOf(endpoint int) string { return []string{"a", "b"}[endpoint] }
+
+// logWatchHistory shows how a watch that fell behind got there: its last
+// failed requests and its last streams.
+func logWatchHistory(t *testing.T, rep workload.WatchReport) {
+	t.Helper()
+	errs := rep.Errors[max(0, len(rep.Errors)-15):]
+	t.Logf("the watch's last %d failed requests and streams:\n%s", len(errs), strings.Join(errs, "\n"))
+	for _, s := range rep.Streamed[max(0, len(rep.Streamed)-6):] {
+		last := int64(0)
+		if len(s.RVs) > 0 {
+			last = s.RVs[len(s.RVs)-1]
+		}
+		t.Logf("stream on endpoint %d from rv %q: %s to %s (%s), %d events, last rv %d",
+			s.Endpoint, s.StartRV, s.Start.Format("15:04:05.000"), s.End.Format("15:04:05.000"), s.EndReason, len(s.RVs), last)
+	}
+}
