@@ -62,7 +62,8 @@ for line in sys.stdin:
 	echo "Each node also runs kube-controller-manager and kube-scheduler against its API server, with leader election (15 s"
 	echo "lease, 10 s renew deadline, 2 s retry, as k3s): \`cm_gap\` and \`sched_gap\` are the longest times in ms, from the fault on,"
 	echo "that their Leases went unrenewed (about 2,000 when undisturbed; at 10,000 the leader gives up and k3s restarts);"
-	echo "\`losses\`: how often a component lost its Lease (required 0 in every single fault); \`controllers_ms\`: a Deployment"
+	echo "\`losses\`: how often a component lost its Lease (required 0 in every single fault, except on a split's"
+	echo "losing side, whose renewals are archived with its writes, and on a node the fault cut off from every datastore); \`controllers_ms\`: a Deployment"
 	echo "created after the fault to its ReplicaSet and a Pod the scheduler has judged."
 	echo "The watch never went backwards in any row that passed."
 	echo

@@ -93,7 +93,8 @@ func (a *Agent) keepAddress(ctx context.Context, m fsm.Machine, o fsm.Observatio
 }
 
 // stalled: a tick outlasted the address's lifetime (the node frozen, the
-// agent stopped). It renewed nothing, and the kernel let the address
+// agent stopped, or only long actions such as initdb: either way what it
+// observed is that old). It renewed nothing, and the kernel let the address
 // lapse; the next ticks put it back only on the terms of a set-aside one
 // (fsm.Machine.HoldsAddress), since what they see first may be older than
 // what the peer did meanwhile.
@@ -105,7 +106,7 @@ func (a *Agent) stalled(took time.Duration) {
 	}
 	a.mu.Unlock()
 	if parked {
-		a.log.Warn("a tick outlasted the address's lifetime (this node stalled): the pair's address is set aside until the peer is seen not to lead", "took", took.Round(time.Millisecond))
+		a.log.Warn("a tick outlasted the address's lifetime (long actions, or this node stalled): what it saw is old, so the pair's address is set aside until the peer is seen not to lead", "took", took.Round(time.Millisecond))
 	}
 }
 
