@@ -176,7 +176,7 @@ func TestAddressSetAsideWhileTheFollowerIsQuiet(t *testing.T) {
 		{fsm.Machine{State: fsm.Leader, OKs: 6}, follows, false, true, "held by this node"},
 	} {
 		if c.stall {
-			r.a.stalled(time.Minute)
+			r.a.stalled(r.a.d.Now(), time.Minute)
 		} else {
 			r.a.keepAddress(context.Background(), c.m, c.o)
 		}
@@ -223,5 +223,24 @@ func TestWatchdogPettedDuringLongActions(t *testing.T) {
 		if wd.count() != n {
 			t.Error("petted after the actions ended")
 		}
+	}
+}
+
+// A long tick whose own decision took the address (a promotion) keeps it:
+// only a tick that renewed an address taken before it sets it aside.
+func TestLongTickThatTookTheAddressKeepsIt(t *testing.T) {
+	r := newRig(t, "a", "b")
+	addr := &fakeAddress{}
+	r.a.d.VIP = addr
+	r.kine.target = "10.0.0.1"
+	started := r.a.d.Now()
+	r.a.holdAddress(context.Background(), true)
+	r.a.stalled(started, time.Minute)
+	if rep := (&LocalHandler{r.a}).Status(context.Background()); !addr.held || !strings.Contains(rep.Address, "held by this node") {
+		t.Fatalf("held %t, status %q: the tick that took the address set it aside", addr.held, rep.Address)
+	}
+	r.a.stalled(r.a.d.Now().Add(time.Second), time.Minute) // a later long tick that took nothing
+	if rep := (&LocalHandler{r.a}).Status(context.Background()); !strings.Contains(rep.Address, "set aside") {
+		t.Fatalf("status %q after a stalled tick, want set aside", rep.Address)
 	}
 }

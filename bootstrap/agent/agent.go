@@ -93,6 +93,7 @@ type Agent struct {
 	waiting     string          // the last tick's fsm.Decision.Waiting
 	addrWant    bool            // this node's decisions put the pair's address here (address.go)
 	addrParked  bool            // set aside for now: a synchronous leader whose follower went quiet (address.go)
+	addrTakenAt time.Time       // when an action last took the address (address.go)
 	addrErr     string          // the last error taking or giving it up, "" if none
 	peerServed  bool            // at the last tick the peer's Kine served its own database
 	waitsFor    fsm.WaitKind    // and whom it waits for
@@ -226,7 +227,7 @@ func (a *Agent) tick(ctx context.Context, req *cmdReq) {
 	// cut in half finished after the thaw and put the address back beside
 	// the new leader's, and later the first whole tick after the thaw did.
 	if took := a.d.Now().Sub(started); took > a.cfg.AddressLifetime() {
-		a.stalled(took)
+		a.stalled(started, took)
 	} else if err == nil {
 		a.keepAddress(ctx, next, obs.o)
 	}

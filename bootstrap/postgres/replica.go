@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -116,7 +117,13 @@ func (m *Manager) Rewind(ctx context.Context) error {
 	if err := m.writePassfile(); err != nil {
 		return err
 	}
-	if err := m.checkpointPeer(ctx); err != nil {
+	if err := m.checkpointPeer(ctx); errors.Is(err, ErrNoPeerConnection) {
+		// pg_rewind would most likely not connect either, and if it did
+		// it could read the peer's old timeline and answer "no rewind
+		// required" for data that diverged (CI: the standby then never
+		// streamed, for the 2 minutes of the join timeout).
+		return fmt.Errorf("postgres: rewind: the peer's checkpoint first: %w", err)
+	} else if err != nil {
 		m.log.Warn("rewind: could not make the peer checkpoint first; pg_rewind may see its old timeline", "err", err)
 	}
 	start := time.Now()
@@ -146,13 +153,13 @@ func lastLine(s string) string {
 // "no rewind required" for data that diverged, and the standby never
 // streams ("new timeline forked off ... before current recovery point").
 func (m *Manager) checkpointPeer(ctx context.Context) error {
-	cfg, err := pgx.ParseConfig(m.replConninfo("twonode_rewind", "postgres"))
+	cfg, err := pgx.ParseConfig(m.toolConninfo("twonode_rewind", "postgres"))
 	if err != nil {
 		return err
 	}
 	c, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrNoPeerConnection, err)
 	}
 	defer closeQuietly(c)
 	start := time.Now()
