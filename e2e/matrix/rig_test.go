@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,7 +41,8 @@ type rig struct {
 	cutOff     string
 	// splitLosers: nodes that archived a split's branch (see archive):
 	// their datastore since the split was thrown away, and with it their
-	// components' renewals.
+	// components' renewals. checkControlPlane adds the loser of a split
+	// that had nothing to archive.
 	splitLosers map[string]bool
 	split       *splitCheck     // set by check when the whole history was not linearizable
 	res         workload.Result // set by finish
@@ -384,6 +386,18 @@ func (r *rig) checkControlPlane(fault time.Time, res *workload.Result) {
 		res.ControllersMs = workload.Ms(took)
 	}
 	end := time.Now()
+	losers := maps.Clone(r.splitLosers)
+	if losers == nil {
+		losers = map[string]bool{}
+	}
+	if r.mon.DualLeader() > 0 { // a split, decided for the leader at the end
+		switch r.mon.Leader() {
+		case "a":
+			losers["b"] = true
+		case "b":
+			losers["a"] = true
+		}
+	}
 	losses, counted := 0, 0
 	var leaders []string
 	renewals := map[string][]time.Time{}
@@ -404,7 +418,7 @@ func (r *rig) checkControlPlane(fault time.Time, res *workload.Result) {
 			losses += k
 			switch {
 			case n == r.cutOff:
-			case r.splitLosers[n] && k > 0:
+			case losers[n] && k > 0:
 				// Without a witness a split's loser stops its datastore,
 				// archives what it wrote since the split (its components'
 				// renewals too) and rewinds: a leadership held on that data
