@@ -70,7 +70,7 @@ func TestFleet(t *testing.T) {
 	if err := Seed(ctx, pool[0], healthy); err != nil {
 		t.Fatal(err)
 	}
-	before := scrape(t, w)
+	before := appliedScrape(t, w)
 	sim0, t0 := simCPU(), time.Now()
 	rctx, stop := context.WithCancel(ctx)
 	readers := StartReaders(rctx, pool, w.Config, healthy)
@@ -238,6 +238,27 @@ func scrape(t *testing.T, w *Witness) []map[string]float64 {
 		t.Fatal(err)
 	}
 	return got
+}
+
+// appliedScrape scrapes once every member has applied the same writes:
+// a follower applies the seed's last entries after the leader
+// acknowledged them, and counting those as the healthy fleet's writes
+// failed CI once (100 puts, 0 raft proposals, in the window).
+func appliedScrape(t *testing.T, w *Witness) []map[string]float64 {
+	t.Helper()
+	written := func(m map[string]float64) float64 { return m[mPuts] + m[mDeletes] }
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := scrape(t, w)
+		lo, hi := written(got[0]), written(got[0])
+		for _, m := range got[1:] {
+			lo, hi = min(lo, written(m)), max(hi, written(m))
+		}
+		if lo == hi || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // simCPU is the CPU time this process (the simulated fleet) has used: it
