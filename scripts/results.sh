@@ -136,7 +136,7 @@ for d in rows:
 		echo
 		echo "Every simulated node runs \`bootstrap/witness\`'s client as the agent does; the pairs share \`pool\` real TLS"
 		echo "connections (client certificates) to the etcd members, which run on the same cores as the simulator. Healthy:"
-		echo "both nodes of each pair read every 10 s at a random phase; \`writes\` are keys put or deleted (etcd's"
+		echo "both nodes of each pair read every 30 s (witness.SteadyRead) at a random phase; \`writes\` are keys put or deleted (etcd's"
 		echo "\`etcd_mvcc_put_total\` and \`etcd_mvcc_delete_total\`), \`raft_entries\` everything committed. Races: that many"
 		echo "pairs lose their link at one moment while the healthy fleet goes on reading; both nodes of each pair act as"
 		echo "the agent does, each at its own tick's phase: a spare lease at the second tick with failed probes, then at the"

@@ -32,11 +32,6 @@ type Watchdog interface {
 	Disarm() error
 }
 
-// healthyWitnessRead is how often a steady pair reads the witness: a
-// reachability check from one member's copy (ReadLocal), and nothing is
-// written. A node with anything to decide reads it every tick.
-const healthyWitnessRead = 10 * time.Second
-
 // witnessView is what the agent knows of the witness; guarded by a.mu.
 type witnessView struct {
 	st        witness.State
@@ -52,7 +47,7 @@ type witnessView struct {
 }
 
 // readWitness refreshes the view when it is due: every tick while the
-// pair is not steady, every healthyWitnessRead while it is. No I/O under
+// pair is not steady, every witness.SteadyRead while it is. No I/O under
 // the lock.
 //
 // A leader or follower whose peer has only begun to fail probes is still
@@ -70,7 +65,7 @@ func (a *Agent) readWitness(ctx context.Context, now time.Time) {
 	}
 	a.mu.Lock()
 	steady := (a.m.State == fsm.Leader || a.m.State == fsm.Follower) && a.m.Fails < a.cfg.Timers.FailureThreshold && a.wv.lease.ID == 0
-	due := !steady || a.wv.readAt.IsZero() || now.Sub(a.wv.readAt) >= healthyWitnessRead
+	due := !steady || a.wv.readAt.IsZero() || now.Sub(a.wv.readAt) >= witness.SteadyRead
 	local := steady && !a.wv.readAt.IsZero()
 	a.mu.Unlock()
 	if !due {

@@ -17,7 +17,7 @@ import (
 
 // SteadyRead is how often each node of a steady, synchronous pair reads
 // the witness: the agent's healthyWitnessRead (bootstrap/agent/witness.go).
-const SteadyRead = 10 * time.Second
+const SteadyRead = 30 * time.Second
 
 // Pool is the real connections the simulated nodes share, each opened by
 // witness.Connect exactly as an agent opens its own (TLS with the client

@@ -17,7 +17,7 @@ import (
 // The sizes. The defaults are the short variant the test suite runs
 // (about a minute); `make fleet` (scripts/fleet.sh) passes the full ones.
 var (
-	pairsFlag   = flag.Int("fleet.pairs", 1000, "healthy pairs, each two nodes reading the witness every 10 s")
+	pairsFlag   = flag.Int("fleet.pairs", 1000, "healthy pairs, each two nodes reading the witness every 30 s (witness.SteadyRead)")
 	forFlag     = flag.Duration("fleet.for", 30*time.Second, "how long the healthy fleet is measured")
 	sweepFlag   = flag.String("fleet.sweep", "10,50,100,200", "numbers of pairs whose link fails at one moment, one race each, in this order")
 	poolFlag    = flag.Int("fleet.pool", 200, "real TLS connections (clientv3 clients) the simulated nodes share")
