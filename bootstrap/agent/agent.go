@@ -136,13 +136,13 @@ func New(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 		fcfg: fsm.Config{
 			FailureThreshold: cfg.Timers.FailureThreshold,
 			RecoverThreshold: 2,
-			HeardFor:         int((heardFor(cfg) + cfg.Timers.ProbeInterval - 1) / cfg.Timers.ProbeInterval),
+			HeardFor:         ticks(heardFor(cfg), cfg.Timers.ProbeInterval),
 			BootGrace:        cfg.Timers.BootGrace,
 			JoinTimeout:      2 * time.Minute,
 			WitnessWait:      cfg.Witness.Unreachable == "wait",
 			// One witness request's time: a leader's claim to go on alone
 			// answers within it.
-			WitnessDefer: int((cfg.Witness.RequestTimeout + cfg.Timers.ProbeInterval - 1) / cfg.Timers.ProbeInterval),
+			WitnessDefer: ticks(cfg.Witness.RequestTimeout, cfg.Timers.ProbeInterval),
 			Manual:       cfg.Failover == "manual",
 		},
 		met:  newMetrics(),
@@ -219,13 +219,10 @@ func (a *Agent) tick(ctx context.Context, req *cmdReq) {
 	if err := a.d.Kine.Ensure(ctx); err != nil {
 		a.log.Warn("kine restart failed", "err", err)
 	}
-	// A tick that outlasted the address's lifetime was stalled (the node
-	// frozen, the agent stopped): what it observed is older than what the
-	// follower may have done since, so it renews nothing and the kernel's
-	// lapse stands, and the address is set aside until the peer is seen
-	// not to lead. Found by the matrix's frozen leader: the tick the freeze
+	// A tick that outlasted the address's lifetime renews nothing (stalled
+	// says why). Found by the matrix's frozen leader: the tick the freeze
 	// cut in half finished after the thaw and put the address back beside
-	// the new leader's, and later the first whole tick after the thaw did.
+	// the new leader's.
 	if took := a.d.Now().Sub(started); took > a.cfg.AddressLifetime() {
 		a.stalled(started, took)
 	} else if err == nil {

@@ -334,3 +334,7 @@ func (a *Agent) peerHeard(pg postgres.Status, now time.Time) bool {
 func heardFor(cfg *config.Config) time.Duration {
 	return 2*cfg.Timers.ProbeInterval + time.Second
 }
+
+// ticks is how many probe intervals of tick cover d: the core counts in
+// ticks, the configuration in durations.
+func ticks(d, tick time.Duration) int { return int((d + tick - 1) / tick) }

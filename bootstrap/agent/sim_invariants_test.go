@@ -424,6 +424,5 @@ func (w *simWorld) status(rows bool) string {
 // set-aside one back, and a round.
 func addrGrace(leader *simNode) int {
 	t := leader.cfg.Timers
-	heard := int((heardFor(leader.cfg) + t.ProbeInterval - 1) / t.ProbeInterval)
-	return max(t.FailureThreshold, heard+1) + 2
+	return max(t.FailureThreshold, ticks(heardFor(leader.cfg), t.ProbeInterval)+1) + 2
 }
