@@ -216,7 +216,7 @@ func TestImplausiblePeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: peer.NewServer(secret, liar{}, slog.New(slog.NewTextHandler(io.Discard, nil)), netip.Addr{}), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: peer.NewServer(secret, peer.Names{Self: cfg.Node.Name, Peer: cfg.Peer.Name}, liar{}, slog.New(slog.NewTextHandler(io.Discard, nil)), netip.Addr{}), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 

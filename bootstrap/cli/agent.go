@@ -106,7 +106,8 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 	peerURL := "http://" + net.JoinHostPort(cfg.Peer.Address, strconv.Itoa(cfg.API.PeerPort))
 	off := cfg.ClockOffset
 	now := func() time.Time { return time.Now().Add(off) }
-	pc := peer.NewClient(peerURL, secret, cfg.Timers.ProbeTimeout)
+	names := peer.Names{Self: cfg.Node.Name, Peer: cfg.Peer.Name}
+	pc := peer.NewClient(peerURL, secret, cfg.Timers.ProbeTimeout, names)
 	pc.Now = now // offsets are measured on the clock the agent reports
 	var wc agent.WitnessClient
 	var wd agent.Watchdog
@@ -164,7 +165,7 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 	// LAN can crowd it out.
 	peerAddr := netip.MustParseAddr(cfg.Peer.Address)
 	peerLog := log.With("actor", "peer-api")
-	peerSrv := peer.NewHTTPServer("", peer.NewServer(secret, ph, peerLog, peerAddr), peerLog)
+	peerSrv := peer.NewHTTPServer("", peer.NewServer(secret, names, ph, peerLog, peerAddr), peerLog)
 	go serve(log, "peer API", peerSrv, peer.LimitPerSource(peerLn, peer.MaxConnsPerSource, peer.MaxConns, peerAddr))
 
 	localLn, err := localapi.Listen(cfg.API.Socket)

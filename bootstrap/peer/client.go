@@ -17,6 +17,7 @@ type Client struct {
 	base    string
 	baseErr error
 	secret  []byte
+	names   Names
 	timeout time.Duration
 	hc      *http.Client
 
@@ -43,14 +44,17 @@ const cacheFor = 20 * time.Second
 const defaultTimeout = 5 * time.Second
 
 // NewClient calls the agent at baseURL (e.g. "http://10.99.0.2:8760").
-// timeout bounds each call, challenge fetch and one retry included.
-func NewClient(baseURL string, secret []byte, timeout time.Duration) *Client {
+// timeout bounds each call, challenge fetch and one retry included. names
+// are this node's and the peer's: requests are signed from the one to the
+// other, and only answers signed the other way round are believed.
+func NewClient(baseURL string, secret []byte, timeout time.Duration, names Names) *Client {
 	if timeout <= 0 {
 		timeout = defaultTimeout
 	}
 	c := &Client{
 		base:            strings.TrimRight(baseURL, "/"),
 		secret:          append([]byte(nil), secret...),
+		names:           names,
 		timeout:         timeout,
 		HandoverTimeout: handoverDeadline + 10*time.Second,
 		Now:             time.Now,
@@ -74,6 +78,9 @@ func NewClient(baseURL string, secret []byte, timeout time.Duration) *Client {
 	} else if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		c.baseErr = fmt.Errorf("peer URL %q: want http://host:port", baseURL)
 	}
+	if err := names.check(); err != nil {
+		c.baseErr = err
+	}
 	if len(secret) == 0 {
 		c.baseErr = errors.New("peer client: no cluster secret configured")
 	}
@@ -90,6 +97,12 @@ func (c *Client) Status(ctx context.Context) (s Status, sent, received time.Time
 	}
 	if err := CheckStatus(s); err != nil {
 		return Status{}, sent, received, fmt.Errorf("%w: the peer's status is out of bounds: %w", ErrImplausible, err)
+	}
+	if s.Name != c.names.Peer {
+		// This node's own status, reflected to it (an answer signed the
+		// old way names nobody), or another pair's agent at the peer's
+		// address: either way not the peer.
+		return Status{}, sent, received, fmt.Errorf("%w: the status is %q's, not the peer's (%q)", ErrImplausible, s.Name, c.names.Peer)
 	}
 	return s, sent, received, nil
 }

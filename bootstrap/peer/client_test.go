@@ -24,7 +24,7 @@ func TestClientHappyPath(t *testing.T) {
 		f.srv.ServeHTTP(w, r)
 	}))
 	defer ts.Close()
-	c := NewClient(ts.URL+"/", testSecret, 2*time.Second) // a trailing slash is fine
+	c := NewClient(ts.URL+"/", testSecret, 2*time.Second, clientNames) // a trailing slash is fine
 	ctx := t.Context()
 
 	st, sent, recv, err := c.Status(ctx)
@@ -124,7 +124,7 @@ func mitm(t *testing.T, f *fixture, tamper func(r *http.Request, rec *httptest.R
 		w.Write(rec.Body.Bytes())
 	}))
 	t.Cleanup(ts.Close)
-	return NewClient(ts.URL, testSecret, 2*time.Second)
+	return NewClient(ts.URL, testSecret, 2*time.Second, clientNames)
 }
 
 func TestClientRejectsForgedResponses(t *testing.T) {
@@ -137,12 +137,12 @@ func TestClientRejectsForgedResponses(t *testing.T) {
 			rec.Body = bytes.NewBuffer(b)
 		},
 		"signed with another secret": func(r *http.Request, rec *httptest.ResponseRecorder) {
-			sig := responseMAC([]byte("impostor"), r.Header.Get(hdrChallenge), rec.Body.Bytes())
+			sig := responseMAC([]byte("impostor"), serverNames.Self, serverNames.Peer, r.Header.Get(hdrChallenge), rec.Body.Bytes())
 			rec.Header().Set(hdrRespSignature, hex.EncodeToString(sig))
 		},
 		"old answer replayed": func(_ *http.Request, rec *httptest.ResponseRecorder) {
 			// A valid signature, but over another request's challenge.
-			sig := responseMAC(testSecret, strings.Repeat("a", 64), rec.Body.Bytes())
+			sig := responseMAC(testSecret, serverNames.Self, serverNames.Peer, strings.Repeat("a", 64), rec.Body.Bytes())
 			rec.Header().Set(hdrRespSignature, hex.EncodeToString(sig))
 		},
 	}
@@ -178,7 +178,7 @@ func TestClientDeadlineHangingHandler(t *testing.T) {
 	f := newFixture(t)
 	f.h.block = make(chan struct{})
 	defer close(f.h.block)
-	c := NewClient(f.ts.URL, testSecret, 200*time.Millisecond)
+	c := NewClient(f.ts.URL, testSecret, 200*time.Millisecond, clientNames)
 	start := time.Now()
 	_, _, _, err := c.Status(t.Context())
 	if !errors.Is(err, context.DeadlineExceeded) {
@@ -205,7 +205,7 @@ func TestClientDeadlineSilentServer(t *testing.T) {
 			defer conn.Close()
 		}
 	}()
-	c := NewClient("http://"+ln.Addr().String(), testSecret, 200*time.Millisecond)
+	c := NewClient("http://"+ln.Addr().String(), testSecret, 200*time.Millisecond, clientNames)
 	start := time.Now()
 	err = c.Pause(t.Context(), PauseRequest{For: 1, By: "a"})
 	if !errors.Is(err, context.DeadlineExceeded) {
@@ -217,7 +217,7 @@ func TestClientDeadlineSilentServer(t *testing.T) {
 	// The caller's own, shorter deadline wins too.
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	c = NewClient("http://"+ln.Addr().String(), testSecret, time.Minute)
+	c = NewClient("http://"+ln.Addr().String(), testSecret, time.Minute, clientNames)
 	start = time.Now()
 	if _, err := c.Handover(ctx, HandoverRequest{Term: 1, LSN: 1, By: "a"}); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
 		t.Fatalf("caller deadline ignored: %v after %v", err, time.Since(start))
@@ -235,7 +235,7 @@ func TestClientConfigErrors(t *testing.T) {
 		{"http://", testSecret, "want http://host:port"},
 		{"http://10.99.0.2:8760", nil, "no cluster secret"},
 	} {
-		_, _, _, err := NewClient(tc.url, tc.secret, time.Second).Status(t.Context())
+		_, _, _, err := NewClient(tc.url, tc.secret, time.Second, clientNames).Status(t.Context())
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: got %v, want %q", tc.url, err, tc.want)
 		}

@@ -9,12 +9,17 @@
 //     challenge. The server remembers it for 30 s of its own monotonic clock;
 //     each challenge is good for one request.
 //  2. The request carries X-Twonode-Challenge and X-Twonode-Signature =
-//     hex(HMAC-SHA256(secret, "req\n"+method+"\n"+path+"\n"+challenge+"\n"+hex(sha256(body)))).
+//     hex(HMAC-SHA256(secret, "req2\n"+from+"\n"+to+"\n"+method+"\n"+path+"\n"+challenge+"\n"+hex(sha256(body)))),
+//     from and to the two nodes' names: both hold the one secret, so
+//     without them a request a node signed for its peer could be
+//     reflected back to it.
 //  3. Every answer to an authenticated request carries
-//     X-Twonode-Response-Signature = hex(HMAC-SHA256(secret, "resp\n"+challenge+"\n"+hex(sha256(body))))
-//     so the client knows the peer, not an impostor, answered this very
-//     request, and X-Twonode-Next-Challenge, which the client keeps for its
-//     next call so a probe costs one round trip, not two.
+//     X-Twonode-Response-Signature = hex(HMAC-SHA256(secret, "resp2\n"+from+"\n"+to+"\n"+challenge+"\n"+hex(sha256(body))))
+//     so the client knows the peer, not an impostor nor itself, answered
+//     this very request, and X-Twonode-Next-Challenge, which the client
+//     keeps for its next call so a probe costs one round trip, not two.
+//     Agents of before December 2026 signed both without the names (see
+//     legacyRequestMAC): still served and believed, for rolling upgrades.
 //
 // The response signature covers the body, not the status code, so every body
 // is self-describing: refusals are {"error":"..."}, successes never carry an

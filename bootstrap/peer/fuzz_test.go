@@ -58,13 +58,13 @@ func FuzzDecodeHandover(f *testing.F) {
 func FuzzServeRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, method, path, challenge, sig string, body []byte, useIssued, sign bool) {
 		h := &fakeHandler{status: Status{Name: "b", Now: 1}}
-		srv := newServer(testSecret, h, nil, newFakeClock().now)
+		srv := newServer(testSecret, serverNames, h, nil, newFakeClock().now)
 		issued := srv.ch.issue()
 		if useIssued {
 			challenge = issued
 		}
 		if sign {
-			sig = hex.EncodeToString(requestMAC(testSecret, method, path, challenge, body))
+			sig = hex.EncodeToString(requestMAC(testSecret, clientNames.Self, clientNames.Peer, method, path, challenge, body))
 		}
 		serve := func() *httptest.ResponseRecorder {
 			req := &http.Request{
@@ -84,7 +84,7 @@ func FuzzServeRequest(f *testing.F) {
 		rec := serve()
 
 		authentic := challenge == issued && len(body) <= MaxBodyBytes &&
-			macMatches(sig, requestMAC(testSecret, method, path, challenge, body))
+			macMatches(sig, requestMAC(testSecret, clientNames.Self, clientNames.Peer, method, path, challenge, body))
 		if h.count() > 0 && !authentic {
 			t.Fatalf("handler called for an unauthenticated %q %q (code %d)", method, path, rec.Code)
 		}
@@ -104,7 +104,7 @@ func FuzzServeRequest(f *testing.F) {
 			t.Fatalf("status %d with error %q", rec.Code, e.Error)
 		}
 		if rs := rec.Header().Get(hdrRespSignature); rs != "" {
-			if !authentic || !macMatches(rs, responseMAC(testSecret, challenge, rec.Body.Bytes())) {
+			if !authentic || !macMatches(rs, responseMAC(testSecret, serverNames.Self, serverNames.Peer, challenge, rec.Body.Bytes())) {
 				t.Fatalf("bad or unearned response signature on %d", rec.Code)
 			}
 		} else if h.count() > 0 || rec.Header().Get(hdrNextChallenge) != "" {

@@ -114,13 +114,15 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{h: &fakeHandler{status: Status{Name: "b", State: "follower", Term: 7, Now: 42, Version: "test"}}, clock: newFakeClock()}
-	f.srv = newServer(testSecret, f.h, nil, f.clock.now)
+	f.srv = newServer(testSecret, serverNames, f.h, nil, f.clock.now)
 	f.ts = httptest.NewServer(f.srv)
 	t.Cleanup(f.ts.Close)
 	return f
 }
 
-func (f *fixture) client() *Client { return NewClient(f.ts.URL, testSecret, 2*time.Second) }
+func (f *fixture) client() *Client {
+	return NewClient(f.ts.URL, testSecret, 2*time.Second, clientNames)
+}
 
 // signedRequest builds a request signed with secret over a fresh challenge.
 func (f *fixture) signedRequest(t *testing.T, secret []byte, method, path string, body []byte) *http.Request {
@@ -131,7 +133,7 @@ func (f *fixture) signedRequest(t *testing.T, secret []byte, method, path string
 		t.Fatal(err)
 	}
 	req.Header.Set(hdrChallenge, ch)
-	req.Header.Set(hdrSignature, hex.EncodeToString(requestMAC(secret, method, path, ch, body)))
+	req.Header.Set(hdrSignature, hex.EncodeToString(requestMAC(secret, clientNames.Self, clientNames.Peer, method, path, ch, body)))
 	return req
 }
 
@@ -169,10 +171,16 @@ func send(t *testing.T, req *http.Request) answer {
 // isSigned reports whether an answer carries a valid response signature
 // for the request's challenge, and a next challenge.
 func isSigned(a answer, challenge string) bool {
-	return macMatches(a.hdr.Get(hdrRespSignature), responseMAC(testSecret, challenge, a.body)) &&
+	return macMatches(a.hdr.Get(hdrRespSignature), responseMAC(testSecret, serverNames.Self, serverNames.Peer, challenge, a.body)) &&
 		wellFormedChallenge(a.hdr.Get(hdrNextChallenge))
 }
 
 func nopBody(s string) io.ReadCloser { return io.NopCloser(strings.NewReader(s)) }
 
 func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
+
+// The pair the tests play: the client is node a, the server node b.
+var (
+	clientNames = Names{Self: "a", Peer: "b"}
+	serverNames = Names{Self: "b", Peer: "a"}
+)

@@ -9,8 +9,10 @@ import (
 )
 
 // writeSigned answers an authenticated request: the body is signed with the
-// request's challenge, and a fresh challenge rides along for the next call.
-func (s *server) writeSigned(w http.ResponseWriter, challenge string, code int, v any) {
+// request's challenge, from this node to its peer (as the request was
+// signed: legacy for an agent of before names were bound), and a fresh
+// challenge rides along for the next call.
+func (s *server) writeSigned(w http.ResponseWriter, challenge string, legacy bool, code int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		code, b = http.StatusInternalServerError, []byte(`{"error":"encoding the answer failed"}`)
@@ -18,7 +20,11 @@ func (s *server) writeSigned(w http.ResponseWriter, challenge string, code int, 
 	b = append(b, '\n')
 	h := w.Header()
 	h.Set(hdrNextChallenge, s.ch.issue())
-	h.Set(hdrRespSignature, hex.EncodeToString(responseMAC(s.secret, challenge, b)))
+	sig := responseMAC(s.secret, s.names.Self, s.names.Peer, challenge, b)
+	if legacy {
+		sig = legacyResponseMAC(s.secret, challenge, b)
+	}
+	h.Set(hdrRespSignature, hex.EncodeToString(sig))
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(code)

@@ -12,6 +12,8 @@ import (
 
 type server struct {
 	secret []byte
+	names  Names
+	setup  error // names missing or alike: every request is refused
 	h      Handler
 	log    *slog.Logger
 	// ch holds the challenges issued to anyone; peerCh those issued to
@@ -22,6 +24,8 @@ type server struct {
 	peer   netip.Addr // the zero Addr: no reserved store
 	limits *sourceLimits
 	warn   throttle
+	// legacyWarn: a peer of an older version is reported, not once a tick.
+	legacyWarn throttle
 }
 
 type route struct {
@@ -40,29 +44,33 @@ var routes = map[string]route{
 
 // NewServer serves GET /v1/challenge (open) and, authenticated with secret,
 // GET /v1/status, POST /v1/pause, /v1/resume, /v1/handover and /v1/follow. Run it in an
-// http.Server with timeouts, such as NewHTTPServer's.
+// http.Server with timeouts, such as NewHTTPServer's. names are this node's
+// and its peer's: only a request the peer signed for this node is served.
 //
 // peer is the peer's address: challenges fetched from it are kept apart
 // from everyone else's (the zero Addr keeps them all together).
-func NewServer(secret []byte, h Handler, log *slog.Logger, peer netip.Addr) http.Handler {
-	s := newServer(secret, h, log, time.Now)
+func NewServer(secret []byte, names Names, h Handler, log *slog.Logger, peer netip.Addr) http.Handler {
+	s := newServer(secret, names, h, log, time.Now)
 	s.peer = peer.Unmap()
 	return s
 }
 
 // newServer takes the clock that times challenges: tests inject one.
-func newServer(secret []byte, h Handler, log *slog.Logger, now func() time.Time) *server {
+func newServer(secret []byte, names Names, h Handler, log *slog.Logger, now func() time.Time) *server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &server{
-		secret: append([]byte(nil), secret...), // the caller may wipe or reuse its slice
-		h:      h,
-		log:    log,
-		ch:     newChallenges(now),
-		peerCh: newChallenges(now),
-		limits: newSourceLimits(now),
-		warn:   throttle{every: 30 * time.Second},
+		names:      names,
+		setup:      names.check(),
+		secret:     append([]byte(nil), secret...), // the caller may wipe or reuse its slice
+		h:          h,
+		log:        log,
+		ch:         newChallenges(now),
+		peerCh:     newChallenges(now),
+		limits:     newSourceLimits(now),
+		warn:       throttle{every: 30 * time.Second},
+		legacyWarn: throttle{every: 10 * time.Minute},
 	}
 }
 
@@ -113,12 +121,25 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, errorReply{"no cluster secret configured"})
 		return
 	}
-	if !macMatches(sig, requestMAC(s.secret, r.Method, r.URL.Path, challenge, body)) {
-		// Most likely the two nodes have different secrets: say so loudly,
-		// but not once per probe.
-		s.denied(r, "invalid signature (is the cluster secret the same on both nodes?)")
-		writeJSON(w, http.StatusUnauthorized, errorReply{"invalid signature"})
+	if s.setup != nil {
+		s.log.Error("peer API: refusing every request", "err", s.setup)
+		writeJSON(w, http.StatusInternalServerError, errorReply{"node names not configured"})
 		return
+	}
+	legacy := false
+	if !macMatches(sig, requestMAC(s.secret, s.names.Peer, s.names.Self, r.Method, r.URL.Path, challenge, body)) {
+		legacy = macMatches(sig, legacyRequestMAC(s.secret, r.Method, r.URL.Path, challenge, body))
+		if !legacy {
+			// Most likely the two nodes have different secrets (or it is
+			// this node's own request, reflected): say so loudly, but not
+			// once per probe.
+			s.denied(r, "invalid signature (is the cluster secret the same on both nodes, and is each node's peer.name the other's node.name?)")
+			writeJSON(w, http.StatusUnauthorized, errorReply{"invalid signature"})
+			return
+		}
+		if n, ok := s.legacyWarn.allow(time.Now()); ok {
+			s.log.Warn("peer API: the peer's agent signs without naming the nodes (a version before December 2026): upgrade it", "similar_suppressed", n)
+		}
 	}
 	// Only a correctly signed request uses up its challenge, so that
 	// someone who saw a challenge go by cannot burn it with garbage.
@@ -132,7 +153,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), rt.deadline)
 	defer cancel()
 	code, v := rt.serve(s, ctx, body)
-	s.writeSigned(w, challenge, code, v)
+	s.writeSigned(w, challenge, legacy, code, v)
 }
 
 // challengesFor is the store of the request's source.

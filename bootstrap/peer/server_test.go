@@ -51,7 +51,7 @@ func TestServerRejectsWrongSecret(t *testing.T) {
 		t.Fatalf("got %d %q", a.code, a.err)
 	}
 	// Through the client: an unsigned 401, no retry storm, handler untouched.
-	c := NewClient(f.ts.URL, []byte("another secret"), time.Second)
+	c := NewClient(f.ts.URL, []byte("another secret"), time.Second, clientNames)
 	_, _, _, err := c.Status(t.Context())
 	var pe *Error
 	if !errors.As(err, &pe) || pe.Code != 401 || pe.Verified {
@@ -99,7 +99,7 @@ func TestServerRejectsUnknownChallenge(t *testing.T) {
 	ch := strings.Repeat("0", 64) // well formed, never issued
 	req, _ := http.NewRequest(http.MethodGet, f.ts.URL+"/v1/status", nil)
 	req.Header.Set(hdrChallenge, ch)
-	req.Header.Set(hdrSignature, fmt.Sprintf("%x", requestMAC(testSecret, "GET", "/v1/status", ch, nil)))
+	req.Header.Set(hdrSignature, fmt.Sprintf("%x", requestMAC(testSecret, clientNames.Self, clientNames.Peer, "GET", "/v1/status", ch, nil)))
 	if a := send(t, req); a.code != http.StatusUnauthorized || a.err != msgStale {
 		t.Fatalf("got %d %q", a.code, a.err)
 	}
@@ -222,11 +222,11 @@ func TestServerHandlerErrors(t *testing.T) {
 
 func TestServerWithoutSecretRefuses(t *testing.T) {
 	h := &fakeHandler{}
-	srv := newServer(nil, h, nil, time.Now)
+	srv := newServer(nil, serverNames, h, nil, time.Now)
 	ch := srv.ch.issue()
 	req, _ := http.NewRequest(http.MethodGet, "/v1/status", nil)
 	req.Header.Set(hdrChallenge, ch)
-	req.Header.Set(hdrSignature, fmt.Sprintf("%x", requestMAC(nil, "GET", "/v1/status", ch, nil)))
+	req.Header.Set(hdrSignature, fmt.Sprintf("%x", requestMAC(nil, clientNames.Self, clientNames.Peer, "GET", "/v1/status", ch, nil)))
 	rec := newRecorder()
 	srv.ServeHTTP(rec, req)
 	if rec.Code != http.StatusInternalServerError || h.count() != 0 {
@@ -268,7 +268,7 @@ func TestChallengeFloodDoesNotEvictThePeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	req.Header.Set(hdrChallenge, got.Challenge)
-	req.Header.Set(hdrSignature, hex.EncodeToString(requestMAC(testSecret, http.MethodGet, "/v1/status", got.Challenge, nil)))
+	req.Header.Set(hdrSignature, hex.EncodeToString(requestMAC(testSecret, clientNames.Self, clientNames.Peer, http.MethodGet, "/v1/status", got.Challenge, nil)))
 	if a := send(t, req); a.code != http.StatusOK {
 		t.Fatalf("the peer's request after the flood: %d %q", a.code, a.err)
 	}

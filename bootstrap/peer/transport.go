@@ -66,7 +66,7 @@ func (c *Client) exchange(ctx context.Context, method, path, ch string, body []b
 		return reply{}, fmt.Errorf("peer %s: %w", path, err)
 	}
 	req.Header.Set(hdrChallenge, ch)
-	req.Header.Set(hdrSignature, hex.EncodeToString(requestMAC(c.secret, method, req.URL.Path, ch, body)))
+	req.Header.Set(hdrSignature, hex.EncodeToString(requestMAC(c.secret, c.names.Self, c.names.Peer, method, req.URL.Path, ch, body)))
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -82,7 +82,12 @@ func (c *Client) exchange(ctx context.Context, method, path, ch string, body []b
 	r := reply{code: resp.StatusCode, body: b}
 	if sig := resp.Header.Get(hdrRespSignature); sig != "" {
 		r.signed = true
-		r.verified = macMatches(sig, responseMAC(c.secret, ch, b))
+		// Signed by the peer for this node; or the old way, by a peer not
+		// yet upgraded (legacyResponseMAC). This version signs the old way
+		// only its answers to such a peer's requests, so while no old
+		// agent runs no answer of this node's own can pass as the peer's.
+		r.verified = macMatches(sig, responseMAC(c.secret, c.names.Peer, c.names.Self, ch, b)) ||
+			macMatches(sig, legacyResponseMAC(c.secret, ch, b))
 	}
 	if next := resp.Header.Get(hdrNextChallenge); r.verified && wellFormedChallenge(next) {
 		c.keep(next)
