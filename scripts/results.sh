@@ -41,6 +41,18 @@ for line in sys.stdin:
 	echo "|---|---|---|---|---|"
 	{ grep -sh '^RESULT {"scenario":"[^"]*","rto_ms"' "$log" || true; } | row scenario,rto_ms,acked,lost,archived
 	echo
+	echo "## The leader's peer API flooded from the LAN (\`TestPeerAPIFlood\`)"
+	echo
+	echo "For 60 s the client's namespace sends unauthenticated requests back to back over 16 kept-alive connections"
+	echo "(challenges, forged statuses and hand-overs) and holds up to 2,000 half-sent requests open, while the pair takes"
+	echo "writes. Required: no role change, the follower's probes of the leader at least 99% answered, the leader's agent at"
+	echo "most twice its idle resident memory, nothing lost. \`slow held peak\`: half-sent requests open at once, as the"
+	echo "flooder counted them (the server closes those over its per-source cap as it accepts them)."
+	echo
+	echo "| requests/s sent | answered | of them 429 | slow held peak | agent RSS idle MiB | agent RSS peak MiB | follower probes | answered % | role changed | acked | lost |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|"
+	{ grep -sh '^RESULT {"scenario":"peer-api-flood"' "$log" || true; } | row requests_per_s,answered,refused_429,slow_held_peak,agent_rss_idle_mib,agent_rss_peak_mib,follower_probes,follower_probes_ok_pct,role_changed,acked,lost
+	echo
 	echo "## Deterministic simulation of the decision loops (\`bootstrap/agent\`, in \`make test\`)"
 	echo
 	echo "Two real agents on fakes of PostgreSQL, Kine, the link and the clock; invariants checked after every round."

@@ -19,6 +19,8 @@ type metrics struct {
 	state             *prometheus.GaugeVec
 	term              prometheus.Gauge
 	peerReachable     prometheus.Gauge
+	peerProbes        prometheus.Counter
+	peerProbeFailures prometheus.Counter
 	sync              prometheus.Gauge
 	lagBytes          prometheus.Gauge
 	paused            prometheus.Gauge
@@ -45,6 +47,8 @@ func newMetrics() *metrics {
 		state:             prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "twonode", Name: "state", Help: "1 for the agent's current state."}, []string{"state"}),
 		term:              g("term", "Current term: bumped at every change of who writes."),
 		peerReachable:     g("peer_reachable", "1 when the peer's agent answered the last probe."),
+		peerProbes:        prometheus.NewCounter(prometheus.CounterOpts{Namespace: "twonode", Name: "peer_probes_total", Help: "Ticks that probed the peer's agent."}),
+		peerProbeFailures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "twonode", Name: "peer_probe_failures_total", Help: "Ticks whose probe of the peer's agent got no believable answer."}),
 		sync:              g("replication_synchronous", "1 when replication to the follower is synchronous."),
 		lagBytes:          g("replication_lag_bytes", "Leader: WAL bytes the follower has not flushed yet (-1 when not streaming)."),
 		paused:            g("paused", "1 while probing and promotion are paused."),
@@ -60,7 +64,7 @@ func newMetrics() *metrics {
 		addrHeld:         g("address_held", "1 while this node's decisions put the pair's address here (absent: no vip configured)."),
 		addrFailing:      g("address_failing", "1 while the pair's address cannot be taken or given up as decided (see the log)."),
 	}
-	m.reg.MustRegister(m.state, m.term, m.peerReachable, m.sync, m.lagBytes, m.paused, m.lastFailover,
+	m.reg.MustRegister(m.state, m.term, m.peerReachable, m.peerProbes, m.peerProbeFailures, m.sync, m.lagBytes, m.paused, m.lastFailover,
 		m.promoteSeconds, m.archivedRows, m.transitions, m.failedTransitions, m.waiting, prometheus.NewGoCollector())
 	return m
 }
@@ -79,6 +83,10 @@ func (m *metrics) update(a *Agent, obs observed) {
 	}
 	m.term.Set(float64(st.Term))
 	m.peerReachable.Set(b2f(obs.o.Peer.AgentUp))
+	m.peerProbes.Inc()
+	if !obs.o.Peer.AgentUp {
+		m.peerProbeFailures.Inc()
+	}
 	m.sync.Set(b2f(mach.State == fsm.Leader))
 	m.lagBytes.Set(float64(obs.pg.PeerFlushLagBytes))
 	m.paused.Set(b2f(obs.o.Now.Before(obs.o.Self.PausedUntil)))

@@ -237,6 +237,16 @@ func (c *Cluster) AgentExited(name string) bool {
 	return true
 }
 
+// AgentPID is the process ID of the node's running agent (0: none runs).
+func (c *Cluster) AgentPID(name string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := c.Nodes[name]; n.proc != nil && n.proc.Running() {
+		return n.proc.Pid()
+	}
+	return 0
+}
+
 // StopAgent stops only the agent (SIGTERM, or SIGKILL when kill): PostgreSQL
 // and Kine go on.
 func (c *Cluster) StopAgent(name string, kill bool) error {

@@ -24,13 +24,7 @@ const (
 // agent needs a few milliseconds a second: a share below that starves it. Children the agent starts
 // meanwhile (pg_ctl, pg_rewind) inherit the limit.
 func (c *Cluster) StarveAgent(name string, share time.Duration) (release func() error, err error) {
-	c.mu.Lock()
-	n := c.Nodes[name]
-	var pid int
-	if n.proc != nil && n.proc.Running() {
-		pid = n.proc.Pid()
-	}
-	c.mu.Unlock()
+	pid := c.AgentPID(name)
 	if pid == 0 {
 		return nil, fmt.Errorf("cluster: %s's agent is not running", name)
 	}
