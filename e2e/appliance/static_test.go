@@ -537,6 +537,41 @@ func TestDocsNames(t *testing.T) {
 	t.Logf("checked %d names in %d documents; Earthfile targets: %s", checked, len(docs), strings.Join(e.targetsIn, " "))
 }
 
+// TestDocsTestNames: every test docs/security.md names as the one that
+// shows a defence exists, so the threat model cannot point at a test that
+// was renamed or removed.
+func TestDocsTestNames(t *testing.T) {
+	root := repoRoot(t)
+	doc, err := os.ReadFile(filepath.Join(root, "docs/security.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	funcRE := regexp.MustCompile(`(?m)^func ((?:Test|Fuzz)[A-Za-z0-9_]+)\(`)
+	err = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, "_test.go") {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		for _, m := range funcRE.FindAllSubmatch(b, -1) {
+			have[string(m[1])] = true
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := regexp.MustCompile("`((?:Test|Fuzz)[A-Za-z0-9_]+)`").FindAllSubmatch(doc, -1)
+	if len(named) < 10 {
+		t.Fatalf("docs/security.md names %d tests: is its table gone?", len(named))
+	}
+	for _, m := range named {
+		if !have[string(m[1])] {
+			t.Errorf("docs/security.md names %s, which no test file defines", m[1])
+		}
+	}
+}
+
 // TestStaticPluginBuilt: the Earthfile and the appliance need the Kairos
 // plugin's package; TWONODE_ALLOW_MISSING_PLUGIN=1 is the only way past it.
 func TestStaticPluginBuilt(t *testing.T) {
