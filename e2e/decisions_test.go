@@ -337,7 +337,7 @@ func leaderOf(t *testing.T, c *cluster.Cluster) string {
 // and reports those that are not.
 func archivedOf(t *testing.T, c *cluster.Cluster, node string, lost []harness.Op) int {
 	t.Helper()
-	rows, err := harness.ReadArchives(c.Nodes[node].DataDir() + "/archive")
+	rows, err := c.Archives(node)
 	if err != nil {
 		t.Fatal(err)
 	}

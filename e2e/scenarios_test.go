@@ -154,7 +154,7 @@ func TestSplitBrain(t *testing.T) {
 	wait(t, c, "b", 30*time.Second, "leader")
 	acked := append(append(before.Acked(), wa.Acked()...), wb.Acked()...)
 	lost := verify(t, ts, "b", acked)
-	rows, err := harness.ReadArchives(c.Nodes["a"].DataDir() + "/archive")
+	rows, err := c.Archives("a")
 	if err != nil {
 		t.Fatal(err)
 	}

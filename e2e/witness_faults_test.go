@@ -42,7 +42,7 @@ func archivedRows(t *testing.T, c *cluster.Cluster) int {
 	t.Helper()
 	n := 0
 	for _, node := range []string{"a", "b"} {
-		rows, err := harness.ReadArchives(c.Nodes[node].DataDir() + "/archive")
+		rows, err := c.Archives(node)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -44,6 +44,9 @@ type Deps struct {
 	// Watchdog resets the node if the agent hangs while the witness may
 	// hold its lease (nil: none).
 	Watchdog Watchdog
+	// Secret is the cluster secret: split-brain archives are sealed with a
+	// key derived from it (bootstrap/archive).
+	Secret []byte
 	// VIP is the pair's stable API address (*vip.VIP; nil: none). It is on
 	// this node exactly while this node's Kine serves its own database:
 	// taken once fsm.KineLocal's Kine is ready, given up before fsm.KineStop

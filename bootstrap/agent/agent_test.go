@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twonode-edge/twonode/bootstrap/archive"
 	"github.com/twonode-edge/twonode/bootstrap/config"
 	"github.com/twonode-edge/twonode/bootstrap/fsm"
 	"github.com/twonode-edge/twonode/bootstrap/peer"
@@ -36,7 +37,7 @@ func newRig(t *testing.T, name, peerName string) *rig {
 	cfg.Timers.BootGrace = 5 * time.Second
 	r := &rig{t: t, db: &fakeDB{}, peer: &fakePeer{}, kine: &fakeKine{}, now: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
 	a, err := New(&cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), Deps{
-		DB: r.db, Kine: r.kine, Peer: r.peer,
+		DB: r.db, Kine: r.kine, Peer: r.peer, Secret: []byte("test secret"),
 		PingPeer: func(context.Context) error {
 			if r.pgUp {
 				return nil
@@ -203,13 +204,26 @@ func TestSplitLoserArchives(t *testing.T) {
 	if s := r.tick(1); s != fsm.Joining {
 		t.Fatalf("state %s, want joining", s)
 	}
-	files, _ := filepath.Glob(filepath.Join(r.a.cfg.DataDir, "archive", "*.jsonl"))
-	if len(files) != 1 {
-		t.Fatalf("archive files %v", files)
+	files, _ := archive.Files(filepath.Join(r.a.cfg.DataDir, "archive"))
+	if len(files) != 1 || !strings.HasSuffix(files[0], archive.Ext) {
+		t.Fatalf("archive files %v, want one sealed", files)
 	}
 	fi, _ := os.Stat(files[0])
 	if fi.Mode().Perm() != 0o600 {
 		t.Fatalf("archive mode %v", fi.Mode())
+	}
+	raw, _ := os.ReadFile(files[0])
+	if strings.Contains(string(raw), `"/x"`) {
+		t.Fatal("the archive holds its row in clear")
+	}
+	f, err := archive.Open(files[0], []byte("test secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := io.ReadAll(f)
+	f.Close()
+	if err != nil || !strings.Contains(string(text), `{"id":5,"name":"/x"}`) {
+		t.Fatalf("the archive reads %q, %v", text, err)
 	}
 	rep := (&LocalHandler{r.a}).Status(context.Background())
 	if len(rep.Archives) != 1 || rep.Archives[0].Rows != 1 || rep.Archives[0].Winner != "b" {

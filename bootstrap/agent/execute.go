@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/twonode-edge/twonode/bootstrap/archive"
 	"github.com/twonode-edge/twonode/bootstrap/fsm"
 	"github.com/twonode-edge/twonode/bootstrap/localapi"
 	"github.com/twonode-edge/twonode/bootstrap/peer"
@@ -314,19 +315,16 @@ func (a *Agent) archive(ctx context.Context, split bool) error {
 		return err
 	}
 	now := a.d.Now()
-	path := filepath.Join(dir, fmt.Sprintf("split-term%d-%d.jsonl", st.Term, now.Unix()))
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	path := filepath.Join(dir, fmt.Sprintf("split-term%d-%d%s", st.Term, now.Unix(), archive.Ext))
+	f, err := archive.Create(path, a.d.Secret) // sealed: it holds Secrets' values
 	if err != nil {
 		return err
 	}
 	n, err := db.Archive(ctx, st.ForkRev, f, postgres.ArchiveHeader{
 		Node: a.cfg.Node.Name, Winner: a.cfg.Peer.Name, Term: st.Term, ForkRev: st.ForkRev, Created: now,
 	})
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
-		err = cerr
+		err = cerr // sealed and synced
 	}
 	if err != nil {
 		os.Remove(path)

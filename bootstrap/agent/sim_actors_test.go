@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/twonode-edge/twonode/bootstrap/archive"
 	"github.com/twonode-edge/twonode/bootstrap/peer"
 	"github.com/twonode-edge/twonode/bootstrap/postgres"
 )
@@ -594,15 +594,20 @@ func (c simPeer) Follow(_ context.Context, r peer.FollowRequest) error {
 // archive was written in a same-term split (the loser's term equal to the
 // winner's).
 func archivedWrites(n *simNode) (map[int]bool, error) {
-	files, err := filepath.Glob(filepath.Join(n.cfg.DataDir, "archive", "*.jsonl"))
+	files, err := archive.Files(filepath.Join(n.cfg.DataDir, "archive"))
 	if err != nil {
 		return nil, err
 	}
 	ids := map[int]bool{}
 	for _, f := range files {
-		b, err := os.ReadFile(f)
+		r, err := archive.Open(f, simSecret)
 		if err != nil {
 			return nil, err
+		}
+		b, err := io.ReadAll(r)
+		r.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
 		}
 		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 		var h simArchiveHeader

@@ -297,6 +297,7 @@ func (w *simWorld) boot(n *simNode) error {
 	inst := &simInst{w: w, n: n}
 	d := Deps{
 		DB: simDB{inst}, Kine: simKine{inst}, Peer: simPeer{inst}, PingPeer: inst.ping, Now: w.clock, VIP: simAddress{inst},
+		Secret: simSecret,
 		FreeBytes: func(string) (uint64, error) {
 			if n.diskFull {
 				return 0, nil
@@ -485,3 +486,7 @@ func (w *simWorld) step(ctx context.Context) {
 	w.inv.check(w)
 	w.now = w.now.Add(w.probe)
 }
+
+// simSecret is the simulated pair's cluster secret (its archives are
+// sealed with it).
+var simSecret = []byte("the simulated pair's secret")

@@ -137,10 +137,11 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 		addr = v
 	}
 	a, err := agent.New(cfg, log, agent.Deps{
-		Now:  now,
-		DB:   pg,
-		Kine: kr,
-		Peer: pc,
+		Secret: secret,
+		Now:    now,
+		DB:     pg,
+		Kine:   kr,
+		Peer:   pc,
 		PingPeer: func(ctx context.Context) error {
 			return postgres.Ping(ctx, cfg.Peer.Address, cfg.Postgres.Port, kinePW)
 		},

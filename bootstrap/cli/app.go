@@ -29,6 +29,7 @@ func App() *cli.App {
 			promoteCommand(),
 			switchoverCommand(),
 			fsmCommand(),
+			archiveCommand(),
 			waitDatastoreCommand(),
 		},
 	}

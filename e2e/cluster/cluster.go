@@ -20,6 +20,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/twonode-edge/twonode/bootstrap/config"
 	"github.com/twonode-edge/twonode/bootstrap/localapi"
 	"github.com/twonode-edge/twonode/e2e/harness"
 )
@@ -235,6 +236,20 @@ func (c *Cluster) AgentExited(name string) bool {
 	}
 	n.proc = nil
 	return true
+}
+
+// Archives reads every split-brain archive the node wrote (sealed with the
+// pair's secret, which it reads as the agent does).
+func (c *Cluster) Archives(name string) ([]harness.ArchiveRow, error) {
+	cfg, err := config.Load(filepath.Join(c.Nodes[name].Dir, "config.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	secret, err := cfg.ReadSecret()
+	if err != nil {
+		return nil, err
+	}
+	return harness.ReadArchives(filepath.Join(c.Nodes[name].DataDir(), "archive"), secret)
 }
 
 // AgentPID is the process ID of the node's running agent (0: none runs).

@@ -9,14 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/twonode-edge/twonode/bootstrap/archive"
 )
 
 // Verify reads every acked key through c and returns the acked writes that
@@ -121,17 +121,17 @@ type rawRow struct {
 	OldValueB64    *string  `json:"old_value_b64"`
 }
 
-// ReadArchives parses every *.jsonl file in dir (e.g. <data_dir>/archive of
-// the losing node). A missing dir means no archives (nil, nil).
-func ReadArchives(dir string) ([]ArchiveRow, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+// ReadArchives parses every archive in dir (e.g. <data_dir>/archive of
+// the losing node; sealed ones opened with the pair's secret, see
+// bootstrap/archive). A missing dir means no archives (nil, nil).
+func ReadArchives(dir string, secret []byte) ([]ArchiveRow, error) {
+	files, err := archive.Files(dir)
 	if err != nil {
 		return nil, err
 	}
-	sort.Strings(files)
 	var rows []ArchiveRow
 	for _, f := range files {
-		rs, err := readArchive(f)
+		rs, err := readArchive(f, secret)
 		if err != nil {
 			return rows, err
 		}
@@ -140,8 +140,8 @@ func ReadArchives(dir string) ([]ArchiveRow, error) {
 	return rows, nil
 }
 
-func readArchive(file string) ([]ArchiveRow, error) {
-	f, err := os.Open(file)
+func readArchive(file string, secret []byte) ([]ArchiveRow, error) {
+	f, err := archive.Open(file, secret)
 	if err != nil {
 		return nil, err
 	}

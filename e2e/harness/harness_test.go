@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twonode-edge/twonode/bootstrap/archive"
 )
 
 // TestHarnessSmoke exercises the harness itself against a plain kine on
@@ -490,10 +492,21 @@ func TestArchiveAndResult(t *testing.T) {
 {"id":121,"name":"/e2e/split-b/00000001","created":1,"deleted":0,"create_revision":121,"prev_revision":0,"lease":0,"value_b64":"` + b64("b-1-aa") + `","old_value_b64":null}
 {"id":122,"name":"/e2e/split-b/00000002","created":true,"deleted":false,"create_revision":122,"prev_revision":0,"lease":0,"value_b64":"` + b64("b-2-bb") + `","old_value_b64":""}
 `
-	if err := os.WriteFile(filepath.Join(dir, "split-term7-1735689600.jsonl"), []byte(content), 0o644); err != nil {
+	secret := []byte("the pair's secret")
+	f, err := archive.Create(filepath.Join(dir, "split-term7-1735689600"+archive.Ext), secret)
+	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := ReadArchives(dir)
+	if _, err := f.Write([]byte(content)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadArchives(dir, []byte("another secret")); err == nil {
+		t.Fatal("ReadArchives with another secret: no error")
+	}
+	rows, err := ReadArchives(dir, secret)
 	if err != nil || len(rows) != 2 {
 		t.Fatalf("ReadArchives: %d rows, %v", len(rows), err)
 	}
@@ -509,7 +522,7 @@ func TestArchiveAndResult(t *testing.T) {
 	if len(arch) != 1 || len(unex) != 2 {
 		t.Fatalf("MatchArchive: %v / %v", arch, unex)
 	}
-	if rows, err := ReadArchives(filepath.Join(dir, "none")); err != nil || rows != nil {
+	if rows, err := ReadArchives(filepath.Join(dir, "none"), secret); err != nil || rows != nil {
 		t.Fatalf("missing dir: %v %v", rows, err)
 	}
 

@@ -16,6 +16,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
+	archivefile "github.com/twonode-edge/twonode/bootstrap/archive"
 	"github.com/twonode-edge/twonode/e2e/apiserver"
 	"github.com/twonode-edge/twonode/e2e/cluster"
 	"github.com/twonode-edge/twonode/e2e/harness"
@@ -521,8 +522,7 @@ func (r *rig) archive() (archive workload.Archive, branches []branch, rows int) 
 	r.t.Helper()
 	archive = workload.Archive{}
 	for _, n := range []string{"a", "b"} {
-		dir := filepath.Join(r.c.Nodes[n].DataDir(), "archive")
-		files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+		files, _ := archivefile.Files(filepath.Join(r.c.Nodes[n].DataDir(), "archive"))
 		for _, f := range files {
 			fi, err := os.Stat(f)
 			if err != nil {
@@ -537,7 +537,7 @@ func (r *rig) archive() (archive workload.Archive, branches []branch, rows int) 
 				node: n, from: r.mon.brokeBefore(written).Add(-branchLead), to: r.mon.rejoined(n, written),
 			})
 		}
-		got, err := harness.ReadArchives(dir)
+		got, err := r.c.Archives(n)
 		if err != nil && !os.IsNotExist(err) {
 			r.t.Fatal(err)
 		}
