@@ -162,6 +162,7 @@ func New(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent started", "node", a.cfg.Node.Name, "peer", a.cfg.Peer.Name, "term", a.st.Term,
 		"term_role", a.st.TermRole, "member", a.st.Member, "version", Version)
+	a.pruneArchives()
 	t := time.NewTicker(a.cfg.Timers.ProbeInterval)
 	defer t.Stop()
 	var pending *cmdReq

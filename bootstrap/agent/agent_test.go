@@ -201,8 +201,24 @@ func TestSplitLoserArchives(t *testing.T) {
 	r.db.archived = []string{`{"id":5,"name":"/x"}`}
 	r.peer.up, r.pgUp = true, true
 	r.peer.st = peer.Status{Name: "b", State: "leader_alone", Member: true, Term: 6, TermRole: "leader", PGUp: true, Primary: true}
+	// An older archive, beyond archives.keep once the new one is written.
+	r.a.cfg.Archives.Keep = 1
+	old := filepath.Join(r.a.cfg.DataDir, "archive", "split-term3-1"+archive.Ext)
+	if err := os.MkdirAll(filepath.Dir(old), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(old, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	long := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(old, long, long); err != nil {
+		t.Fatal(err)
+	}
 	if s := r.tick(1); s != fsm.Joining {
 		t.Fatalf("state %s, want joining", s)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Fatalf("the older archive is still there (archives.keep 1): %v", err)
 	}
 	files, _ := archive.Files(filepath.Join(r.a.cfg.DataDir, "archive"))
 	if len(files) != 1 || !strings.HasSuffix(files[0], archive.Ext) {

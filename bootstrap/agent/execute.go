@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/twonode-edge/twonode/bootstrap/archive"
@@ -344,7 +345,7 @@ func (a *Agent) archive(ctx context.Context, split bool) error {
 			"rows", n, "path", path, "winner", a.cfg.Peer.Name, "term", st.Term)
 	}
 	a.met.archivedRows.Add(float64(n))
-	return a.updateState(func(p *Persisted) {
+	if err := a.updateState(func(p *Persisted) {
 		if n > 0 {
 			p.Archives = append(p.Archives, localapi.Archive{Path: path, Rows: n, Term: st.Term, Winner: a.cfg.Peer.Name, Created: now})
 		}
@@ -352,6 +353,30 @@ func (a *Agent) archive(ctx context.Context, split bool) error {
 			p.lostSplit(now)
 		}
 		p.ArchivedTerm = st.Term
+	}); err != nil {
+		return err
+	}
+	if n > 0 {
+		a.pruneArchives()
+	}
+	return nil
+}
+
+// pruneArchives deletes the archives beyond archives.keep and older than
+// archives.max_age (after writing one, and when the agent starts), and
+// forgets them in the state file, whose list status shows. Deleting is
+// best effort: what is left is reported, never fatal.
+func (a *Agent) pruneArchives() {
+	removed, err := archive.Prune(filepath.Join(a.cfg.DataDir, "archive"), a.cfg.Archives.Keep, a.cfg.Archives.MaxAge, time.Now())
+	if err != nil {
+		a.log.Warn("split-brain archives could not all be pruned", "err", err)
+	}
+	if len(removed) == 0 {
+		return
+	}
+	a.log.Info("split-brain archives deleted (archives.keep, archives.max_age)", "paths", removed)
+	a.updateOrKeep("the pruned archives", func(p *Persisted) {
+		p.Archives = slices.DeleteFunc(p.Archives, func(x localapi.Archive) bool { return slices.Contains(removed, x.Path) })
 	})
 }
 

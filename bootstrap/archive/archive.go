@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"filippo.io/age"
 )
@@ -162,4 +163,42 @@ func Files(dir string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// Prune deletes the archives in dir beyond the newest keep, and those
+// modified more than maxAge before now (maxAge 0: none for age). Age and
+// order are the files' modification times, the kernel's (a name's term
+// sorts 10 before 9). It returns the paths it deleted; a file it could not
+// delete is an error, and the others are still pruned.
+func Prune(dir string, keep int, maxAge time.Duration, now time.Time) ([]string, error) {
+	files, err := Files(dir)
+	if err != nil {
+		return nil, err
+	}
+	type aged struct {
+		path string
+		mod  time.Time
+	}
+	var all []aged
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		all = append(all, aged{f, fi.ModTime()})
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].mod.After(all[j].mod) }) // newest first
+	var removed []string
+	var errs []error
+	for i, a := range all {
+		if i < keep && (maxAge == 0 || now.Sub(a.mod) <= maxAge) {
+			continue
+		}
+		if err := os.Remove(a.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, a.path)
+	}
+	return removed, errors.Join(errs...)
 }

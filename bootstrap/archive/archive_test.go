@@ -2,11 +2,14 @@ package archive
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 var secret = []byte("0123456789abcdef0123456789abcdef")
@@ -125,5 +128,37 @@ func TestPlainArchivesOfOlderAgentsAreRead(t *testing.T) {
 	}
 	if files, err := Files(filepath.Join(dir, "none")); err != nil || files != nil {
 		t.Fatalf("Files of a missing dir: %v, %v", files, err)
+	}
+}
+
+func TestPrune(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	// Five archives a day apart, newest first: term 10 sorts before term 9
+	// by name, so age must come from the files, not the names.
+	var paths []string
+	for i, term := range []int{10, 9, 8, 7, 6} {
+		p := filepath.Join(dir, fmt.Sprintf("split-term%d-%d%s", term, 1000+i, Ext))
+		seal(t, p, lines)
+		mod := now.Add(-time.Duration(i) * 24 * time.Hour)
+		if err := os.Chtimes(p, mod, mod); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	removed, err := Prune(dir, 4, 0, now)
+	if err != nil || len(removed) != 1 || removed[0] != paths[4] {
+		t.Fatalf("keep 4: removed %v, %v; want the oldest, %s", removed, err, paths[4])
+	}
+	removed, err = Prune(dir, 4, 36*time.Hour, now)
+	if err != nil || len(removed) != 2 || !slices.Contains(removed, paths[2]) || !slices.Contains(removed, paths[3]) {
+		t.Fatalf("max age 36h: removed %v, %v; want the two older than that", removed, err)
+	}
+	left, _ := Files(dir)
+	if len(left) != 2 || !slices.Contains(left, paths[0]) || !slices.Contains(left, paths[1]) {
+		t.Fatalf("left %v, want the two newest", left)
+	}
+	if removed, err := Prune(filepath.Join(dir, "none"), 1, 0, now); err != nil || removed != nil {
+		t.Fatalf("a missing dir: %v, %v", removed, err)
 	}
 }

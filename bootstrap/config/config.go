@@ -31,6 +31,7 @@ type Config struct {
 	Log             Log           `yaml:"log" usage:"logging"`
 	Witness         Witness       `yaml:"witness" usage:"the third vote"`
 	VIP             VIP           `yaml:"vip" usage:"the pair's stable API address"`
+	Archives        Archives      `yaml:"archives" usage:"split-brain archives"`
 	ClockOffset     time.Duration `yaml:"test_clock_offset" usage:"FOR FAULT TESTS ONLY: added to the agent's wall clock (-24h..24h)"`
 }
 
@@ -70,6 +71,14 @@ type Timers struct {
 	BootGrace        time.Duration `yaml:"boot_grace" usage:"how long a starting agent waits for its peer before acting alone (0s..1h)"`
 	PauseExpiry      time.Duration `yaml:"pause_expiry" usage:"default length of 'twonode pause' (1m..24h)"`
 	PromoteTimeout   time.Duration `yaml:"promote_timeout" usage:"how long a promotion may take (1s..1h)"`
+}
+
+// Archives bounds the split-brain archives a node keeps (sealed, in
+// <data_dir>/archive): evidence an operator reads, not a store; pruned when
+// one is written and when the agent starts.
+type Archives struct {
+	Keep   int           `yaml:"keep" usage:"archives kept; the oldest beyond are deleted (1..1000)"`
+	MaxAge time.Duration `yaml:"max_age" usage:"archives older than this are deleted; 0s: kept however old (0s, or 24h..87600h)"`
 }
 
 // API are the agent's listeners.
@@ -185,6 +194,7 @@ func Default() Config {
 			Level:  "info",
 			Format: "text",
 		},
+		Archives: Archives{Keep: 20, MaxAge: 90 * 24 * time.Hour},
 		Witness: Witness{
 			DialTimeout:     2 * time.Second,
 			RequestTimeout:  time.Second,

@@ -167,15 +167,15 @@ func TestParseErrors(t *testing.T) {
 		{"a bare value, never echoed", "0123456789abcdef0123456789abcdef\n",
 			"the config must be a YAML mapping with keys such as node: and peer: (got a single value on line 1)"},
 		{"unknown top-level key", minimal + "nodes: {name: a}\n",
-			"nodes (line 5): unknown key; the top level has node, peer, secret_file, preferred_leader, failover, data_dir, run_dir, postgres, kine, timers, api, log, witness, vip, test_clock_offset"},
+			"nodes (line 5): unknown key; the top level has node, peer, secret_file, preferred_leader, failover, data_dir, run_dir, postgres, kine, timers, api, log, witness, vip, archives, test_clock_offset"},
 		{"unknown nested key", minimal + "timers:\n  probe_interval: 1s\n  probe_intervall: 2s\n",
 			"timers.probe_intervall (line 7): unknown key; timers has probe_interval, probe_timeout, failure_threshold, boot_grace, pause_expiry, promote_timeout"},
 		{"unknown key in node", "node:\n  name: a\n  adress: 10.0.0.1\n",
 			"node.adress (line 3): unknown key; node has name, address"},
 		{"wrong case", minimal + "Data_Dir: /x\n",
-			"Data_Dir (line 5): unknown key; the top level has node, peer, secret_file, preferred_leader, failover, data_dir, run_dir, postgres, kine, timers, api, log, witness, vip, test_clock_offset"},
+			"Data_Dir (line 5): unknown key; the top level has node, peer, secret_file, preferred_leader, failover, data_dir, run_dir, postgres, kine, timers, api, log, witness, vip, archives, test_clock_offset"},
 		{"odd key", minimal + "\"a b\": 1\n",
-			`"a b" (line 5): unknown key; the top level has node, peer, secret_file, preferred_leader, failover, data_dir, run_dir, postgres, kine, timers, api, log, witness, vip, test_clock_offset`},
+			`"a b" (line 5): unknown key; the top level has node, peer, secret_file, preferred_leader, failover, data_dir, run_dir, postgres, kine, timers, api, log, witness, vip, archives, test_clock_offset`},
 		{"duration without a unit", minimal + "timers: {probe_interval: 500}\n",
 			"timers.probe_interval (line 5): a duration needs a unit, such as 500ms, 500s or 500m (got 500)"},
 		{"zero duration without a unit", minimal + "timers: {boot_grace: 0}\n",
@@ -209,7 +209,7 @@ func TestParseErrors(t *testing.T) {
 		{"syntax error", "node: [\n", "invalid YAML: line 1: did not find expected node content"},
 		{"tab indentation", "node:\n\tname: a\n", "invalid YAML: line 2: found character that cannot start any token"},
 		{"several at once", "nodes: 1\ntimers:\n  probe_interval: 1\n  pause_expiry: x\n",
-			"nodes (line 1): unknown key; the top level has node, peer, secret_file, preferred_leader, failover, data_dir, run_dir, postgres, kine, timers, api, log, witness, vip, test_clock_offset\n" +
+			"nodes (line 1): unknown key; the top level has node, peer, secret_file, preferred_leader, failover, data_dir, run_dir, postgres, kine, timers, api, log, witness, vip, archives, test_clock_offset\n" +
 				"timers.probe_interval (line 3): a duration needs a unit, such as 1ms, 1s or 1m (got 1)\n" +
 				`timers.pause_expiry (line 4): must be a duration such as 500ms, 30s or 2h (got "x")`},
 		{"decodes, then fails validation", "node: {name: a}\n",

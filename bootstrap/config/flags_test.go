@@ -67,6 +67,8 @@ func TestFlagNames(t *testing.T) {
 		{"witness-watchdog-timeout", "TWONODE_WITNESS_WATCHDOG_TIMEOUT"},
 		{"vip-address", "TWONODE_VIP_ADDRESS"},
 		{"vip-interface", "TWONODE_VIP_INTERFACE"},
+		{"archives-keep", "TWONODE_ARCHIVES_KEEP"},
+		{"archives-max-age", "TWONODE_ARCHIVES_MAX_AGE"},
 		{"test-clock-offset", "TWONODE_TEST_CLOCK_OFFSET"},
 	}
 	flags := Flags()

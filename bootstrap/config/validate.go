@@ -198,6 +198,12 @@ func (c *Config) Validate() error {
 	if c.VIP.On() || c.VIP.Interface != "" {
 		p.vip(c.VIP, nodeAddr, peerAddr)
 	}
+	if c.Archives.Keep < 1 || c.Archives.Keep > 1000 {
+		p.add("archives.keep", "must be between 1 and 1000 (got %d)", c.Archives.Keep)
+	}
+	if c.Archives.MaxAge != 0 {
+		p.between("archives.max_age", c.Archives.MaxAge, 24*time.Hour, 10*365*24*time.Hour)
+	}
 
 	p.between("test_clock_offset", c.ClockOffset, -maxClockOffset, maxClockOffset)
 

@@ -244,6 +244,8 @@ func TestValidateErrors(t *testing.T) {
 		{"watchdog slower than the lease", func(c *Config) { withWitness(c); c.Witness.WatchdogTimeout = 4 * time.Second },
 			"witness.watchdog_timeout: must be at most lease_ttl/2 - request_timeout - probe_interval (3.5s), or a hung agent's node would reset after its lease expired (got 4s)"},
 		{"failover unknown", func(c *Config) { c.Failover = "automatic" }, `failover: must be auto or manual (got "automatic")`},
+		{"no archive kept", func(c *Config) { c.Archives.Keep = 0 }, `archives.keep: must be between 1 and 1000 (got 0)`},
+		{"archives kept for an hour", func(c *Config) { c.Archives.MaxAge = time.Hour }, `archives.max_age: must be between 24h and 87600h (got 1h)`},
 		{"witness policy unknown", func(c *Config) { c.Witness.Unreachable = "retry" }, `witness.unreachable: must be wait or promote (got "retry")`},
 		{"witness dial timeout too short", func(c *Config) { c.Witness.DialTimeout = time.Millisecond },
 			"witness.dial_timeout: must be between 100ms and 1m (got 1ms)"},
@@ -321,6 +323,7 @@ func TestValidateReportsEverything(t *testing.T) {
 		"timers.pause_expiry", "timers.promote_timeout",
 		"api.peer_port", "api.socket", "log.level", "log.format",
 		"witness.dial_timeout", "witness.request_timeout", "witness.lease_ttl", "witness.unreachable", "witness.watchdog_timeout",
+		"archives.keep",
 	}
 	if strings.Join(fields, " ") != strings.Join(want, " ") {
 		t.Fatalf("fields reported:\n got %v\nwant %v\nerror:\n%v", fields, want, err)
