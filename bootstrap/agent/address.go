@@ -95,9 +95,9 @@ func (a *Agent) keepAddress(ctx context.Context, m fsm.Machine, o fsm.Observatio
 	a.addressResult(true, err)
 }
 
-// stalled: a tick outlasted the address's lifetime (the node frozen, the
-// agent stopped, or only long actions such as initdb: either way what it
-// observed is that old). It renewed nothing, and the kernel let the address
+// stalled: a tick, or the wait for the next one, outlasted the address's
+// lifetime (the node frozen, the agent stopped, or only long actions such
+// as initdb: either way what it observed is that old). It renewed nothing, and the kernel let the address
 // lapse; the next ticks put it back only on the terms of a set-aside one
 // (fsm.Machine.HoldsAddress), since what they see first may be older than
 // what the peer did meanwhile.
@@ -115,7 +115,7 @@ func (a *Agent) stalled(started time.Time, took time.Duration) {
 	}
 	a.mu.Unlock()
 	if parked {
-		a.log.Warn("a tick outlasted the address's lifetime (long actions, or this node stalled): what it saw is old, so the pair's address is set aside until the peer is seen not to lead", "took", took.Round(time.Millisecond))
+		a.log.Warn("the agent stalled longer than the address's lifetime (a long tick, or a wait for the next one: long actions, or this node frozen or starved): what it saw is old, so the pair's address is set aside until the peer is seen not to lead", "took", took.Round(time.Millisecond))
 	}
 }
 

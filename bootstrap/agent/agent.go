@@ -82,7 +82,8 @@ type Agent struct {
 	failStart   time.Time     // first failed probe of the current outage
 	failover    time.Duration // detection to serving, last promotion
 	backoff     time.Duration // after a failed transition
-	retryAt     time.Time
+	retry       retryWait
+	lastKept    time.Time // when the last tick last kept (or set aside) the address
 	lastErr     string
 	pgSlow      int             // consecutive ticks whose local PostgreSQL status timed out
 	loggedWrite time.Time       // the last write a pending split logged
@@ -186,6 +187,16 @@ func (a *Agent) tick(ctx context.Context, req *cmdReq) {
 		cmd = req.cmd
 	}
 	started := a.d.Now()
+	if idle := started.Sub(a.lastKept); !a.lastKept.IsZero() && idle > a.cfg.AddressLifetime() {
+		// Stalled since the last tick kept the address (frozen, or starved
+		// of CPU): as after a stalled tick, the address is set aside and
+		// the witness read afresh before anything is decided. Found by the
+		// matrix's frozen leader: frozen at the end of a tick, it put the
+		// address back at its first tick after the thaw, beside the new
+		// leader's, for 0.7 s.
+		a.stalled(a.lastKept, idle)
+		a.rereadWitness()
+	}
 	obs := a.observe(ctx, cmd)
 
 	a.mu.Lock()
@@ -202,8 +213,8 @@ func (a *Agent) tick(ctx context.Context, req *cmdReq) {
 
 	var err error
 	if d.Changed {
-		if now := obs.o.Now; now.Before(a.retryAt) {
-			next, err = d.Hold, fmt.Errorf("waiting %s before retrying: %s", a.retryAt.Sub(now).Round(time.Millisecond), a.lastErr)
+		if now := obs.o.Now; a.retry.holds(d, now) {
+			next, err = d.Hold, fmt.Errorf("waiting %s before retrying: %s", a.retry.at.Sub(now).Round(time.Millisecond), a.lastErr)
 		} else if err = a.executeWatched(ctx, d, obs); err != nil {
 			next = d.Hold
 			a.failed(d, err)
@@ -229,10 +240,15 @@ func (a *Agent) tick(ctx context.Context, req *cmdReq) {
 	// the new leader's.
 	if took := a.d.Now().Sub(started); took > a.cfg.AddressLifetime() {
 		a.stalled(started, took)
+		a.rereadWitness()
 	} else if err == nil {
 		a.keepAddress(ctx, next, obs.o)
 	}
 	a.tendWatchdog(a.d.Now())
+	// What follows (the slot, the metrics, the reply) and the wait for
+	// the next tick count as idle: measured, a freeze during EnsureSlot
+	// went unnoticed when idle counted from the end of the tick.
+	a.lastKept = a.d.Now()
 	if next.State.IsLeader() && obs.pg.Up && !obs.pg.InRecovery {
 		// The peer's slot may be missing after a rewind or a new follower.
 		if err := a.d.DB.EnsureSlot(ctx, slotName(a.cfg.Peer.Name)); err != nil {
@@ -256,6 +272,28 @@ func (a *Agent) executeWatched(ctx context.Context, d fsm.Decision, obs observed
 
 func slotName(node string) string { return postgres.SlotName(node) }
 
+// retryWait is the back-off after a failed transition: until at, the
+// transition row (transitionKey) waits. Only that one: another decision,
+// taken on what a tick observed, runs at once. Found by the matrix's frozen
+// leader with a witness: thawed, the leader tried to go on alone, the
+// witness refused (the follower had taken over), and the back-off then held
+// the next tick's "the peer has newer state" for 1.2 s while its Kine
+// answered reads from the history the pair had set aside.
+type retryWait struct {
+	at  time.Time
+	row string
+}
+
+// holds reports whether d must wait: it retries the failed row too soon.
+func (r retryWait) holds(d fsm.Decision, now time.Time) bool {
+	return now.Before(r.at) && transitionKey(d) == r.row
+}
+
+// transitionKey names a row of the table: from, to and reason.
+func transitionKey(d fsm.Decision) string {
+	return string(d.From) + "|" + string(d.To) + "|" + d.Reason
+}
+
 // failed logs a failed transition once per distinct error and backs off,
 // so that an impossible base backup does not run twice a second.
 func (a *Agent) failed(d fsm.Decision, err error) {
@@ -264,13 +302,16 @@ func (a *Agent) failed(d fsm.Decision, err error) {
 		a.log.Error(fmt.Sprintf("%s → %s failed, will retry: %s", d.From, d.To, d.Reason), "err", err)
 	}
 	a.lastErr = msg
+	if key := transitionKey(d); key != a.retry.row {
+		a.retry.row, a.backoff = key, 0 // another transition's failure starts afresh
+	}
 	switch {
 	case a.backoff == 0:
 		a.backoff = time.Second
 	case a.backoff < 30*time.Second:
 		a.backoff *= 2
 	}
-	a.retryAt = a.d.Now().Add(a.backoff)
+	a.retry.at = a.d.Now().Add(a.backoff)
 	a.met.failedTransitions.Inc()
 }
 
@@ -281,7 +322,7 @@ func (a *Agent) succeeded(d fsm.Decision, now time.Time) {
 	} else {
 		a.log.Info(line)
 	}
-	a.backoff, a.retryAt, a.lastErr = 0, time.Time{}, ""
+	a.backoff, a.retry, a.lastErr = 0, retryWait{}, ""
 	a.mu.Lock()
 	a.lastTrans, a.lastAt = line, now
 	if d.From == fsm.Follower && d.To == fsm.LeaderAlone && !a.failStart.IsZero() {

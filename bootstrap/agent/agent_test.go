@@ -196,6 +196,30 @@ func TestFailedActionIsRetried(t *testing.T) {
 	}
 }
 
+// The back-off after a failed transition holds only that transition: a
+// leader that failed to go on alone, then sees its peer lead again, acts on
+// that at the next tick, not a back-off later.
+func TestBackOffHoldsOnlyTheFailedTransition(t *testing.T) {
+	r := leaderRig(t, 5)
+	r.peer.up, r.pgUp, r.db.peerStreaming = true, true, true
+	r.peer.st = peer.Status{Name: "b", State: "follower", Member: true, Term: 5, TermRole: "follower", PGUp: true}
+	if s := r.tick(2); s != fsm.Leader {
+		t.Fatalf("state %s, want leader", s)
+	}
+	r.db.failOn = "sync(false)"
+	r.peer.up, r.pgUp, r.db.peerStreaming = false, false, false
+	if s := r.tick(3); s != fsm.Leader || r.a.lastErr == "" {
+		t.Fatalf("state %s, error %q: want going alone to have failed", s, r.a.lastErr)
+	}
+	failedAt := r.a.lastTrans
+	r.peer.up, r.pgUp = true, true
+	r.peer.st = peer.Status{Name: "b", State: "leader_alone", Member: true, Term: 6, TermRole: "leader", PGUp: true, Primary: true}
+	r.tick(1) // within the 1 s back-off of the failed one
+	if r.a.lastErr != "" || r.a.lastTrans == failedAt {
+		t.Fatalf("the next tick's decision on the returned peer waited (error %q, last transition %q)", r.a.lastErr, r.a.lastTrans)
+	}
+}
+
 func TestSplitLoserArchives(t *testing.T) {
 	r := leaderRig(t, 5)
 	r.db.archived = []string{`{"id":5,"name":"/x"}`}

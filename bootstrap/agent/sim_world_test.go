@@ -385,7 +385,7 @@ func (w *simWorld) tickNode(ctx context.Context, n *simNode, req *cmdReq) {
 	a, inst := n.agent, n.inst
 	w.settle()
 	a.mu.Lock()
-	before, retryAt := a.m, a.retryAt
+	before, retry := a.m, a.retry
 	a.mu.Unlock()
 	c0 := n.calls
 	a.tick(ctx, req)
@@ -393,7 +393,7 @@ func (w *simWorld) tickNode(ctx context.Context, n *simNode, req *cmdReq) {
 	obs, lastErr := a.last, a.lastErr
 	a.mu.Unlock()
 	_, d := fsm.Step(before, obs.o, a.fcfg)
-	if d.Changed && !obs.o.Now.Before(retryAt) {
+	if d.Changed && !retry.holds(d, obs.o.Now) {
 		ok := lastErr == "" && !inst.dead
 		if w.record {
 			acts := make([]string, len(d.Actions))

@@ -95,6 +95,19 @@ func (a *Agent) readWitness(ctx context.Context, now time.Time) {
 	a.wv.st, a.wv.reachable = st, true
 }
 
+// rereadWitness makes the next tick read the witness through its quorum,
+// steady or not: after a stalled tick this node's view of it is as old as
+// the stall (a steady node reads it only every witness.SteadyRead), and the
+// peer may have claimed a term meanwhile. Found by the matrix's frozen
+// leader with a witness: thawed, the leader decided on its old view to go
+// on alone, learned only from the refused claim that the follower had taken
+// over, and its Kine answered reads from the set-aside history for 2.4 s.
+func (a *Agent) rereadWitness() {
+	a.mu.Lock()
+	a.wv.readAt = time.Time{}
+	a.mu.Unlock()
+}
+
 // witnessFacts is the core's view of the witness. A lease counts only
 // while it outlives the next tick, however long that tick's witness calls
 // take: the row that stops serving without it must run before the

@@ -87,6 +87,16 @@ func NewClient(baseURL string, secret []byte, timeout time.Duration, names Names
 	return c
 }
 
+// minCommandTimeout bounds pause, resume and follow from below: the peer
+// answers them from its agent's loop, after the tick under way, not at
+// once as a status. Measured in the matrix (witness, frozen leader): a
+// follow sent with the 400 ms probe timeout while the new leader was busy
+// was recorded 227 ms after it arrived, its answer came too late five times
+// in a row, and the rejoin waited 18 s in back-off.
+const minCommandTimeout = 2 * time.Second
+
+func (c *Client) commandTimeout() time.Duration { return max(c.timeout, minCommandTimeout) }
+
 // Status asks the peer how it is. sent and received are c.Now read around
 // the request that answered, so the caller estimates the peer's clock
 // offset as s.Now minus their midpoint.
@@ -109,13 +119,13 @@ func (c *Client) Status(ctx context.Context) (s Status, sent, received time.Time
 
 // Pause pauses failover on the peer too.
 func (c *Client) Pause(ctx context.Context, r PauseRequest) error {
-	_, _, err := c.call(ctx, c.timeout, http.MethodPost, "/v1/pause", r, nil)
+	_, _, err := c.call(ctx, c.commandTimeout(), http.MethodPost, "/v1/pause", r, nil)
 	return err
 }
 
 // Resume ends the peer's pause.
 func (c *Client) Resume(ctx context.Context, r ResumeRequest) error {
-	_, _, err := c.call(ctx, c.timeout, http.MethodPost, "/v1/resume", r, nil)
+	_, _, err := c.call(ctx, c.commandTimeout(), http.MethodPost, "/v1/resume", r, nil)
 	return err
 }
 
@@ -131,7 +141,7 @@ func (c *Client) Handover(ctx context.Context, r HandoverRequest) (HandoverRespo
 // Follow tells the leader that this node adopts its term (see
 // FollowRequest); an error means it did not record it.
 func (c *Client) Follow(ctx context.Context, r FollowRequest) error {
-	_, _, err := c.call(ctx, c.timeout, http.MethodPost, "/v1/follow", r, nil)
+	_, _, err := c.call(ctx, c.commandTimeout(), http.MethodPost, "/v1/follow", r, nil)
 	return err
 }
 

@@ -207,12 +207,18 @@ func TestClientDeadlineSilentServer(t *testing.T) {
 	}()
 	c := NewClient("http://"+ln.Addr().String(), testSecret, 200*time.Millisecond, clientNames)
 	start := time.Now()
-	err = c.Pause(t.Context(), PauseRequest{For: 1, By: "a"})
+	_, _, _, err = c.Status(t.Context())
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want a deadline error", err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("returned after %v, the deadline was 200ms", d)
+	}
+	// A command waits for the peer's agent loop: at least minCommandTimeout.
+	start = time.Now()
+	err = c.Pause(t.Context(), PauseRequest{For: 1, By: "a"})
+	if d := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || d < minCommandTimeout || d > minCommandTimeout+time.Second {
+		t.Fatalf("pause: %v after %v, want a deadline error after %v", err, d, minCommandTimeout)
 	}
 	// The caller's own, shorter deadline wins too.
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
