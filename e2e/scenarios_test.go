@@ -3,9 +3,11 @@ package e2e
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/twonode-edge/twonode/e2e/cluster"
 	"github.com/twonode-edge/twonode/e2e/harness"
 )
 
@@ -25,6 +27,7 @@ func TestLeaderCrashThenReturn(t *testing.T) {
 	go w.Run(ctx, 50)
 	putPrevKeyBefore(t, clientOf(ts, "a").Client)
 	time.Sleep(2 * time.Second)
+	diskLatencyShown(t, c)
 
 	if err := c.PowerOff("a"); err != nil {
 		t.Fatal(err)
@@ -249,4 +252,26 @@ func TestPauseRestartsAndBlip(t *testing.T) {
 	acked7 := w7.Acked()
 	lost7 := verify(t, ts, "a", acked7)
 	result(t, harness.Result{Scenario: "blip", Acked: len(acked7), Lost: len(lost7)})
+}
+
+// diskLatencyShown: under writes, the leader's status and `twonode status`
+// show its commit latency (measured by its own tiny commits) and the
+// follower's flush; the follower commits nothing and shows none.
+func diskLatencyShown(t *testing.T, c *cluster.Cluster) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sa, errA := c.Status(ctx, "a")
+	sb, errB := c.Status(ctx, "b")
+	if errA != nil || errB != nil {
+		t.Fatalf("status: %v, %v", errA, errB)
+	}
+	if sa.CommitLatency <= 0 || sb.CommitLatency != 0 {
+		t.Fatalf("commit latency: leader %v, follower %v; want the leader's measured and none on the follower", sa.CommitLatency, sb.CommitLatency)
+	}
+	out, err := c.CLI(ctx, "a", "status")
+	if err != nil || !strings.Contains(out, "Disk latency:") {
+		t.Fatalf("twonode status (%v) shows no disk latency:\n%s", err, out)
+	}
+	t.Logf("leader's commit %v, follower's flush %v", sa.CommitLatency, sa.PeerFlushLag)
 }

@@ -52,6 +52,9 @@ type Deps struct {
 	// taken once fsm.KineLocal's Kine is ready, given up before fsm.KineStop
 	// or fsm.KinePeer touches Kine.
 	VIP Address
+	// ProbeCommit commits one tiny transaction on the local primary and
+	// says how long it took (nil: commit latency is not measured).
+	ProbeCommit func(ctx context.Context) (time.Duration, error)
 }
 
 // Address is what the agent needs of the virtual IP (*vip.VIP).
@@ -72,6 +75,7 @@ type Agent struct {
 	cmds       chan cmdReq
 	lastTickAt atomic.Int64 // unix nanos of the last completed tick, for the watchdog
 	acting     atomic.Bool  // actions are running (a base backup may take minutes)
+	commit     commitMeter
 
 	mu          sync.Mutex
 	st          Persisted
@@ -164,6 +168,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent started", "node", a.cfg.Node.Name, "peer", a.cfg.Peer.Name, "term", a.st.Term,
 		"term_role", a.st.TermRole, "member", a.st.Member, "version", Version)
 	a.pruneArchives()
+	go a.measureCommits(ctx)
 	t := time.NewTicker(a.cfg.Timers.ProbeInterval)
 	defer t.Stop()
 	var pending *cmdReq

@@ -23,6 +23,8 @@ type metrics struct {
 	peerProbeFailures prometheus.Counter
 	sync              prometheus.Gauge
 	lagBytes          prometheus.Gauge
+	commitSeconds     prometheus.Gauge
+	peerFlushSeconds  prometheus.Gauge
 	paused            prometheus.Gauge
 	lastFailover      prometheus.Gauge
 	promoteSeconds    prometheus.Gauge
@@ -51,6 +53,8 @@ func newMetrics() *metrics {
 		peerProbeFailures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "twonode", Name: "peer_probe_failures_total", Help: "Ticks whose probe of the peer's agent got no believable answer."}),
 		sync:              g("replication_synchronous", "1 when replication to the follower is synchronous."),
 		lagBytes:          g("replication_lag_bytes", "Leader: WAL bytes the follower has not flushed yet (-1 when not streaming)."),
+		commitSeconds:     g("commit_seconds", "Leader: the last tiny commit's time on this node's disk, or the one in flight's age if longer (0 on a follower)."),
+		peerFlushSeconds:  g("peer_flush_lag_seconds", "Leader: from flushing recent WAL here to the follower's report that it flushed it (0 when idle or unknown)."),
 		paused:            g("paused", "1 while probing and promotion are paused."),
 		lastFailover:      g("last_failover_seconds", "Last promotion: first failed probe to serving writes."),
 		promoteSeconds:    g("last_pg_promote_seconds", "Duration of the last pg_promote."),
@@ -64,7 +68,7 @@ func newMetrics() *metrics {
 		addrHeld:         g("address_held", "1 while this node's decisions put the pair's address here (absent: no vip configured)."),
 		addrFailing:      g("address_failing", "1 while the pair's address cannot be taken or given up as decided (see the log)."),
 	}
-	m.reg.MustRegister(m.state, m.term, m.peerReachable, m.peerProbes, m.peerProbeFailures, m.sync, m.lagBytes, m.paused, m.lastFailover,
+	m.reg.MustRegister(m.state, m.term, m.peerReachable, m.peerProbes, m.peerProbeFailures, m.sync, m.lagBytes, m.commitSeconds, m.peerFlushSeconds, m.paused, m.lastFailover,
 		m.promoteSeconds, m.archivedRows, m.transitions, m.failedTransitions, m.waiting, prometheus.NewGoCollector())
 	return m
 }
@@ -89,6 +93,8 @@ func (m *metrics) update(a *Agent, obs observed) {
 	}
 	m.sync.Set(b2f(mach.State == fsm.Leader))
 	m.lagBytes.Set(float64(obs.pg.PeerFlushLagBytes))
+	m.commitSeconds.Set(a.commit.latency(time.Now()).Seconds())
+	m.peerFlushSeconds.Set(obs.pg.PeerFlushLag.Seconds())
 	m.paused.Set(b2f(obs.o.Now.Before(obs.o.Self.PausedUntil)))
 	a.mu.Lock()
 	m.lastFailover.Set(a.failover.Seconds())

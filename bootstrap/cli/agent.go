@@ -150,6 +150,7 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 		Witness:       wc,
 		Watchdog:      wd,
 		VIP:           addr,
+		ProbeCommit:   db.ProbeCommit,
 	})
 	if err != nil {
 		return err

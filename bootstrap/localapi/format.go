@@ -55,6 +55,9 @@ func formatStatus(w io.Writer, r StatusReport, now time.Time) {
 	if r.RecentSplits > 0 {
 		row("Recent splits", "%d lost in the last hour: promotion waits longer (flap damping)", r.RecentSplits)
 	}
+	if r.CommitLatency > 0 || r.PeerFlushLag > 0 {
+		row("Disk latency", "%s", diskLatency(r))
+	}
 	if r.DiskFull {
 		row("Disk", "FULL: a leader hands over to its follower; free space in the data directory")
 	}
@@ -140,4 +143,14 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// diskLatency is what a write waits for on each disk, as the leader
+// measures it (a follower measures nothing: it does not commit).
+func diskLatency(r StatusReport) string {
+	here := "commit here " + r.CommitLatency.Round(time.Millisecond).String()
+	if r.PeerFlushLag <= 0 {
+		return here + ", the follower's flush idle or unknown"
+	}
+	return here + ", flush on " + r.Peer + " " + r.PeerFlushLag.Round(time.Millisecond).String()
 }

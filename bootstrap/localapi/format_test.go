@@ -19,7 +19,7 @@ func TestFormatStatus(t *testing.T) {
 		LastFailover: 1234567 * time.Microsecond, ClockOffset: 10 * time.Minute,
 		Archives: []Archive{{Path: "/var/lib/twonode/archive/split-term6-1748000000.jsonl", Rows: 12, Term: 6, Winner: "b",
 			Created: time.Date(2025, 5, 23, 11, 33, 20, 0, time.UTC)}},
-		Version: "v0.1.0",
+		Version: "v0.1.0", CommitLatency: 3 * time.Millisecond, PeerFlushLag: 2500 * time.Microsecond,
 	}
 	var buf bytes.Buffer
 	formatStatus(&buf, r, now)
@@ -34,6 +34,7 @@ func TestFormatStatus(t *testing.T) {
 		line("Last failover", "1.235s from detection to serving"),
 		line("Peer clock", "10m0s ahead of this node"),
 		line("Split-brain archives", "1"),
+		line("Disk latency", "commit here 3ms, flush on b 3ms"),
 		"  PATH                                                   ROWS  TERM  WINNER  CREATED\n",
 		"  /var/lib/twonode/archive/split-term6-1748000000.jsonl  12    6     b       2025-05-23 11:33:20 UTC\n",
 	} {
@@ -52,7 +53,7 @@ func TestFormatStatus(t *testing.T) {
 			t.Errorf("missing %q in\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, "PATH") || strings.Contains(out, "Last failover") {
+	if strings.Contains(out, "PATH") || strings.Contains(out, "Last failover") || strings.Contains(out, "Disk latency") {
 		t.Errorf("empty sections shown:\n%s", out)
 	}
 }

@@ -42,9 +42,16 @@ type StatusReport struct {
 	Waiting string `json:"waiting,omitempty"`
 	// Address is the pair's stable API address and whether this node
 	// holds it ("" without one).
-	Address  string    `json:"address,omitempty"`
-	Archives []Archive `json:"archives"`
-	Version  string    `json:"version"`
+	Address string `json:"address,omitempty"`
+	// CommitLatency (leader) is how long this node's last tiny commit
+	// took, or the one still in flight if longer: what a write feels from
+	// this node's disk. PeerFlushLag (leader) is from this node's flush of
+	// recent WAL to the follower's report that it flushed it too. Zero:
+	// not measured (a follower) or idle.
+	CommitLatency time.Duration `json:"commit_latency_ns,omitempty"`
+	PeerFlushLag  time.Duration `json:"peer_flush_lag_ns,omitempty"`
+	Archives      []Archive     `json:"archives"`
+	Version       string        `json:"version"`
 }
 
 // Archive is one split-brain archive: rows only this node had when it lost

@@ -227,6 +227,18 @@ func TestPair(t *testing.T) {
 			if err := b.m.Start(ctx, true); err != nil {
 				t.Fatalf("Start when running as standby: %v", err)
 			}
+			// The commit probe commits on the primary, is refused on the
+			// standby, and its WAL gives the follower's flush a time.
+			if d, err := b.m.ProbeCommit(ctx); err == nil {
+				t.Fatalf("a commit probe on the standby took %v and did not fail", d)
+			}
+			timings["flush lag measured"] = waitFor(t, 10*time.Second, "a measures b's flush", func() bool {
+				d, err := a.m.ProbeCommit(ctx)
+				if err != nil || d <= 0 {
+					t.Fatalf("commit probe on the primary: %v, %v", d, err)
+				}
+				return a.status(t).PeerFlushLag > 0
+			})
 			if r := maxRev(t, b); r != 51 {
 				t.Fatalf("standby max revision %d, want 51", r)
 			}

@@ -19,7 +19,13 @@ type Status struct {
 	SyncStandbyNames                  string
 	Streaming                         bool  // (primary) the peer's walsender is streaming
 	PeerFlushLagBytes                 int64 // (primary) current - the peer's flush LSN; -1 if no row
-	ReceiverStreaming                 bool  // (standby) the walreceiver is streaming
+	// PeerFlushLag (primary) is pg_stat_replication.flush_lag: from this
+	// server's flush of recent WAL to the standby's report that it flushed
+	// it too, both read on this server's clock. It includes the link; zero
+	// when unknown or idle (PostgreSQL clears it once the standby caught
+	// up and nothing new was written).
+	PeerFlushLag      time.Duration
+	ReceiverStreaming bool // (standby) the walreceiver is streaming
 	// PeerMark changes whenever replication brings a message from the
 	// peer's PostgreSQL (primary: the standby's reply time and flush
 	// position; standby: the receipt time of the last WAL or keepalive and
@@ -125,10 +131,11 @@ func (m *Manager) primaryStatus(ctx context.Context, c querier, st *Status) erro
 	// not: it names itself): prefer the one that streams.
 	var state, mark *string
 	var lag *int64
+	var flushLag *float64
 	err := c.QueryRow(ctx, `SELECT state, (pg_current_wal_lsn() - flush_lsn)::bigint,
-		reply_time::text || ' ' || COALESCE(flush_lsn::text, '') FROM pg_stat_replication
+		reply_time::text || ' ' || COALESCE(flush_lsn::text, ''), EXTRACT(epoch FROM flush_lag)::float8 FROM pg_stat_replication
 		WHERE application_name = $1 ORDER BY state = 'streaming' DESC, flush_lsn DESC NULLS LAST LIMIT 1`, m.s.PeerName).
-		Scan(&state, &lag, &mark)
+		Scan(&state, &lag, &mark, &flushLag)
 	if err != nil {
 		if isNoRows(err) {
 			return nil
@@ -141,6 +148,9 @@ func (m *Manager) primaryStatus(ctx context.Context, c querier, st *Status) erro
 	}
 	if lag != nil {
 		st.PeerFlushLagBytes = *lag
+	}
+	if flushLag != nil {
+		st.PeerFlushLag = time.Duration(*flushLag * float64(time.Second))
 	}
 	return nil
 }

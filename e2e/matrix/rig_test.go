@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	archivefile "github.com/twonode-edge/twonode/bootstrap/archive"
@@ -266,6 +267,30 @@ func (r *rig) finish(fault time.Time) workload.Result {
 	return r.res
 }
 
+// whereNow says, in one line for a failure's message, what each agent
+// reports and whether each node's API server answers its health check:
+// what the log of a CI run needs to tell a stuck server from a stuck pair.
+func (r *rig) whereNow() string {
+	var parts []string
+	for i, n := range []string{"a", "b"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		st, err := r.c.Status(ctx, n)
+		agent := fmt.Sprintf("%s %s term %d replication %s pg_up %v kine %s", st.State, st.Role, st.Term, st.Replication, st.PGUp, st.KineEndpoint)
+		if err != nil {
+			agent = "agent: " + err.Error()
+		}
+		health := "ok"
+		if cs, err := kubernetes.NewForConfig(r.eps[i]); err != nil {
+			health = err.Error()
+		} else if _, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err != nil {
+			health = err.Error()
+		}
+		cancel()
+		parts = append(parts, fmt.Sprintf("%s: %s; API server /readyz: %s", n, agent, health))
+	}
+	return strings.Join(parts, " | ")
+}
+
 // check reads the final state and judges the history.
 func (r *rig) check(fault time.Time, ops []workload.Op) workload.Result {
 	t := r.t
@@ -282,7 +307,7 @@ func (r *rig) check(fault time.Time, ops []workload.Op) workload.Result {
 		time.Sleep(time.Second)
 	}
 	if err != nil {
-		t.Fatalf("reading the final state: %v", err)
+		t.Fatalf("reading the final state: %v; %s", err, r.whereNow())
 	}
 	archive, branches, archivedRows := r.archive()
 	ops = r.w.Ops() // with the final reads

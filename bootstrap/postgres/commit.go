@@ -1,0 +1,36 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// ProbeCommit commits one tiny transaction on the local primary and
+// returns how long the commit took: what a client's write feels from this
+// node's disk (issue 16: a disk that still answers, slowly).
+//
+// The transaction takes a transaction id and nothing else, so its commit
+// writes one WAL record and waits for it to be flushed;
+// synchronous_commit = local keeps the standby out of the figure (the
+// follower's side is pg_stat_replication's flush_lag, Status.PeerFlushLag).
+// It touches no table, so it adds nothing for Kine, the fence or the
+// archive to read; it does move pg_last_committed_xact, which a split
+// compares only when the last Kine write cannot be read (and then every
+// lease renewal moves it too). The connection is made before the clock
+// starts: a slow connect is not a slow disk.
+func (m *Manager) ProbeCommit(ctx context.Context) (time.Duration, error) {
+	c, err := m.local(ctx, "postgres")
+	if err != nil {
+		return 0, err
+	}
+	defer closeQuietly(c)
+	// One round trip (a multi-statement simple query): the figure is the
+	// server's, not the client's scheduling between statements.
+	start := time.Now()
+	_, err = c.Exec(ctx, `BEGIN; SET LOCAL synchronous_commit = local; SELECT txid_current(); COMMIT`)
+	if err != nil {
+		return time.Since(start), fmt.Errorf("postgres: commit probe: %w", err)
+	}
+	return time.Since(start), nil
+}
