@@ -76,6 +76,7 @@ type Agent struct {
 	lastTickAt atomic.Int64 // unix nanos of the last completed tick, for the watchdog
 	acting     atomic.Bool  // actions are running (a base backup may take minutes)
 	commit     commitMeter
+	slow       slowness // under mu
 
 	mu          sync.Mutex
 	st          Persisted

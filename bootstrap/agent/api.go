@@ -113,6 +113,7 @@ func (h *LocalHandler) Status(context.Context) localapi.StatusReport {
 		LastFailover: failover, ClockOffset: st.PairOffset, Archives: st.Archives, Version: Version,
 		DiskFull: last.o.Self.DiskFull, RecentSplits: last.o.Self.RecentSplits, Witness: wit, Waiting: waiting,
 		Address: a.addressText(), CommitLatency: a.commit.latency(time.Now()), PeerFlushLag: last.pg.PeerFlushLag,
+		DiskSlow: slowText(last.o.Self, a.cfg.Peer.Name),
 	}
 	if in := st.Intent; in != nil {
 		r.Unfinished = fmt.Sprintf("%s → %s: %s", in.From, in.To, in.Reason)

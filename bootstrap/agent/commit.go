@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/twonode-edge/twonode/bootstrap/postgres"
 )
 
 // commitMeter is the leader's commit latency, measured by a tiny commit of
@@ -74,4 +76,13 @@ func (a *Agent) measureCommits(ctx context.Context) {
 		cancel()
 		a.commit.end(d, err)
 	}
+}
+
+// commitLatency is the commit meter's figure while this node is a primary,
+// zero otherwise (a follower commits nothing).
+func (a *Agent) commitLatency(pg postgres.Status) time.Duration {
+	if !pg.Up || pg.InRecovery {
+		return 0
+	}
+	return a.commit.latency(time.Now())
 }

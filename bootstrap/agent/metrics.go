@@ -25,6 +25,7 @@ type metrics struct {
 	lagBytes          prometheus.Gauge
 	commitSeconds     prometheus.Gauge
 	peerFlushSeconds  prometheus.Gauge
+	slow              *prometheus.GaugeVec
 	paused            prometheus.Gauge
 	lastFailover      prometheus.Gauge
 	promoteSeconds    prometheus.Gauge
@@ -55,6 +56,8 @@ func newMetrics() *metrics {
 		lagBytes:          g("replication_lag_bytes", "Leader: WAL bytes the follower has not flushed yet (-1 when not streaming)."),
 		commitSeconds:     g("commit_seconds", "Leader: the last tiny commit's time on this node's disk, or the one in flight's age if longer (0 on a follower)."),
 		peerFlushSeconds:  g("peer_flush_lag_seconds", "Leader: from flushing recent WAL here to the follower's report that it flushed it (0 when idle or unknown)."),
+		slow: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "twonode", Name: "disk_slow",
+			Help: "1 while a disk is judged slow (timers.slow_commit for timers.slow_for): disk=local, this node's commits; disk=follower, the follower's flushes."}, []string{"disk"}),
 		paused:            g("paused", "1 while probing and promotion are paused."),
 		lastFailover:      g("last_failover_seconds", "Last promotion: first failed probe to serving writes."),
 		promoteSeconds:    g("last_pg_promote_seconds", "Duration of the last pg_promote."),
@@ -68,7 +71,7 @@ func newMetrics() *metrics {
 		addrHeld:         g("address_held", "1 while this node's decisions put the pair's address here (absent: no vip configured)."),
 		addrFailing:      g("address_failing", "1 while the pair's address cannot be taken or given up as decided (see the log)."),
 	}
-	m.reg.MustRegister(m.state, m.term, m.peerReachable, m.peerProbes, m.peerProbeFailures, m.sync, m.lagBytes, m.commitSeconds, m.peerFlushSeconds, m.paused, m.lastFailover,
+	m.reg.MustRegister(m.state, m.term, m.peerReachable, m.peerProbes, m.peerProbeFailures, m.sync, m.lagBytes, m.commitSeconds, m.peerFlushSeconds, m.slow, m.paused, m.lastFailover,
 		m.promoteSeconds, m.archivedRows, m.transitions, m.failedTransitions, m.waiting, prometheus.NewGoCollector())
 	return m
 }
@@ -95,6 +98,8 @@ func (m *metrics) update(a *Agent, obs observed) {
 	m.lagBytes.Set(float64(obs.pg.PeerFlushLagBytes))
 	m.commitSeconds.Set(a.commit.latency(time.Now()).Seconds())
 	m.peerFlushSeconds.Set(obs.pg.PeerFlushLag.Seconds())
+	m.slow.WithLabelValues("local").Set(b2f(obs.o.Self.CommitSlow))
+	m.slow.WithLabelValues("follower").Set(b2f(obs.o.Self.FollowerSlow))
 	m.paused.Set(b2f(obs.o.Now.Before(obs.o.Self.PausedUntil)))
 	a.mu.Lock()
 	m.lastFailover.Set(a.failover.Seconds())

@@ -70,6 +70,12 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return cli.Exit("invalid configuration, nothing was changed:\n"+err.Error(), 2)
 	}
+	if v := os.Getenv(postgres.SlowSyncEnv); v != "" {
+		if pgTestEnv, err = postgres.WithSlowSync(pgTestEnv, v); err != nil {
+			return cli.Exit(err.Error(), 2)
+		}
+		log.Warn("FOR FAULT TESTS ONLY: PostgreSQL's fsyncs are delayed as a control file says", "env", postgres.SlowSyncEnv)
+	}
 	fault, err := agent.ParseFault(os.Getenv(agent.FaultEnv))
 	if err != nil {
 		return cli.Exit(err.Error(), 2)

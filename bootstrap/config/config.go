@@ -71,6 +71,12 @@ type Timers struct {
 	BootGrace        time.Duration `yaml:"boot_grace" usage:"how long a starting agent waits for its peer before acting alone (0s..1h)"`
 	PauseExpiry      time.Duration `yaml:"pause_expiry" usage:"default length of 'twonode pause' (1m..24h)"`
 	PromoteTimeout   time.Duration `yaml:"promote_timeout" usage:"how long a promotion may take (1s..1h)"`
+	// SlowCommit and SlowFor: a disk whose commits (the leader's) or
+	// flushes (the follower's) take longer than SlowCommit for SlowFor is
+	// slow: a slow follower is left behind asynchronously, a slow leader
+	// is reported (docs/architecture.md, "Slow, not dead").
+	SlowCommit time.Duration `yaml:"slow_commit" usage:"a commit or flush slower than this counts as a slow disk (0s: never; else 100ms..1m)"`
+	SlowFor    time.Duration `yaml:"slow_for" usage:"how long commits must stay slow before the pair acts (1s..10m)"`
 }
 
 // Archives bounds the split-brain archives a node keeps (sealed, in
@@ -184,6 +190,8 @@ func Default() Config {
 			BootGrace:        30 * time.Second,
 			PauseExpiry:      2 * time.Hour,
 			PromoteTimeout:   60 * time.Second,
+			SlowCommit:       time.Second,
+			SlowFor:          3 * time.Second,
 		},
 		API: API{
 			PeerPort: 8760,

@@ -49,6 +49,8 @@ func TestFlagNames(t *testing.T) {
 		{"timers-boot-grace", "TWONODE_TIMERS_BOOT_GRACE"},
 		{"timers-pause-expiry", "TWONODE_TIMERS_PAUSE_EXPIRY"},
 		{"timers-promote-timeout", "TWONODE_TIMERS_PROMOTE_TIMEOUT"},
+		{"timers-slow-commit", "TWONODE_TIMERS_SLOW_COMMIT"},
+		{"timers-slow-for", "TWONODE_TIMERS_SLOW_FOR"},
 		{"api-peer-port", "TWONODE_API_PEER_PORT"},
 		{"api-socket", "TWONODE_API_SOCKET"},
 		{"api-metrics", "TWONODE_API_METRICS"},

@@ -31,6 +31,10 @@ const (
 	maxPauseExpiry      = 24 * time.Hour
 	minPromoteTimeout   = time.Second
 	maxPromoteTimeout   = time.Hour
+	minSlowCommit       = 100 * time.Millisecond
+	maxSlowCommit       = time.Minute
+	minSlowFor          = time.Second
+	maxSlowFor          = 10 * time.Minute
 	minDetectionWindow  = time.Second
 	maxDetectionWindow  = 5 * time.Minute
 	maxClockOffset      = 24 * time.Hour
@@ -167,6 +171,10 @@ func (c *Config) Validate() error {
 	p.between("timers.boot_grace", t.BootGrace, 0, maxBootGrace)
 	p.between("timers.pause_expiry", t.PauseExpiry, minPauseExpiry, maxPauseExpiry)
 	p.between("timers.promote_timeout", t.PromoteTimeout, minPromoteTimeout, maxPromoteTimeout)
+	if t.SlowCommit != 0 {
+		p.between("timers.slow_commit", t.SlowCommit, minSlowCommit, maxSlowCommit)
+	}
+	p.between("timers.slow_for", t.SlowFor, minSlowFor, maxSlowFor)
 
 	peerPortOK := p.port("api.peer_port", c.API.PeerPort)
 	if pgPortOK && peerPortOK && c.API.PeerPort == c.Postgres.Port {

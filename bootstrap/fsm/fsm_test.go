@@ -248,6 +248,9 @@ func TestLeader(t *testing.T) {
 		{"a full disk hands over to a follower with room", in(Leader), Observation{Self: diskFull(leaderSelf()), Peer: followerPeer()}, Joining, "disk is full", "kine-stop,handover,kine-peer,rewind,start-standby"},
 		{"a full disk stays when the follower's is full too", in(Leader), Observation{Self: diskFull(leaderSelf()), Peer: fullPeer(followerPeer())}, Leader, "", ""},
 		{"a full disk stays while paused", in(Leader), Observation{Self: paused(diskFull(leaderSelf())), Peer: followerPeer()}, Leader, "", ""},
+		{"a slow follower is left behind asynchronously", in(Leader), Observation{Self: slowFollower(leaderSelf()), Peer: followerPeer()}, LeaderAlone, "flushes are slow", "new-term,sync-off"},
+		{"slow commits alone change nothing yet (issue 16: the hand-over is not in the table)", in(Leader), Observation{Self: slowCommits(leaderSelf()), Peer: followerPeer()}, Leader, "", ""},
+		{"both disks slow: nothing changes", in(Leader), Observation{Self: slowFollower(slowCommits(leaderSelf())), Peer: followerPeer()}, Leader, "", ""},
 		{"a follower that lost a split earlier is passed first", in(Leader), Observation{Self: kineRev(leaderSelf(), 10), Peer: highRevPeer(followerPeer(), 20)}, Leader, "moving past them", "kine-stop,revision-fence,kine-local"},
 		{"a peer with a higher term wins", in(Leader), Observation{Self: leaderSelf(), Peer: promotedPeer(5)}, Joining, "newer state", "kine-peer,archive,announce-follow,rewind,start-standby,adopt-term"},
 	})
@@ -257,6 +260,7 @@ func TestLeaderAlone(t *testing.T) {
 	run(t, []tc{
 		{"a synchronous leader answers a follow of its term", in(Leader), Observation{Self: leaderSelf(), Peer: joiningPeer(), Cmd: Command{Kind: CmdFollow, Term: 4}}, Leader, "about to follow", "followed"},
 		{"caught-up follower restores sync", Machine{State: LeaderAlone, OKs: 1}, Observation{Self: leaderSelf(), Peer: followerPeer()}, Leader, "synchronous again", "sync-on"},
+		{"a caught-up follower whose flushes are slow stays asynchronous", Machine{State: LeaderAlone, OKs: 5}, Observation{Self: slowFollower(leaderSelf()), Peer: followerPeer()}, LeaderAlone, "", ""},
 		{"one good probe is not enough", in(LeaderAlone), Observation{Self: leaderSelf(), Peer: followerPeer()}, LeaderAlone, "", ""},
 		{"a follower that came back and is lost again: a new term", Machine{State: LeaderAlone, Fails: 2, Followed: true}, Observation{Self: aloneLeader()}, LeaderAlone, "a new term", "new-term"},
 		{"the peer is about to follow this term: recorded", Machine{State: LeaderAlone}, Observation{Self: wasAlone(leaderSelf()), Peer: joiningPeer(), Cmd: Command{Kind: CmdFollow, Term: 4}}, LeaderAlone, "about to follow", "followed"},
@@ -290,6 +294,8 @@ func fencedPast(p Peer, r int64) Peer  { p.FencedPast = r; return p }
 func highRevPeer(p Peer, r int64) Peer { p.HighRev = r; return p }
 func diskFull(s Self) Self             { s.DiskFull = true; return s }
 func fullPeer(p Peer) Peer             { p.DiskFull = true; return p }
+func slowCommits(s Self) Self          { s.CommitSlow = true; return s }
+func slowFollower(s Self) Self         { s.FollowerSlow = true; return s }
 func joiningPeer() Peer                { p := followerPeer(); p.State = Joining; return p }
 func rejoiningPeer() Peer              { p := joiningPeer(); p.Rejoining, p.PGUp = true, false; return p }
 func silent(p Peer) Peer               { p.AgentUp = false; return p }

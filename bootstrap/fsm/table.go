@@ -429,6 +429,15 @@ var Table = slices.Concat([]Row{
 	// failed on it every tick, for ever).
 	{From: Leader, To: Starting, Reason: "local PostgreSQL is down",
 		When: func(t tick) bool { return !t.o.Self.PGUp }},
+	// A follower whose disk is slow holds every synchronous commit: it is
+	// left behind as a follower that is down would be (the same new term,
+	// the witness's word first); it catches up asynchronously. With both
+	// disks slow nothing changes: neither side would do better.
+	{From: Leader, To: LeaderAlone, Reason: "the follower's flushes are slow and this node's commits are not: replication now asynchronous",
+		When: func(t tick) bool { return t.o.Self.FollowerSlow && !t.o.Self.CommitSlow },
+		Do: func(t tick) []Action {
+			return []Action{{Kind: NewTerm, Term: t.o.Self.Term + 1, Why: TermAlone}, {Kind: SyncOff}}
+		}},
 	{From: Leader, To: LeaderAlone, Reason: "follower unhealthy for the whole detection window: replication now asynchronous",
 		When: func(t tick) bool { return t.m.Fails >= t.c.FailureThreshold },
 		// The term first: no write is acknowledged asynchronously outside
@@ -483,7 +492,7 @@ var Table = slices.Concat([]Row{
 			return []Action{{Kind: NewTerm, Term: t.o.Self.Term + 1, Why: TermAlone}}
 		}},
 	{From: LeaderAlone, To: Leader, Reason: "follower caught up: replication synchronous again",
-		When: func(t tick) bool { return t.m.OKs >= t.c.RecoverThreshold },
+		When: func(t tick) bool { return t.m.OKs >= t.c.RecoverThreshold && !t.o.Self.FollowerSlow },
 		Do:   seq(SyncOn)},
 	{From: LeaderAlone, To: Starting, Reason: "local PostgreSQL is down",
 		When: func(t tick) bool { return !t.o.Self.PGUp }},

@@ -107,6 +107,14 @@ type Self struct {
 	RecentSplits int
 	// DiskFull: the data filesystem has too little space left for writes.
 	DiskFull bool
+	// CommitSlow: (primary) this node's own commits have taken longer than
+	// timers.slow_commit for timers.slow_for: its disk answers, slowly.
+	CommitSlow bool
+	// FollowerSlow: (primary) the follower's flushes took longer than
+	// timers.slow_commit for timers.slow_for, and have not been fast for a
+	// while since (damped: a follower that is slow now and then is left
+	// asynchronous rather than taken back at every fast moment).
+	FollowerSlow bool
 	// KineServing: this node's Kine runs against this node's database
 	// (clients write here).
 	KineServing bool

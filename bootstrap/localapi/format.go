@@ -58,6 +58,9 @@ func formatStatus(w io.Writer, r StatusReport, now time.Time) {
 	if r.CommitLatency > 0 || r.PeerFlushLag > 0 {
 		row("Disk latency", "%s", diskLatency(r))
 	}
+	if r.DiskSlow != "" {
+		row("Disk", "SLOW: %s", r.DiskSlow)
+	}
 	if r.DiskFull {
 		row("Disk", "FULL: a leader hands over to its follower; free space in the data directory")
 	}

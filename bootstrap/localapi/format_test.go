@@ -20,6 +20,7 @@ func TestFormatStatus(t *testing.T) {
 		Archives: []Archive{{Path: "/var/lib/twonode/archive/split-term6-1748000000.jsonl", Rows: 12, Term: 6, Winner: "b",
 			Created: time.Date(2025, 5, 23, 11, 33, 20, 0, time.UTC)}},
 		Version: "v0.1.0", CommitLatency: 3 * time.Millisecond, PeerFlushLag: 2500 * time.Microsecond,
+		DiskSlow: "flushes on b are slow",
 	}
 	var buf bytes.Buffer
 	formatStatus(&buf, r, now)
@@ -35,6 +36,7 @@ func TestFormatStatus(t *testing.T) {
 		line("Peer clock", "10m0s ahead of this node"),
 		line("Split-brain archives", "1"),
 		line("Disk latency", "commit here 3ms, flush on b 3ms"),
+		line("Disk", "SLOW: flushes on b are slow"),
 		"  PATH                                                   ROWS  TERM  WINNER  CREATED\n",
 		"  /var/lib/twonode/archive/split-term6-1748000000.jsonl  12    6     b       2025-05-23 11:33:20 UTC\n",
 	} {

@@ -50,8 +50,11 @@ type StatusReport struct {
 	// not measured (a follower) or idle.
 	CommitLatency time.Duration `json:"commit_latency_ns,omitempty"`
 	PeerFlushLag  time.Duration `json:"peer_flush_lag_ns,omitempty"`
-	Archives      []Archive     `json:"archives"`
-	Version       string        `json:"version"`
+	// DiskSlow says which disk the leader judges slow and what the pair
+	// does about it ("" when neither).
+	DiskSlow string    `json:"disk_slow,omitempty"`
+	Archives []Archive `json:"archives"`
+	Version  string    `json:"version"`
 }
 
 // Archive is one split-brain archive: rows only this node had when it lost

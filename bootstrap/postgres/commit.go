@@ -10,8 +10,10 @@ import (
 // returns how long the commit took: what a client's write feels from this
 // node's disk (issue 16: a disk that still answers, slowly).
 //
-// The transaction takes a transaction id and nothing else, so its commit
-// writes one WAL record and waits for it to be flushed;
+// The transaction writes one WAL record, a transactional logical-decoding
+// message (nothing decodes it), so its commit must wait for the flush: a
+// transaction that only took an id writes no WAL before its commit and
+// commits without waiting (measured: 17 ms while every fsync took 3 s);
 // synchronous_commit = local keeps the standby out of the figure (the
 // follower's side is pg_stat_replication's flush_lag, Status.PeerFlushLag).
 // It touches no table, so it adds nothing for Kine, the fence or the
@@ -28,7 +30,8 @@ func (m *Manager) ProbeCommit(ctx context.Context) (time.Duration, error) {
 	// One round trip (a multi-statement simple query): the figure is the
 	// server's, not the client's scheduling between statements.
 	start := time.Now()
-	_, err = c.Exec(ctx, `BEGIN; SET LOCAL synchronous_commit = local; SELECT txid_current(); COMMIT`)
+	_, err = c.Exec(ctx, `BEGIN; SET LOCAL synchronous_commit = local;
+		SELECT pg_logical_emit_message(true, 'twonode', 'commit probe'); COMMIT`)
 	if err != nil {
 		return time.Since(start), fmt.Errorf("postgres: commit probe: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -34,4 +35,29 @@ func FaketimeEnv(offset time.Duration) ([]string, error) {
 		}
 	}
 	return nil, errors.New("test_clock_offset needs libfaketime to move PostgreSQL's clock too (apt-get install faketime)")
+}
+
+// SlowSyncEnv names a preload library (FOR FAULT TESTS ONLY) that delays
+// PostgreSQL's fsync and fdatasync by the milliseconds written in a
+// control file: a disk that answers, slowly. The value is
+// "LIBRARY:CONTROL_FILE"; e2e/cluster builds the library.
+const SlowSyncEnv = "TWONODE_TEST_SLOW_SYNC"
+
+// WithSlowSync adds the slow-sync library to env (from FaketimeEnv):
+// LD_PRELOAD takes both libraries, separated by a colon.
+func WithSlowSync(env []string, value string) ([]string, error) {
+	lib, file, ok := strings.Cut(value, ":")
+	if !ok || !filepath.IsAbs(lib) || !filepath.IsAbs(file) {
+		return nil, fmt.Errorf("%s must be LIBRARY:CONTROL_FILE, both absolute paths (got %q)", SlowSyncEnv, value)
+	}
+	out := []string{"TWONODE_SLOW_SYNC_FILE=" + file}
+	preload := lib
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "LD_PRELOAD="); ok {
+			preload = v + ":" + lib
+			continue
+		}
+		out = append(out, kv)
+	}
+	return append(out, "LD_PRELOAD="+preload), nil
 }

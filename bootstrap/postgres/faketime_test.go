@@ -27,3 +27,19 @@ func TestFaketimeEnv(t *testing.T) {
 		t.Errorf("env %v: want FAKETIME=+600s", env)
 	}
 }
+
+func TestWithSlowSync(t *testing.T) {
+	env, err := WithSlowSync([]string{"LD_PRELOAD=/usr/lib/faketime.so", "FAKETIME=+5s"}, "/t/slow.so:/t/slow-ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(env, " ")
+	if got != "TWONODE_SLOW_SYNC_FILE=/t/slow-ms FAKETIME=+5s LD_PRELOAD=/usr/lib/faketime.so:/t/slow.so" {
+		t.Fatalf("env: %s", got)
+	}
+	for _, bad := range []string{"", "/t/slow.so", "slow.so:/t/ms", "/t/slow.so:ms"} {
+		if _, err := WithSlowSync(nil, bad); err == nil || !strings.Contains(err.Error(), SlowSyncEnv) {
+			t.Errorf("%q: %v, want an error naming %s", bad, err, SlowSyncEnv)
+		}
+	}
+}
