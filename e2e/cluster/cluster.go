@@ -61,6 +61,9 @@ type Options struct {
 	// VIP: the pair has an address that follows the leader, 10.<Subnet>.0.100
 	// (VIPAddr), on each node's eth0.
 	VIP bool
+	// SlowDisk: each node's PostgreSQL runs with the slow-sync library, so
+	// that a test can slow its fsyncs (SlowDisk).
+	SlowDisk bool
 }
 
 // Node is one member.
@@ -137,6 +140,11 @@ func New(o Options) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{Opts: o, Net: net, Nodes: map[string]*Node{}}
+	if o.SlowDisk {
+		if err := c.buildSlowSync(); err != nil {
+			return nil, errors.Join(err, net.Close())
+		}
+	}
 	if o.Witness {
 		if err := c.setupWitness(); err != nil {
 			return nil, errors.Join(err, net.Close())
@@ -216,6 +224,7 @@ func (c *Cluster) StartEnv(name string, env ...string) error {
 	if n.proc != nil && n.proc.Running() {
 		return nil
 	}
+	env = append(env, c.slowSyncEnv(name)...)
 	p, err := harness.StartInNetns(n.NS, "agent-"+name, filepath.Join(n.Dir, "agent.log"), env,
 		c.Opts.TwonodeBin, "agent", "--config", filepath.Join(n.Dir, "config.yaml"))
 	if err != nil {

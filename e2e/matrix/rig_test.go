@@ -62,6 +62,7 @@ type splitCheck struct {
 type options struct {
 	clockOffset map[string]time.Duration
 	dataSize    string
+	slowDisk    bool // the nodes' PostgreSQL can be slowed (cluster.SlowDisk)
 	rate        float64
 	noWorkload  bool // the scenario drives its own clients
 	multiFault  bool // several faults in a row: a lost lease is reported, not failed
@@ -85,7 +86,7 @@ func newRig(t *testing.T, name string, subnet int, o options) *rig {
 	copts, err := cluster.FromEnv(cluster.Options{
 		Prefix: "tm" + fmt.Sprint(subnet), Subnet: subnet,
 		Dir:         filepath.Join("/var/tmp/twonode-e2e", "matrix-"+name),
-		ClockOffset: o.clockOffset, DataSize: o.dataSize, Witness: o.witness,
+		ClockOffset: o.clockOffset, DataSize: o.dataSize, Witness: o.witness, SlowDisk: o.slowDisk,
 		VIP: true, // every scenario measures how the address follows the leader
 	})
 	if err != nil {

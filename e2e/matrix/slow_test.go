@@ -1,0 +1,89 @@
+package matrix
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twonode-edge/twonode/e2e/workload"
+)
+
+// A disk that answers, slowly (issue 16): every fsync of a node's
+// PostgreSQL takes a second or more for 30 s, then the disk heals. Kubernetes'
+// controllers lose their leases after 10 s without a write: the figure
+// that matters is the longest stretch without an acknowledged write.
+
+const slowFor = 30 * time.Second
+
+// slowDisk slows the named nodes' disks, waits, heals them and judges the
+// run as every scenario (nothing lost, linearizable); it reports the
+// longest write gap while the disks were slow.
+func slowDisk(t *testing.T, name string, subnet int, slowSync time.Duration, nodes ...string) (r *rig, fault, healed time.Time) {
+	r = newRig(t, name, subnet, options{slowDisk: true})
+	for _, n := range nodes {
+		if err := r.c.SlowDisk(n, slowSync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fault = time.Now()
+	t.Logf("every fsync of %v's PostgreSQL takes %s for %s", nodes, slowSync, slowFor)
+	time.Sleep(slowFor)
+	for _, n := range nodes {
+		if err := r.c.SlowDisk(n, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	healed = time.Now()
+	r.finish(fault)
+	acks := ackedWrites(r.w.Ops(), fault, healed)
+	gap, at := longestWriteGap(acks, fault, healed)
+	t.Logf("while slow: %d acknowledged writes; the longest stretch without one %s (ending %s after the fault)",
+		len(acks), gap.Round(time.Millisecond), at.Sub(fault).Round(time.Millisecond))
+	return r, fault, healed
+}
+
+// ackedWrites are the times, in order, of the writes acknowledged in
+// [from, to].
+func ackedWrites(ops []workload.Op, from, to time.Time) []time.Time {
+	var acks []time.Time
+	for _, op := range ops {
+		if op.Kind != workload.KindGet && op.Outcome == workload.OK && op.Return.After(from) && op.Return.Before(to) {
+			acks = append(acks, op.Return)
+		}
+	}
+	slices.SortFunc(acks, func(a, b time.Time) int { return a.Compare(b) })
+	return acks
+}
+
+// longestWriteGap is the longest time between two acknowledgements (or
+// from the fault to the first, or the last to the end), and when it ended.
+func longestWriteGap(acks []time.Time, from, to time.Time) (time.Duration, time.Time) {
+	gap, end, prev := time.Duration(0), to, from
+	for _, at := range append(acks, to) {
+		if d := at.Sub(prev); d > gap {
+			gap, end = d, at
+		}
+		prev = at
+	}
+	return gap, end
+}
+
+// The follower's disk slow (1.5 s a flush: slow, yet its replies still
+// advance, so the detector alone counts it alive): the leader leaves it
+// behind asynchronously and keeps its role.
+func TestFollowerDiskSlow(t *testing.T) {
+	r, fault, healed := slowDisk(t, "follower-disk-slow", 102, 1500*time.Millisecond, "b")
+	alone := false
+	for _, s := range r.mon.snapshot() {
+		if s.at.After(fault) && s.at.Before(healed) {
+			if s.b == "leader" || s.b == "leader_alone" {
+				t.Errorf("b became %s at %s: a follower with a slow disk must not lead", s.b, s.at.Sub(fault).Round(time.Millisecond))
+				return
+			}
+			alone = alone || s.a == "leader_alone"
+		}
+	}
+	if !alone {
+		t.Errorf("a never left its slow follower behind (leader_alone) while b's disk was slow")
+	}
+}
