@@ -53,11 +53,32 @@ type Settings struct {
 // target_session_attrs=read-write makes pgx refuse a standby: a Kine whose
 // database turned read-only would otherwise acknowledge writes it never
 // stored (measured with kine v0.17.5).
+//
+// connect_timeout is long on purpose. PostgreSQL's postmaster accepts and
+// forks connections one at a time; on a busy machine (a Kine re-pointed at
+// the new leader while its API server relists everything) a start-up took
+// about 3 s. With 2 s every attempt was abandoned before its answer, Kine
+// retried at once, and the postmaster spent itself on connections nobody
+// waited for: 66 in its accept queue and no connection of the old leader's
+// Kine succeeded for 28 s, long enough for the controller manager to lose
+// its lease. A partitioned leader is not waited for: the agent re-points or
+// stops Kine when the peer is gone, which ends every attempt.
 func Endpoint(host string, port int) string {
 	u := url.URL{Scheme: "postgres", User: url.User("kine"), Host: net.JoinHostPort(host, strconv.Itoa(port)), Path: "/kine"}
-	u.RawQuery = "sslmode=disable&target_session_attrs=read-write&connect_timeout=2"
+	u.RawQuery = "sslmode=disable&target_session_attrs=read-write&connect_timeout=" + strconv.Itoa(connectTimeout)
 	return u.String()
 }
+
+const (
+	// connectTimeout is pgx's connect_timeout, in seconds (see Endpoint).
+	connectTimeout = 10
+	// maxOpen bounds Kine's connections to PostgreSQL (its default is no
+	// bound): a burst of requests then waits for a pooled connection
+	// instead of opening dozens at once, which is what filled the
+	// postmaster's queue. Two Kines at this bound, the agents and the
+	// walsender stay well under max_connections (100).
+	maxOpen = 16
+)
 
 // env is Kine's whole configuration.
 func (s Settings) env(host string) []string {
@@ -66,6 +87,7 @@ func (s Settings) env(host string) []string {
 		"KINE_ENDPOINT=" + Endpoint(host, s.Port),
 		"KINE_METRICS_BIND_ADDRESS=0",
 		"KINE_COMPACT_MIN_RETAIN=" + strconv.Itoa(s.CompactMinRetain),
+		"KINE_DATASTORE_MAX_OPEN_CONNECTIONS=" + strconv.Itoa(maxOpen),
 		"PGPASSFILE=" + s.passfile(),
 	}
 }
