@@ -112,7 +112,7 @@ func (h *LocalHandler) Status(context.Context) localapi.StatusReport {
 		KineEndpoint: a.d.Kine.Target(), LastTransition: lastTrans, LastTransitionAt: lastAt,
 		LastFailover: failover, ClockOffset: st.PairOffset, Archives: st.Archives, Version: Version,
 		DiskFull: last.o.Self.DiskFull, RecentSplits: last.o.Self.RecentSplits, Witness: wit, Waiting: waiting,
-		Address: a.addressText(), CommitLatency: a.commit.latency(time.Now()), PeerFlushLag: last.pg.PeerFlushLag,
+		Address: a.addressText(), CommitLatency: a.commitLatency(last.pg), PeerFlushLag: last.pg.PeerFlushLag,
 		DiskSlow: slowText(last.o.Self, a.cfg.Peer.Name),
 	}
 	if in := st.Intent; in != nil {

@@ -14,10 +14,9 @@ import (
 // a stall must show while it lasts, not only once it ends. Times are on
 // the monotonic clock (time.Now's reading), never the wall clock.
 type commitMeter struct {
-	mu     sync.Mutex
-	start  time.Time     // of the probe in flight; zero when none
-	last   time.Duration // of the last probe that finished
-	failed bool          // the last probe failed (its time still counts)
+	mu    sync.Mutex
+	start time.Time     // of the probe in flight; zero when none
+	last  time.Duration // of the last probe that finished (failed or not: its time counts)
 }
 
 // latency is the last probe's time, or the one in flight's age if that is
@@ -38,14 +37,14 @@ func (c *commitMeter) begin(now time.Time) {
 	c.mu.Unlock()
 }
 
-func (c *commitMeter) end(d time.Duration, err error) {
+func (c *commitMeter) end(d time.Duration) {
 	c.mu.Lock()
-	c.start, c.last, c.failed = time.Time{}, d, err != nil
+	c.start, c.last = time.Time{}, d
 	c.mu.Unlock()
 }
 
 // reset forgets the figure: this node is no longer the primary.
-func (c *commitMeter) reset() { c.end(0, nil) }
+func (c *commitMeter) reset() { c.end(0) }
 
 // measureCommits probes the local primary's commits until ctx ends. A
 // probe may outlast the interval (a stalled disk); the next one starts
@@ -72,9 +71,11 @@ func (a *Agent) measureCommits(ctx context.Context) {
 		// hung server does not hold the meter for ever.
 		c, cancel := context.WithTimeout(ctx, time.Minute)
 		a.commit.begin(time.Now())
-		d, err := a.d.ProbeCommit(c)
+		// A failed probe (the server restarting, say) still counts its
+		// time: a commit that failed after 3 s was 3 s of a client's wait.
+		d, _ := a.d.ProbeCommit(c)
 		cancel()
-		a.commit.end(d, err)
+		a.commit.end(d)
 	}
 }
 

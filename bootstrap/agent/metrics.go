@@ -96,7 +96,7 @@ func (m *metrics) update(a *Agent, obs observed) {
 	}
 	m.sync.Set(b2f(mach.State == fsm.Leader))
 	m.lagBytes.Set(float64(obs.pg.PeerFlushLagBytes))
-	m.commitSeconds.Set(a.commit.latency(time.Now()).Seconds())
+	m.commitSeconds.Set(a.commitLatency(obs.pg).Seconds())
 	m.peerFlushSeconds.Set(obs.pg.PeerFlushLag.Seconds())
 	m.slow.WithLabelValues("local").Set(b2f(obs.o.Self.CommitSlow))
 	m.slow.WithLabelValues("follower").Set(b2f(obs.o.Self.FollowerSlow))

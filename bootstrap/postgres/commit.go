@@ -20,20 +20,29 @@ import (
 // archive to read; it does move pg_last_committed_xact, which a split
 // compares only when the last Kine write cannot be read (and then every
 // lease renewal moves it too). The connection is made before the clock
-// starts: a slow connect is not a slow disk.
+// starts (a slow connect is not a slow disk) and kept for the next probe
+// (a probe every 500 ms was a new server process every 500 ms); one that
+// failed is dropped, and the next probe connects afresh.
 func (m *Manager) ProbeCommit(ctx context.Context) (time.Duration, error) {
-	c, err := m.local(ctx, "postgres")
-	if err != nil {
-		return 0, err
+	m.probeMu.Lock()
+	defer m.probeMu.Unlock()
+	if m.probeConn == nil || m.probeConn.IsClosed() {
+		c, err := m.local(ctx, "postgres")
+		if err != nil {
+			return 0, err
+		}
+		m.probeConn = c
 	}
-	defer closeQuietly(c)
 	// One round trip (a multi-statement simple query): the figure is the
 	// server's, not the client's scheduling between statements.
 	start := time.Now()
-	_, err = c.Exec(ctx, `BEGIN; SET LOCAL synchronous_commit = local;
+	_, err := m.probeConn.Exec(ctx, `BEGIN; SET LOCAL synchronous_commit = local;
 		SELECT pg_logical_emit_message(true, 'twonode', 'commit probe'); COMMIT`)
+	took := time.Since(start)
 	if err != nil {
-		return time.Since(start), fmt.Errorf("postgres: commit probe: %w", err)
+		closeQuietly(m.probeConn)
+		m.probeConn = nil
+		return took, fmt.Errorf("postgres: commit probe: %w", err)
 	}
-	return time.Since(start), nil
+	return took, nil
 }

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Settings describe this node's PostgreSQL and its peer's.
@@ -64,6 +66,9 @@ type Manager struct {
 	log *slog.Logger
 
 	mu sync.Mutex // lifecycle operations
+
+	probeMu   sync.Mutex // ProbeCommit's connection, kept between probes
+	probeConn *pgx.Conn
 
 	idMu     sync.Mutex
 	uid, gid uint32
