@@ -396,3 +396,34 @@ func TestCompletedAction(t *testing.T) {
 		t.Fatal("a failed hand-over counted as done")
 	}
 }
+
+// A leader whose commits are slow hands over without waiting for its own
+// disk: once the follower has flushed the hand-over's position, the server
+// is told to quit at once (not stopped with its checkpoint) and the
+// follower is asked to take over. A follower that has not flushed it
+// within the patience gets the ordinary, clean stop.
+func TestHandoverFromASlowDisk(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		slow    bool
+		flushed uint64
+		want    string
+	}{
+		{"slow, the follower has it", true, 100, "crash"},
+		{"not slow", false, 100, "stop"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t, "a", "b")
+			r.db.data, r.db.up, r.db.peerStreaming, r.db.peerFlushed = true, true, true, c.flushed
+			var obs observed
+			obs.o.Self.CommitSlow = c.slow
+			obs.pg.CurrentLSN = 100
+			if err := r.a.handover(context.Background(), obs); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(r.db.Calls(), ","); got != c.want || !r.peer.handed {
+				t.Fatalf("calls %q (want %q), handed over %v", got, c.want, r.peer.handed)
+			}
+		})
+	}
+}

@@ -388,7 +388,25 @@ func (a *Agent) handover(ctx context.Context, obs observed) error {
 	if lsn == 0 {
 		return errors.New("this node's WAL position is unknown this tick: not stopping it")
 	}
-	if err := a.d.DB.Stop(ctx, false); err != nil {
+	// A slow disk makes the shutdown checkpoint as slow as every other
+	// write (measured: 25 s with fsyncs of 3 s, the pair without a writer
+	// all that time), and even an immediate stop waits for the fsync in
+	// progress (3.2 s). Once the follower has flushed everything up to lsn
+	// neither protects anything it needs: this node's server is told to
+	// quit at once, the follower is asked to take over meanwhile, and the
+	// next action that needs the server down (the rewind, or a restart as
+	// leader) waits for it to be gone; this node's Kine moves to the new
+	// leader before that. That its PostgreSQL still runs for a moment while
+	// the follower promotes shows no client anything: a commit here is
+	// acknowledged only once the follower flushed it, which it no longer
+	// does once it promoted, and everything it flushed before, it replays
+	// before it serves.
+	if obs.o.Self.CommitSlow && a.followerHas(ctx, lsn, 10*time.Second) {
+		a.log.Info("handing over from a slow disk: the follower has every write; PostgreSQL told to quit without its checkpoint, while the follower takes over", "lsn", lsn)
+		if err := a.d.DB.Crash(ctx); err != nil {
+			return err
+		}
+	} else if err := a.d.DB.Stop(ctx, false); err != nil {
 		return err
 	}
 	a.mu.Lock()
@@ -402,6 +420,23 @@ func (a *Agent) handover(ctx context.Context, obs observed) error {
 		return errors.New("the follower refused the handover: " + resp.Message)
 	}
 	return nil
+}
+
+// followerHas waits, at most patience, until the follower reports that it
+// flushed this node's WAL up to lsn.
+func (a *Agent) followerHas(ctx context.Context, lsn uint64, patience time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, patience)
+	defer cancel()
+	for {
+		if st, err := a.d.DB.Status(ctx); err == nil && st.Up && st.PeerFlushLSN >= lsn {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // markIntent records, durably, how far the transition under way has come:

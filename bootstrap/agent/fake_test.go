@@ -26,8 +26,9 @@ type fakeDB struct {
 	archived      []string  // rows "only here", written by Archive
 	failOn        string    // an action name that fails once
 	peerStreaming bool
-	slow          bool // Status times out (a busy server)
-	peerBlocked   bool // the peer's database port is blocked: copies fail
+	slow          bool   // Status times out (a busy server)
+	peerBlocked   bool   // the peer's database port is blocked: copies fail
+	peerFlushed   uint64 // the follower's flush position (PeerFlushLSN)
 }
 
 func (f *fakeDB) call(name string) error {
@@ -71,6 +72,12 @@ func (f *fakeDB) Stop(context.Context, bool) error {
 	defer f.mu.Unlock()
 	f.up = false
 	return f.call("stop")
+}
+func (f *fakeDB) Crash(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.up = false
+	return f.call("crash")
 }
 func (f *fakeDB) BaseBackup(context.Context) error {
 	f.mu.Lock()
@@ -135,7 +142,7 @@ func (f *fakeDB) Status(context.Context) (postgres.Status, error) {
 		return postgres.Status{}, errors.New("down")
 	}
 	return postgres.Status{Up: true, InRecovery: f.standby, ReceiverStreaming: f.standby, Streaming: !f.standby && f.peerStreaming,
-		LastCommit: f.lastCommit}, nil
+		LastCommit: f.lastCommit, PeerFlushLSN: f.peerFlushed}, nil
 }
 func (f *fakeDB) Archive(_ context.Context, _ int64, w io.Writer, h postgres.ArchiveHeader) (int, error) {
 	f.mu.Lock()

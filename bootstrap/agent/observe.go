@@ -134,15 +134,14 @@ func (a *Agent) facts(pg postgres.Status, pgErr error, ps peer.Status, peerErr, 
 		PausedUntil:       a.st.PausedUntil,
 		RecentSplits:      a.st.recentSplits(now),
 		DiskFull:          disk,
-		CommitSlow:        a.slow.commit(time.Now(), a.commitLatency(pg), a.cfg.Timers.SlowCommit, a.cfg.Timers.SlowFor),
-		FollowerSlow: a.slow.flush(time.Now(), pg.PeerFlushLag, pg.Up && !pg.InRecovery && pg.Streaming,
-			a.cfg.Timers.SlowCommit, a.cfg.Timers.SlowFor),
-		KineServing: a.kineServing(),
-		KineOnPeer:  a.d.Kine.Target() == a.cfg.Peer.Address,
-		Intent:      a.st.Intent,
-		WasAlone:    a.st.Alone,
-		WasAsync:    a.st.Async,
+		KineServing:       a.kineServing(),
+		KineOnPeer:        a.d.Kine.Target() == a.cfg.Peer.Address,
+		Intent:            a.st.Intent,
+		WasAlone:          a.st.Alone,
+		WasAsync:          a.st.Async,
 	}
+	v := a.slow.judge(time.Now(), a.commitLatency(pg), pg, a.cfg.Timers.SlowCommit, a.cfg.Timers.SlowFor)
+	self.CommitSlow, self.FollowerSlow, self.FollowerFast = v.commitSlow, v.followerSlow, v.followerFast
 	p := fsm.Peer{Name: a.cfg.Peer.Name, PGUp: pingErr == nil}
 	// A peer agent that has not observed anything yet answers, but says
 	// nothing of its data: it counts as not heard from for this tick.

@@ -16,6 +16,7 @@ type Database interface {
 	InitDB(ctx context.Context) error
 	Start(ctx context.Context, standby bool) error
 	Stop(ctx context.Context, immediate bool) error
+	Crash(ctx context.Context) error // an immediate stop, not waited for
 	BaseBackup(ctx context.Context) error
 	Rewind(ctx context.Context) error
 	Promote(ctx context.Context) (time.Duration, error)

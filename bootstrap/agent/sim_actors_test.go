@@ -184,6 +184,10 @@ func (d simDB) Stop(_ context.Context, immediate bool) error {
 	return d.after("stop", nil)
 }
 
+// Crash is an immediate stop: in the simulation it is over at once (the
+// real one is waited for by the next Stop, Start or Rewind).
+func (d simDB) Crash(ctx context.Context) error { return d.Stop(ctx, true) }
+
 // copyFromPeer is pg_rewind's and pg_basebackup's result: the peer's WAL,
 // prepared as a standby, not started.
 func (w *simWorld) copyFromPeer(n *simNode, tool string, rewind bool) error {

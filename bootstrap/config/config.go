@@ -74,7 +74,8 @@ type Timers struct {
 	// SlowCommit and SlowFor: a disk whose commits (the leader's) or
 	// flushes (the follower's) take longer than SlowCommit for SlowFor is
 	// slow: a slow follower is left behind asynchronously, a slow leader
-	// is reported (docs/architecture.md, "Slow, not dead").
+	// hands over to a follower seen to flush fast (docs/architecture.md,
+	// "Slow, not dead").
 	SlowCommit time.Duration `yaml:"slow_commit" usage:"a commit or flush slower than this counts as a slow disk (0s: never; else 100ms..1m)"`
 	SlowFor    time.Duration `yaml:"slow_for" usage:"how long commits must stay slow before the pair acts (1s..10m)"`
 }
@@ -191,7 +192,7 @@ func Default() Config {
 			PauseExpiry:      2 * time.Hour,
 			PromoteTimeout:   60 * time.Second,
 			SlowCommit:       time.Second,
-			SlowFor:          3 * time.Second,
+			SlowFor:          2 * time.Second,
 		},
 		API: API{
 			PeerPort: 8760,

@@ -46,7 +46,7 @@ func TestDefaults(t *testing.T) {
 		{"timers.pause_expiry", d.Timers.PauseExpiry, 2 * time.Hour},
 		{"timers.promote_timeout", d.Timers.PromoteTimeout, 60 * time.Second},
 		{"timers.slow_commit", d.Timers.SlowCommit, time.Second},
-		{"timers.slow_for", d.Timers.SlowFor, 3 * time.Second},
+		{"timers.slow_for", d.Timers.SlowFor, 2 * time.Second},
 		{"api.peer_port", d.API.PeerPort, 8760},
 		{"api.socket", d.API.Socket, "/run/twonode/agent.sock"},
 		{"api.metrics", d.API.Metrics, "127.0.0.1:9641"},

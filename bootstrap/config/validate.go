@@ -171,8 +171,8 @@ func (c *Config) Validate() error {
 	p.between("timers.boot_grace", t.BootGrace, 0, maxBootGrace)
 	p.between("timers.pause_expiry", t.PauseExpiry, minPauseExpiry, maxPauseExpiry)
 	p.between("timers.promote_timeout", t.PromoteTimeout, minPromoteTimeout, maxPromoteTimeout)
-	if t.SlowCommit != 0 {
-		p.between("timers.slow_commit", t.SlowCommit, minSlowCommit, maxSlowCommit)
+	if t.SlowCommit != 0 && (t.SlowCommit < minSlowCommit || t.SlowCommit > maxSlowCommit) {
+		p.add("timers.slow_commit", "must be 0s (never) or between %s and %s (got %s)", dur(minSlowCommit), dur(maxSlowCommit), dur(t.SlowCommit))
 	}
 	p.between("timers.slow_for", t.SlowFor, minSlowFor, maxSlowFor)
 

@@ -202,7 +202,7 @@ func TestValidateErrors(t *testing.T) {
 		{"promote timeout too long", func(c *Config) { c.Timers.PromoteTimeout = 90 * time.Minute },
 			"timers.promote_timeout: must be between 1s and 1h (got 1h30m)"},
 		{"slow commit too short", func(c *Config) { c.Timers.SlowCommit = 10 * time.Millisecond },
-			"timers.slow_commit: must be between 100ms and 1m (got 10ms)"},
+			"timers.slow_commit: must be 0s (never) or between 100ms and 1m (got 10ms)"},
 		{"slow for zero", func(c *Config) { c.Timers.SlowFor = 0 },
 			"timers.slow_for: must be between 1s and 10m (got 0s)"},
 		{"peer port zero", func(c *Config) { c.API.PeerPort = 0 }, "api.peer_port: must be between 1 and 65535 (got 0)"},

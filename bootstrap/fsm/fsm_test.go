@@ -249,8 +249,12 @@ func TestLeader(t *testing.T) {
 		{"a full disk stays when the follower's is full too", in(Leader), Observation{Self: diskFull(leaderSelf()), Peer: fullPeer(followerPeer())}, Leader, "", ""},
 		{"a full disk stays while paused", in(Leader), Observation{Self: paused(diskFull(leaderSelf())), Peer: followerPeer()}, Leader, "", ""},
 		{"a slow follower is left behind asynchronously", in(Leader), Observation{Self: slowFollower(leaderSelf()), Peer: followerPeer()}, LeaderAlone, "flushes are slow", "new-term,sync-off"},
-		{"slow commits alone change nothing yet (issue 16: the hand-over is not in the table)", in(Leader), Observation{Self: slowCommits(leaderSelf()), Peer: followerPeer()}, Leader, "", ""},
+		{"slow commits with a follower not seen fast change nothing", in(Leader), Observation{Self: slowCommits(leaderSelf()), Peer: followerPeer()}, Leader, "", ""},
+		{"slow commits and a follower seen fast: hand over", in(Leader), Observation{Self: fastFollower(slowCommits(leaderSelf())), Peer: followerPeer()}, Joining, "commits are slow", "kine-stop,handover,kine-peer,rewind,start-standby"},
+		{"slow commits, a fast follower whose disk is full: no hand-over", in(Leader), Observation{Self: fastFollower(slowCommits(leaderSelf())), Peer: fullPeer(followerPeer())}, Leader, "", ""},
+		{"slow commits, a fast follower, paused: no hand-over", in(Leader), Observation{Self: paused(fastFollower(slowCommits(leaderSelf()))), Peer: followerPeer()}, Leader, "", ""},
 		{"both disks slow: nothing changes", in(Leader), Observation{Self: slowFollower(slowCommits(leaderSelf())), Peer: followerPeer()}, Leader, "", ""},
+		{"both slow, even with a stale fast figure: nothing changes", in(Leader), Observation{Self: fastFollower(slowFollower(slowCommits(leaderSelf()))), Peer: followerPeer()}, Leader, "", ""},
 		{"a follower that lost a split earlier is passed first", in(Leader), Observation{Self: kineRev(leaderSelf(), 10), Peer: highRevPeer(followerPeer(), 20)}, Leader, "moving past them", "kine-stop,revision-fence,kine-local"},
 		{"a peer with a higher term wins", in(Leader), Observation{Self: leaderSelf(), Peer: promotedPeer(5)}, Joining, "newer state", "kine-peer,archive,announce-follow,rewind,start-standby,adopt-term"},
 	})
@@ -296,6 +300,7 @@ func diskFull(s Self) Self             { s.DiskFull = true; return s }
 func fullPeer(p Peer) Peer             { p.DiskFull = true; return p }
 func slowCommits(s Self) Self          { s.CommitSlow = true; return s }
 func slowFollower(s Self) Self         { s.FollowerSlow = true; return s }
+func fastFollower(s Self) Self         { s.FollowerFast = true; return s }
 func joiningPeer() Peer                { p := followerPeer(); p.State = Joining; return p }
 func rejoiningPeer() Peer              { p := joiningPeer(); p.Rejoining, p.PGUp = true, false; return p }
 func silent(p Peer) Peer               { p.AgentUp = false; return p }

@@ -423,6 +423,20 @@ var Table = slices.Concat([]Row{
 			return s.DiskFull && s.FollowerStreaming && p.AgentUp && !p.DiskFull && !t.paused()
 		},
 		Do: handOver},
+	// A disk that answers, slowly (an SD card, a failing drive): every
+	// write waits for it, and past 10 s without one Kubernetes' controllers
+	// lose their leases. A follower seen to flush fast since has every
+	// acknowledged write: the same hand-over, nothing lost. The node that
+	// handed over follows; it leads again only if the new leader fails, and
+	// the new leader hands back only to a follower it sees flush fast,
+	// which this one, while its disk is slow, does not. With both disks
+	// slow nothing changes (the follower is not seen fast).
+	{From: Leader, To: Joining, Reason: "this node's commits are slow and the follower flushes fast: handing over",
+		When: func(t tick) bool {
+			s, p := t.o.Self, t.o.Peer
+			return s.CommitSlow && s.FollowerFast && !s.FollowerSlow && s.FollowerStreaming && p.AgentUp && !p.DiskFull && !t.paused()
+		},
+		Do: handOver},
 	// Before the degrade row: a leader whose own database is down cannot
 	// switch replication off (found by the simulation: a hand-over whose
 	// follower died left the leader's PostgreSQL stopped, and sync-off

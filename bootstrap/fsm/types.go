@@ -115,6 +115,11 @@ type Self struct {
 	// while since (damped: a follower that is slow now and then is left
 	// asynchronous rather than taken back at every fast moment).
 	FollowerSlow bool
+	// FollowerFast: (primary, while its commits are slow) since they
+	// turned slow, the follower flushed WAL written after that, and it
+	// has not been seen more than half of timers.slow_commit behind for a
+	// while: evidence, not the absence of it, that it would do better.
+	FollowerFast bool
 	// KineServing: this node's Kine runs against this node's database
 	// (clients write here).
 	KineServing bool

@@ -126,9 +126,13 @@ var invalidCases = []struct {
 
 	// timers
 	{"timers not a mapping", "  timers:\n    probe_interval: 500ms\n    failure_threshold: 3\n    boot_grace: 30s\n    pause_expiry: 2h\n", "  timers: fast\n",
-		[]string{`twonode.timers (line 18): must be a mapping of keys (probe_interval, failure_threshold, boot_grace, pause_expiry), not a single value`}},
+		[]string{`twonode.timers (line 18): must be a mapping of keys (probe_interval, failure_threshold, boot_grace, pause_expiry, slow_commit, slow_for), not a single value`}},
 	{"timers unknown key", "    pause_expiry: 2h\n", "    pause_expiry: 2h\n    probe_timeout: 400ms\n",
-		[]string{`twonode.timers.probe_timeout (line 23): unknown key; twonode.timers has probe_interval, failure_threshold, boot_grace, pause_expiry`}},
+		[]string{`twonode.timers.probe_timeout (line 23): unknown key; twonode.timers has probe_interval, failure_threshold, boot_grace, pause_expiry, slow_commit, slow_for`}},
+	{"slow_for zero", "    pause_expiry: 2h\n", "    pause_expiry: 2h\n    slow_for: 0s\n",
+		[]string{`twonode.timers.slow_for (line 23): must be between 1s and 10m (got 0s)`}},
+	{"slow_commit too short", "    pause_expiry: 2h\n", "    pause_expiry: 2h\n    slow_commit: 10ms\n",
+		[]string{`twonode.timers.slow_commit (line 23): must be 0s (never) or between 100ms and 1m (got 10ms)`}},
 	{"probe_interval without unit", "    probe_interval: 500ms\n", "    probe_interval: 500\n",
 		[]string{`twonode.timers.probe_interval (line 19): a duration needs a unit, such as 500ms, 500s or 500m (got 500)`}},
 	{"probe_interval not a duration", "    probe_interval: 500ms\n", "    probe_interval: fast\n",

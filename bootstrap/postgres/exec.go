@@ -130,6 +130,25 @@ func (m *Manager) Stop(ctx context.Context, immediate bool) error {
 	return m.stop(ctx, immediate)
 }
 
+// Crash begins an immediate stop and returns without waiting for it: the
+// postmaster is told to quit at once (SIGQUIT, as pg_ctl -m immediate
+// does), and the next Stop, Start or Rewind waits until it is gone (a
+// postmaster in an immediate shutdown ignores the fast one those ask for).
+// For a hand-over from a slow disk, where even an immediate stop waits for
+// the fsync in progress. No-op when it is not running.
+func (m *Manager) Crash(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.Running(ctx) {
+		return nil
+	}
+	if out, err := m.run(ctx, nil, "pg_ctl", "stop", "-W", "-m", "immediate", "-D", m.s.DataDir); err != nil && m.Running(ctx) {
+		return toolErr("pg_ctl stop -W -m immediate", err, out)
+	}
+	m.log.Info("postgresql told to quit at once", "mode", "immediate")
+	return nil
+}
+
 func (m *Manager) stop(ctx context.Context, immediate bool) error {
 	if !m.Running(ctx) {
 		return nil

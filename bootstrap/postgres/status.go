@@ -15,10 +15,16 @@ type Status struct {
 	// replayed; track_commit_timestamp=on); zero if none is known.
 	LastCommit                        time.Time
 	CurrentLSN, ReceiveLSN, ReplayLSN uint64 // whichever apply to the role
-	Timeline                          int
-	SyncStandbyNames                  string
-	Streaming                         bool  // (primary) the peer's walsender is streaming
-	PeerFlushLagBytes                 int64 // (primary) current - the peer's flush LSN; -1 if no row
+	// FlushLSN (primary) is how far this server's WAL is on its disk, and
+	// PeerFlushLSN how far the follower reported it is on its own (0: no
+	// follower). A walsender sends only WAL flushed here, so the age of the
+	// oldest WAL between the two measures the follower's side alone, even
+	// while this disk is slow (the agent's flushTrail).
+	FlushLSN, PeerFlushLSN uint64
+	Timeline               int
+	SyncStandbyNames       string
+	Streaming              bool  // (primary) the peer's walsender is streaming
+	PeerFlushLagBytes      int64 // (primary) current - the peer's flush LSN; -1 if no row
 	// PeerFlushLag (primary) is pg_stat_replication.flush_lag: from this
 	// server's flush of recent WAL to the standby's report that it flushed
 	// it too, both read on this server's clock. It includes the link; zero
@@ -119,23 +125,24 @@ func (m *Manager) lastCommit(ctx context.Context, c querier) time.Time {
 }
 
 func (m *Manager) primaryStatus(ctx context.Context, c querier, st *Status) error {
-	var cur, tli string
-	if err := c.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text, substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)`).
-		Scan(&cur, &tli); err != nil {
+	var cur, flushed, tli string
+	if err := c.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text, pg_current_wal_flush_lsn()::text, substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)`).
+		Scan(&cur, &flushed, &tli); err != nil {
 		return fmt.Errorf("postgres: status: wal position: %w", err)
 	}
 	st.CurrentLSN, _ = parseLSN(cur)
+	st.FlushLSN, _ = parseLSN(flushed)
 	t, _ := strconv.ParseInt(tli, 16, 64)
 	st.Timeline = int(t)
 	// Several rows may carry the peer's name (a base backup's stream does
 	// not: it names itself): prefer the one that streams.
-	var state, mark *string
+	var state, mark, peerFlushed *string
 	var lag *int64
 	var flushLag *float64
 	err := c.QueryRow(ctx, `SELECT state, (pg_current_wal_lsn() - flush_lsn)::bigint,
-		reply_time::text || ' ' || COALESCE(flush_lsn::text, ''), EXTRACT(epoch FROM flush_lag)::float8 FROM pg_stat_replication
+		reply_time::text || ' ' || COALESCE(flush_lsn::text, ''), EXTRACT(epoch FROM flush_lag)::float8, flush_lsn::text FROM pg_stat_replication
 		WHERE application_name = $1 ORDER BY state = 'streaming' DESC, flush_lsn DESC NULLS LAST LIMIT 1`, m.s.PeerName).
-		Scan(&state, &lag, &mark, &flushLag)
+		Scan(&state, &lag, &mark, &flushLag, &peerFlushed)
 	if err != nil {
 		if isNoRows(err) {
 			return nil
@@ -151,6 +158,9 @@ func (m *Manager) primaryStatus(ctx context.Context, c querier, st *Status) erro
 	}
 	if flushLag != nil {
 		st.PeerFlushLag = time.Duration(*flushLag * float64(time.Second))
+	}
+	if peerFlushed != nil {
+		st.PeerFlushLSN, _ = parseLSN(*peerFlushed)
 	}
 	return nil
 }

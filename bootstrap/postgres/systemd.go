@@ -88,6 +88,22 @@ func (s *Systemd) Stop(ctx context.Context, immediate bool) error {
 	return nil
 }
 
+// Crash is Manager.Crash for the unit: SIGQUIT to its main process; the
+// next Stop (systemctl stop) waits for it to be gone.
+func (s *Systemd) Crash(ctx context.Context) error {
+	m := s.Manager
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !s.active(ctx) {
+		return nil
+	}
+	if out, err := s.run(ctx, "kill", "--kill-who=main", "--signal=SIGQUIT", s.unit); err != nil {
+		return fmt.Errorf("postgres: systemctl kill %s: %w: %s", s.unit, err, out)
+	}
+	m.log.Info("postgresql told to quit at once", "unit", s.unit)
+	return nil
+}
+
 // unitStart writes the unit's environment and starts it. The unit is
 // Type=notify: systemctl returns once PostgreSQL is ready to accept
 // connections (a hot standby: once it is consistent), as pg_ctl -w would.

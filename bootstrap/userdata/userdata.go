@@ -13,7 +13,7 @@
 //	  secret: "..."              # or secret_file: /oem/twonode/secret (one of the two)
 //	  preferred_leader: edge-1   # optional; the same on both nodes
 //	  failover: auto             # or manual: only an operator's twonode promote takes over
-//	  timers: {probe_interval: 500ms, failure_threshold: 3, boot_grace: 30s, pause_expiry: 2h}
+//	  timers: {probe_interval: 500ms, failure_threshold: 3, boot_grace: 30s, pause_expiry: 2h, slow_commit: 1s, slow_for: 2s}
 //	  postgres: {port: 5432, shared_buffers: ""}
 //	  api: {peer_port: 8760, metrics: "127.0.0.1:9641"}
 //	  log: {level: info, format: text}
@@ -107,6 +107,8 @@ type Timers struct {
 	FailureThreshold int
 	BootGrace        time.Duration
 	PauseExpiry      time.Duration
+	SlowCommit       time.Duration // 0: slow disks are not judged
+	SlowFor          time.Duration
 }
 
 // Postgres is what a site may tune of PostgreSQL; where it is installed and
@@ -300,6 +302,8 @@ var blockFields = []field{
 		{key: "failure_threshold", kind: whole},
 		{key: "boot_grace", kind: duration},
 		{key: "pause_expiry", kind: duration},
+		{key: "slow_commit", kind: duration},
+		{key: "slow_for", kind: duration},
 	}},
 	{key: "postgres", kind: section, fields: []field{
 		{key: "port", kind: whole},
@@ -457,6 +461,8 @@ func (w *walker) block() (*Block, []error) {
 			FailureThreshold: w.num("timers.failure_threshold", def.Timers.FailureThreshold),
 			BootGrace:        w.dur("timers.boot_grace", def.Timers.BootGrace),
 			PauseExpiry:      w.dur("timers.pause_expiry", def.Timers.PauseExpiry),
+			SlowCommit:       w.dur("timers.slow_commit", def.Timers.SlowCommit),
+			SlowFor:          w.dur("timers.slow_for", def.Timers.SlowFor),
 		},
 		Postgres: Postgres{
 			Port:          w.num("postgres.port", def.Postgres.Port),
@@ -600,6 +606,8 @@ func (b *Block) AgentConfig() config.Config {
 	c.Timers.FailureThreshold = b.Timers.FailureThreshold
 	c.Timers.BootGrace = b.Timers.BootGrace
 	c.Timers.PauseExpiry = b.Timers.PauseExpiry
+	c.Timers.SlowCommit = b.Timers.SlowCommit
+	c.Timers.SlowFor = b.Timers.SlowFor
 	c.API.PeerPort = b.API.PeerPort
 	c.API.Metrics = b.API.Metrics
 	c.Log.Level = b.Log.Level

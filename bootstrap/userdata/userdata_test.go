@@ -63,12 +63,13 @@ func TestDefaultsAreTheAgents(t *testing.T) {
   node: {name: a, address: "fd00::1"}
   peer: {name: b, address: "fd00::2"}
   secret_file: /oem/twonode/secret
-  timers: {probe_interval: 250ms, failure_threshold: 8}
+  timers: {probe_interval: 250ms, failure_threshold: 8, slow_commit: 500ms, slow_for: 5s}
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := config.Default()
+	want.Timers.SlowCommit, want.Timers.SlowFor = 500*time.Millisecond, 5*time.Second
 	want.Node = config.Host{Name: "a", Address: "fd00::1"}
 	want.Peer = config.Host{Name: "b", Address: "fd00::2"}
 	want.SecretFile = userdata.AgentSecretPath

@@ -66,6 +66,10 @@ type options struct {
 	rate        float64
 	noWorkload  bool // the scenario drives its own clients
 	multiFault  bool // several faults in a row: a lost lease is reported, not failed
+	// noBetter: the fault leaves neither node able to do better (both
+	// disks slow: every write waits for both): a lost lease is reported,
+	// not failed.
+	noBetter bool
 	// cutOff: a node the fault keeps from any datastore for longer than
 	// the renew deadline (the follower of a long partition, a witness
 	// deciding for the leader): its components cannot renew, and lose
@@ -93,7 +97,7 @@ func newRig(t *testing.T, name string, subnet int, o options) *rig {
 		t.Fatal(err)
 	}
 	c := cluster.ForTestWith(t, copts)
-	r := &rig{t: t, name: name, c: c, multiFault: o.multiFault, cutOff: o.cutOff, api: map[string]*apiserver.Supervisor[*apiserver.Server]{},
+	r := &rig{t: t, name: name, c: c, multiFault: o.multiFault || o.noBetter, cutOff: o.cutOff, api: map[string]*apiserver.Supervisor[*apiserver.Server]{},
 		comps: map[string][]*apiserver.Supervisor[*apiserver.Component]{}}
 
 	// Both API servers start together (each takes seconds on a busy

@@ -1,7 +1,9 @@
 package matrix
 
 import (
+	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,8 +20,14 @@ const slowFor = 30 * time.Second
 // slowDisk slows the named nodes' disks, waits, heals them and judges the
 // run as every scenario (nothing lost, linearizable); it reports the
 // longest write gap while the disks were slow.
-func slowDisk(t *testing.T, name string, subnet int, slowSync time.Duration, nodes ...string) (r *rig, fault, healed time.Time) {
-	r = newRig(t, name, subnet, options{slowDisk: true})
+//
+// Two thirds into the fault, the agent on shows must report, in its status,
+// a slow disk in words that contain says (none when shows is "").
+func slowDisk(t *testing.T, name string, subnet int, slowSync time.Duration, shows, says string, nodes ...string) (r *rig, fault, healed time.Time) {
+	// Both slow, nobody would do better: every write waits for two slow
+	// disks (3 s at 1.5 s a flush), and a controller may lose its lease as
+	// on any Kubernetes whose one disk is that slow.
+	r = newRig(t, name, subnet, options{slowDisk: true, noBetter: len(nodes) == 2})
 	for _, n := range nodes {
 		if err := r.c.SlowDisk(n, slowSync); err != nil {
 			t.Fatal(err)
@@ -27,7 +35,21 @@ func slowDisk(t *testing.T, name string, subnet int, slowSync time.Duration, nod
 	}
 	fault = time.Now()
 	t.Logf("every fsync of %v's PostgreSQL takes %s for %s", nodes, slowSync, slowFor)
-	time.Sleep(slowFor)
+	time.Sleep(slowFor * 2 / 3)
+	if shows != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		st, err := r.c.Status(ctx, shows)
+		cancel()
+		switch {
+		case err != nil:
+			t.Errorf("status of %s while its disk was slow: %v", shows, err)
+		case !strings.Contains(st.DiskSlow, says):
+			t.Errorf("status of %s while the disks were slow says %q; want it to say %q", shows, st.DiskSlow, says)
+		default:
+			t.Logf("%s's status said: %s", shows, st.DiskSlow)
+		}
+	}
+	time.Sleep(time.Until(fault.Add(slowFor)))
 	for _, n := range nodes {
 		if err := r.c.SlowDisk(n, 0); err != nil {
 			t.Fatal(err)
@@ -72,7 +94,7 @@ func longestWriteGap(acks []time.Time, from, to time.Time) (time.Duration, time.
 // advance, so the detector alone counts it alive): the leader leaves it
 // behind asynchronously and keeps its role.
 func TestFollowerDiskSlow(t *testing.T) {
-	r, fault, healed := slowDisk(t, "follower-disk-slow", 102, 1500*time.Millisecond, "b")
+	r, fault, healed := slowDisk(t, "follower-disk-slow", 102, 1500*time.Millisecond, "a", "flushes on b are slow", "b")
 	alone := false
 	for _, s := range r.mon.snapshot() {
 		if s.at.After(fault) && s.at.Before(healed) {
@@ -85,5 +107,38 @@ func TestFollowerDiskSlow(t *testing.T) {
 	}
 	if !alone {
 		t.Errorf("a never left its slow follower behind (leader_alone) while b's disk was slow")
+	}
+}
+
+// The leader's disk slow (3 s a flush: about one write every 3 s, an
+// outage for Kubernetes), the follower's fast: the leader hands over as
+// for a full disk, nothing lost, and writes resume on b while a's disk is
+// still slow. The rig's own checks hold the control plane to its leases.
+func TestLeaderDiskSlow(t *testing.T) {
+	r, fault, healed := slowDisk(t, "leader-disk-slow", 101, 3*time.Second, "", "", "a")
+	for _, s := range r.mon.snapshot() {
+		if s.at.After(fault) && s.at.Before(healed) && (s.b == "leader" || s.b == "leader_alone") {
+			acks := ackedWrites(r.w.Ops(), s.at, healed)
+			if len(acks) == 0 {
+				t.Fatalf("b led from %s after the disk slowed, and no write was acknowledged after that", s.at.Sub(fault).Round(time.Millisecond))
+			}
+			t.Logf("b led %s after a's disk slowed; the first write acknowledged after that at %s",
+				s.at.Sub(fault).Round(time.Millisecond), acks[0].Sub(fault).Round(time.Millisecond))
+			return
+		}
+	}
+	t.Errorf("b did not take over in the %s a's disk was slow", healed.Sub(fault).Round(time.Second))
+}
+
+// Both disks slow (1.5 s a flush each): neither side would do better, so
+// no role changes, and both agents say why.
+func TestBothDisksSlow(t *testing.T) {
+	r, fault, healed := slowDisk(t, "both-disks-slow", 103, 1500*time.Millisecond, "a", "both slow", "a", "b")
+	for _, s := range r.mon.snapshot() {
+		if s.at.After(fault) && s.at.Before(healed) && (s.a != "leader" || s.b != "follower") {
+			t.Errorf("a was %q and b %q at %s while both disks were slow: no hand-over, no flapping",
+				s.a, s.b, s.at.Sub(fault).Round(time.Millisecond))
+			return
+		}
 	}
 }
