@@ -32,6 +32,7 @@ func (h *PeerHandler) Status(context.Context) peer.Status {
 		PGUp: last.pg.Up, Primary: last.pg.Up && !last.pg.InRecovery,
 		Now: now.UnixNano(), PairOffset: int64(st.PairOffset), ForkRev: st.ForkRev, Version: Version,
 		HighRev: st.HighRev, FencedPast: st.FencedPast, DiskFull: last.o.Self.DiskFull,
+		FollowerSlow: last.o.Self.FollowerSlow,
 		// As observed, with the last commit: the peer compares commits only
 		// when this says stopped, and then the commit was read after the stop.
 		KineServing: last.o.Self.KineServing,
@@ -113,7 +114,7 @@ func (h *LocalHandler) Status(context.Context) localapi.StatusReport {
 		LastFailover: failover, ClockOffset: st.PairOffset, Archives: st.Archives, Version: Version,
 		DiskFull: last.o.Self.DiskFull, RecentSplits: last.o.Self.RecentSplits, Witness: wit, Waiting: waiting,
 		Address: a.addressText(), CommitLatency: a.commitLatency(last.pg), PeerFlushLag: last.pg.PeerFlushLag,
-		DiskSlow: slowText(last.o.Self, a.cfg.Peer.Name),
+		DiskSlow: slowText(last.o.Self, last.o.Peer.AgentUp && last.peer.FollowerSlow, a.cfg.Peer.Name),
 	}
 	if in := st.Intent; in != nil {
 		r.Unfinished = fmt.Sprintf("%s → %s: %s", in.From, in.To, in.Reason)

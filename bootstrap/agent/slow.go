@@ -172,9 +172,11 @@ func (f *flushTrail) behind(now time.Time, local, peer uint64) time.Duration {
 }
 
 // slowText is the status line for the verdicts, "" when neither disk is
-// slow.
-func slowText(s fsm.Self, peer string) string {
+// slow. judgedSlow: the peer, leading, judges this node's flushes slow.
+func slowText(s fsm.Self, judgedSlow bool, peer string) string {
 	switch {
+	case judgedSlow:
+		return "flushes here are slow, as " + peer + " measures them (" + peer + "'s status says what the pair does about it)"
 	case s.CommitSlow && s.FollowerSlow:
 		return "commits here and flushes on " + peer + " are both slow: nothing changes (neither side would do better)"
 	case s.CommitSlow && s.FollowerFast:

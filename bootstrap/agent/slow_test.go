@@ -1,8 +1,11 @@
 package agent
 
 import (
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/twonode-edge/twonode/bootstrap/fsm"
 )
 
 // Commits slower than the bound for the window make the verdict; one fast
@@ -161,5 +164,27 @@ func TestFastFollowerNeedsFreshEvidence(t *testing.T) {
 	var e fastFollower
 	if e.judge(at(0), time.Hour, 200, 300, 0, false, bound, window) {
 		t.Fatal("fast without a follower streaming")
+	}
+}
+
+// The status line says which disk is slow on either node: the leader
+// judges both, and the follower repeats the leader's verdict on its own.
+func TestSlowTextOnEitherNode(t *testing.T) {
+	for _, c := range []struct {
+		self       fsm.Self
+		judgedSlow bool
+		want       string
+	}{
+		{fsm.Self{}, false, ""},
+		{fsm.Self{CommitSlow: true, FollowerSlow: true}, false, "both slow"},
+		{fsm.Self{CommitSlow: true, FollowerFast: true}, false, "b flushes fast: handing over"},
+		{fsm.Self{CommitSlow: true}, false, "b takes over once it is seen to flush fast"},
+		{fsm.Self{FollowerSlow: true}, false, "flushes on b are slow"},
+		{fsm.Self{}, true, "flushes here are slow, as b measures them"},
+	} {
+		got := slowText(c.self, c.judgedSlow, "b")
+		if c.want == "" && got != "" || !strings.Contains(got, c.want) {
+			t.Errorf("%+v, judged slow %v: %q, want it to say %q", c.self, c.judgedSlow, got, c.want)
+		}
 	}
 }

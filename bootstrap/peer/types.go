@@ -25,6 +25,10 @@ type Status struct {
 	HighRev    int64  `json:"high_rev"`    // highest revision this node's clients saw before a lost split
 	FencedPast int64  `json:"fenced_past"` // highest peer HighRev this node's revisions passed
 	DiskFull   bool   `json:"disk_full"`   // the data filesystem is (nearly) full
+	// FollowerSlow: (a leader) it judges its follower's flushes slow.
+	// Shown in the follower's status (its own disk is the slow one); it
+	// decides nothing there.
+	FollowerSlow bool `json:"follower_slow,omitempty"`
 	// KineServing: this node's Kine writes to this node's database (it
 	// takes writes); a split is decided only once neither does.
 	KineServing bool `json:"kine_serving"`
