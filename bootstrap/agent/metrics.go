@@ -57,7 +57,7 @@ func newMetrics() *metrics {
 		commitSeconds:     g("commit_seconds", "Leader: the last tiny commit's time on this node's disk, or the one in flight's age if longer (0 on a follower)."),
 		peerFlushSeconds:  g("peer_flush_lag_seconds", "Leader: from flushing recent WAL here to the follower's report that it flushed it (0 when idle or unknown)."),
 		slow: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "twonode", Name: "disk_slow",
-			Help: "1 while a disk is judged slow (timers.slow_commit for timers.slow_for): disk=local, this node's commits; disk=follower, the follower's flushes."}, []string{"disk"}),
+			Help: "1 while a disk is judged slow (timers.slow_commit for timers.slow_for): disk=local, this node's (a leader's commits; a follower's flushes, as its leader judges them); disk=follower, the follower's flushes (on the leader)."}, []string{"disk"}),
 		paused:            g("paused", "1 while probing and promotion are paused."),
 		lastFailover:      g("last_failover_seconds", "Last promotion: first failed probe to serving writes."),
 		promoteSeconds:    g("last_pg_promote_seconds", "Duration of the last pg_promote."),
@@ -98,7 +98,7 @@ func (m *metrics) update(a *Agent, obs observed) {
 	m.lagBytes.Set(float64(obs.pg.PeerFlushLagBytes))
 	m.commitSeconds.Set(a.commitLatency(obs.pg).Seconds())
 	m.peerFlushSeconds.Set(obs.pg.PeerFlushLag.Seconds())
-	m.slow.WithLabelValues("local").Set(b2f(obs.o.Self.CommitSlow))
+	m.slow.WithLabelValues("local").Set(b2f(obs.o.Self.CommitSlow || obs.o.Peer.AgentUp && obs.peer.FollowerSlow))
 	m.slow.WithLabelValues("follower").Set(b2f(obs.o.Self.FollowerSlow))
 	m.paused.Set(b2f(obs.o.Now.Before(obs.o.Self.PausedUntil)))
 	a.mu.Lock()

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -187,4 +188,44 @@ func TestSlowTextOnEitherNode(t *testing.T) {
 			t.Errorf("%+v, judged slow %v: %q, want it to say %q", c.self, c.judgedSlow, got, c.want)
 		}
 	}
+}
+
+// A follower shows its own disk slow, in its status and its metrics, when
+// its leader judges its flushes slow.
+func TestFollowerShowsTheLeadersVerdict(t *testing.T) {
+	r := followerRig(t)
+	if v := labelled(t, r.a, "twonode_disk_slow", "local"); v != 0 {
+		t.Fatalf("disk_slow{local} %v before the leader said anything", v)
+	}
+	r.peer.st.FollowerSlow = true
+	r.tick(1)
+	if v := labelled(t, r.a, "twonode_disk_slow", "local"); v != 1 {
+		t.Fatalf("disk_slow{local} %v once the leader judged this node's flushes slow, want 1", v)
+	}
+	if s := (&LocalHandler{r.a}).Status(context.Background()).DiskSlow; !strings.Contains(s, "flushes here are slow, as a measures them") {
+		t.Fatalf("status says %q", s)
+	}
+}
+
+// labelled reads one labelled series of a gauge vector as /metrics shows it.
+func labelled(t *testing.T, a *Agent, name, label string) float64 {
+	t.Helper()
+	fams, err := a.met.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == label {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{%s} in the agent's metrics", name, label)
+	return 0
 }
