@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/twonode-edge/twonode/bootstrap/agent"
 	"github.com/twonode-edge/twonode/bootstrap/config"
 	"github.com/twonode-edge/twonode/bootstrap/peer"
+	"github.com/twonode-edge/twonode/bootstrap/pki"
 	"github.com/twonode-edge/twonode/e2e/cluster"
 	"github.com/twonode-edge/twonode/e2e/harness"
 )
@@ -216,8 +218,21 @@ func TestImplausiblePeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// It has the secret, so it has the pair's CA too, and serves a
+	// certificate for b's address that a accepts: only its answers are
+	// wrong.
+	ca, err := pki.DeriveCA(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.TLSCertificate(pki.Node{Name: cfg.Node.Name, Address: net.ParseIP(cfg.Node.Address)}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := &http.Server{Handler: peer.NewServer(secret, peer.Names{Self: cfg.Node.Name, Peer: cfg.Peer.Name}, liar{}, slog.New(slog.NewTextHandler(io.Discard, nil)), netip.Addr{}), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	go func() {
+		_ = srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}))
+	}()
 	defer srv.Close()
 
 	w := harness.NewWriter("implausible-peer", clientOf(ts, "a"))

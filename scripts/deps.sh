@@ -23,6 +23,9 @@ command -v etcdctl >/dev/null || need+=(etcd-client)
 command -v curl >/dev/null || need+=(curl)
 # `make bench` redraws the pictures (scripts/images.sh).
 command -v dot >/dev/null || need+=(graphviz)
+# The fault matrix captures the pair's link (tcpdump on the client
+# namespace's bridge) and checks that nothing Kine carries crosses it in clear.
+command -v tcpdump >/dev/null || need+=(tcpdump)
 # The clock-skew scenario moves one node's PostgreSQL clock with libfaketime.
 ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || need+=(faketime)
 # The appliance test (e2e/appliance): a Debian root filesystem booted twice

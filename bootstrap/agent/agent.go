@@ -97,7 +97,8 @@ type Agent struct {
 	heardAt     time.Time       // when peerMark last changed, on this agent's clock
 	peerFlushed int64           // (primary) the standby's flush position at that mark
 	pgNow       postgres.Status // this tick's local PostgreSQL, as localPG judged it
-	lastPeerErr string          // the last peer error, logged once when implausible
+	lastPeerErr string          // the last peer error, logged once when not believed (loop only)
+	peerProblem string          // why the peer's last answer was not believed, for status
 	wv          witnessView     // what this node knows of the witness
 	waiting     string          // the last tick's fsm.Decision.Waiting
 	addrWant    bool            // this node's decisions put the pair's address here (address.go)

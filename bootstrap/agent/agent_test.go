@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/twonode-edge/twonode/bootstrap/config"
 	"github.com/twonode-edge/twonode/bootstrap/fsm"
 	"github.com/twonode-edge/twonode/bootstrap/peer"
+	"github.com/twonode-edge/twonode/bootstrap/pki"
 )
 
 // rig is an agent on fakes with a hand-driven clock: each tick() is one
@@ -425,5 +427,25 @@ func TestHandoverFromASlowDisk(t *testing.T) {
 				t.Fatalf("calls %q (want %q), handed over %v", got, c.want, r.peer.handed)
 			}
 		})
+	}
+}
+
+// What status shows of a peer error: why an answer was not believed, never
+// a plain absence.
+func TestPeerProblem(t *testing.T) {
+	tlsErr := &pki.RefusedError{Why: "the peer's TLS certificate expired at 2026-01-01T00:00:00Z", Err: errors.New("x509: certificate has expired")}
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{context.DeadlineExceeded, false},
+		{fmt.Errorf("peer status: %w", tlsErr), true},
+		{fmt.Errorf("peer status: %w", peer.ErrForged), true},
+		{fmt.Errorf("%w: out of bounds", peer.ErrImplausible), true},
+	} {
+		if got := peerProblem(tc.err); (got != "") != tc.want || (got != "" && got != tc.err.Error()) {
+			t.Errorf("peerProblem(%v) = %q", tc.err, got)
+		}
 	}
 }

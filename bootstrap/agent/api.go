@@ -100,7 +100,7 @@ func (h *LocalHandler) Status(context.Context) localapi.StatusReport {
 	now := a.d.Now()
 	a.mu.Lock()
 	lastTrans, lastAt, failover := a.lastTrans, a.lastAt, a.failover
-	wit, waiting := a.witnessText(last.o.Witness), a.waiting
+	wit, waiting, problem := a.witnessText(last.o.Witness), a.waiting, a.peerProblem
 	if waiting != "" && !a.failStart.IsZero() {
 		// The evidence an operator decides on.
 		waiting += fmt.Sprintf(" (the peer last answered %s ago; %s)", now.Sub(a.failStart).Round(time.Second), walText(last.pg))
@@ -108,7 +108,7 @@ func (h *LocalHandler) Status(context.Context) localapi.StatusReport {
 	a.mu.Unlock()
 	r := localapi.StatusReport{
 		Node: a.cfg.Node.Name, Peer: a.cfg.Peer.Name, State: string(m.State), Role: roleOf(m.State), Term: st.Term,
-		PeerReachable: last.o.Peer.AgentUp, PeerState: string(last.o.Peer.State), PeerTerm: last.o.Peer.Term,
+		PeerReachable: last.o.Peer.AgentUp, PeerProblem: problem, PeerState: string(last.o.Peer.State), PeerTerm: last.o.Peer.Term,
 		Replication: replication(m.State, last), LagBytes: last.pg.PeerFlushLagBytes, PGUp: last.pg.Up,
 		KineEndpoint: a.d.Kine.Target(), LastTransition: lastTrans, LastTransitionAt: lastAt,
 		LastFailover: failover, ClockOffset: st.PairOffset, Archives: st.Archives, Version: Version,

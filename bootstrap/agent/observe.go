@@ -9,6 +9,7 @@ import (
 	"github.com/twonode-edge/twonode/bootstrap/config"
 	"github.com/twonode-edge/twonode/bootstrap/fsm"
 	"github.com/twonode-edge/twonode/bootstrap/peer"
+	"github.com/twonode-edge/twonode/bootstrap/pki"
 	"github.com/twonode-edge/twonode/bootstrap/postgres"
 )
 
@@ -57,7 +58,8 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 	wg.Wait()
 	now := a.d.Now()
 
-	if peerErr != nil && errors.Is(peerErr, peer.ErrImplausible) && peerErr.Error() != a.lastPeerErr {
+	problem := peerProblem(peerErr)
+	if problem != "" && peerErr.Error() != a.lastPeerErr {
 		a.log.Warn("the peer's answer is not believed: it counts as no answer", "err", peerErr)
 	}
 	if peerErr != nil {
@@ -65,6 +67,9 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 	} else {
 		a.lastPeerErr = ""
 	}
+	a.mu.Lock()
+	a.peerProblem = problem
+	a.mu.Unlock()
 	self, p := a.facts(pg, pgErr, ps, peerErr, pingErr, sent, recv, disk, now)
 
 	// The rare reads below do I/O: outside the lock, so that status
@@ -103,6 +108,17 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 }
 
 // facts turns one tick's measurements into the core's Self and Peer.
+// peerProblem is, for status, why an answer from the peer's address was
+// not believed: a certificate TLS refused, a wrong signature, impossible
+// values. A timeout or a refused connection is not a problem of that
+// kind: the peer is just not there.
+func peerProblem(err error) string {
+	if err != nil && (errors.Is(err, peer.ErrImplausible) || errors.Is(err, peer.ErrForged) || pki.Refused(err)) {
+		return err.Error()
+	}
+	return ""
+}
+
 func (a *Agent) facts(pg postgres.Status, pgErr error, ps peer.Status, peerErr, pingErr error,
 	sent, recv time.Time, disk bool, now time.Time) (fsm.Self, fsm.Peer) {
 	a.mu.Lock()

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"github.com/twonode-edge/twonode/bootstrap/kine"
 	"github.com/twonode-edge/twonode/bootstrap/localapi"
 	"github.com/twonode-edge/twonode/bootstrap/peer"
+	"github.com/twonode-edge/twonode/bootstrap/pki"
 	"github.com/twonode-edge/twonode/bootstrap/postgres"
 	"github.com/twonode-edge/twonode/bootstrap/vip"
 	"github.com/twonode-edge/twonode/bootstrap/watchdog"
@@ -89,19 +91,23 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 	if err := os.MkdirAll(cfg.RunDir, 0o755); err != nil {
 		return err
 	}
+	pairTLS, ca, err := ensureTLS(cfg, secret, agentClock(cfg)(), log)
+	if err != nil {
+		return err
+	}
 	db := postgres.New(postgres.Settings{
 		BinDir: cfg.Postgres.BinDir, DataDir: cfg.DataDir + "/pgdata", SocketDir: cfg.RunDir + "/pg",
 		LogFile: cfg.DataDir + "/postgresql.log", Port: cfg.Postgres.Port, ListenAddress: cfg.Node.Address,
 		OSUser: cfg.Postgres.OSUser, NodeName: cfg.Node.Name, PeerName: cfg.Peer.Name, PeerAddress: cfg.Peer.Address,
 		ReplPassword: replPW, KinePassword: kinePW, SharedBuffers: cfg.Postgres.SharedBuffers,
 		WalSenderTimeout: cfg.DetectionWindow(), WalReceiverTimeout: cfg.DetectionWindow(),
-		TestEnv: pgTestEnv,
+		TLS: pairTLS, TestEnv: pgTestEnv,
 	}, log.With("actor", "postgres"))
 	var pg agent.Database = db
 	if cfg.Postgres.Supervisor == "systemd" {
 		pg = postgres.NewSystemd(db, postgres.SystemdUnit, cfg.RunDir+"/postgres.env")
 	}
-	ks := kine.Settings{Binary: cfg.Kine.Binary, Listen: cfg.Kine.Listen, Port: cfg.Postgres.Port, Password: kinePW, RunDir: cfg.RunDir,
+	ks := kine.Settings{Binary: cfg.Kine.Binary, Listen: cfg.Kine.Listen, Port: cfg.Postgres.Port, Password: kinePW, RunDir: cfg.RunDir, CAFile: pairTLS.CAFile(),
 		CompactMinRetain: cfg.Kine.CompactMinRetain}
 	var kr kine.Runner
 	if cfg.Kine.Supervisor == "systemd" {
@@ -109,11 +115,11 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 	} else {
 		kr = kine.NewProcess(ks, log.With("actor", "kine"))
 	}
-	peerURL := "http://" + net.JoinHostPort(cfg.Peer.Address, strconv.Itoa(cfg.API.PeerPort))
-	off := cfg.ClockOffset
-	now := func() time.Time { return time.Now().Add(off) }
+	peerURL := "https://" + net.JoinHostPort(cfg.Peer.Address, strconv.Itoa(cfg.API.PeerPort))
+	now := agentClock(cfg)
 	names := peer.Names{Self: cfg.Node.Name, Peer: cfg.Peer.Name}
 	pc := peer.NewClient(peerURL, secret, cfg.Timers.ProbeTimeout, names)
+	pc.UseTLS(ca.ClientConfig())
 	pc.Now = now // offsets are measured on the clock the agent reports
 	var wc agent.WitnessClient
 	var wd agent.Watchdog
@@ -149,7 +155,7 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 		Kine:   kr,
 		Peer:   pc,
 		PingPeer: func(ctx context.Context) error {
-			return postgres.Ping(ctx, cfg.Peer.Address, cfg.Postgres.Port, kinePW)
+			return postgres.Ping(ctx, cfg.Peer.Address, cfg.Postgres.Port, kinePW, pairTLS.CAFile())
 		},
 		PeerLastWrite: db.PeerLastWrite,
 		Fault:         fault,
@@ -174,7 +180,15 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 	peerAddr := netip.MustParseAddr(cfg.Peer.Address)
 	peerLog := log.With("actor", "peer-api")
 	peerSrv := peer.NewHTTPServer("", peer.NewServer(secret, names, ph, peerLog, peerAddr), peerLog)
-	go serve(log, "peer API", peerSrv, peer.LimitPerSource(peerLn, peer.MaxConnsPerSource, peer.MaxConns, peerAddr))
+	certs, err := pki.NewReloader(pairTLS)
+	if err != nil {
+		return fmt.Errorf("peer API: %w", err)
+	}
+	// TLS inside the connection limits: a connection over a limit is
+	// closed before it costs a handshake.
+	limited := peer.LimitPerSource(peerLn, peer.MaxConnsPerSource, peer.MaxConns, peerAddr)
+	go serve(log, "peer API", peerSrv, tls.NewListener(limited, certs.ServerConfig()))
+	go renewTLS(ctx, pairTLS, ca, tlsNode(cfg), now, db, log)
 
 	localLn, err := localapi.Listen(cfg.API.Socket)
 	if err != nil {

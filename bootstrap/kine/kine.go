@@ -43,6 +43,7 @@ type Settings struct {
 	Listen   string // loopback host:port (validated by config)
 	Port     int    // PostgreSQL port on the target host
 	Password string // the kine role's password (derived from the cluster secret)
+	CAFile   string // the pair's CA certificate, which the server's must be signed by
 	RunDir   string // pid file, passfile, env file, log
 	// CompactMinRetain is how many of the newest revisions compaction keeps.
 	CompactMinRetain int
@@ -50,6 +51,9 @@ type Settings struct {
 
 // Endpoint is the DSN Kine gets through its environment (never argv). It
 // holds no password: that is in the 0600 passfile named by PGPASSFILE.
+// TLS with the server's certificate checked against the pair's CA (named by
+// PGSSLROOTCERT, which pgx reads) and SCRAM bound to the channel: the rows
+// Kine carries are every Secret of the cluster.
 // target_session_attrs=read-write makes pgx refuse a standby: a Kine whose
 // database turned read-only would otherwise acknowledge writes it never
 // stored (measured with kine v0.17.5).
@@ -65,7 +69,7 @@ type Settings struct {
 // stops Kine when the peer is gone, which ends every attempt.
 func Endpoint(host string, port int) string {
 	u := url.URL{Scheme: "postgres", User: url.User("kine"), Host: net.JoinHostPort(host, strconv.Itoa(port)), Path: "/kine"}
-	u.RawQuery = "sslmode=disable&target_session_attrs=read-write&connect_timeout=" + strconv.Itoa(connectTimeout)
+	u.RawQuery = "sslmode=verify-full&channel_binding=require&target_session_attrs=read-write&connect_timeout=" + strconv.Itoa(connectTimeout)
 	return u.String()
 }
 
@@ -89,22 +93,43 @@ func (s Settings) env(host string) []string {
 		"KINE_COMPACT_MIN_RETAIN=" + strconv.Itoa(s.CompactMinRetain),
 		"KINE_DATASTORE_MAX_OPEN_CONNECTIONS=" + strconv.Itoa(maxOpen),
 		"PGPASSFILE=" + s.passfile(),
+		"PGSSLROOTCERT=" + s.caCopy(),
 	}
 }
 
 func (s Settings) passfile() string { return filepath.Join(s.RunDir, "kine.pgpass") }
 
-// writePassfile writes the passfile for any host, mode 0600.
-func (s Settings) writePassfile() error {
+// caCopy is where Kine reads the CA certificate: a copy in the run
+// directory, beside the passfile, which the appliance's unit hands to
+// Kine's own user the same way (LoadCredential).
+func (s Settings) caCopy() string { return filepath.Join(s.RunDir, "kine-ca.crt") }
+
+// writeFiles writes the passfile for any host and the CA's copy, mode 0600.
+func (s Settings) writeFiles() error {
 	if err := os.MkdirAll(s.RunDir, 0o700); err != nil {
 		return fmt.Errorf("kine: run dir: %w", err)
 	}
-	line := fmt.Sprintf("*:%d:*:kine:%s\n", s.Port, pgpassEscape(s.Password))
-	tmp := s.passfile() + ".tmp"
-	if err := os.WriteFile(tmp, []byte(line), 0o600); err != nil {
-		return fmt.Errorf("kine: passfile: %w", err)
+	ca, err := os.ReadFile(s.CAFile)
+	if err != nil {
+		return fmt.Errorf("kine: the pair's CA certificate: %w", err)
 	}
-	return os.Rename(tmp, s.passfile())
+	if err := writeAtomic(s.caCopy(), ca); err != nil {
+		return err
+	}
+	line := fmt.Sprintf("*:%d:*:kine:%s\n", s.Port, pgpassEscape(s.Password))
+	return writeAtomic(s.passfile(), []byte(line))
+}
+
+// writeAtomic replaces path with b, mode 0600.
+func writeAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("kine: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("kine: %w", err)
+	}
+	return nil
 }
 
 func pgpassEscape(s string) string {

@@ -94,7 +94,7 @@ func (p *Process) Stop(ctx context.Context) error {
 }
 
 func (p *Process) startLocked(ctx context.Context, host string) error {
-	if err := p.s.writePassfile(); err != nil {
+	if err := p.s.writeFiles(); err != nil {
 		return err
 	}
 	logf, err := os.OpenFile(filepath.Join(p.s.RunDir, "kine.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)

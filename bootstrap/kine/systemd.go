@@ -58,7 +58,7 @@ func (d *Systemd) Point(ctx context.Context, host string) error {
 	if d.target == host && d.active() {
 		return nil
 	}
-	if err := d.s.writePassfile(); err != nil {
+	if err := d.s.writeFiles(); err != nil {
 		return err
 	}
 	body := "# written by the twonode agent\n# target=" + host + "\n" + strings.Join(d.s.env(host), "\n") + "\n"

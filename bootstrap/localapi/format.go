@@ -24,6 +24,8 @@ func formatStatus(w io.Writer, r StatusReport, now time.Time) {
 	row("State", "%s", orDash(r.State))
 	if r.PeerReachable {
 		row("Peer", "%s: %s, term %d", r.Peer, orDash(r.PeerState), r.PeerTerm)
+	} else if r.PeerProblem != "" {
+		row("Peer", "%s: UNREACHABLE: %s", r.Peer, r.PeerProblem)
 	} else {
 		row("Peer", "%s: UNREACHABLE", r.Peer)
 	}

@@ -58,6 +58,13 @@ func TestFormatStatus(t *testing.T) {
 	if strings.Contains(out, "PATH") || strings.Contains(out, "Last failover") || strings.Contains(out, "Disk latency") {
 		t.Errorf("empty sections shown:\n%s", out)
 	}
+	// An answer refused over TLS says why on the Peer line.
+	buf.Reset()
+	why := "the peer's TLS certificate is not from this pair's CA (its issuer: \"twonode pair CA 1a2b3c4d\"): the nodes' cluster secrets differ"
+	formatStatus(&buf, StatusReport{Node: "a", Peer: "b", State: "starting", PeerProblem: why}, now)
+	if out = buf.String(); !strings.Contains(out, "b: UNREACHABLE: "+why) {
+		t.Errorf("the peer's problem is not on its line:\n%s", out)
+	}
 }
 
 func TestBytesText(t *testing.T) {

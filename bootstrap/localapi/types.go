@@ -12,12 +12,16 @@ import (
 
 // StatusReport is everything `twonode status` shows.
 type StatusReport struct {
-	Node             string        `json:"node"`
-	Peer             string        `json:"peer"`
-	State            string        `json:"state"`
-	Role             string        `json:"role"`
-	Term             uint64        `json:"term"`
-	PeerReachable    bool          `json:"peer_reachable"`
+	Node          string `json:"node"`
+	Peer          string `json:"peer"`
+	State         string `json:"state"`
+	Role          string `json:"role"`
+	Term          uint64 `json:"term"`
+	PeerReachable bool   `json:"peer_reachable"`
+	// PeerProblem is why an answer from the peer's address was not
+	// believed (its TLS certificate refused, a wrong signature, impossible
+	// values), "" when it was or when nothing answered.
+	PeerProblem      string        `json:"peer_problem,omitempty"`
 	PeerState        string        `json:"peer_state"`
 	PeerTerm         uint64        `json:"peer_term"`
 	Replication      string        `json:"replication"` // "sync", "async", "streaming" (follower), "none"

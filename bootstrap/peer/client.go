@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -43,7 +44,8 @@ const cacheFor = 20 * time.Second
 
 const defaultTimeout = 5 * time.Second
 
-// NewClient calls the agent at baseURL (e.g. "http://10.99.0.2:8760").
+// NewClient calls the agent at baseURL (e.g. "https://10.99.0.2:8760", with
+// UseTLS; plain http:// is for tests).
 // timeout bounds each call, challenge fetch and one retry included. names
 // are this node's and the peer's: requests are signed from the one to the
 // other, and only answers signed the other way round are believed.
@@ -85,6 +87,20 @@ func NewClient(baseURL string, secret []byte, timeout time.Duration, names Names
 		c.baseErr = errors.New("peer client: no cluster secret configured")
 	}
 	return c
+}
+
+// UseTLS makes the client check the peer's certificate with cfg (the
+// pair's CA only; see package pki) on an https:// base URL. Without it an
+// https:// peer is checked against the system's roots, which never signed a
+// node's certificate: nothing is sent in clear by mistake.
+func (c *Client) UseTLS(cfg *tls.Config) {
+	cfg = cfg.Clone()
+	if cfg.ClientSessionCache == nil {
+		// Resumption: a new connection after an idle one was dropped
+		// skips the certificate check's signature.
+		cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	}
+	c.hc.Transport.(*http.Transport).TLSClientConfig = cfg
 }
 
 // minCommandTimeout bounds pause, resume and follow from below: the peer

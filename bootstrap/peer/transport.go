@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/twonode-edge/twonode/bootstrap/pki"
 )
 
 // reply is one raw answer and what its signature proved.
@@ -72,7 +74,7 @@ func (c *Client) exchange(ctx context.Context, method, path, ch string, body []b
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return reply{}, fmt.Errorf("peer %s: %w", path, err)
+		return reply{}, fmt.Errorf("peer %s: %w", path, pki.Explain(err))
 	}
 	defer resp.Body.Close()
 	b, err := readLimited(resp.Body, maxReply)
@@ -144,7 +146,7 @@ func (c *Client) challenge(ctx context.Context, fresh bool) (string, error) {
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("peer challenge: %w", err)
+		return "", fmt.Errorf("peer challenge: %w", pki.Explain(err))
 	}
 	defer resp.Body.Close()
 	b, err := readLimited(resp.Body, 4<<10)

@@ -140,7 +140,7 @@ func (m *Manager) divergentIDs(ctx context.Context, tx pgx.Tx, lower int64) ([]i
 	// candidate is kept: a loser that waited for the winner's database
 	// before it stopped being a primary stopped writes on both nodes.
 	cctx, cancel := context.WithTimeout(ctx, winnerConnectTimeout)
-	rc, err := remote(cctx, m.s.PeerAddress, m.s.Port, m.s.KinePassword, m.s.ListenAddress)
+	rc, err := remote(cctx, m.s.PeerAddress, m.s.Port, m.s.KinePassword, m.s.ListenAddress, m.s.TLS.CAFile())
 	cancel()
 	if err != nil {
 		m.log.Warn("archive: the winner's database is unreachable: keeping every row since the fork, not only those it lacks",

@@ -28,6 +28,9 @@ func (m *Manager) writeConfig(isolated bool) error {
 	if err != nil {
 		return err
 	}
+	if err := m.checkTLS(); err != nil {
+		return err
+	}
 	if err := m.ensureDir(m.s.SocketDir); err != nil {
 		return err
 	}
@@ -55,6 +58,12 @@ func (m *Manager) renderConf(isolated bool) string {
 	set("unix_socket_permissions", "0700")
 	set("max_connections", "100")
 	set("password_encryption", "scram-sha-256")
+	// TLS for every TCP client (pg_hba says hostssl for all but loopback);
+	// the files are read again on every reload, so a renewal needs none.
+	set("ssl", "on")
+	set("ssl_cert_file", confQuote(m.s.TLS.CertFile()))
+	set("ssl_key_file", confQuote(m.s.TLS.KeyFile()))
+	set("ssl_min_protocol_version", "'TLSv1.3'")
 	if m.s.SharedBuffers != "" {
 		set("shared_buffers", confQuote(m.s.SharedBuffers))
 	}
@@ -109,6 +118,8 @@ func timeoutMS(d time.Duration) string {
 
 // renderHBA is the contract's pg_hba: the agent over the socket; Kine from
 // loopback, this node and the peer; replication and pg_rewind from the peer.
+// Everything that arrives on the node's address must be TLS (hostssl): a
+// plaintext attempt finds no entry and is refused before any password.
 func (m *Manager) renderHBA() (string, error) {
 	self, err := hostCIDR(m.s.ListenAddress)
 	if err != nil {
@@ -120,14 +131,28 @@ func (m *Manager) renderHBA() (string, error) {
 	}
 	var b strings.Builder
 	b.WriteString("# Rendered by twonode before every start: edits here are lost.\n")
-	line := func(f ...string) { fmt.Fprintf(&b, "%-6s %-15s %-13s %-20s %s\n", f[0], f[1], f[2], f[3], f[4]) }
+	line := func(f ...string) { fmt.Fprintf(&b, "%-7s %-15s %-13s %-20s %s\n", f[0], f[1], f[2], f[3], f[4]) }
 	line("local", "all", superUser, "", "trust")
 	line("host", "kine,postgres", kineUser, "127.0.0.1/32", "scram-sha-256")
-	line("host", "kine,postgres", kineUser, self, "scram-sha-256")
-	line("host", "kine,postgres", kineUser, peer, "scram-sha-256")
-	line("host", "replication", replUser, peer, "scram-sha-256")
-	line("host", "postgres", replUser, peer, "scram-sha-256") // pg_rewind's source connection
+	line("hostssl", "kine,postgres", kineUser, self, "scram-sha-256")
+	line("hostssl", "kine,postgres", kineUser, peer, "scram-sha-256")
+	line("hostssl", "replication", replUser, peer, "scram-sha-256")
+	line("hostssl", "postgres", replUser, peer, "scram-sha-256") // pg_rewind's source connection
 	return b.String(), nil
+}
+
+// checkTLS fails early, naming the file, when the server could not start
+// with TLS (PostgreSQL would only say so in its log).
+func (m *Manager) checkTLS() error {
+	if m.s.TLS.Dir == "" {
+		return fmt.Errorf("postgres: no TLS directory configured")
+	}
+	for _, f := range []string{m.s.TLS.CertFile(), m.s.TLS.KeyFile(), m.s.TLS.CAFile()} {
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("postgres: TLS: %w (the agent writes it at start)", err)
+		}
+	}
+	return nil
 }
 
 func hostCIDR(addr string) (string, error) {

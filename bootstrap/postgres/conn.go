@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/twonode-edge/twonode/bootstrap/pki"
 )
 
 // connectTimeout bounds a connection attempt when ctx has no deadline.
@@ -32,15 +35,16 @@ func (m *Manager) local(ctx context.Context, db string) (*pgx.Conn, error) {
 	return c, nil
 }
 
-// remote connects to host as kine, database kine. bind, when an address of
-// this node, is the source address: the peer's pg_hba admits this node's
-// address only, and a multi-homed host might otherwise pick another one.
-func remote(ctx context.Context, host string, port int, password, bind string) (*pgx.Conn, error) {
-	cfg, err := baseConfig()
+// remote connects to host as kine, database kine, over TLS checked against
+// the pair's CA in caFile (verify-full: the certificate must name host) with
+// SCRAM bound to the channel. bind, when an address of this node, is the
+// source address: the peer's pg_hba admits this node's address only, and a
+// multi-homed host might otherwise pick another one.
+func remote(ctx context.Context, host string, port int, password, bind, caFile string) (*pgx.Conn, error) {
+	cfg, err := tlsConfig(host, port, caFile)
 	if err != nil {
 		return nil, err
 	}
-	cfg.Host, cfg.Port = host, uint16(port)
 	cfg.User, cfg.Database, cfg.Password = kineUser, kineDB, password
 	d := &net.Dialer{KeepAlive: 5 * time.Second}
 	if ip := net.ParseIP(bind); ip != nil && !ip.IsUnspecified() {
@@ -50,22 +54,46 @@ func remote(ctx context.Context, host string, port int, password, bind string) (
 	c, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		// pgconn's error names host, user and database, never the password.
-		return nil, fmt.Errorf("postgres: connect to %s as %s: %w", net.JoinHostPort(host, fmt.Sprint(port)), kineUser, err)
+		return nil, fmt.Errorf("postgres: connect to %s as %s: %w", net.JoinHostPort(host, fmt.Sprint(port)), kineUser, pki.Explain(err))
 	}
 	return c, nil
 }
 
-// baseConfig is an empty configuration: no fallbacks to default hosts, no
-// TLS (the contract runs PostgreSQL without it on the pair's link).
+// baseConfig is an empty configuration for the unix socket: no fallbacks
+// to default hosts, no TLS (nothing leaves the machine).
 func baseConfig() (*pgx.ConnConfig, error) {
-	cfg, err := pgx.ParseConfig("sslmode=disable")
+	return scrub(pgx.ParseConfig("sslmode=disable"))
+}
+
+// tlsConfig is the configuration for a server on the link: TLS 1.3 with
+// the pair's CA only, the name checked, SCRAM bound to the channel, and no
+// plaintext fallback (verify-full has none).
+func tlsConfig(host string, port int, caFile string) (*pgx.ConnConfig, error) {
+	if caFile == "" {
+		return nil, fmt.Errorf("postgres: connect to %s: no CA file for TLS", host)
+	}
+	cfg, err := scrub(pgx.ParseConfig("host=" + conninfoQuote(host) + " port=" + fmt.Sprint(port) +
+		" sslmode=verify-full channel_binding=require sslrootcert=" + conninfoQuote(caFile)))
+	if err != nil {
+		return nil, err
+	}
+	if cfg.TLSConfig == nil {
+		return nil, fmt.Errorf("postgres: connect to %s: no TLS in the configuration", host)
+	}
+	cfg.TLSConfig.MinVersion = tls.VersionTLS13
+	return cfg, nil
+}
+
+// scrub clears what a parsed configuration took from the agent's
+// environment and sets our defaults.
+func scrub(cfg *pgx.ConnConfig, err error) (*pgx.ConnConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connection config: %w", err)
 	}
 	// Nothing from the agent's environment (PGHOST, PGTARGETSESSIONATTRS,
-	// ~/.pgpass...) may change where or how we connect.
+	// ~/.pgpass...) may change where or how we connect: one host, the one
+	// given, and with verify-full no plaintext second try.
 	cfg.Fallbacks = nil
-	cfg.TLSConfig = nil
 	cfg.ValidateConnect, cfg.AfterConnect = nil, nil
 	cfg.Password = ""
 	cfg.ConnectTimeout = connectTimeout
@@ -83,8 +111,8 @@ func closeQuietly(c *pgx.Conn) {
 
 // Ping connects to host's PostgreSQL as kine (database kine) and runs
 // SELECT 1, within ctx's deadline: the agent's probe of the peer's server.
-func Ping(ctx context.Context, host string, port int, password string) error {
-	c, err := remote(ctx, host, port, password, "")
+func Ping(ctx context.Context, host string, port int, password, caFile string) error {
+	c, err := remote(ctx, host, port, password, "", caFile)
 	if err != nil {
 		return err
 	}

@@ -49,7 +49,7 @@ func (m *Manager) LastWrite(ctx context.Context) (time.Time, string, error) {
 // it: the evidence a node checks the peer's own claim against before it
 // gives way in a split (the times are the peer's clock).
 func (m *Manager) PeerLastWrite(ctx context.Context) (time.Time, string, error) {
-	c, err := remote(ctx, m.s.PeerAddress, m.s.Port, m.s.KinePassword, m.s.ListenAddress)
+	c, err := remote(ctx, m.s.PeerAddress, m.s.Port, m.s.KinePassword, m.s.ListenAddress, m.s.TLS.CAFile())
 	if err != nil {
 		return time.Time{}, "", fmt.Errorf("postgres: the peer's last write: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/twonode-edge/twonode/bootstrap/pki"
 )
 
 // The integration tests run two real PostgreSQL servers, "a" on 127.0.0.1
@@ -171,6 +174,7 @@ func newNode(t *testing.T, name, self, peerName, peer string) *node {
 		LogFile: filepath.Join(dir, "data", "postgresql.log"), Port: testPort, ListenAddress: self, OSUser: "postgres",
 		NodeName: name, PeerName: peerName, PeerAddress: peer, ReplPassword: repl, KinePassword: kine,
 		SharedBuffers: "16MB", WalSenderTimeout: 3 * time.Second, WalReceiverTimeout: 3 * time.Second,
+		TLS: testTLS(t, filepath.Join(dir, "data", "tls"), name, self),
 	}
 	var w io.Writer = io.Discard
 	if testing.Verbose() {
@@ -186,6 +190,26 @@ func newNode(t *testing.T, name, self, peerName, peer string) *node {
 	return n
 }
 
+// testTLS writes a node's TLS files as the agent does at start, under the
+// CA both test nodes derive from the one secret; the key is the
+// PostgreSQL OS user's, as the server requires.
+func testTLS(t *testing.T, dir, name, addr string) pki.Files {
+	t.Helper()
+	f := pki.Files{Dir: dir}
+	if u, err := user.Lookup("postgres"); err == nil {
+		f.UID, _ = strconv.Atoi(u.Uid)
+		f.GID, _ = strconv.Atoi(u.Gid)
+	}
+	ca, err := pki.DeriveCA(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Ensure(ca, pki.Node{Name: name, Address: net.ParseIP(addr)}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 func ctxT(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
@@ -195,7 +219,7 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 // kine connects to n's server over TCP as kine, like Kine itself.
 func (n *node) kine(t *testing.T) *pgx.Conn {
 	t.Helper()
-	c, err := remote(ctxT(t, 10*time.Second), n.s.ListenAddress, n.s.Port, n.s.KinePassword, "")
+	c, err := remote(ctxT(t, 10*time.Second), n.s.ListenAddress, n.s.Port, n.s.KinePassword, "", n.s.TLS.CAFile())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/twonode-edge/twonode/bootstrap/pki"
 )
 
 const kineSchema = `CREATE TABLE kine (id BIGSERIAL PRIMARY KEY, name text COLLATE "C", created INTEGER, deleted INTEGER,
@@ -257,15 +259,15 @@ func TestPair(t *testing.T) {
 			}
 			mustPut(t, a.kine(t), "/registry/sync", "acknowledged by both")
 		}},
-		{"pg_hba admits replication from the peer only", func(t *testing.T) {
+		{"pg_hba admits replication from the peer only, over TLS only", func(t *testing.T) {
 			ctx := ctxT(t, 20*time.Second)
-			replConn := func(src string) error {
-				cfg, err := pgconn.ParseConfig("sslmode=disable")
+			replConnWith := func(src, conninfo string) error {
+				cfg, err := pgconn.ParseConfig("host=" + addrA + " " + conninfo)
 				if err != nil {
 					return err
 				}
-				cfg.Host, cfg.Port, cfg.User, cfg.Password = addrA, testPort, replUser, a.s.ReplPassword
-				cfg.Fallbacks, cfg.TLSConfig = nil, nil
+				cfg.Port, cfg.User, cfg.Password = testPort, replUser, a.s.ReplPassword
+				cfg.Fallbacks = nil
 				cfg.RuntimeParams = map[string]string{"replication": "true"}
 				cfg.DialFunc = boundDialer(src)
 				c, err := pgconn.ConnectConfig(ctx, cfg)
@@ -276,28 +278,49 @@ func TestPair(t *testing.T) {
 				_, err = c.Exec(ctx, "IDENTIFY_SYSTEM").ReadAll()
 				return err
 			}
+			replConn := func(src string) error {
+				return replConnWith(src, "sslmode=verify-full channel_binding=require sslrootcert="+a.s.TLS.CAFile())
+			}
 			if err := replConn(addrB); err != nil {
 				t.Fatalf("replication from the peer: %v", err)
 			}
-			err := replConn(addrX)
+			// Plaintext from the peer's own address: no entry, refused
+			// before any password is asked.
+			err := replConnWith(addrB, "sslmode=disable")
+			if err == nil || !strings.Contains(err.Error(), "no encryption") {
+				t.Fatalf("plaintext replication from the peer: %v, want refused by pg_hba (no encryption)", err)
+			}
+			// A client that trusts another CA (a node with another
+			// secret, or an impostor's server): the certificate is refused.
+			other := t.TempDir()
+			wrong, _ := pki.DeriveCA([]byte("another secret"))
+			of := pki.Files{Dir: other, UID: os.Getuid(), GID: os.Getgid()}
+			if _, err := of.Ensure(wrong, pki.Node{Name: "x", Address: net.ParseIP(addrX)}, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			err = replConnWith(addrB, "sslmode=verify-full channel_binding=require sslrootcert="+of.CAFile())
+			if err == nil || !strings.Contains(pki.Explain(err).Error(), "cluster secrets differ") {
+				t.Fatalf("replication trusting another CA: %v", err)
+			}
+			err = replConn(addrX)
 			if err == nil || !strings.Contains(err.Error(), "no pg_hba.conf entry") {
 				t.Fatalf("replication from %s: %v, want refused by pg_hba", addrX, err)
 			}
 			// Nor may kine connect from a third address.
-			k, err := remote(ctx, addrA, testPort, a.s.KinePassword, addrX)
+			k, err := remote(ctx, addrA, testPort, a.s.KinePassword, addrX, a.s.TLS.CAFile())
 			if err == nil {
 				k.Close(ctx)
 				t.Fatalf("kine from %s admitted", addrX)
 			}
 		}},
 		{"ping", func(t *testing.T) {
-			if err := Ping(ctxT(t, 5*time.Second), addrA, testPort, a.s.KinePassword); err != nil {
+			if err := Ping(ctxT(t, 5*time.Second), addrA, testPort, a.s.KinePassword, a.s.TLS.CAFile()); err != nil {
 				t.Fatalf("ping the primary: %v", err)
 			}
-			if err := Ping(ctxT(t, 5*time.Second), addrB, testPort, b.s.KinePassword); err != nil {
+			if err := Ping(ctxT(t, 5*time.Second), addrB, testPort, b.s.KinePassword, b.s.TLS.CAFile()); err != nil {
 				t.Fatalf("ping the standby: %v", err)
 			}
-			err := Ping(ctxT(t, 5*time.Second), addrA, testPort, "wrong")
+			err := Ping(ctxT(t, 5*time.Second), addrA, testPort, "wrong", a.s.TLS.CAFile())
 			if err == nil || strings.Contains(err.Error(), "wrong") {
 				t.Fatalf("ping with a wrong password: %v", err)
 			}
@@ -318,7 +341,7 @@ func TestPair(t *testing.T) {
 			}()
 			port := ln.Addr().(*net.TCPAddr).Port
 			start := time.Now()
-			if err := Ping(ctxT(t, 300*time.Millisecond), addrX, port, "x"); err == nil {
+			if err := Ping(ctxT(t, 300*time.Millisecond), addrX, port, "x", a.s.TLS.CAFile()); err == nil {
 				t.Fatal("ping of a silent server succeeded")
 			}
 			if d := time.Since(start); d > 1500*time.Millisecond {

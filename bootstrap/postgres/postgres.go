@@ -5,6 +5,11 @@
 // never brings the peer's settings along) and answers the agent's SQL
 // questions over the local unix socket.
 //
+// Every TCP connection is TLS 1.3 with the server's certificate checked
+// against the pair's CA (sslmode=verify-full) and SCRAM bound to the channel
+// (channel_binding=require), so that nobody on the link reads a row or
+// takes over a session; pg_hba admits the peer only over TLS.
+//
 // Secrets: the replication and Kine passwords reach the tools only through
 // 0600 passfiles or the environment, and the server only as SCRAM
 // verifiers; they never appear in argv, logs or errors.
@@ -23,6 +28,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/twonode-edge/twonode/bootstrap/pki"
 )
 
 // Settings describe this node's PostgreSQL and its peer's.
@@ -39,6 +46,10 @@ type Settings struct {
 	// The agent passes about its detection window, so that a partition is
 	// noticed by PostgreSQL itself as fast as by the agent.
 	WalSenderTimeout, WalReceiverTimeout time.Duration
+	// TLS holds the node's certificate and key, which the server presents,
+	// and the pair's CA certificate, which every client of the peer's
+	// server checks it against (sslmode=verify-full); see package pki.
+	TLS pki.Files
 	// TestEnv is added to the environment of every PostgreSQL tool and so
 	// of the server (FOR FAULT TESTS ONLY: libfaketime's LD_PRELOAD and
 	// FAKETIME move the server's wall clock; see FaketimeEnv).

@@ -250,3 +250,18 @@ func (m *Manager) MaxRevision(ctx context.Context) (int64, error) {
 	}
 	return rev, nil
 }
+
+// Reload makes a running server read its configuration files again, its
+// TLS certificate and key among them (after a renewal); a no-op when the
+// server is not running, which reads them when it starts.
+func (m *Manager) Reload(ctx context.Context) error {
+	if !m.Running(ctx) {
+		return nil
+	}
+	c, err := m.local(ctx, "postgres")
+	if err != nil {
+		return err
+	}
+	defer closeQuietly(c)
+	return execAll(ctx, c, "reload", "SELECT pg_reload_conf()")
+}

@@ -135,7 +135,8 @@ func (m *Manager) conninfo(app, dbname string, connectTimeout int) string {
 		" application_name=" + conninfoQuote(app) +
 		" passfile=" + conninfoQuote(m.passfile()) +
 		" connect_timeout=" + strconv.Itoa(connectTimeout) +
-		" sslmode=disable"
+		" sslmode=verify-full sslrootcert=" + conninfoQuote(m.s.TLS.CAFile()) +
+		" channel_binding=require"
 	if dbname != "" {
 		s += " dbname=" + conninfoQuote(dbname)
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twonode-edge/twonode/bootstrap/pki"
 )
 
 func TestDerivePasswords(t *testing.T) {
@@ -20,7 +22,7 @@ func TestDerivePasswords(t *testing.T) {
 }
 
 func TestRenderConf(t *testing.T) {
-	m := New(Settings{ListenAddress: "10.0.0.1", Port: 5432, SocketDir: "/run/twonode/pg", NodeName: "a",
+	m := New(Settings{ListenAddress: "10.0.0.1", Port: 5432, SocketDir: "/run/twonode/pg", NodeName: "a", TLS: pki.Files{Dir: "/t"},
 		SharedBuffers: "32MB", WalSenderTimeout: 3 * time.Second, WalReceiverTimeout: 500 * time.Millisecond}, nil)
 	conf := m.renderConf(false)
 	for _, want := range []string{
@@ -32,6 +34,7 @@ func TestRenderConf(t *testing.T) {
 		"wal_receiver_timeout = '2000ms'", // floored: the standby reports every second
 		"wal_receiver_status_interval = 1s", "recovery_target_timeline = 'latest'", "fsync = on",
 		"max_connections = 100", "shared_buffers = '32MB'",
+		"ssl = on", "ssl_cert_file = '/t/node.crt'", "ssl_key_file = '/t/node.key'", "ssl_min_protocol_version = 'TLSv1.3'",
 	} {
 		if !strings.Contains(conf, want+"\n") {
 			t.Errorf("postgresql.conf lacks %q", want)
@@ -55,10 +58,10 @@ func TestRenderHBA(t *testing.T) {
 	want := []string{
 		"local all postgres trust",
 		"host kine,postgres kine 127.0.0.1/32 scram-sha-256",
-		"host kine,postgres kine 10.0.0.1/32 scram-sha-256",
-		"host kine,postgres kine 10.0.0.2/32 scram-sha-256",
-		"host replication twonode_repl 10.0.0.2/32 scram-sha-256",
-		"host postgres twonode_repl 10.0.0.2/32 scram-sha-256",
+		"hostssl kine,postgres kine 10.0.0.1/32 scram-sha-256",
+		"hostssl kine,postgres kine 10.0.0.2/32 scram-sha-256",
+		"hostssl replication twonode_repl 10.0.0.2/32 scram-sha-256",
+		"hostssl postgres twonode_repl 10.0.0.2/32 scram-sha-256",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("pg_hba:\n%s", hba)

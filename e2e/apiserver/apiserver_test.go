@@ -273,6 +273,8 @@ func TestStorageConformanceThroughFollower(t *testing.T) {
 		apiserver.OwnPostgresEnv + "=" + net.JoinHostPort(c.Nodes["a"].Addr, strconv.Itoa(config.Default().Postgres.Port)),
 		apiserver.OwnPsqlEnv + "=" + psql,
 		"PGPASSFILE=" + filepath.Join(c.Nodes["b"].Dir, "run", "kine.pgpass"),
+		// TLS to the leader's server, checked against the pair's CA.
+		"PGSSLROOTCERT=" + filepath.Join(c.Nodes["b"].Dir, "run", "kine-ca.crt"),
 	}
 	var own apiserver.ConformanceResult
 	for i, p := range apiserver.OnlyPasses(apiserver.FollowerExclusions) {

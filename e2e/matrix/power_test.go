@@ -19,9 +19,10 @@ func (r *rig) waitState(n string, d time.Duration, states ...string) {
 }
 
 // The leader loses power during a burst of writes; the follower takes
-// over; the old leader comes back and follows.
+// over; the old leader comes back and follows. The link is recorded
+// throughout: nothing Kine carries may cross it in clear.
 func TestLeaderPowerLoss(t *testing.T) {
-	r := newRig(t, "leader-power-loss", 80, options{rate: 100})
+	r := newRig(t, "leader-power-loss", 80, options{rate: 100, capture: true})
 	r.powerOff("a")
 	fault := time.Now()
 	r.waitState("b", 30*time.Second, "leader_alone")

@@ -48,6 +48,7 @@ type rig struct {
 	splitLosers map[string]bool
 	split       *splitCheck     // set by check when the whole history was not linearizable
 	res         workload.Result // set by finish
+	wire        *wire           // the link's capture (options.capture)
 }
 
 // splitCheck is what check found for a history that held only without the
@@ -77,6 +78,7 @@ type options struct {
 	// fail the scenario.
 	cutOff  string
 	witness bool // the pair decides with a witness (a three-member etcd cluster)
+	capture bool // record the pair's link and check nothing crossed it in clear (wire)
 }
 
 // newRig forms the pair (a leads), starts both API servers, the watch and
@@ -142,6 +144,9 @@ func newRig(t *testing.T, name string, subnet int, o options) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.mon.Stop)
+	if o.capture {
+		r.startWire()
+	}
 
 	rate := o.rate
 	if rate == 0 {
@@ -264,6 +269,9 @@ func (r *rig) settle(d time.Duration) string {
 func (r *rig) finish(fault time.Time) workload.Result {
 	r.t.Helper()
 	r.settle(3 * time.Minute)
+	if r.wire != nil {
+		r.checkWire()
+	}
 	time.Sleep(time.Second)
 	r.cancel()
 	ops := r.w.Wait()

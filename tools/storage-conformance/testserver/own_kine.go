@@ -38,8 +38,8 @@ const (
 func ownKine(t testing.TB, cfg *embed.Config) *kubernetes.Client {
 	t.Helper()
 	kine, pg, psql := os.Getenv(KineEnv), os.Getenv(PostgresEnv), os.Getenv(PsqlEnv)
-	if pg == "" || psql == "" || os.Getenv("PGPASSFILE") == "" {
-		t.Fatalf("%s is set, so %s, %s and PGPASSFILE (the kine role's passfile) must be too", KineEnv, PostgresEnv, PsqlEnv)
+	if pg == "" || psql == "" || os.Getenv("PGPASSFILE") == "" || os.Getenv("PGSSLROOTCERT") == "" {
+		t.Fatalf("%s is set, so %s, %s, PGPASSFILE (the kine role's passfile) and PGSSLROOTCERT (the pair's CA) must be too", KineEnv, PostgresEnv, PsqlEnv)
 	}
 	if cfg == nil {
 		cfg = NewTestConfig(t)
@@ -47,7 +47,7 @@ func ownKine(t testing.TB, cfg *embed.Config) *kubernetes.Client {
 	sum := sha256.Sum256([]byte(cfg.Dir))
 	schema := "conformance_" + hex.EncodeToString(sum[:6])
 	dsn := url.URL{Scheme: "postgres", User: url.User("kine"), Host: pg, Path: "/kine",
-		RawQuery: "sslmode=disable&target_session_attrs=read-write&connect_timeout=2&search_path=" + schema}
+		RawQuery: "sslmode=verify-full&channel_binding=require&target_session_attrs=read-write&connect_timeout=2&search_path=" + schema}
 	runSQL(t, psql, dsn, "CREATE SCHEMA "+schema)
 	t.Cleanup(func() { runSQL(t, psql, dsn, "DROP SCHEMA "+schema+" CASCADE") })
 
@@ -108,7 +108,7 @@ func ownKine(t testing.TB, cfg *embed.Config) *kubernetes.Client {
 // runSQL runs one statement as the kine role (password from PGPASSFILE).
 func runSQL(t testing.TB, psql string, dsn url.URL, stmt string) {
 	t.Helper()
-	dsn.RawQuery = "sslmode=disable&connect_timeout=5"
+	dsn.RawQuery = "sslmode=verify-full&channel_binding=require&connect_timeout=5"
 	out, err := exec.Command(psql, "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "-c", stmt, dsn.String()).CombinedOutput()
 	if err != nil {
 		t.Fatalf("psql %q: %v\n%s", stmt, err, out)
