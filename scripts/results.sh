@@ -53,6 +53,15 @@ for line in sys.stdin:
 	echo "|---|---|---|---|---|---|---|---|---|---|---|"
 	{ grep -sh '^RESULT {"scenario":"peer-api-flood"' "$log" || true; } | row requests_per_s,answered,refused_429,slow_held_peak,agent_rss_idle_mib,agent_rss_peak_mib,follower_probes,follower_probes_ok_pct,role_changed,acked,lost
 	echo
+	echo "## The pair at rest (\`TestPairAtRest\`)"
+	echo
+	echo "A formed pair with no client for 30 s, both agents probing each other twice a second: each process's share of"
+	echo "one core (user and system time from /proc) and its resident memory at the end."
+	echo
+	echo "| agent CPU % (leader) | agent RSS MiB (leader) | agent CPU % (follower) | agent RSS MiB (follower) | Kine CPU % (leader) | Kine RSS MiB (leader) | Kine CPU % (follower) | Kine RSS MiB (follower) |"
+	echo "|---|---|---|---|---|---|---|---|"
+	{ grep -sh '^RESULT {"scenario":"pair-at-rest"' "$log" || true; } | row leader_agent_cpu_pct,leader_agent_rss_mib,follower_agent_cpu_pct,follower_agent_rss_mib,leader_kine_cpu_pct,leader_kine_rss_mib,follower_kine_cpu_pct,follower_kine_rss_mib
+	echo
 	echo "## Deterministic simulation of the decision loops (\`bootstrap/agent\`, in \`make test\`)"
 	echo
 	echo "Two real agents on fakes of PostgreSQL, Kine, the link and the clock; invariants checked after every round."

@@ -148,15 +148,15 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 		defer v.Close()
 		addr = v
 	}
+	pinger := &postgres.Pinger{Host: cfg.Peer.Address, Port: cfg.Postgres.Port, Password: kinePW, CAFile: pairTLS.CAFile()}
+	defer pinger.Close()
 	a, err := agent.New(cfg, log, agent.Deps{
-		Secret: secret,
-		Now:    now,
-		DB:     pg,
-		Kine:   kr,
-		Peer:   pc,
-		PingPeer: func(ctx context.Context) error {
-			return postgres.Ping(ctx, cfg.Peer.Address, cfg.Postgres.Port, kinePW, pairTLS.CAFile())
-		},
+		Secret:        secret,
+		Now:           now,
+		DB:            pg,
+		Kine:          kr,
+		Peer:          pc,
+		PingPeer:      pinger.Ping,
 		PeerLastWrite: db.PeerLastWrite,
 		Fault:         fault,
 		Witness:       wc,

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -110,18 +111,79 @@ func closeQuietly(c *pgx.Conn) {
 }
 
 // Ping connects to host's PostgreSQL as kine (database kine) and runs
-// SELECT 1, within ctx's deadline: the agent's probe of the peer's server.
+// SELECT 1, within ctx's deadline: one probe of the peer's server.
 func Ping(ctx context.Context, host string, port int, password, caFile string) error {
 	c, err := remote(ctx, host, port, password, "", caFile)
 	if err != nil {
 		return err
 	}
 	defer closeQuietly(c)
+	return selectOne(ctx, c, host)
+}
+
+func selectOne(ctx context.Context, c *pgx.Conn, host string) error {
 	var one int
 	if err := c.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
 		return fmt.Errorf("postgres: ping %s: %w", host, err)
 	}
 	return nil
+}
+
+// Pinger is Ping on a connection kept between probes: the agent probes
+// twice a second, and a new connection each time cost a TLS handshake, a
+// SCRAM exchange (4,096 rounds of HMAC on each side) and a server process
+// on the peer. A kept connection that fails is dropped and a new one tried
+// within the same deadline, so a peer whose server restarted answers the
+// very probe that found the old connection gone; through a partition the
+// kept one times out and there is no time left for another, as before.
+type Pinger struct {
+	Host, Password, CAFile string
+	Port                   int
+
+	mu   sync.Mutex
+	conn *pgx.Conn
+}
+
+// Ping implements the agent's probe of the peer's server.
+func (p *Pinger) Ping(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conn != nil && !p.conn.IsClosed() {
+		err := selectOne(ctx, p.conn, p.Host)
+		if err == nil {
+			return nil
+		}
+		p.drop()
+		if ctx.Err() != nil {
+			return err
+		}
+	}
+	c, err := remote(ctx, p.Host, p.Port, p.Password, "", p.CAFile)
+	if err != nil {
+		return err
+	}
+	if err := selectOne(ctx, c, p.Host); err != nil {
+		go closeQuietly(c)
+		return err
+	}
+	p.conn = c
+	return nil
+}
+
+// drop closes the kept connection without waiting for it (a peer behind a
+// partition would hold the probe for the close's whole bound).
+func (p *Pinger) drop() {
+	if p.conn != nil {
+		go closeQuietly(p.conn)
+		p.conn = nil
+	}
+}
+
+// Close drops the kept connection.
+func (p *Pinger) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.drop()
 }
 
 // DerivePasswords derives the replication and Kine passwords from the

@@ -324,6 +324,26 @@ func TestPair(t *testing.T) {
 			if err == nil || strings.Contains(err.Error(), "wrong") {
 				t.Fatalf("ping with a wrong password: %v", err)
 			}
+			// The kept connection: reused while it works; when its server
+			// process is gone the same probe answers on a new one.
+			p := &Pinger{Host: addrA, Port: testPort, Password: a.s.KinePassword, CAFile: a.s.TLS.CAFile()}
+			defer p.Close()
+			for i := 0; i < 3; i++ {
+				if err := p.Ping(ctxT(t, 5*time.Second)); err != nil {
+					t.Fatalf("pinger, probe %d: %v", i, err)
+				}
+			}
+			kept := p.conn
+			pid := kept.PgConn().PID()
+			if err := execAll(ctxT(t, 5*time.Second), a.super(t, "postgres"), "terminate", fmt.Sprintf("SELECT pg_terminate_backend(%d)", pid)); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Ping(ctxT(t, 5*time.Second)); err != nil {
+				t.Fatalf("pinger after its connection was terminated: %v", err)
+			}
+			if p.conn == kept || p.conn.PgConn().PID() == pid {
+				t.Fatal("the terminated connection is still the kept one")
+			}
 			// A server that accepts and never answers: the deadline holds.
 			ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", addrX+":0")
 			if err != nil {
