@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -76,7 +77,7 @@ func TestPeerAPIFlood(t *testing.T) {
 		okPct = 100 * (probes - failed) / probes
 	}
 	lost := verify(t, ts, "a", w.Acked())
-	r := floodResult{Scenario: "peer-api-flood", RequestsPerS: float64(f.sent.Load()) / floodFor.Seconds(), Answered: f.answered.Load(),
+	r := floodResult{Scenario: "peer-api-flood", RequestsPerS: math.Round(float64(f.sent.Load())/floodFor.Seconds()*10) / 10, Answered: f.answered.Load(),
 		Refused429: f.limited.Load(), SlowHeld: f.held.Load(), SlowPeak: f.heldPeak.Load(),
 		IdleRSSMiB: mib(idle), PeakRSSMiB: mib(peak), FollowerProbes: int64(probes), FollowerProbesOKPct: okPct,
 		RoleChanged: changed != "", Acked: len(w.Acked()), Lost: len(lost)}
