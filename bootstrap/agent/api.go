@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/twonode-edge/twonode/bootstrap/fsm"
@@ -225,13 +224,6 @@ func (h *LocalHandler) Switchover(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("%s", explain(res))
 	}
 	return fmt.Sprintf("%s handed over to %s and is rejoining as follower", a.cfg.Node.Name, a.cfg.Peer.Name), nil
-}
-
-// FSM implements localapi.Handler.
-func (h *LocalHandler) FSM(context.Context) string {
-	var b strings.Builder
-	_ = fsm.WriteTable(&b)
-	return b.String()
 }
 
 // noChange: the table says the command's effect already holds.

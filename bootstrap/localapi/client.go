@@ -97,13 +97,6 @@ func (c *Client) Switchover(ctx context.Context) (string, error) {
 	return c.message(ctx, c.longTimeout, "/v1/switchover", emptyRequest{})
 }
 
-// FSM returns the agent's state machine description.
-func (c *Client) FSM(ctx context.Context) (string, error) {
-	var r fsmReply
-	err := c.call(ctx, c.timeout, http.MethodGet, "/v1/fsm", nil, &r)
-	return r.FSM, err
-}
-
 func (c *Client) message(ctx context.Context, timeout time.Duration, path string, in any) (string, error) {
 	var r messageReply
 	err := c.call(ctx, timeout, http.MethodPost, path, in, &r)

@@ -24,10 +24,6 @@ func (s *server) status(ctx context.Context, _ []byte) (int, any) {
 	return http.StatusOK, r
 }
 
-func (s *server) fsm(ctx context.Context, _ []byte) (int, any) {
-	return http.StatusOK, fsmReply{FSM: s.h.FSM(ctx)}
-}
-
 func (s *server) pause(ctx context.Context, body []byte) (int, any) {
 	var req pauseRequest
 	if err := decode(body, &req); err != nil {

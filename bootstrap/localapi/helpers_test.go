@@ -54,8 +54,6 @@ func (h *fakeHandler) Switchover(ctx context.Context) (string, error) {
 	return "b is the leader (term 9)", h.err
 }
 
-func (h *fakeHandler) FSM(context.Context) string { return "stateDiagram-v2" }
-
 // serve runs the local API on a socket in a temporary directory.
 func serve(t *testing.T, h Handler) (sock string, c *Client) {
 	t.Helper()

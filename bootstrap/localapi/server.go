@@ -24,14 +24,13 @@ type route struct {
 
 var routes = map[string]route{
 	"/v1/status":     {http.MethodGet, serverTimeout, (*server).status},
-	"/v1/fsm":        {http.MethodGet, serverTimeout, (*server).fsm},
 	"/v1/pause":      {http.MethodPost, serverTimeout, (*server).pause},
 	"/v1/resume":     {http.MethodPost, serverTimeout, (*server).resume},
 	"/v1/promote":    {http.MethodPost, serverLongTimeout, (*server).promote},
 	"/v1/switchover": {http.MethodPost, serverLongTimeout, (*server).switchover},
 }
 
-// NewServer serves the local API: GET /v1/status, GET /v1/fsm, POST
+// NewServer serves the local API: GET /v1/status, POST
 // /v1/pause {"for":"1h"}, /v1/resume, /v1/promote {"force":bool},
 // /v1/switchover. Refusals are {"error":"..."} with a 4xx or 5xx status.
 func NewServer(h Handler, log *slog.Logger) http.Handler {

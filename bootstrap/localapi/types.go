@@ -80,7 +80,6 @@ type Handler interface {
 	Resume(ctx context.Context) (string, error)
 	Promote(ctx context.Context, force bool) (string, error)
 	Switchover(ctx context.Context) (string, error)
-	FSM(ctx context.Context) string
 }
 
 // ErrConflict marks a refusal that depends on the cluster's state.
@@ -103,9 +102,6 @@ type (
 	messageReply struct {
 		Message string `json:"message"`
 		Partial bool   `json:"partial,omitempty"` // see ErrPartial
-	}
-	fsmReply struct {
-		FSM string `json:"fsm"`
 	}
 	errorReply struct {
 		Error string `json:"error"`

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -312,6 +313,39 @@ func TestPair(t *testing.T) {
 				k.Close(ctx)
 				t.Fatalf("kine from %s admitted", addrX)
 			}
+		}},
+		{"a renewed certificate is served after a reload, with no restart", func(t *testing.T) {
+			ctx := ctxT(t, 20*time.Second)
+			served := func() string {
+				c, err := remote(ctx, addrA, testPort, a.s.KinePassword, "", a.s.TLS.CAFile())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer closeQuietly(c)
+				tc, ok := c.PgConn().Conn().(*tls.Conn)
+				if !ok {
+					t.Fatalf("the connection is not TLS: %T", c.PgConn().Conn())
+				}
+				return tc.ConnectionState().PeerCertificates[0].SerialNumber.String()
+			}
+			before := served()
+			ca, err := pki.DeriveCA(secret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The renewal a running agent makes four months before the end.
+			late := time.Now().Add(pki.Lifetime - pki.RenewBefore + time.Hour)
+			r, err := a.s.TLS.Ensure(ca, pki.Node{Name: a.name, Address: net.ParseIP(addrA)}, late)
+			if err != nil || !r.Issued {
+				t.Fatalf("renewal: %+v %v", r, err)
+			}
+			if served() != before {
+				t.Fatal("the new certificate is served before the reload: the test would prove nothing")
+			}
+			if err := a.m.Reload(ctx); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 5*time.Second, "the renewed certificate served", func() bool { return served() != before })
 		}},
 		{"ping", func(t *testing.T) {
 			if err := Ping(ctxT(t, 5*time.Second), addrA, testPort, a.s.KinePassword, a.s.TLS.CAFile()); err != nil {
