@@ -14,10 +14,15 @@
 // often than one would like, and a node that refused its peer's certificate
 // over a date would see the peer as gone. A node certificate is therefore
 // valid from 1970 (never "not yet valid", whatever the verifier's clock
-// says) and until a year after it was issued; the node renews it when less
-// than RenewBefore is left, at start and every day after. An expired
-// certificate is refused: it means the peer has not run for months, or one
-// of the two clocks is wrong by as much, and both are worth an error.
+// says) and for Lifetime after it was issued; a running node renews it when
+// less than RenewBefore is left, at start and every day after, so a peer's
+// clock must be a year ahead before it finds a running node's certificate
+// expired. An expired certificate is refused, and counts as no answer
+// (without a witness a follower would then promote): it means the peer has
+// not run for years, or one of the two clocks is wrong by a year or more.
+// A short lifetime would buy nothing here: there is no revocation, and
+// whoever could use a stolen node key is root on a node, or holds the
+// secret, which is the CA.
 package pki
 
 import (
@@ -37,10 +42,12 @@ import (
 	"time"
 )
 
-// Validity of a node certificate, and how long before its end it is renewed.
+// Validity of a node certificate, and how long before its end it is renewed
+// (see the package comment): renewed about every two years, and never less
+// than a year from its end while its node runs.
 const (
-	Lifetime    = 365 * 24 * time.Hour
-	RenewBefore = 120 * 24 * time.Hour
+	Lifetime    = 3 * 365 * 24 * time.Hour
+	RenewBefore = 365 * 24 * time.Hour
 )
 
 // epoch is every certificate's NotBefore (see the package comment).

@@ -172,7 +172,7 @@ func TestServerAndClientRefusals(t *testing.T) {
 	if err := get(ca.ClientConfig(), other); err == nil || !strings.Contains(err.Error(), "another address") {
 		t.Fatalf("another address: %v", err)
 	}
-	// An expired certificate: what a peer serves after a year switched off.
+	// An expired certificate: what a peer serves after years switched off.
 	g := files(t)
 	if _, err := g.Ensure(ca, nodeA, now.Add(-2*Lifetime)); err != nil {
 		t.Fatal(err)
