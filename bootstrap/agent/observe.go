@@ -107,7 +107,6 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 	return observed{o: fsm.Observation{Now: now, Self: self, Peer: p, Cmd: cmd, Witness: wf}, pg: a.pgSnapshot(), peer: ps}
 }
 
-// facts turns one tick's measurements into the core's Self and Peer.
 // peerProblem is, for status, why an answer from the peer's address was
 // not believed: a certificate TLS refused, a wrong signature, impossible
 // values. A timeout or a refused connection is not a problem of that
@@ -119,6 +118,7 @@ func peerProblem(err error) string {
 	return ""
 }
 
+// facts turns one tick's measurements into the core's Self and Peer.
 func (a *Agent) facts(pg postgres.Status, pgErr error, ps peer.Status, peerErr, pingErr error,
 	sent, recv time.Time, disk bool, now time.Time) (fsm.Self, fsm.Peer) {
 	a.mu.Lock()

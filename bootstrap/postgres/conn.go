@@ -73,8 +73,7 @@ func tlsConfig(host string, port int, caFile string) (*pgx.ConnConfig, error) {
 	if caFile == "" {
 		return nil, fmt.Errorf("postgres: connect to %s: no CA file for TLS", host)
 	}
-	cfg, err := scrub(pgx.ParseConfig("host=" + conninfoQuote(host) + " port=" + fmt.Sprint(port) +
-		" sslmode=verify-full channel_binding=require sslrootcert=" + conninfoQuote(caFile)))
+	cfg, err := scrub(pgx.ParseConfig("host=" + conninfoQuote(host) + " port=" + fmt.Sprint(port) + " " + tlsParams(caFile)))
 	if err != nil {
 		return nil, err
 	}
@@ -83,6 +82,14 @@ func tlsConfig(host string, port int, caFile string) (*pgx.ConnConfig, error) {
 	}
 	cfg.TLSConfig.MinVersion = tls.VersionTLS13
 	return cfg, nil
+}
+
+// tlsParams are the TLS keywords of every connection to a server on the
+// link, the same for libpq (the walreceiver, pg_rewind, pg_basebackup) and
+// pgx (the agent): the certificate checked against the pair's CA and the
+// address dialled, SCRAM bound to the channel.
+func tlsParams(caFile string) string {
+	return "sslmode=verify-full sslrootcert=" + conninfoQuote(caFile) + " channel_binding=require"
 }
 
 // scrub clears what a parsed configuration took from the agent's
@@ -110,17 +117,6 @@ func closeQuietly(c *pgx.Conn) {
 	_ = c.Close(ctx)
 }
 
-// Ping connects to host's PostgreSQL as kine (database kine) and runs
-// SELECT 1, within ctx's deadline: one probe of the peer's server.
-func Ping(ctx context.Context, host string, port int, password, caFile string) error {
-	c, err := remote(ctx, host, port, password, "", caFile)
-	if err != nil {
-		return err
-	}
-	defer closeQuietly(c)
-	return selectOne(ctx, c, host)
-}
-
 func selectOne(ctx context.Context, c *pgx.Conn, host string) error {
 	var one int
 	if err := c.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
@@ -129,7 +125,8 @@ func selectOne(ctx context.Context, c *pgx.Conn, host string) error {
 	return nil
 }
 
-// Pinger is Ping on a connection kept between probes: the agent probes
+// Pinger is the agent's probe of the peer's server: SELECT 1 as kine
+// (database kine) within ctx's deadline, on a connection kept between probes: the agent probes
 // twice a second, and a new connection each time cost a TLS handshake, a
 // SCRAM exchange (4,096 rounds of HMAC on each side) and a server process
 // on the peer. A kept connection that fails is dropped and a new one tried

@@ -275,3 +275,10 @@ func boundDialer(src string) func(ctx context.Context, network, addr string) (ne
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
 	return d.DialContext
 }
+
+// ping is one probe of a server by a fresh Pinger, the agent's probe.
+func ping(ctx context.Context, host string, port int, password, caFile string) error {
+	p := &Pinger{Host: host, Port: port, Password: password, CAFile: caFile}
+	defer p.Close()
+	return p.Ping(ctx)
+}

@@ -348,13 +348,13 @@ func TestPair(t *testing.T) {
 			waitFor(t, 5*time.Second, "the renewed certificate served", func() bool { return served() != before })
 		}},
 		{"ping", func(t *testing.T) {
-			if err := Ping(ctxT(t, 5*time.Second), addrA, testPort, a.s.KinePassword, a.s.TLS.CAFile()); err != nil {
+			if err := ping(ctxT(t, 5*time.Second), addrA, testPort, a.s.KinePassword, a.s.TLS.CAFile()); err != nil {
 				t.Fatalf("ping the primary: %v", err)
 			}
-			if err := Ping(ctxT(t, 5*time.Second), addrB, testPort, b.s.KinePassword, b.s.TLS.CAFile()); err != nil {
+			if err := ping(ctxT(t, 5*time.Second), addrB, testPort, b.s.KinePassword, b.s.TLS.CAFile()); err != nil {
 				t.Fatalf("ping the standby: %v", err)
 			}
-			err := Ping(ctxT(t, 5*time.Second), addrA, testPort, "wrong", a.s.TLS.CAFile())
+			err := ping(ctxT(t, 5*time.Second), addrA, testPort, "wrong", a.s.TLS.CAFile())
 			if err == nil || strings.Contains(err.Error(), "wrong") {
 				t.Fatalf("ping with a wrong password: %v", err)
 			}
@@ -395,7 +395,7 @@ func TestPair(t *testing.T) {
 			}()
 			port := ln.Addr().(*net.TCPAddr).Port
 			start := time.Now()
-			if err := Ping(ctxT(t, 300*time.Millisecond), addrX, port, "x", a.s.TLS.CAFile()); err == nil {
+			if err := ping(ctxT(t, 300*time.Millisecond), addrX, port, "x", a.s.TLS.CAFile()); err == nil {
 				t.Fatal("ping of a silent server succeeded")
 			}
 			if d := time.Since(start); d > 1500*time.Millisecond {

@@ -135,8 +135,7 @@ func (m *Manager) conninfo(app, dbname string, connectTimeout int) string {
 		" application_name=" + conninfoQuote(app) +
 		" passfile=" + conninfoQuote(m.passfile()) +
 		" connect_timeout=" + strconv.Itoa(connectTimeout) +
-		" sslmode=verify-full sslrootcert=" + conninfoQuote(m.s.TLS.CAFile()) +
-		" channel_binding=require"
+		" " + tlsParams(m.s.TLS.CAFile())
 	if dbname != "" {
 		s += " dbname=" + conninfoQuote(dbname)
 	}
