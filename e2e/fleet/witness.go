@@ -95,7 +95,11 @@ func StartWitness(dir string, n int) (w *Witness, err error) {
 	}
 	w.Config = config.Default().Witness
 	w.Config.Endpoints, w.Config.CAFile, w.Config.CertFile, w.Config.KeyFile = strings.Join(eps, ","), pki.CAFile, cert, key
-	return w, w.waitReady(30 * time.Second)
+	if err := w.waitReady(30 * time.Second); err != nil {
+		// The members' own words, or a failure here says nothing of why.
+		return w, fmt.Errorf("%w\n%s", err, w.Logs())
+	}
+	return w, nil
 }
 
 // waitReady waits until a read through every member answers: the cluster

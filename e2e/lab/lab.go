@@ -176,6 +176,10 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	timeline(out, fault, st, ack, ok, workload.APIRTO(kw.Ops(), fault), extra)
 	show(ctx, out, c)
+	// Before a comes back: its restarted controller manager and scheduler
+	// would otherwise race b's for a Lease that a's old instances held
+	// (found in CI: a's new scheduler took it first, 21 s after the cut).
+	leases(ctx, out, comps, fault)
 
 	step(out, "bringing a back: it finds a newer term on b and rejoins as follower")
 	if err := c.Start("a"); err != nil {
@@ -195,7 +199,6 @@ func Run(ctx context.Context, o Options) (err error) {
 	stopWriter()
 	ops := kw.Wait()
 	show(ctx, out, c)
-	leases(ctx, out, comps, fault)
 
 	acked := w.Acked()
 	vctx, cancel := context.WithTimeout(ctx, 30*time.Second)
