@@ -9,32 +9,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/twonode-edge/twonode/bootstrap/archive"
 )
 
-// ArchiveHeader is the first line of a split-brain archive. Archive sets
-// Kind, ForkRev and Count; Created defaults to now.
-type ArchiveHeader struct {
-	Kind    string    `json:"kind"`
-	Node    string    `json:"node"`
-	Winner  string    `json:"winner"`
-	Term    uint64    `json:"term"`
-	ForkRev int64     `json:"fork_rev"`
-	Count   int       `json:"count"`
-	Created time.Time `json:"created"`
-}
-
-// archiveRow is one Kine row, as the contract's JSON lines give it.
-type archiveRow struct {
-	ID             int64   `json:"id"`
-	Name           *string `json:"name"`
-	Created        *int64  `json:"created"`
-	Deleted        *int64  `json:"deleted"`
-	CreateRevision *int64  `json:"create_revision"`
-	PrevRevision   *int64  `json:"prev_revision"`
-	Lease          *int64  `json:"lease"`
-	Value          []byte  `json:"value_b64"`     // base64 by encoding/json; null when NULL
-	OldValue       []byte  `json:"old_value_b64"` // idem
-}
+// ArchiveHeader is the first line of a split-brain archive (the format
+// is package archive's, which reads it). Archive sets Kind, ForkRev and
+// Count; Created defaults to now.
+type ArchiveHeader = archive.Header
 
 // archiveLookback reaches below the fork revision: ids are handed out
 // before commit, so rows may commit out of id order around the fork.
@@ -77,7 +59,7 @@ func (m *Manager) Archive(ctx context.Context, forkRev int64, w io.Writer, heade
 			return 0, err
 		}
 	}
-	header.Kind, header.ForkRev, header.Count = "header", forkRev, len(ids)
+	header.Kind, header.ForkRev, header.Count = archive.HeaderKind, forkRev, len(ids)
 	if header.Created.IsZero() {
 		header.Created = time.Now().UTC()
 	}
@@ -93,7 +75,7 @@ func (m *Manager) Archive(ctx context.Context, forkRev int64, w io.Writer, heade
 		if err != nil {
 			return 0, fmt.Errorf("postgres: archive: read rows: %w", err)
 		}
-		var r archiveRow
+		var r archive.Row
 		_, err = pgx.ForEachRow(rows, []any{&r.ID, &r.Name, &r.Created, &r.Deleted, &r.CreateRevision, &r.PrevRevision,
 			&r.Lease, &r.Value, &r.OldValue}, func() error {
 			n++

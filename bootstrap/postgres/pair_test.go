@@ -1,11 +1,9 @@
 package postgres
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -21,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/twonode-edge/twonode/bootstrap/archive"
 	"github.com/twonode-edge/twonode/bootstrap/pki"
 )
 
@@ -621,13 +620,8 @@ func TestPair(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sc := bufio.NewScanner(&buf)
-			sc.Buffer(nil, 1<<20)
-			if !sc.Scan() {
-				t.Fatal("empty archive")
-			}
-			var h ArchiveHeader
-			if err := json.Unmarshal(sc.Bytes(), &h); err != nil {
+			h, rows, err := archive.Read(&buf) // the one reader of the format
+			if err != nil {
 				t.Fatal(err)
 			}
 			want := ArchiveHeader{Kind: "header", Node: "a", Winner: "b", Term: 1, ForkRev: fork, Count: len(splitIDs), Created: created}
@@ -635,11 +629,7 @@ func TestPair(t *testing.T) {
 				t.Fatalf("header %+v (n=%d), want %+v", h, n, want)
 			}
 			var got []int64
-			for sc.Scan() {
-				var r archiveRow
-				if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-					t.Fatal(err)
-				}
+			for _, r := range rows {
 				got = append(got, r.ID)
 				if r.ID == 10 && string(r.Value) != "changed on a" {
 					t.Fatalf("row 10 value %q", r.Value)

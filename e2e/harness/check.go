@@ -1,17 +1,11 @@
 package harness
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"path"
 	"sort"
-	"strconv"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -82,18 +76,12 @@ func readPrefix(ctx context.Context, c *clientv3.Client, prefix string) (map[str
 	return nil, err
 }
 
-// ArchiveHeader is the first line of a split-brain archive file.
-type ArchiveHeader struct {
-	Kind    string  `json:"kind"`
-	Node    string  `json:"node"`
-	Winner  string  `json:"winner"`
-	Term    flexInt `json:"term"`
-	ForkRev flexInt `json:"fork_rev"`
-	Count   flexInt `json:"count"`
-	Created string  `json:"created"`
-}
+// ArchiveHeader is the first line of a split-brain archive file (the
+// format is bootstrap/archive's, which reads it).
+type ArchiveHeader = archive.Header
 
-// ArchiveRow is one kine row saved from the losing side of a split brain.
+// ArchiveRow is one kine row saved from the losing side of a split brain,
+// as bootstrap/archive reads it, with its NULLs read as zero.
 type ArchiveRow struct {
 	File           string // archive file it came from
 	Header         ArchiveHeader
@@ -108,22 +96,9 @@ type ArchiveRow struct {
 	OldValue       []byte
 }
 
-type rawRow struct {
-	Kind           string   `json:"kind"`
-	ID             flexInt  `json:"id"`
-	Name           string   `json:"name"`
-	Created        flexBool `json:"created"`
-	Deleted        flexBool `json:"deleted"`
-	CreateRevision flexInt  `json:"create_revision"`
-	PrevRevision   flexInt  `json:"prev_revision"`
-	Lease          flexInt  `json:"lease"`
-	ValueB64       *string  `json:"value_b64"`
-	OldValueB64    *string  `json:"old_value_b64"`
-}
-
-// ReadArchives parses every archive in dir (e.g. <data_dir>/archive of
-// the losing node; sealed ones opened with the pair's secret, see
-// bootstrap/archive). A missing dir means no archives (nil, nil).
+// ReadArchives reads every archive in dir (e.g. <data_dir>/archive of
+// the losing node; sealed ones opened with the pair's secret) with
+// bootstrap/archive's reader. A missing dir means no archives (nil, nil).
 func ReadArchives(dir string, secret []byte) ([]ArchiveRow, error) {
 	files, err := archive.Files(dir)
 	if err != nil {
@@ -131,82 +106,18 @@ func ReadArchives(dir string, secret []byte) ([]ArchiveRow, error) {
 	}
 	var rows []ArchiveRow
 	for _, f := range files {
-		rs, err := readArchive(f, secret)
-		if err != nil {
-			return rows, err
-		}
-		rows = append(rows, rs...)
-	}
-	return rows, nil
-}
-
-func readArchive(file string, secret []byte) ([]ArchiveRow, error) {
-	f, err := archive.Open(file, secret)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	// bufio.Reader, not Scanner: a row holds a whole object (Kubernetes
-	// objects reach megabytes), beyond Scanner's default line limit.
-	r := bufio.NewReader(f)
-	var hdr ArchiveHeader
-	var rows []ArchiveRow
-	for lineNo := 1; ; lineNo++ {
-		line, err := r.ReadBytes('\n')
-		if len(bytes.TrimSpace(line)) > 0 {
-			if lineNo == 1 {
-				if jerr := json.Unmarshal(line, &hdr); jerr != nil || hdr.Kind != "header" {
-					return nil, fmt.Errorf("harness: %s: first line is not a header (%v)", file, jerr)
-				}
-			} else {
-				row, perr := parseRow(line)
-				if perr != nil {
-					return nil, fmt.Errorf("harness: %s:%d: %w", file, lineNo, perr)
-				}
-				row.File, row.Header = file, hdr
-				rows = append(rows, row)
-			}
-		}
-		if err == io.EOF {
-			break
+		hdr, rs, err := archive.ReadFile(f, secret)
+		for _, r := range rs {
+			rows = append(rows, ArchiveRow{
+				File: f, Header: hdr, ID: r.ID, Name: r.Key(), Created: r.IsCreated(), Deleted: r.IsDeleted(),
+				CreateRevision: r.CreateRev(), PrevRevision: r.PrevRev(), Lease: r.LeaseID(), Value: r.Value, OldValue: r.OldValue,
+			})
 		}
 		if err != nil {
-			return nil, err
+			return rows, fmt.Errorf("harness: %w", err)
 		}
-	}
-	if hdr.Kind != "header" {
-		return nil, fmt.Errorf("harness: %s: empty archive", file)
-	}
-	if hdr.Count != 0 && int64(len(rows)) != int64(hdr.Count) {
-		return rows, fmt.Errorf("harness: %s: header count %d, %d rows", file, hdr.Count, len(rows))
 	}
 	return rows, nil
-}
-
-func parseRow(line []byte) (ArchiveRow, error) {
-	var rr rawRow
-	if err := json.Unmarshal(line, &rr); err != nil {
-		return ArchiveRow{}, err
-	}
-	if rr.Kind != "" {
-		return ArchiveRow{}, fmt.Errorf("unexpected kind %q", rr.Kind)
-	}
-	row := ArchiveRow{
-		ID: int64(rr.ID), Name: rr.Name, Created: bool(rr.Created), Deleted: bool(rr.Deleted),
-		CreateRevision: int64(rr.CreateRevision), PrevRevision: int64(rr.PrevRevision), Lease: int64(rr.Lease),
-	}
-	var err error
-	if rr.ValueB64 != nil {
-		if row.Value, err = base64.StdEncoding.DecodeString(*rr.ValueB64); err != nil {
-			return row, fmt.Errorf("value_b64: %w", err)
-		}
-	}
-	if rr.OldValueB64 != nil {
-		if row.OldValue, err = base64.StdEncoding.DecodeString(*rr.OldValueB64); err != nil {
-			return row, fmt.Errorf("old_value_b64: %w", err)
-		}
-	}
-	return row, nil
 }
 
 // MatchArchive splits lost writes into those found in the archive (same key
@@ -225,35 +136,4 @@ func MatchArchive(lost []Op, rows []ArchiveRow) (archived, unexplained []Op) {
 		}
 	}
 	return archived, unexplained
-}
-
-// flexInt accepts a JSON number, a numeric string or null (database
-// columns may be rendered either way).
-type flexInt int64
-
-func (f *flexInt) UnmarshalJSON(b []byte) error {
-	s := string(bytes.Trim(b, `"`))
-	if s == "null" || s == "" {
-		*f = 0
-		return nil
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	*f = flexInt(v)
-	return err
-}
-
-// flexBool accepts true/false, 0/1 (kine stores created/deleted as ints)
-// or null.
-type flexBool bool
-
-func (f *flexBool) UnmarshalJSON(b []byte) error {
-	switch string(bytes.Trim(b, `"`)) {
-	case "true", "1", "t":
-		*f = true
-	case "false", "0", "f", "null", "":
-		*f = false
-	default:
-		return fmt.Errorf("not a boolean: %s", b)
-	}
-	return nil
 }

@@ -490,7 +490,7 @@ func TestArchiveAndResult(t *testing.T) {
 	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 	content := `{"kind":"header","node":"b","winner":"a","term":7,"fork_rev":120,"count":2,"created":"2025-01-01T00:00:00Z"}
 {"id":121,"name":"/e2e/split-b/00000001","created":1,"deleted":0,"create_revision":121,"prev_revision":0,"lease":0,"value_b64":"` + b64("b-1-aa") + `","old_value_b64":null}
-{"id":122,"name":"/e2e/split-b/00000002","created":true,"deleted":false,"create_revision":122,"prev_revision":0,"lease":0,"value_b64":"` + b64("b-2-bb") + `","old_value_b64":""}
+{"id":122,"name":"/e2e/split-b/00000002","created":1,"deleted":0,"create_revision":122,"prev_revision":null,"lease":0,"value_b64":"` + b64("b-2-bb") + `","old_value_b64":""}
 `
 	secret := []byte("the pair's secret")
 	f, err := archive.Create(filepath.Join(dir, "split-term7-1735689600"+archive.Ext), secret)
