@@ -2,7 +2,6 @@ package fleet
 
 import (
 	"encoding/xml"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -194,21 +193,6 @@ func TestWriteSVG(t *testing.T) {
 	for _, want := range []string{">12<", ">30<", ">95.5<", ">640<", ">1000<", "goal: p99 &lt; 500 ms"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("the picture lacks %q", want)
-		}
-	}
-}
-
-func TestGridValues(t *testing.T) {
-	for _, tc := range []struct {
-		lo, hi float64
-		want   string
-	}{
-		{26, 9094.7, "[20 50 100 200 500 1000 2000 5000 10000]"},
-		{12, 500, "[10 20 50 100 200 500]"},
-		{0.5, 3, "[0.5 1 2 5]"},
-	} {
-		if got := fmt.Sprint(gridValues(tc.lo, tc.hi)); got != tc.want {
-			t.Errorf("gridValues(%v, %v) = %s, want %s", tc.lo, tc.hi, got, tc.want)
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/twonode-edge/twonode/e2e/chart"
 )
 
 // Point is one race of the sweep, as the picture shows it.
@@ -48,7 +50,7 @@ func WriteSVG(w io.Writer, pts []Point, caption string) error {
 	// y: logarithmic too (latencies span orders of magnitude), from the
 	// 1-2-5 grid value well under the lowest median (room for its label)
 	// to the one over the highest p99.
-	grid := gridValues(max(ms(bottom)/1.5, 0.1), ms(top))
+	grid := chart.Grid125(max(ms(bottom)/1.5, 0.1), ms(top))
 	y0, y1 := math.Log10(grid[0]), math.Log10(grid[len(grid)-1])
 	yOf := func(v float64) float64 { return plotB - (math.Log10(max(v, grid[0]))-y0)/(y1-y0)*(plotB-plotT) }
 	y := func(d time.Duration) float64 { return yOf(ms(d)) }
@@ -103,25 +105,6 @@ func WriteSVG(w io.Writer, pts []Point, caption string) error {
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-// gridValues are the 1-2-5 values (in ms) from the last one at or under
-// lo to the first one at or over hi.
-func gridValues(lo, hi float64) []float64 {
-	var all []float64
-	for p := math.Pow(10, math.Floor(math.Log10(lo))); len(all) == 0 || all[len(all)-1] < hi; p *= 10 {
-		all = append(all, p, 2*p, 5*p)
-	}
-	first, last := 0, len(all)-1
-	for i, v := range all {
-		if v <= lo {
-			first = i
-		}
-	}
-	for i := len(all) - 1; i >= 0 && all[i] >= hi; i-- {
-		last = i
-	}
-	return all[first : last+1]
 }
 
 // label is a latency as the picture writes it: to a tenth of a
