@@ -122,8 +122,8 @@ func TestAgentKilledOnLeader(t *testing.T) {
 		t.Errorf("writes stopped while only the agent was down (first acknowledged write after the kill: %v ms)", res.APIRTOms)
 	}
 	for _, s := range r.mon.snapshot() {
-		if s.b == "leader" || s.b == "leader_alone" {
-			t.Fatalf("b became %s at %s while a's datastore served", s.b, s.at.Format("15:04:05.000"))
+		if s.B == "leader" || s.B == "leader_alone" {
+			t.Fatalf("b became %s at %s while a's datastore served", s.B, s.At.Format("15:04:05.000"))
 		}
 	}
 }
@@ -153,8 +153,8 @@ func TestFollowerDiskFull(t *testing.T) { diskFull(t, "follower-disk-full", 89, 
 func TestLeaderDiskFull(t *testing.T) {
 	r, fault, freed := diskFull(t, "leader-disk-full", 90, "a")
 	for _, s := range r.mon.snapshot() {
-		if s.at.After(fault) && s.at.Before(freed) && (s.b == "leader" || s.b == "leader_alone") {
-			t.Logf("b took over %s after the disk filled", s.at.Sub(fault).Round(time.Millisecond))
+		if s.At.After(fault) && s.At.Before(freed) && (s.B == "leader" || s.B == "leader_alone") {
+			t.Logf("b took over %s after the disk filled", s.At.Sub(fault).Round(time.Millisecond))
 			return
 		}
 	}
@@ -180,8 +180,8 @@ func TestSwitchoverUnderLoad(t *testing.T) {
 		t.Errorf("a planned switchover lost %d and archived %d writes", res.Lost, res.Archived)
 	}
 	for _, s := range r.mon.snapshot() {
-		if s.a == "leader_alone" && s.b == "leader_alone" {
-			t.Fatalf("both nodes led at %s during a planned switchover", s.at.Format("15:04:05.000"))
+		if s.A == "leader_alone" && s.B == "leader_alone" {
+			t.Fatalf("both nodes led at %s during a planned switchover", s.At.Format("15:04:05.000"))
 		}
 	}
 }

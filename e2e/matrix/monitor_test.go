@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twonode-edge/twonode/e2e/check"
 	"github.com/twonode-edge/twonode/e2e/cluster"
 )
 
@@ -16,25 +17,9 @@ type monitor struct {
 	c       *cluster.Cluster
 	vip     *cluster.VIPReader // nil: the pair has no address
 	mu      sync.Mutex
-	samples []sample
+	samples []check.Sample
 	stop    chan struct{}
 	done    chan struct{}
-}
-
-// sample is one reading of both nodes; "" is a node whose agent did not
-// answer (powered off, frozen, restarting). aDB/bDB: the node whose
-// database the node's Kine writes to ("" if unknown or stopped).
-type sample struct {
-	at       time.Time
-	a, b     string
-	aDB, bDB string
-	// aVIP, bVIP: the pair's address was on the node's interface at
-	// either of two reads from its kernel, one just before and one just
-	// after the node's status (what dual_vip_ms counts). aVIPHeld,
-	// bVIPHeld: at both, so that the status fell inside a stretch in which
-	// the address was there (what the address check relies on).
-	aVIP, bVIP         bool
-	aVIPHeld, bVIPHeld bool
 }
 
 const sampleEvery = 100 * time.Millisecond
@@ -57,8 +42,8 @@ func (m *monitor) loop() {
 	t := time.NewTicker(sampleEvery)
 	defer t.Stop()
 	for {
-		var s sample
-		s.at = time.Now()
+		var s check.Sample
+		s.At = time.Now()
 		var wg sync.WaitGroup
 		for _, n := range []string{"a", "b"} {
 			wg.Add(1)
@@ -78,9 +63,9 @@ func (m *monitor) loop() {
 				}
 				after := m.held(n)
 				if n == "a" {
-					s.a, s.aDB, s.aVIP, s.aVIPHeld = state, db, before || after, before && after
+					s.A, s.ADB, s.AVIP, s.AVIPHeld = state, db, before || after, before && after
 				} else {
-					s.b, s.bDB, s.bVIP, s.bVIPHeld = state, db, before || after, before && after
+					s.B, s.BDB, s.BVIP, s.BVIPHeld = state, db, before || after, before && after
 				}
 			}()
 		}
@@ -114,62 +99,14 @@ func (m *monitor) Stop() {
 	}
 }
 
-func (m *monitor) snapshot() []sample {
+func (m *monitor) snapshot() check.Samples {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return append([]sample(nil), m.samples...)
+	return append(check.Samples(nil), m.samples...)
 }
 
-// healthy: one synchronous leader and one follower. The agent enters
-// "leader" only with synchronous replication on and the follower caught
-// up, so this is "HA restored".
-func (s sample) healthy() bool {
-	return (s.a == "leader" && s.b == "follower") || (s.a == "follower" && s.b == "leader")
-}
-
-// dual: both nodes accept writes on their own database. A "leader" commits
-// only with its synchronous standby, which cannot then lead too; so only a
-// pair of leader_alone nodes writes on both sides, and only while both
-// Kines serve (two leaders of one term stop theirs while the split is
-// decided). An agent that does not answer counts as not accepting, which
-// is exact for a powered-off or frozen node (its PostgreSQL is gone or
-// stopped with it).
-func (s sample) dual() bool {
-	return s.a == "leader_alone" && s.b == "leader_alone" && s.aDB == "a" && s.bDB == "b"
-}
-
-// dbOf returns, over the samples so far (taken once: it is asked for every
-// operation of a history), the node whose database node's Kine wrote to at
-// t, by the last sample at or before t ("" if none is known).
-func (m *monitor) dbOf() func(node string, t time.Time) string {
-	ss := m.snapshot()
-	return func(node string, t time.Time) string { return dbAt(ss, node, t) }
-}
-
-func dbAt(ss []sample, node string, t time.Time) string {
-	for i := len(ss) - 1; i >= 0; i-- {
-		if ss[i].at.After(t) {
-			continue
-		}
-		if node == "a" {
-			return ss[i].aDB
-		}
-		return ss[i].bDB
-	}
-	return ""
-}
-
-// DualLeader is the total time both nodes accepted writes.
-func (m *monitor) DualLeader() time.Duration {
-	ss := m.snapshot()
-	var d time.Duration
-	for i := 0; i+1 < len(ss); i++ {
-		if ss[i].dual() {
-			d += ss[i+1].at.Sub(ss[i].at)
-		}
-	}
-	return d
-}
+// DualLeader is the total time both nodes accepted writes (check.Sample.Dual).
+func (m *monitor) DualLeader() time.Duration { return m.snapshot().DualLeader() }
 
 // DualVIP is the total time the pair's address was on both nodes; nil
 // without one.
@@ -180,8 +117,8 @@ func (m *monitor) DualVIP() *int64 {
 	ss := m.snapshot()
 	var d time.Duration
 	for i := 0; i+1 < len(ss); i++ {
-		if ss[i].aVIP && ss[i].bVIP {
-			d += ss[i+1].at.Sub(ss[i].at)
+		if ss[i].AVIP && ss[i].BVIP {
+			d += ss[i+1].At.Sub(ss[i].At)
 		}
 	}
 	ms := d.Milliseconds()
@@ -202,9 +139,9 @@ func (m *monitor) StrayAddress() []string {
 		for _, n := range []struct {
 			name, state, db string
 			held            bool
-		}{{"a", s.a, s.aDB, s.aVIPHeld}, {"b", s.b, s.bDB, s.bVIPHeld}} {
+		}{{"a", s.A, s.ADB, s.AVIPHeld}, {"b", s.B, s.BDB, s.BVIPHeld}} {
 			if n.held && n.state != "" && n.db != n.name {
-				out = append(out, fmt.Sprintf("%s: on %s, %s, whose Kine serves %q", s.at.Format("15:04:05.000"), n.name, n.state, n.db))
+				out = append(out, fmt.Sprintf("%s: on %s, %s, whose Kine serves %q", s.At.Format("15:04:05.000"), n.name, n.state, n.db))
 			}
 		}
 	}
@@ -223,10 +160,10 @@ func (m *monitor) DualAddressAlone() []string {
 	var out []string
 	run := 0
 	for _, s := range m.snapshot() {
-		if s.aVIPHeld && s.bVIPHeld && s.a != "" && s.b != "" && !s.dual() {
+		if s.AVIPHeld && s.BVIPHeld && s.A != "" && s.B != "" && !s.Dual() {
 			run++
 			if run >= 2 {
-				out = append(out, fmt.Sprintf("%s: a %s (Kine on %q), b %s (Kine on %q)", s.at.Format("15:04:05.000"), s.a, s.aDB, s.b, s.bDB))
+				out = append(out, fmt.Sprintf("%s: a %s (Kine on %q), b %s (Kine on %q)", s.At.Format("15:04:05.000"), s.A, s.ADB, s.B, s.BDB))
 			}
 			continue
 		}
@@ -242,25 +179,25 @@ func (m *monitor) VIPMove(fault time.Time) *int64 {
 	if m.vip == nil {
 		return nil
 	}
-	holder := func(s sample) string {
+	holder := func(s check.Sample) string {
 		switch {
-		case s.aVIP && !s.bVIP:
+		case s.AVIP && !s.BVIP:
 			return "a"
-		case s.bVIP && !s.aVIP:
+		case s.BVIP && !s.AVIP:
 			return "b"
 		}
 		return ""
 	}
 	before := ""
 	for _, s := range m.snapshot() {
-		if s.at.Before(fault) {
+		if s.At.Before(fault) {
 			if h := holder(s); h != "" {
 				before = h
 			}
 			continue
 		}
 		if h := holder(s); h != "" && before != "" && h != before {
-			ms := s.at.Sub(fault).Milliseconds()
+			ms := s.At.Sub(fault).Milliseconds()
 			return &ms
 		}
 	}
@@ -278,12 +215,12 @@ func (m *monitor) Settled() bool {
 	if len(ss) == 0 {
 		return false
 	}
-	end := ss[len(ss)-1].at
+	end := ss[len(ss)-1].At
 	for i := len(ss) - 1; i >= 0; i-- {
-		if !ss[i].healthy() {
+		if !ss[i].Healthy() {
 			return false
 		}
-		if end.Sub(ss[i].at) >= settledFor {
+		if end.Sub(ss[i].At) >= settledFor {
 			return true
 		}
 	}
@@ -301,14 +238,14 @@ func (m *monitor) HARestored(fault time.Time) *int64 {
 	broke, start := false, -1
 	var first *int64
 	for i, s := range ss {
-		if s.at.Before(fault) {
+		if s.At.Before(fault) {
 			continue
 		}
 		if first == nil {
-			ms := s.at.Sub(fault).Milliseconds()
+			ms := s.At.Sub(fault).Milliseconds()
 			first = &ms
 		}
-		if !s.healthy() {
+		if !s.Healthy() {
 			broke, start = true, -1
 			continue
 		}
@@ -318,8 +255,8 @@ func (m *monitor) HARestored(fault time.Time) *int64 {
 		if start < 0 {
 			start = i
 		}
-		if s.at.Sub(ss[start].at) >= settledFor {
-			ms := ss[start].at.Sub(fault).Milliseconds()
+		if s.At.Sub(ss[start].At) >= settledFor {
+			ms := ss[start].At.Sub(fault).Milliseconds()
 			return &ms
 		}
 	}
@@ -330,73 +267,4 @@ func (m *monitor) HARestored(fault time.Time) *int64 {
 }
 
 // Leader is the leader of the last healthy sample ("" if none).
-func (m *monitor) Leader() string {
-	ss := m.snapshot()
-	for i := len(ss) - 1; i >= 0; i-- {
-		if ss[i].healthy() {
-			if ss[i].a == "leader" {
-				return "a"
-			}
-			return "b"
-		}
-	}
-	return ""
-}
-
-// leaderAt is the leader of the last healthy sample at or before t ("" if
-// none).
-func (m *monitor) leaderAt(t time.Time) string {
-	ss := m.snapshot()
-	for i := len(ss) - 1; i >= 0; i-- {
-		if ss[i].at.After(t) || !ss[i].healthy() {
-			continue
-		}
-		if ss[i].a == "leader" {
-			return "a"
-		}
-		return "b"
-	}
-	return ""
-}
-
-// rejoined is when node was first seen following again after from (the
-// end of the run if never).
-func (m *monitor) rejoined(node string, from time.Time) time.Time {
-	ss := m.snapshot()
-	left := false // a loser that followed at the fault must leave that state first
-	for _, s := range ss {
-		st := s.a
-		if node == "b" {
-			st = s.b
-		}
-		if !s.at.After(from) {
-			continue
-		}
-		if st != "follower" {
-			left = true
-		} else if left {
-			return s.at
-		}
-	}
-	if len(ss) == 0 {
-		return from
-	}
-	return ss[len(ss)-1].at
-}
-
-// brokeBefore is when the pair last stopped being healthy at or before t:
-// the first sample after the last healthy one (the first sample if the
-// pair was never healthy before t).
-func (m *monitor) brokeBefore(t time.Time) time.Time {
-	ss := m.snapshot()
-	if len(ss) == 0 {
-		return t
-	}
-	broke := ss[0].at
-	for i := 0; i+1 < len(ss) && !ss[i].at.After(t); i++ {
-		if ss[i].healthy() {
-			broke = ss[i+1].at
-		}
-	}
-	return broke
-}
+func (m *monitor) Leader() string { return m.snapshot().Leader() }

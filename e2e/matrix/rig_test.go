@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +18,7 @@ import (
 
 	archivefile "github.com/twonode-edge/twonode/bootstrap/archive"
 	"github.com/twonode-edge/twonode/e2e/apiserver"
+	"github.com/twonode-edge/twonode/e2e/check"
 	"github.com/twonode-edge/twonode/e2e/cluster"
 	"github.com/twonode-edge/twonode/e2e/harness"
 	"github.com/twonode-edge/twonode/e2e/workload"
@@ -41,22 +41,12 @@ type rig struct {
 	finished   bool
 	multiFault bool
 	cutOff     string
-	// splitLosers: nodes that archived a split's branch (see archive):
-	// their datastore since the split was thrown away, and with it their
-	// components' renewals. checkControlPlane adds the loser of a split
-	// that had nothing to archive.
-	splitLosers map[string]bool
-	split       *splitCheck     // set by check when the whole history was not linearizable
-	res         workload.Result // set by finish
-	wire        *wire           // the link's capture (options.capture)
-}
-
-// splitCheck is what check found for a history that held only without the
-// losers' branches (a split brain, or a deposed leader's last answers).
-type splitCheck struct {
-	Branches     int  `json:"branches"`
-	SetAside     int  `json:"ops_set_aside"`
-	Linearizable bool `json:"linearizable_without_branches"`
+	// archives: the split-brain archives the nodes wrote (set by check);
+	// their writers lost a split (see check.Losers).
+	archives []check.ArchiveFile
+	split    *check.Split    // set by check when the whole history was not linearizable
+	res      workload.Result // set by finish
+	wire     *wire           // the link's capture (options.capture)
 }
 
 // options of a rig beyond the defaults.
@@ -322,45 +312,41 @@ func (r *rig) check(fault time.Time, ops []workload.Op) workload.Result {
 	if err != nil {
 		t.Fatalf("reading the final state: %v; %s", err, r.whereNow())
 	}
-	archive, branches, archivedRows := r.archive()
-	ops = r.w.Ops() // with the final reads
-	lost := workload.Lost(final, ops, archive)
+	h := check.History{Scenario: r.name, Fault: fault, Final: final, Samples: r.mon.snapshot()}
+	h.Archive, h.ArchivedRows, h.Archives = r.readArchives()
+	r.archives = h.Archives
+	h.Ops = r.w.Ops() // with the final reads
+	ops = h.Ops
+	lost := h.Lost()
 	for _, op := range lost.Unexplained {
 		t.Errorf("acknowledged write lost and not archived: %s %s=%q (client %d via %s, acked at %s)",
-			op.Kind, op.Key, op.Value, op.Client, nodeOf(op.Endpoint), op.Return.Format("15:04:05.000"))
+			op.Kind, op.Key, op.Value, op.Client, check.NodeOf(op.Endpoint), op.Return.Format("15:04:05.000"))
 	}
 	dir := harness.ArtifactDir(t)
-	lin, err := workload.CheckLinearizable(ops, workload.CheckOptions{Timeout: 2 * time.Minute, VisualizePath: filepath.Join(dir, "linearizability.html")})
+	if err := h.Save(filepath.Join(dir, "check.json")); err != nil { // what e2e/check's tests can be fed
+		t.Log(err)
+	}
+	v, err := h.Linearizability(workload.CheckOptions{Timeout: 2 * time.Minute, VisualizePath: filepath.Join(dir, "linearizability.html")})
 	if err != nil {
 		t.Log(err)
 	}
+	lin := v.Whole
 	if !lin.Linearizable() {
 		_ = workload.WriteHistory(filepath.Join(dir, "history.jsonl"), ops)
-		if b, ok := r.deposed(fault); archivedRows == 0 && ok {
-			// A leader cut off (frozen, say) and replaced answers from its
-			// own, discarded history until its agent sees the new term:
-			// measured, a frozen leader resumed and answered a read and a
-			// refused precondition from before its freeze for about half a
-			// second. It archived nothing because it committed nothing
-			// (its commits wait for the synchronous standby that left).
-			// Self-fencing with a lease would close that window (later).
-			branches = append(branches, b)
-		}
-		if len(branches) == 0 {
+		if v.Split == nil {
 			t.Errorf("the history of %d operations is not linearizable (%v); history and picture in %s", lin.Ops, lin.Result, dir)
 		} else {
-			// A split brain: the loser acknowledged writes the pair then
-			// set aside. Without the loser's branch the rest must hold.
-			kept := withoutBranches(ops, archive, branches, r.mon.dbOf())
-			lin2, _ := workload.CheckLinearizable(kept, workload.CheckOptions{Timeout: 2 * time.Minute})
-			r.split = &splitCheck{Branches: len(branches), SetAside: len(ops) - len(kept), Linearizable: lin2.Linearizable()}
+			// A split brain, or a deposed leader (see check.Deposed): the
+			// loser acknowledged writes the pair then set aside. Without
+			// the loser's branch the rest must hold.
+			r.split = v.Split
 			t.Logf("split brain or deposed leader: the whole history is not linearizable (%d archived rows, %d branches); without the %d operations of the losers' branches: %v",
-				archivedRows, len(branches), len(ops)-len(kept), lin2.Result)
-			if !lin2.Linearizable() {
-				for _, b := range branches {
-					t.Logf("branch of %s: %s to %s", b.node, b.from.Format("15:04:05.000"), b.to.Format("15:04:05.000"))
+				h.ArchivedRows, len(v.Branches), v.Split.SetAside, v.Split.Result.Result)
+			if !v.Split.Linearizable {
+				for _, b := range v.Branches {
+					t.Logf("branch of %s: %s to %s", b.Node, b.From.Format("15:04:05.000"), b.To.Format("15:04:05.000"))
 				}
-				_ = workload.WriteHistory(filepath.Join(dir, "history-without-branches.jsonl"), kept)
+				_ = workload.WriteHistory(filepath.Join(dir, "history-without-branches.jsonl"), v.Split.Kept)
 				t.Errorf("even without the losers' archived branches the history is not linearizable; histories in %s", dir)
 			}
 		}
@@ -425,18 +411,7 @@ func (r *rig) checkControlPlane(fault time.Time, res *workload.Result) {
 		res.ControllersMs = workload.Ms(took)
 	}
 	end := time.Now()
-	losers := maps.Clone(r.splitLosers)
-	if losers == nil {
-		losers = map[string]bool{}
-	}
-	if r.mon.DualLeader() > 0 { // a split, decided for the leader at the end
-		switch r.mon.Leader() {
-		case "a":
-			losers["b"] = true
-		case "b":
-			losers["a"] = true
-		}
-	}
+	losers := check.Losers(r.archives, r.mon.snapshot())
 	losses, counted := 0, 0
 	var leaders []string
 	renewals := map[string][]time.Time{}
@@ -500,7 +475,7 @@ func (r *rig) report(res workload.Result) {
 	if r.split != nil {
 		b, _ := json.Marshal(struct {
 			Scenario string `json:"scenario"`
-			*splitCheck
+			*check.Split
 		}{res.Scenario, r.split})
 		fmt.Printf("SPLIT %s\n", b)
 	}
@@ -511,135 +486,37 @@ func (r *rig) report(res workload.Result) {
 	}
 }
 
-// branch is the losing side of one split brain: the node that archived
-// rows, and the stretch in which its answers came from the history the
-// pair later set aside.
-type branch struct {
-	node     string
-	from, to time.Time
-}
-
-// in reports whether op was answered from the branch node's database
-// within the branch: through that node's API server, or through the other
-// node's while its Kine wrote there (a follower's Kine writes to the
-// leader's database; measured: in a flapping link the follower's API server
-// acknowledged an update that the leader, alone by then, committed and
-// later archived). dbOf (the monitor's) says where a node's Kine wrote at
-// a time; nil: a node's own.
-func (b branch) in(op workload.Op, dbOf func(node string, t time.Time) string) bool {
-	if op.Return.Before(b.from) || op.Return.After(b.to) {
-		return false
-	}
-	n := nodeOf(op.Endpoint)
-	return n == b.node || dbOf != nil && (dbOf(n, op.Call) == b.node || dbOf(n, op.Return) == b.node)
-}
-
-// branchLead is how long before the monitor saw the pair break a loser may
-// already have answered from its own branch: a PostgreSQL primary shows a
-// commit that waits for its synchronous standby to other sessions, and the
-// agents need the detection window (3 × 500 ms) to see a fault.
-const branchLead = 3 * time.Second
-
-// deposed is the branch of the node that led before the fault when the
-// other one leads at the end: from branchLead before the fault to its
-// first following after it.
-func (r *rig) deposed(fault time.Time) (branch, bool) {
-	before := r.mon.leaderAt(fault)
-	after := r.mon.Leader()
-	if before == "" || after == "" || before == after {
-		return branch{}, false
-	}
-	return branch{node: before, from: fault.Add(-branchLead), to: r.mon.rejoined(before, fault)}, true
-}
-
-// archive reads both nodes' split-brain archives, one file per split, and
-// the branch each file ends: from shortly before the pair last broke up
-// ahead of the file's writing to the loser's first following after it. The
-// file's modification time is the kernel's, right under clock skew too.
-func (r *rig) archive() (archive workload.Archive, branches []branch, rows int) {
+// readArchives reads both nodes' split-brain archives: the ConfigMap
+// writes in them, how many rows they hold in all, and each file's node and
+// modification time (the kernel's, right under clock skew too).
+func (r *rig) readArchives() (kvs []workload.KV, rows int, files []check.ArchiveFile) {
 	r.t.Helper()
-	archive = workload.Archive{}
 	for _, n := range []string{"a", "b"} {
-		files, _ := archivefile.Files(filepath.Join(r.c.Nodes[n].DataDir(), "archive"))
-		for _, f := range files {
+		paths, _ := archivefile.Files(filepath.Join(r.c.Nodes[n].DataDir(), "archive"))
+		for _, f := range paths {
 			fi, err := os.Stat(f)
 			if err != nil {
 				r.t.Fatal(err)
 			}
-			written := fi.ModTime()
-			if r.splitLosers == nil {
-				r.splitLosers = map[string]bool{}
-			}
-			r.splitLosers[n] = true
-			branches = append(branches, branch{
-				node: n, from: r.mon.brokeBefore(written).Add(-branchLead), to: r.mon.rejoined(n, written),
-			})
+			files = append(files, check.ArchiveFile{Node: n, Written: fi.ModTime()})
 		}
 		got, err := r.c.Archives(n)
 		if err != nil && !os.IsNotExist(err) {
 			r.t.Fatal(err)
 		}
 		for _, row := range got {
-			if err := archive.AddStored(row.Name, row.Value, row.Deleted, row.PrevRevision); err != nil {
+			kv, ok, err := workload.DecodeStored(row.Name, row.Value, row.Deleted, row.PrevRevision)
+			if err != nil {
 				r.t.Errorf("archived row %s of %s: %v", row.Name, n, err)
+			}
+			if ok {
+				kvs = append(kvs, kv)
 			}
 		}
 		rows += len(got)
 	}
-	return archive, branches, rows
+	return kvs, rows, files
 }
-
-// withoutBranches sets aside the losers' branches: every archived write
-// (values are unique per write, so the archive names the write whichever
-// API server took it; a deletion, by the revision it removed and only when
-// answered from the loser's database within its branch), every operation
-// that saw one (a read of its value, an update or delete conditioned on its
-// resourceVersion), and the reads and refusals answered from a loser's
-// database within its branch (made on a history the pair discarded; the
-// frozen-leader scenario saw a precondition refused on a commit later
-// archived). A write a loser acknowledged that is not archived was
-// replicated before the split and stays.
-func withoutBranches(ops []workload.Op, archive workload.Archive, branches []branch, dbOf func(string, time.Time) string) []workload.Op {
-	inBranch := func(op workload.Op) bool {
-		for _, b := range branches {
-			if b.in(op, dbOf) {
-				return true
-			}
-		}
-		return false
-	}
-	// A value names one write; a deletion names the revision it removed,
-	// which both sides of a split may have deleted on their own (measured:
-	// the winner's delete of revision 250 was taken for the loser's), so a
-	// deletion counts as archived only if the loser's database answered it.
-	archived := func(op workload.Op) bool {
-		return op.MayHaveHappened() && archive.Has(op) && (op.Kind != workload.KindDelete || inBranch(op))
-	}
-	values := map[string]bool{}
-	rvs := map[string]bool{}
-	for _, op := range ops {
-		if archived(op) {
-			values[op.Value] = true
-			if op.OutRV != "" {
-				rvs[op.OutRV] = true
-			}
-		}
-	}
-	var kept []workload.Op
-	for _, op := range ops {
-		switch {
-		case archived(op):
-		case !op.MayHaveHappened() && inBranch(op):
-		case op.Kind == workload.KindGet && values[op.OutValue]:
-		case op.IfRV != "" && rvs[op.IfRV]:
-		default:
-			kept = append(kept, op)
-		}
-	}
-	return kept
-}
-
-func nodeOf(endpoint int) string { return []string{"a", "b"}[endpoint] }
 
 // logWatchHistory shows how a watch that fell behind got there: its last
 // failed requests and its last streams.

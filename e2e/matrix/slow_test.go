@@ -99,12 +99,12 @@ func TestFollowerDiskSlow(t *testing.T) {
 		map[string]string{"a": "flushes on b are slow", "b": "flushes here are slow, as a measures them"}, "b")
 	alone := false
 	for _, s := range r.mon.snapshot() {
-		if s.at.After(fault) && s.at.Before(healed) {
-			if s.b == "leader" || s.b == "leader_alone" {
-				t.Errorf("b became %s at %s: a follower with a slow disk must not lead", s.b, s.at.Sub(fault).Round(time.Millisecond))
+		if s.At.After(fault) && s.At.Before(healed) {
+			if s.B == "leader" || s.B == "leader_alone" {
+				t.Errorf("b became %s at %s: a follower with a slow disk must not lead", s.B, s.At.Sub(fault).Round(time.Millisecond))
 				return
 			}
-			alone = alone || s.a == "leader_alone"
+			alone = alone || s.A == "leader_alone"
 		}
 	}
 	if !alone {
@@ -119,13 +119,13 @@ func TestFollowerDiskSlow(t *testing.T) {
 func TestLeaderDiskSlow(t *testing.T) {
 	r, fault, healed := slowDisk(t, "leader-disk-slow", 101, 3*time.Second, nil, "a")
 	for _, s := range r.mon.snapshot() {
-		if s.at.After(fault) && s.at.Before(healed) && (s.b == "leader" || s.b == "leader_alone") {
-			acks := ackedWrites(r.w.Ops(), s.at, healed)
+		if s.At.After(fault) && s.At.Before(healed) && (s.B == "leader" || s.B == "leader_alone") {
+			acks := ackedWrites(r.w.Ops(), s.At, healed)
 			if len(acks) == 0 {
-				t.Fatalf("b led from %s after the disk slowed, and no write was acknowledged after that", s.at.Sub(fault).Round(time.Millisecond))
+				t.Fatalf("b led from %s after the disk slowed, and no write was acknowledged after that", s.At.Sub(fault).Round(time.Millisecond))
 			}
 			t.Logf("b led %s after a's disk slowed; the first write acknowledged after that at %s",
-				s.at.Sub(fault).Round(time.Millisecond), acks[0].Sub(fault).Round(time.Millisecond))
+				s.At.Sub(fault).Round(time.Millisecond), acks[0].Sub(fault).Round(time.Millisecond))
 			return
 		}
 	}
@@ -137,9 +137,9 @@ func TestLeaderDiskSlow(t *testing.T) {
 func TestBothDisksSlow(t *testing.T) {
 	r, fault, healed := slowDisk(t, "both-disks-slow", 103, 1500*time.Millisecond, map[string]string{"a": "both slow", "b": "flushes here are slow"}, "a", "b")
 	for _, s := range r.mon.snapshot() {
-		if s.at.After(fault) && s.at.Before(healed) && (s.a != "leader" || s.b != "follower") {
+		if s.At.After(fault) && s.At.Before(healed) && (s.A != "leader" || s.B != "follower") {
 			t.Errorf("a was %q and b %q at %s while both disks were slow: no hand-over, no flapping",
-				s.a, s.b, s.at.Sub(fault).Round(time.Millisecond))
+				s.A, s.B, s.At.Sub(fault).Round(time.Millisecond))
 			return
 		}
 	}

@@ -132,9 +132,9 @@ func (r *rig) aloneOne(d time.Duration) (alone, other string) {
 			continue
 		}
 		switch s := ss[len(ss)-1]; {
-		case s.a == "leader_alone" && s.b != "leader_alone":
+		case s.A == "leader_alone" && s.B != "leader_alone":
 			return "a", "b"
-		case s.b == "leader_alone" && s.a != "leader_alone":
+		case s.B == "leader_alone" && s.A != "leader_alone":
 			return "b", "a"
 		}
 	}

@@ -19,10 +19,10 @@ import (
 // deleted the same key again in the split) and set aside, and the history
 // without the loser's branch lost a delete it needed.
 type KV struct {
-	Key     string
-	Value   string
-	Deleted bool
-	Of      string
+	Key     string `json:"key"`
+	Value   string `json:"value,omitempty"`
+	Deleted bool   `json:"deleted,omitempty"`
+	Of      string `json:"of,omitempty"`
 }
 
 // Archive is the set of writes found in the losing node's split-brain
