@@ -107,7 +107,9 @@ func WithoutBranches(ops []workload.Op, archive workload.Archive, branches []Bra
 	rvs := map[string]bool{}
 	for _, op := range ops {
 		if archived(op) {
-			values[op.Value] = true
+			if op.Value != "" { // a deletion has none: no read that found nothing saw it
+				values[op.Value] = true
+			}
 			if op.OutRV != "" {
 				rvs[op.OutRV] = true
 			}

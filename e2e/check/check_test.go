@@ -121,6 +121,17 @@ func TestBranchFollowsTheDatabase(t *testing.T) {
 	}
 }
 
+// TestDeletionSetsAsideNoRead: an archived deletion has no value, and no
+// read that found nothing is set aside for it (deletion-names-revision.json's
+// final read of k2, answered by the winner after the loser rejoined).
+func TestDeletionSetsAsideNoRead(t *testing.T) {
+	h, _ := load(t, filepath.Join("testdata", "deletion-names-revision.json"))
+	kept := WithoutBranches(h.Ops, h.ArchiveSet(), Branches(h.Archives, h.Samples), h.Samples.DBOf)
+	if !slices.Contains(ids(kept), 8) {
+		t.Fatalf("the winner's NotFound read of k2 was set aside: kept %v", ids(kept))
+	}
+}
+
 func TestSamples(t *testing.T) {
 	h, _ := load(t, filepath.Join("testdata", "loser-without-archive.json"))
 	ss := h.Samples
