@@ -27,8 +27,11 @@ type History struct {
 	Archive      []workload.KV `json:"archive,omitempty"`
 	ArchivedRows int           `json:"archived_rows"`
 	Archives     []ArchiveFile `json:"archives,omitempty"`
-	Samples      Samples       `json:"samples"`
-	Ops          []workload.Op `json:"ops"`
+	// Watch: what the matrix's watch checker was given (see
+	// workload.WatchStep).
+	Watch   []workload.WatchStep `json:"watch,omitempty"`
+	Samples Samples              `json:"samples"`
+	Ops     []workload.Op        `json:"ops"`
 }
 
 // ArchiveSet is h.Archive as the lost-write check takes it.
@@ -43,6 +46,12 @@ func (h History) ArchiveSet() workload.Archive {
 // Lost is the lost-write accounting (workload.Lost) of h.
 func (h History) Lost() workload.LostReport {
 	return workload.Lost(h.Final, h.Ops, h.ArchiveSet())
+}
+
+// WatchVerdict judges h.Watch again (workload.JudgeWatch): the counts of
+// what went backwards.
+func (h History) WatchVerdict() workload.WatchReport {
+	return workload.JudgeWatch(h.Watch)
 }
 
 // Linearizability is the verdict of History.Linearizability.
@@ -103,12 +112,12 @@ func Load(path string) (History, error) {
 	return h, nil
 }
 
-// Save writes h to path as JSON, one operation and one sample a line
-// (readable, and a diff of two shows what changed), with only the samples
-// that changed (Samples.Changes).
+// Save writes h to path as JSON, one operation, sample and watch step a
+// line (readable, and a diff of two shows what changed), with only the
+// samples that changed (Samples.Changes).
 func (h History) Save(path string) error {
-	ops, samples := h.Ops, h.Samples.Changes()
-	h.Ops, h.Samples = nil, nil
+	ops, samples, steps := h.Ops, h.Samples.Changes(), h.Watch
+	h.Ops, h.Samples, h.Watch = nil, nil, nil
 	head, err := json.Marshal(h)
 	if err != nil {
 		return err
@@ -127,6 +136,12 @@ func (h History) Save(path string) error {
 	b.WriteString(",\n")
 	if err := list(&b, "ops", ops); err != nil {
 		return err
+	}
+	if len(steps) > 0 {
+		b.WriteString(",\n")
+		if err := list(&b, "watch", steps); err != nil {
+			return err
+		}
 	}
 	b.WriteString("}\n")
 	return os.WriteFile(path, b.Bytes(), 0o644)

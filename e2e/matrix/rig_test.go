@@ -323,9 +323,6 @@ func (r *rig) check(fault time.Time, ops []workload.Op) workload.Result {
 			op.Kind, op.Key, op.Value, op.Client, check.NodeOf(op.Endpoint), op.Return.Format("15:04:05.000"))
 	}
 	dir := harness.ArtifactDir(t)
-	if err := h.Save(filepath.Join(dir, "check.json")); err != nil { // what e2e/check's tests can be fed
-		t.Log(err)
-	}
 	v, err := h.Linearizability(workload.CheckOptions{Timeout: 2 * time.Minute, VisualizePath: filepath.Join(dir, "linearizability.html")})
 	if err != nil {
 		t.Log(err)
@@ -359,6 +356,10 @@ func (r *rig) check(fault time.Time, ops []workload.Op) workload.Result {
 	caught := time.Now()
 	catchErr := r.wc.WaitForRV(wctx, workload.MaxAckedRV(ops))
 	rep := r.wc.Stop()
+	h.Watch = rep.Steps
+	if err := h.Save(filepath.Join(dir, "check.json")); err != nil { // what e2e/check's tests can be fed
+		t.Log(err)
+	}
 	if catchErr != nil {
 		t.Errorf("the watch did not catch up with the last acknowledged write (rv %d) by itself: %v", workload.MaxAckedRV(ops), catchErr)
 		logWatchHistory(t, rep)

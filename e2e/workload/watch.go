@@ -77,6 +77,10 @@ type WatchReport struct {
 	Details          []string // one line per regression, duplicate, list behind or unparsable
 	Errors           []string // each failed request and each stream ended by an error, with time and endpoint
 	Streamed         []StreamRecord
+	// Steps: every list, stream and event in the order the reflector was
+	// given them, what the checks above judged (JudgeWatch judges them
+	// again).
+	Steps []WatchStep
 }
 
 // Clean reports whether nothing went backwards: no regression, duplicate,
@@ -111,7 +115,7 @@ type WatchChecker struct {
 	cur      int  // endpoint index
 	lastEp   int  // endpoint of the previous successful request (-1: none)
 	lastList bool // the previous lister-watcher call was a list
-	maxRV    int64
+	judge    *watchJudge
 	synced   bool
 	stopped  bool
 }
@@ -130,6 +134,7 @@ func StartWatch(ctx context.Context, endpoints []*rest.Config, opts WatchOptions
 		return nil, err
 	}
 	wc := &WatchChecker{opts: opts, eps: eps, lastEp: -1, done: make(chan struct{})}
+	wc.judge = newWatchJudge(&wc.rep)
 	wc.cond = sync.NewCond(&wc.mu)
 	wc.store = cache.NewStore(cache.DeletionHandlingMetaNamespaceKeyFunc)
 	wc.refl = cache.NewReflectorWithOptions(&lw{wc}, &corev1.ConfigMap{}, wc.store, cache.ReflectorOptions{
@@ -167,6 +172,7 @@ func (wc *WatchChecker) Report() WatchReport {
 	r := wc.rep
 	r.Details = append([]string(nil), r.Details...)
 	r.Errors = append([]string(nil), r.Errors...)
+	r.Steps = append([]WatchStep(nil), r.Steps...)
 	r.Streamed = make([]StreamRecord, len(wc.rep.Streamed))
 	for i, s := range wc.rep.Streamed {
 		s.RVs = append([]int64(nil), s.RVs...)
@@ -389,27 +395,17 @@ func (wc *WatchChecker) listed(ep int, rvs string, continued bool) {
 		wc.rep.Relists++
 	}
 	wc.lastList = true
-	wc.listAt(rvs)
-}
-
-// listAt records that the reflector's state is now a list at rvs.
-func (wc *WatchChecker) listAt(rvs string) {
-	rv, ok := parseRV(rvs)
-	if !ok {
-		wc.rep.Unparsable++
-		wc.rep.Details = append(wc.rep.Details, fmt.Sprintf("list resourceVersion %q is not an integer", rvs))
-		return
-	}
-	if rv < wc.maxRV {
-		wc.rep.ListBehind++
-		wc.rep.Details = append(wc.rep.Details, fmt.Sprintf("relist at resourceVersion %d, below %d delivered before", rv, wc.maxRV))
-	}
-	// The list is the new baseline: events after it must be above it.
-	wc.maxRV = rv
-	if rv > wc.rep.MaxRV {
+	wc.given(WatchStep{Kind: StepList, RV: rvs, Endpoint: ep})
+	if rv, ok := parseRV(rvs); ok && rv > wc.rep.MaxRV {
 		wc.rep.MaxRV = rv
 	}
 	wc.cond.Broadcast()
+}
+
+// given records a step and judges it (under wc.mu).
+func (wc *WatchChecker) given(s WatchStep) {
+	wc.rep.Steps = append(wc.rep.Steps, s)
+	wc.judge.step(s)
 }
 
 func (wc *WatchChecker) started(ep int, options metav1.ListOptions, inner watch.Interface, cancel context.CancelFunc) watch.Interface {
@@ -422,7 +418,6 @@ func (wc *WatchChecker) started(ep int, options metav1.ListOptions, inner watch.
 		if wc.rep.Lists > 1 {
 			wc.rep.Relists++
 		}
-		wc.maxRV = 0 // baseline comes with the initial-events-end bookmark
 	}
 	resume := !initial && !wc.lastList && wc.rep.Streams > 0
 	if resume {
@@ -432,16 +427,15 @@ func (wc *WatchChecker) started(ep int, options metav1.ListOptions, inner watch.
 	wc.rep.Streams++
 	idx := len(wc.rep.Streamed)
 	wc.rep.Streamed = append(wc.rep.Streamed, StreamRecord{Endpoint: ep, StartRV: options.ResourceVersion, Resume: resume, Start: time.Now()})
-	cw := &checkedWatch{wc: wc, idx: idx, inner: inner, cancel: cancel, out: make(chan watch.Event), stop: make(chan struct{}), initial: initial, startRV: options.ResourceVersion}
+	wc.given(WatchStep{Kind: StepStream, Stream: idx, RV: options.ResourceVersion, Initial: initial, Endpoint: ep})
+	cw := &checkedWatch{wc: wc, idx: idx, inner: inner, cancel: cancel, out: make(chan watch.Event), stop: make(chan struct{})}
 	go cw.run()
 	return cw
 }
 
-// event records one delivered event of stream idx and, if compare, checks
-// its resourceVersion against the baseline. It returns the parsed
-// resourceVersion (0 if none). Uncompared events are the initial ones of a
-// stream that begins with the current state (see checkedWatch.run).
-func (wc *WatchChecker) event(idx int, ev watch.Event, compare bool) int64 {
+// event records one delivered event of stream idx and judges it (see
+// watchJudge).
+func (wc *WatchChecker) event(idx int, ev watch.Event) {
 	wc.mu.Lock()
 	defer wc.mu.Unlock()
 	s := &wc.rep.Streamed[idx]
@@ -456,23 +450,23 @@ func (wc *WatchChecker) event(idx int, ev watch.Event, compare bool) int64 {
 		}
 		s.EndReason = "error: " + msg
 		wc.rep.Errors = append(wc.rep.Errors, fmt.Sprintf("%s watch endpoint %d: ERROR event %s", time.Now().Format("15:04:05.000"), s.Endpoint, msg))
-		return 0
+		return
 	}
 	acc, err := meta.Accessor(ev.Object)
 	if err != nil {
 		wc.rep.Unparsable++
 		wc.rep.Details = append(wc.rep.Details, fmt.Sprintf("stream %d: %s event without metadata: %v", idx, ev.Type, err))
-		return 0
+		return
 	}
 	wc.rep.Events++
 	if ev.Type == watch.Bookmark {
 		wc.rep.Bookmarks++
 	}
+	wc.given(WatchStep{Kind: StepEvent, Stream: idx, RV: acc.GetResourceVersion(), Type: ev.Type, Name: acc.GetName(), Endpoint: s.Endpoint,
+		Initial: ev.Type == watch.Bookmark && acc.GetAnnotations()[metav1.InitialEventsAnnotationKey] == "true"})
 	rv, ok := parseRV(acc.GetResourceVersion())
 	if !ok {
-		wc.rep.Unparsable++
-		wc.rep.Details = append(wc.rep.Details, fmt.Sprintf("stream %d: %s %s resourceVersion %q is not an integer", idx, ev.Type, acc.GetName(), acc.GetResourceVersion()))
-		return 0
+		return
 	}
 	s.RVs = append(s.RVs, rv)
 	s.Types = append(s.Types, ev.Type)
@@ -480,33 +474,6 @@ func (wc *WatchChecker) event(idx int, ev watch.Event, compare bool) int64 {
 		wc.rep.MaxRV = rv
 		wc.cond.Broadcast()
 	}
-	if !compare {
-		if ev.Type == watch.Bookmark && acc.GetAnnotations()[metav1.InitialEventsAnnotationKey] == "true" {
-			wc.listAt(acc.GetResourceVersion()) // end of a streaming list's initial events
-		}
-		return rv
-	}
-	switch {
-	case rv < wc.maxRV:
-		wc.rep.Regressions++
-		wc.rep.Details = append(wc.rep.Details, fmt.Sprintf("stream %d (endpoint %d, from rv %s): %s %s at resourceVersion %d after %d",
-			idx, s.Endpoint, s.StartRV, ev.Type, acc.GetName(), rv, wc.maxRV))
-	case rv == wc.maxRV && ev.Type != watch.Bookmark:
-		wc.rep.Duplicates++
-		wc.rep.Details = append(wc.rep.Details, fmt.Sprintf("stream %d (endpoint %d, from rv %s): %s %s at resourceVersion %d delivered before",
-			idx, s.Endpoint, s.StartRV, ev.Type, acc.GetName(), rv))
-	default:
-		wc.maxRV = rv
-	}
-	return rv
-}
-
-// rebase makes rv the baseline after the initial events of a stream that
-// began with the current state.
-func (wc *WatchChecker) rebase(rv int64) {
-	wc.mu.Lock()
-	defer wc.mu.Unlock()
-	wc.maxRV = rv
 }
 
 func (wc *WatchChecker) ended(idx int, reason string) {
@@ -543,15 +510,13 @@ func (wc *WatchChecker) markSynced() {
 // checkedWatch forwards a watch's events to the reflector after recording
 // them, and closes it when stalled.
 type checkedWatch struct {
-	wc      *WatchChecker
-	idx     int
-	inner   watch.Interface
-	cancel  context.CancelFunc
-	out     chan watch.Event
-	stop    chan struct{}
-	once    sync.Once
-	initial bool   // a streaming list
-	startRV string // resourceVersion the watch started from
+	wc     *WatchChecker
+	idx    int
+	inner  watch.Interface
+	cancel context.CancelFunc
+	out    chan watch.Event
+	stop   chan struct{}
+	once   sync.Once
 }
 
 func (c *checkedWatch) Stop() {
@@ -576,14 +541,6 @@ func (c *checkedWatch) run() {
 		defer timer.Stop()
 		stall = timer.C
 	}
-	// A stream that begins with the current state sends it first as ADDED
-	// events in no resourceVersion order: a streaming list (until its
-	// initial-events-end bookmark), or a watch from resourceVersion "" or
-	// "0" (until the first event that is not ADDED; the reflector makes the
-	// same assumption). Those are recorded, not compared; the highest of
-	// them, or the bookmark, is the baseline after them.
-	phase := c.initial || c.startRV == "" || c.startRV == "0"
-	var phaseMax int64
 	for {
 		select {
 		case <-c.stop:
@@ -599,24 +556,7 @@ func (c *checkedWatch) run() {
 			if timer != nil {
 				timer.Reset(c.wc.opts.StallTimeout)
 			}
-			switch {
-			case !phase || ev.Type == watch.Error:
-				c.wc.event(c.idx, ev, true)
-			case c.initial:
-				c.wc.event(c.idx, ev, false)
-				if acc, err := meta.Accessor(ev.Object); err == nil && ev.Type == watch.Bookmark &&
-					acc.GetAnnotations()[metav1.InitialEventsAnnotationKey] == "true" {
-					phase = false
-				}
-			case ev.Type == watch.Added:
-				if rv := c.wc.event(c.idx, ev, false); rv > phaseMax {
-					phaseMax = rv
-				}
-			default:
-				phase = false
-				c.wc.rebase(phaseMax)
-				c.wc.event(c.idx, ev, true)
-			}
+			c.wc.event(c.idx, ev)
 			select {
 			case c.out <- ev:
 			case <-c.stop:

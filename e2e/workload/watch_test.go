@@ -81,6 +81,7 @@ func TestWatchFlagsRegression(t *testing.T) {
 	if got := r.Streamed[0].RVs; len(got) != 4 || got[2] != low {
 		t.Fatalf("recorded resourceVersions %v", got)
 	}
+	judgedAgain(t, r)
 }
 
 // TestWatchRelistsAfterGone: a watch that cannot resume because its
@@ -117,6 +118,7 @@ func TestWatchRelistsAfterGone(t *testing.T) {
 	if snap, want := wc.Snapshot(), api.state(); len(snap) != 4 || snap["b"] != want["b"] || snap["d"] != "d1" {
 		t.Fatalf("reflector cache %v, server %v", snap, want)
 	}
+	judgedAgain(t, r)
 }
 
 // TestWatchFailsOverWhenNodeDies: two API servers on one datastore; the one
@@ -145,6 +147,7 @@ func TestWatchFailsOverWhenNodeDies(t *testing.T) {
 	if last.Endpoint != 1 || !last.Resume {
 		t.Fatalf("last stream %+v", last)
 	}
+	judgedAgain(t, r)
 }
 
 // TestWatchStallFailover: a frozen node gives no error, its stream just goes
