@@ -59,6 +59,9 @@ type Watcher struct {
 	// failures (1.5-3 s) the watcher moves on.
 	probeEvery time.Duration
 	probeFails int
+	// alive tells whether a target answers (see nextAlive); a test's
+	// stands in for the real probe.
+	alive func(context.Context, Target) bool
 
 	targets []Target
 	cancel  context.CancelFunc
@@ -116,6 +119,7 @@ func newWatcher(prefix string, targets []Target) (*Watcher, error) {
 		Prefix:     prefix,
 		probeEvery: 500 * time.Millisecond,
 		probeFails: 3,
+		alive:      alive,
 		targets:    targets,
 		done:       make(chan struct{}),
 		rep:        WatchReport{Seen: map[string]int64{}},
@@ -220,7 +224,7 @@ func (w *Watcher) nextAlive(ctx context.Context, from int) (int, bool) {
 	for {
 		for i := 1; i <= len(w.targets); i++ {
 			n := (from + i) % len(w.targets)
-			if alive(ctx, w.targets[n]) {
+			if w.alive(ctx, w.targets[n]) {
 				return n, true
 			}
 		}
