@@ -21,6 +21,9 @@ type want struct {
 	Archived        int      `json:"archived"`  // of those, found in an archive
 	Unexplained     int      `json:"unexplained"`
 	Losers          []string `json:"losers"`
+	// WatchClean: the recorded watch (History.Watch) went nowhere
+	// backwards; nil: no watch recorded.
+	WatchClean *bool `json:"watch_clean"`
 }
 
 func load(t *testing.T, path string) (History, want) {
@@ -78,6 +81,13 @@ func TestRecorded(t *testing.T) {
 				case v.Split.Linearizable != w.WithoutBranches || v.Split.SetAside != w.SetAside:
 					t.Errorf("without the branches: linearizable %v, %d operations set aside; want %v, %d (kept: %v)",
 						v.Split.Linearizable, v.Split.SetAside, w.WithoutBranches, w.SetAside, ids(v.Split.Kept))
+				}
+			}
+			if w.WatchClean != nil {
+				if len(h.Watch) == 0 {
+					t.Error("no watch recorded")
+				} else if r := h.WatchVerdict(); r.Clean() != *w.WatchClean {
+					t.Errorf("watch clean: %v (%v), want %v", r.Clean(), r.Details, *w.WatchClean)
 				}
 			}
 			var losers []string
