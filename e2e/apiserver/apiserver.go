@@ -68,6 +68,9 @@ type Options struct {
 	// Bind is the address to listen on ("" = Addr); 0.0.0.0 takes the
 	// pair's address too while this node holds it.
 	Bind string
+	// Etcd is --etcd-servers ("" = EtcdServers, the node's Kine): an etcd
+	// cluster's client URLs, for comparing with one (e2e/compare).
+	Etcd string
 }
 
 // Server is a running kube-apiserver.
@@ -87,7 +90,7 @@ type Server struct {
 // Node,RBAC.
 func Args(o Options, p *PKI) []string {
 	a := []string{
-		"--etcd-servers=" + EtcdServers,
+		"--etcd-servers=" + cmp.Or(o.Etcd, EtcdServers),
 		"--storage-backend=etcd3",
 		"--advertise-address=" + o.Addr,
 		"--bind-address=" + cmp.Or(o.Bind, o.Addr),
