@@ -1,0 +1,145 @@
+package compare
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/twonode-edge/twonode/e2e/fleet"
+)
+
+// The backends, in the order the table and the picture show them. Etcd is
+// the reference every ratio divides by.
+const (
+	PairSync  = "pair-sync"
+	PairAsync = "pair-async"
+	Etcd      = "etcd"
+)
+
+// Backends lists them in that order.
+var Backends = []string{PairSync, PairAsync, Etcd}
+
+// The operations of the load.
+const (
+	OpCreate = "create"
+	OpUpdate = "update"
+	OpList   = "list"
+)
+
+// Ops lists them in that order.
+var Ops = []string{OpCreate, OpUpdate, OpList}
+
+// Cell is what one (backend, operation, clients) measurement saw: the
+// latency of every operation that started inside the measured window and
+// was answered without error, and how many failed.
+type Cell struct {
+	Backend, Op string
+	Clients     int
+	Window      time.Duration // the measured time (warm-up excluded)
+	Latencies   fleet.Latencies
+	Errors      int
+	FirstError  string // the first error's text, to say why (empty: none)
+}
+
+// Row is one RESULT line of the table. The ratios divide by the etcd
+// cell of the same operation and clients (above 1: slower or more for
+// this backend); nil when there is no etcd cell to divide by, or it
+// measured nothing.
+type Row struct {
+	Table         string   `json:"table"`
+	Backend       string   `json:"backend"`
+	Op            string   `json:"op"`
+	Clients       int      `json:"clients"`
+	Ops           int      `json:"ops"`
+	Errors        int      `json:"errors"`
+	Seconds       float64  `json:"seconds"`
+	OpsPerS       float64  `json:"ops_per_s"`
+	P50ms         float64  `json:"p50_ms"`
+	P99ms         float64  `json:"p99_ms"`
+	P50VsEtcd     *float64 `json:"p50_vs_etcd"`
+	P99VsEtcd     *float64 `json:"p99_vs_etcd"`
+	OpsPerSVsEtcd *float64 `json:"ops_per_s_vs_etcd"`
+}
+
+// TableName is the "table" field of every row, what scripts/results.sh
+// looks for.
+const TableName = "datastore-vs-etcd"
+
+// stats are a cell's figures before rounding.
+type stats struct {
+	ops      int
+	opsPerS  float64
+	p50, p99 time.Duration
+	measured bool
+}
+
+func (c Cell) stats() stats {
+	s := stats{ops: len(c.Latencies), p50: c.Latencies.Quantile(0.50), p99: c.Latencies.Quantile(0.99)}
+	if c.Window > 0 {
+		s.opsPerS = float64(s.ops) / c.Window.Seconds()
+	}
+	s.measured = s.ops > 0
+	return s
+}
+
+// Rows turns the cells into the table, in the cells' order, each with its
+// ratios to the etcd cell of the same operation and clients.
+func Rows(cells []Cell) []Row {
+	type key struct {
+		op      string
+		clients int
+	}
+	ref := map[key]stats{}
+	for _, c := range cells {
+		if c.Backend == Etcd {
+			ref[key{c.Op, c.Clients}] = c.stats()
+		}
+	}
+	var rows []Row
+	for _, c := range cells {
+		s := c.stats()
+		r := Row{Table: TableName, Backend: c.Backend, Op: c.Op, Clients: c.Clients, Ops: s.ops, Errors: c.Errors,
+			Seconds: round(c.Window.Seconds(), 1), OpsPerS: round(s.opsPerS, 1), P50ms: ms(s.p50), P99ms: ms(s.p99)}
+		if e, ok := ref[key{c.Op, c.Clients}]; ok && e.measured && s.measured {
+			r.P50VsEtcd = ratio(float64(s.p50), float64(e.p50))
+			r.P99VsEtcd = ratio(float64(s.p99), float64(e.p99))
+			r.OpsPerSVsEtcd = ratio(s.opsPerS, e.opsPerS)
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// ratio is a/b to two decimals (nil when b is 0).
+func ratio(a, b float64) *float64 {
+	if b == 0 {
+		return nil
+	}
+	v := round(a/b, 2)
+	return &v
+}
+
+// PrintRows writes one "RESULT {json}" line per row.
+func PrintRows(w io.Writer, rows []Row) error {
+	for _, r := range rows {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintf(w, "RESULT %s\n", b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ms is d in milliseconds, to a hundredth (a list on an idle machine
+// takes a few milliseconds).
+func ms(d time.Duration) float64 { return round(float64(d)/float64(time.Millisecond), 2) }
+
+func round(v float64, decimals int) float64 {
+	f := math.Pow(10, float64(decimals))
+	return math.Round(v*f) / f
+}
