@@ -1,5 +1,6 @@
 // Command twonode-lab runs the two-node lab on this machine (as root):
-// `run` (form, crash the leader, rejoin), `down`, and `bench`.
+// `run` (form, crash the leader, rejoin), `down`, `bench`, and `compare`
+// (the datastore against etcd).
 package main
 
 import (
@@ -8,9 +9,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/twonode-edge/twonode/e2e/compare"
 	"github.com/twonode-edge/twonode/e2e/lab"
 )
 
@@ -34,6 +37,22 @@ func main() {
 				Flags: []cli.Flag{&cli.IntFlag{Name: "runs", Value: 10, Usage: "how many leader crashes", EnvVars: []string{"TWONODE_BENCH_RUNS"}}},
 				Action: func(c *cli.Context) error {
 					return lab.Bench(c.Context, c.Int("runs"), os.Stdout)
+				},
+			},
+			{
+				Name:  "compare",
+				Usage: "the datastore against etcd: a kube-apiserver on a synchronous pair, an asynchronous pair and a three-member etcd, under creates, updates and lists at 1, 8 and 32 clients",
+				Flags: []cli.Flag{
+					&cli.DurationFlag{Name: "window", Value: 8 * time.Second, Usage: "measured time per cell"},
+					&cli.IntSliceFlag{Name: "clients", Value: cli.NewIntSlice(1, 8, 32), Usage: "concurrent clients"},
+					&cli.StringFlag{Name: "svg", Value: "images/datastore-vs-etcd.svg", Usage: "where to draw the picture (\"\" = nowhere)"},
+					&cli.StringFlag{Name: "redraw", Usage: "instead of running, draw --svg from the RESULT lines of this log"},
+				},
+				Action: func(c *cli.Context) error {
+					if log := c.String("redraw"); log != "" {
+						return compare.Redraw(log, c.String("svg"))
+					}
+					return compare.Run(c.Context, compare.Options{Window: c.Duration("window"), Clients: c.IntSlice("clients"), SVG: c.String("svg")}, os.Stdout)
 				},
 			},
 		},
