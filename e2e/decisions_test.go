@@ -17,6 +17,7 @@ import (
 
 	"github.com/twonode-edge/twonode/bootstrap/agent"
 	"github.com/twonode-edge/twonode/bootstrap/config"
+	"github.com/twonode-edge/twonode/bootstrap/fsm"
 	"github.com/twonode-edge/twonode/bootstrap/peer"
 	"github.com/twonode-edge/twonode/bootstrap/pki"
 	"github.com/twonode-edge/twonode/e2e/cluster"
@@ -60,7 +61,7 @@ func crashAfterPromote(t *testing.T, scenario, prefix string, subnet int, oldLea
 	c := newCluster(t, prefix, subnet)
 	ts := targets(t, c)
 	restartWithFault(t, c, "b", "after:promote")
-	wait(t, c, "b", 30*time.Second, "follower")
+	wait(t, c, "b", 30*time.Second, fsm.Follower)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w := harness.NewWriter(scenario, ts...)
@@ -83,10 +84,10 @@ func crashAfterPromote(t *testing.T, scenario, prefix string, subnet int, oldLea
 	if err := c.Start("b"); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, c, "b", 30*time.Second, "leader_alone", "leader")
+	wait(t, c, "b", 30*time.Second, fsm.LeaderAlone, fsm.Leader)
 	if oldLeaderReturns {
-		wait(t, c, "a", 90*time.Second, "follower")
-		wait(t, c, "b", 30*time.Second, "leader")
+		wait(t, c, "a", 90*time.Second, fsm.Follower)
+		wait(t, c, "b", 30*time.Second, fsm.Leader)
 	}
 	time.Sleep(2 * time.Second)
 	cancel()
@@ -126,7 +127,7 @@ func TestRebootedLeaderThatWroteLast(t *testing.T) {
 	if err := c.PowerOff("b"); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, c, "a", 30*time.Second, "leader_alone")
+	wait(t, c, "a", 30*time.Second, fsm.LeaderAlone)
 	w := harness.NewWriter("rebooted-leader", clientOf(ts, "a"))
 	w.WriteN(ctx, 40)
 	if err := c.PowerOff("a"); err != nil {
@@ -135,13 +136,13 @@ func TestRebootedLeaderThatWroteLast(t *testing.T) {
 	if err := c.Start("b"); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, c, "b", 60*time.Second, "leader_alone") // after its boot grace
+	wait(t, c, "b", 60*time.Second, fsm.LeaderAlone) // after its boot grace
 	back := time.Now()
 	if err := c.Start("a"); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, c, "b", 90*time.Second, "follower")
-	wait(t, c, "a", 30*time.Second, "leader")
+	wait(t, c, "b", 90*time.Second, fsm.Follower)
+	wait(t, c, "a", 30*time.Second, fsm.Leader)
 	restored := time.Since(back).Milliseconds()
 	acked := w.Acked()
 	if len(acked) == 0 {
@@ -205,7 +206,7 @@ func TestImplausiblePeer(t *testing.T) {
 	if err := c.PowerOff("b"); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, c, "a", 30*time.Second, "leader_alone")
+	wait(t, c, "a", 30*time.Second, fsm.LeaderAlone)
 	cfg, err := config.Load(filepath.Join(c.Nodes["b"].Dir, "config.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -244,7 +245,7 @@ func TestImplausiblePeer(t *testing.T) {
 	if all == 0 || acked*10 < all*9 {
 		t.Errorf("only %d of %d writes acknowledged while a peer with impossible values answered", acked, all)
 	}
-	if st, err := c.Status(context.Background(), "a"); err != nil || st.State != "leader_alone" || st.KineEndpoint != c.Nodes["a"].Addr {
+	if st, err := c.Status(context.Background(), "a"); err != nil || st.State != string(fsm.LeaderAlone) || st.KineEndpoint != c.Nodes["a"].Addr {
 		t.Errorf("a: state %q, kine at %q (%v): want leader_alone serving", st.State, st.KineEndpoint, err)
 	}
 	lost := verify(t, ts, "a", w.Acked())
@@ -256,7 +257,7 @@ type liar struct{}
 
 func (liar) Status(context.Context) peer.Status {
 	now := time.Now()
-	return peer.Status{Name: "b", State: "leader_alone", Term: 1<<64 - 2, TermRole: "leader", Member: true, PGUp: true, Primary: true,
+	return peer.Status{Name: "b", State: string(fsm.LeaderAlone), Term: 1<<64 - 2, TermRole: string(fsm.RoleLeader), Member: true, PGUp: true, Primary: true,
 		LastCommit: now.Add(time.Hour).UnixNano(), Now: now.UnixNano(), HighRev: 1<<63 - 10}
 }
 func (liar) Pause(context.Context, peer.PauseRequest) error   { return nil }
@@ -286,13 +287,13 @@ func TestPlainCrashesAreNotSplits(t *testing.T) {
 			t.Fatal(err)
 		}
 		faults = append(faults, time.Now())
-		wait(t, c, follower, 30*time.Second, "leader_alone")
+		wait(t, c, follower, 30*time.Second, fsm.LeaderAlone)
 		time.Sleep(time.Second)
 		if err := c.Start(leader); err != nil {
 			t.Fatal(err)
 		}
-		wait(t, c, leader, 90*time.Second, "follower")
-		wait(t, c, follower, 30*time.Second, "leader")
+		wait(t, c, leader, 90*time.Second, fsm.Follower)
+		wait(t, c, follower, 30*time.Second, fsm.Leader)
 		leader, follower = follower, leader
 	}
 	time.Sleep(time.Second)
@@ -329,7 +330,7 @@ func converged(t *testing.T, c *cluster.Cluster, d time.Duration) {
 	for time.Now().Before(end) {
 		a, errA := c.Status(context.Background(), "a")
 		b, errB := c.Status(context.Background(), "b")
-		if errA == nil && errB == nil && (a.State == "leader" && b.State == "follower" || a.State == "follower" && b.State == "leader") {
+		if errA == nil && errB == nil && (a.State == string(fsm.Leader) && b.State == string(fsm.Follower) || a.State == string(fsm.Follower) && b.State == string(fsm.Leader)) {
 			return
 		}
 		time.Sleep(250 * time.Millisecond)
@@ -340,7 +341,7 @@ func converged(t *testing.T, c *cluster.Cluster, d time.Duration) {
 func leaderOf(t *testing.T, c *cluster.Cluster) string {
 	t.Helper()
 	for _, n := range []string{"a", "b"} {
-		if st, err := c.Status(context.Background(), n); err == nil && st.State == "leader" {
+		if st, err := c.Status(context.Background(), n); err == nil && st.State == string(fsm.Leader) {
 			return n
 		}
 	}
@@ -393,7 +394,7 @@ func crashDuringCopy(t *testing.T, scenario, prefix string, subnet int, fault st
 	if err := c.PowerOff(joiner); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, c, leader, 30*time.Second, "leader_alone")
+	wait(t, c, leader, 30*time.Second, fsm.LeaderAlone)
 	time.Sleep(2 * time.Second)
 	if newMachine {
 		if err := os.RemoveAll(c.Nodes[joiner].DataDir()); err != nil {
@@ -432,12 +433,12 @@ func crashDuringCopy(t *testing.T, scenario, prefix string, subnet int, fault st
 	if err := c.Start(joiner); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, c, joiner, 120*time.Second, "follower")
-	wait(t, c, leader, 30*time.Second, "leader")
+	wait(t, c, joiner, 120*time.Second, fsm.Follower)
+	wait(t, c, leader, 30*time.Second, fsm.Leader)
 	restored := time.Since(back).Milliseconds()
 	time.Sleep(time.Second)
 	cancel()
-	if p := promotions(c, joiner); p != 0 && newMachine {
+	if p := promotions(t, c, joiner); p != 0 && newMachine {
 		t.Errorf("the new machine %s was promoted %d times", joiner, p)
 	}
 	if n := ledAfter(c, joiner, back); n > 0 {
@@ -484,8 +485,8 @@ func TestSplitWhoseLosersDiskIsFull(t *testing.T) {
 	if err := c.Net.Isolate("a", "b"); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, c, "b", 30*time.Second, "leader_alone")
-	wait(t, c, "a", 30*time.Second, "leader_alone")
+	wait(t, c, "b", 30*time.Second, fsm.LeaderAlone)
+	wait(t, c, "a", 30*time.Second, fsm.LeaderAlone)
 	wa := harness.NewWriter("split-disk-a", clientOf(ts, "a"))
 	wa.WriteN(ctx, 20)
 	time.Sleep(300 * time.Millisecond)
@@ -512,8 +513,8 @@ func TestSplitWhoseLosersDiskIsFull(t *testing.T) {
 	if err := c.FreeDisk("a"); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, c, "a", 120*time.Second, "follower")
-	wait(t, c, "b", 30*time.Second, "leader")
+	wait(t, c, "a", 120*time.Second, fsm.Follower)
+	wait(t, c, "b", 30*time.Second, fsm.Leader)
 	acked := append(append(append(before.Acked(), wa.Acked()...), wb.Acked()...), after.Acked()...)
 	lost := verify(t, ts, "b", acked)
 	archived := archivedOf(t, c, "a", lost)
@@ -542,7 +543,7 @@ func TestStarvedFollower(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	leader := leaderOf(t, c)
 	follower := harness.Peer(leader)
-	before := promotions(c, follower)
+	before := promotions(t, c, follower)
 	release, err := c.StarveAgent(follower, 2*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
@@ -556,7 +557,7 @@ func TestStarvedFollower(t *testing.T) {
 	converged(t, c, 60*time.Second)
 	time.Sleep(time.Second)
 	cancel()
-	if n := promotions(c, follower) - before; n > 0 {
+	if n := promotions(t, c, follower) - before; n > 0 {
 		t.Errorf("the starved follower %s took over %d time(s) from a leader that never stopped", follower, n)
 	}
 	if now := leaderOf(t, c); now != leader {
@@ -596,7 +597,7 @@ func TestSkewedLeaderHearsItsFollower(t *testing.T) {
 	start := time.Now()
 	degraded := time.Duration(0)
 	for time.Since(start) < 20*time.Second {
-		if st, err := c.Status(ctx, leader); err == nil && st.State != "leader" && degraded == 0 {
+		if st, err := c.Status(ctx, leader); err == nil && st.State != string(fsm.Leader) && degraded == 0 {
 			degraded = time.Since(start)
 			t.Errorf("%s became %s %s after its follower's agent and database became unreachable, though WAL still flowed to it", leader, st.State, degraded.Round(time.Millisecond))
 		}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/twonode-edge/twonode/bootstrap/config"
+	"github.com/twonode-edge/twonode/bootstrap/fsm"
 	"github.com/twonode-edge/twonode/e2e/cluster"
 	"github.com/twonode-edge/twonode/e2e/harness"
 )
@@ -64,7 +65,7 @@ func TestPeerAPIFlood(t *testing.T) {
 	var peak int64
 	done := make(chan struct{})
 	go func() { defer close(done); peak = peakRSS(t, pid, floodFor, fctx.Done()) }()
-	changed := holds(c, floodFor, map[string]string{"a": "leader", "b": "follower"})
+	changed := holds(c, floodFor, map[string]fsm.State{"a": fsm.Leader, "b": fsm.Follower})
 	stop()
 	wg.Wait()
 	<-done

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twonode-edge/twonode/bootstrap/fsm"
 	"github.com/twonode-edge/twonode/e2e/cluster"
 	"github.com/twonode-edge/twonode/e2e/harness"
 )
@@ -33,7 +34,7 @@ func TestLeaderCrashThenReturn(t *testing.T) {
 		t.Fatal(err)
 	}
 	fault := time.Now() // every process of the node is dead now
-	wait(t, c, "b", 30*time.Second, "leader_alone")
+	wait(t, c, "b", 30*time.Second, fsm.LeaderAlone)
 	time.Sleep(2 * time.Second)
 	cancel()
 	ack, ok := w.FirstAckAfter(fault)
@@ -73,8 +74,8 @@ func TestLeaderCrashThenReturn(t *testing.T) {
 	if err := c.Start("a"); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, c, "a", 60*time.Second, "follower")
-	wait(t, c, "b", 30*time.Second, "leader")
+	wait(t, c, "a", 60*time.Second, fsm.Follower)
+	wait(t, c, "b", 30*time.Second, fsm.Leader)
 	restored := time.Since(back)
 	time.Sleep(time.Second)
 	cancel2()
@@ -101,7 +102,7 @@ func TestFollowerCrashThenNewNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	fault := time.Now() // every process of the node is dead now
-	wait(t, c, "a", 30*time.Second, "leader_alone")
+	wait(t, c, "a", 30*time.Second, fsm.LeaderAlone)
 	time.Sleep(time.Second)
 	ack, ok := w.FirstAckAfter(fault)
 	outage, _ := w.LongestOutage()
@@ -115,8 +116,8 @@ func TestFollowerCrashThenNewNode(t *testing.T) {
 	if err := c.Start("b"); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, c, "b", 60*time.Second, "follower")
-	wait(t, c, "a", 30*time.Second, "leader")
+	wait(t, c, "b", 60*time.Second, fsm.Follower)
+	wait(t, c, "a", 30*time.Second, fsm.Leader)
 	restored := time.Since(joined)
 	time.Sleep(time.Second)
 	cancel()
@@ -142,8 +143,8 @@ func TestSplitBrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	fault := time.Now()
-	wait(t, c, "b", 30*time.Second, "leader_alone")
-	wait(t, c, "a", 30*time.Second, "leader_alone")
+	wait(t, c, "b", 30*time.Second, fsm.LeaderAlone)
+	wait(t, c, "a", 30*time.Second, fsm.LeaderAlone)
 	wa := harness.NewWriter("split-a", clientOf(ts, "a"))
 	wa.WriteN(context.Background(), 30)
 	time.Sleep(300 * time.Millisecond)
@@ -153,8 +154,8 @@ func TestSplitBrain(t *testing.T) {
 	if err := c.Net.Heal(); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, c, "a", 90*time.Second, "follower")
-	wait(t, c, "b", 30*time.Second, "leader")
+	wait(t, c, "a", 90*time.Second, fsm.Follower)
+	wait(t, c, "b", 30*time.Second, fsm.Leader)
 	acked := append(append(before.Acked(), wa.Acked()...), wb.Acked()...)
 	lost := verify(t, ts, "b", acked)
 	rows, err := c.Archives("a")
@@ -215,14 +216,14 @@ func TestPauseRestartsAndBlip(t *testing.T) {
 		if err := c.Start(n); err != nil {
 			t.Fatal(err)
 		}
-		wait(t, c, "a", 60*time.Second, "leader")
-		wait(t, c, "b", 60*time.Second, "follower")
+		wait(t, c, "a", 60*time.Second, fsm.Leader)
+		wait(t, c, "b", 60*time.Second, fsm.Follower)
 		w.WriteN(ctx, 10)
 	}
 	if out, err := c.CLI(ctx, "b", "resume"); err != nil {
 		t.Fatalf("resume: %v: %s", err, out)
 	}
-	if p := promotions(c, "b"); p != 0 {
+	if p := promotions(t, c, "b"); p != 0 {
 		t.Errorf("b was promoted %d times while paused", p)
 	}
 	acked := w.Acked()
@@ -241,12 +242,12 @@ func TestPauseRestartsAndBlip(t *testing.T) {
 	}
 	time.Sleep(3 * time.Second)
 	w7.WriteN(ctx, 10)
-	for n, want := range map[string]string{"a": "leader", "b": "follower"} {
-		if st, err := c.Status(ctx, n); err != nil || st.State != want {
+	for n, want := range map[string]fsm.State{"a": fsm.Leader, "b": fsm.Follower} {
+		if st, err := c.Status(ctx, n); err != nil || st.State != string(want) {
 			t.Errorf("after the blip %s is %q (%v), want %s", n, st.State, err, want)
 		}
 	}
-	if p := promotions(c, "b"); p != 0 {
+	if p := promotions(t, c, "b"); p != 0 {
 		t.Errorf("the blip promoted b")
 	}
 	acked7 := w7.Acked()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twonode-edge/twonode/bootstrap/fsm"
 	"github.com/twonode-edge/twonode/bootstrap/localapi"
 	"github.com/twonode-edge/twonode/bootstrap/witness"
 	"github.com/twonode-edge/twonode/e2e/cluster"
@@ -18,14 +19,14 @@ import (
 
 // holds samples both nodes' states every 200 ms for d and returns the
 // first sample in which a node was not in its state of want ("" if none).
-func holds(c *cluster.Cluster, d time.Duration, want map[string]string) string {
+func holds(c *cluster.Cluster, d time.Duration, want map[string]fsm.State) string {
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
 		for n, s := range want {
 			st, err := c.Status(context.Background(), n)
 			if err != nil {
 				return fmt.Sprintf("%s did not answer: %v", n, err)
 			}
-			if st.State != s {
+			if st.State != string(s) {
 				return fmt.Sprintf("%s was %s (waiting: %q)", n, st.State, st.Waiting)
 			}
 		}
@@ -65,7 +66,7 @@ func TestWitnessDownWhileHealthy(t *testing.T) {
 		t.Fatal(err)
 	}
 	down := time.Now()
-	if why := holds(c, 20*time.Second, map[string]string{"a": "leader", "b": "follower"}); why != "" {
+	if why := holds(c, 20*time.Second, map[string]fsm.State{"a": fsm.Leader, "b": fsm.Follower}); why != "" {
 		t.Errorf("with the witness down the healthy pair changed: %s", why)
 	}
 	// A steady node reads the witness only every witness.SteadyRead: it
@@ -135,7 +136,7 @@ func TestWitnessDownThenLeaderCrash(t *testing.T) {
 			crash := time.Now()
 			back := crash
 			if tc.policy == "wait" {
-				if why := holds(c, 8*time.Second, map[string]string{"b": "follower"}); why != "" {
+				if why := holds(c, 8*time.Second, map[string]fsm.State{"b": fsm.Follower}); why != "" {
 					t.Errorf("policy wait, witness down, leader crashed: %s; want b to wait as a follower", why)
 				}
 				st, err := c.Status(ctx, "b")
@@ -151,7 +152,7 @@ func TestWitnessDownThenLeaderCrash(t *testing.T) {
 				}
 				back = time.Now()
 			}
-			wait(t, c, "b", 30*time.Second, "leader_alone")
+			wait(t, c, "b", 30*time.Second, fsm.LeaderAlone)
 			took := time.Now()
 			if err := c.Start("a"); err != nil {
 				t.Fatal(err)
@@ -193,7 +194,7 @@ func TestWitnessFromOneNodeOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	cut := time.Now()
-	wait(t, c, "b", 30*time.Second, "leader_alone")
+	wait(t, c, "b", 30*time.Second, fsm.LeaderAlone)
 	took := time.Now()
 	time.Sleep(5 * time.Second)
 	stA, _ := c.Status(ctx, "a")
@@ -226,7 +227,7 @@ func TestWitnessStaleNodeStartsAlone(t *testing.T) {
 	if err := c.PowerOff("b"); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, c, "a", 30*time.Second, "leader_alone")
+	wait(t, c, "a", 30*time.Second, fsm.LeaderAlone)
 	w := harness.NewWriter("witness-stale-node", ts...)
 	if err := w.PinTo("a"); err != nil {
 		t.Fatal(err)
@@ -239,7 +240,7 @@ func TestWitnessStaleNodeStartsAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(3 * time.Second) // b's agent is up and has read the witness
-	if why := holds(c, 12*time.Second, map[string]string{"b": "starting"}); why != "" {
+	if why := holds(c, 12*time.Second, map[string]fsm.State{"b": fsm.Starting}); why != "" {
 		t.Errorf("b, started alone behind a newer term at the witness: %s; want it to wait in starting", why)
 	}
 	st, err := c.Status(ctx, "b")

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twonode-edge/twonode/bootstrap/fsm"
 	"github.com/twonode-edge/twonode/e2e/cluster"
 	"github.com/twonode-edge/twonode/e2e/harness"
 )
@@ -45,7 +46,7 @@ func watchServing(ctx context.Context, c *cluster.Cluster) *servingWatch {
 				// primary never streams (measured: a sample caught the old
 				// synchronous leader, whose writes all waited, a tick before
 				// it fenced itself).
-				serving[n] = err == nil && st.State == "leader_alone" && st.KineEndpoint == c.Nodes[n].Addr
+				serving[n] = err == nil && st.State == string(fsm.LeaderAlone) && st.KineEndpoint == c.Nodes[n].Addr
 			}
 			now := time.Now()
 			sw.mu.Lock()
@@ -76,7 +77,7 @@ func aloneAfterPartition(t *testing.T, c *cluster.Cluster) (alone, other string)
 	t.Helper()
 	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		for _, n := range []string{"a", "b"} {
-			if st, err := c.Status(context.Background(), n); err == nil && st.State == "leader_alone" {
+			if st, err := c.Status(context.Background(), n); err == nil && st.State == string(fsm.LeaderAlone) {
 				return n, harness.Peer(n)
 			}
 		}
@@ -152,7 +153,7 @@ func TestWitnessLeaderCutOff(t *testing.T) {
 	if err := c.CutFromWitness(alone); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, c, other, 60*time.Second, "leader_alone")
+	wait(t, c, other, 60*time.Second, fsm.LeaderAlone)
 	time.Sleep(3 * time.Second)
 	sw.mu.Lock()
 	stopped, served := sw.stopped[alone], sw.since[other]
@@ -194,7 +195,7 @@ func TestManualFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.State != "follower" {
+	if st.State != string(fsm.Follower) {
 		t.Fatalf("b is %s 8 s after the leader's power was cut; in manual mode it must wait", st.State)
 	}
 	if !strings.Contains(st.Waiting, "awaiting an operator") {
@@ -205,7 +206,7 @@ func TestManualFailover(t *testing.T) {
 		t.Fatalf("twonode promote: %v\n%s", err, out)
 	}
 	promoted := time.Now()
-	wait(t, c, "b", 20*time.Second, "leader_alone", "leader")
+	wait(t, c, "b", 20*time.Second, fsm.LeaderAlone, fsm.Leader)
 	if err := c.Start("a"); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twonode-edge/twonode/bootstrap/fsm"
 	"github.com/twonode-edge/twonode/e2e/workload"
 )
 
@@ -163,6 +164,12 @@ func TestSamples(t *testing.T) {
 	}
 	if db := ss.DBOf("b", at(-1)); db != "" {
 		t.Errorf("before the first sample: %q", db)
+	}
+	if s := ss[1]; !s.Is("a", fsm.LeaderAlone) || !s.Is("b", fsm.Leader, fsm.LeaderAlone) || s.Is("b", fsm.Leader) || !s.Dual() {
+		t.Errorf("sample at 1.5 s: %+v", s)
+	}
+	if got := States(fsm.Leader, fsm.LeaderAlone); !slices.Equal(got, []string{"leader", "leader_alone"}) {
+		t.Errorf("states %q", got)
 	}
 	if _, ok := Deposed(h.Fault, ss); ok {
 		t.Error("a led before and after the fault, yet it was deposed")

@@ -163,3 +163,23 @@ func (ss Samples) Changes() Samples {
 	}
 	return out
 }
+
+// States are states as the agents' status reports them (strings), for
+// e2e/cluster's waits.
+func States(states ...fsm.State) []string {
+	out := make([]string, len(states))
+	for i, s := range states {
+		out[i] = string(s)
+	}
+	return out
+}
+
+// Is reports whether node's state in s is one of states.
+func (s Sample) Is(node string, states ...fsm.State) bool {
+	for _, st := range states {
+		if s.State(node) == string(st) {
+			return true
+		}
+	}
+	return false
+}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twonode-edge/twonode/bootstrap/fsm"
 )
 
 // One-way partition: the leader's packets to the follower are dropped
@@ -122,7 +124,7 @@ func TestAgentKilledOnLeader(t *testing.T) {
 		t.Errorf("writes stopped while only the agent was down (first acknowledged write after the kill: %v ms)", res.APIRTOms)
 	}
 	for _, s := range r.mon.snapshot() {
-		if s.B == "leader" || s.B == "leader_alone" {
+		if s.Is("b", fsm.Leader, fsm.LeaderAlone) {
 			t.Fatalf("b became %s at %s while a's datastore served", s.B, s.At.Format("15:04:05.000"))
 		}
 	}
@@ -153,7 +155,7 @@ func TestFollowerDiskFull(t *testing.T) { diskFull(t, "follower-disk-full", 89, 
 func TestLeaderDiskFull(t *testing.T) {
 	r, fault, freed := diskFull(t, "leader-disk-full", 90, "a")
 	for _, s := range r.mon.snapshot() {
-		if s.At.After(fault) && s.At.Before(freed) && (s.B == "leader" || s.B == "leader_alone") {
+		if s.At.After(fault) && s.At.Before(freed) && s.Is("b", fsm.Leader, fsm.LeaderAlone) {
 			t.Logf("b took over %s after the disk filled", s.At.Sub(fault).Round(time.Millisecond))
 			return
 		}
@@ -180,7 +182,7 @@ func TestSwitchoverUnderLoad(t *testing.T) {
 		t.Errorf("a planned switchover lost %d and archived %d writes", res.Lost, res.Archived)
 	}
 	for _, s := range r.mon.snapshot() {
-		if s.A == "leader_alone" && s.B == "leader_alone" {
+		if s.Is("a", fsm.LeaderAlone) && s.Is("b", fsm.LeaderAlone) {
 			t.Fatalf("both nodes led at %s during a planned switchover", s.At.Format("15:04:05.000"))
 		}
 	}

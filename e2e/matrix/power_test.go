@@ -6,14 +6,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twonode-edge/twonode/bootstrap/fsm"
+	"github.com/twonode-edge/twonode/e2e/check"
 	"github.com/twonode-edge/twonode/e2e/workload"
 )
 
 // Subnets (third octet) of this package's pairs: 80-94, one per test.
 
-func (r *rig) waitState(n string, d time.Duration, states ...string) {
+func (r *rig) waitState(n string, d time.Duration, states ...fsm.State) {
 	r.t.Helper()
-	if _, err := r.c.WaitState(context.Background(), n, d, states...); err != nil {
+	if _, err := r.c.WaitState(context.Background(), n, d, check.States(states...)...); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -25,7 +27,7 @@ func TestLeaderPowerLoss(t *testing.T) {
 	r := newRig(t, "leader-power-loss", 80, options{rate: 100, capture: true})
 	r.powerOff("a")
 	fault := time.Now()
-	r.waitState("b", 30*time.Second, "leader_alone")
+	r.waitState("b", 30*time.Second, fsm.LeaderAlone)
 	time.Sleep(3 * time.Second)
 	r.powerOn("a")
 	r.finish(fault)
@@ -37,7 +39,7 @@ func TestFollowerPowerLoss(t *testing.T) {
 	r := newRig(t, "follower-power-loss", 81, options{})
 	r.powerOff("b")
 	fault := time.Now()
-	r.waitState("a", 30*time.Second, "leader_alone")
+	r.waitState("a", 30*time.Second, fsm.LeaderAlone)
 	time.Sleep(3 * time.Second)
 	r.powerOn("b")
 	if res := r.finish(fault); res.APIRTOms == nil {
@@ -51,7 +53,7 @@ func TestNodeReplaced(t *testing.T) {
 	r := newRig(t, "node-replaced", 93, options{})
 	r.powerOff("b")
 	fault := time.Now()
-	r.waitState("a", 30*time.Second, "leader_alone")
+	r.waitState("a", 30*time.Second, fsm.LeaderAlone)
 	if err := os.RemoveAll(r.c.Nodes["b"].DataDir()); err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +123,7 @@ func TestRepeatedFailovers(t *testing.T) {
 		if i == 0 {
 			first = time.Now()
 		}
-		r.waitState(other, 30*time.Second, "leader_alone")
+		r.waitState(other, 30*time.Second, fsm.LeaderAlone)
 		time.Sleep(time.Second)
 		r.powerOn(leader)
 	}

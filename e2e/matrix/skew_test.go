@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twonode-edge/twonode/bootstrap/fsm"
 	"github.com/twonode-edge/twonode/e2e/workload"
 )
 
@@ -35,8 +36,8 @@ func TestClockSkewSplit(t *testing.T) {
 		t.Fatal(err)
 	}
 	fault := time.Now()
-	r.waitState("a", 30*time.Second, "leader_alone")
-	r.waitState("b", 30*time.Second, "leader_alone")
+	r.waitState("a", 30*time.Second, fsm.LeaderAlone)
+	r.waitState("b", 30*time.Second, fsm.LeaderAlone)
 	sideA := r.splitWrites(ctx, "a", 0, 20)
 	time.Sleep(500 * time.Millisecond)
 	sideB := r.splitWrites(ctx, "b", 1, 20) // b writes last

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twonode-edge/twonode/bootstrap/fsm"
 	"github.com/twonode-edge/twonode/e2e/workload"
 )
 
@@ -100,11 +101,11 @@ func TestFollowerDiskSlow(t *testing.T) {
 	alone := false
 	for _, s := range r.mon.snapshot() {
 		if s.At.After(fault) && s.At.Before(healed) {
-			if s.B == "leader" || s.B == "leader_alone" {
+			if s.Is("b", fsm.Leader, fsm.LeaderAlone) {
 				t.Errorf("b became %s at %s: a follower with a slow disk must not lead", s.B, s.At.Sub(fault).Round(time.Millisecond))
 				return
 			}
-			alone = alone || s.A == "leader_alone"
+			alone = alone || s.Is("a", fsm.LeaderAlone)
 		}
 	}
 	if !alone {
@@ -119,7 +120,7 @@ func TestFollowerDiskSlow(t *testing.T) {
 func TestLeaderDiskSlow(t *testing.T) {
 	r, fault, healed := slowDisk(t, "leader-disk-slow", 101, 3*time.Second, nil, "a")
 	for _, s := range r.mon.snapshot() {
-		if s.At.After(fault) && s.At.Before(healed) && (s.B == "leader" || s.B == "leader_alone") {
+		if s.At.After(fault) && s.At.Before(healed) && s.Is("b", fsm.Leader, fsm.LeaderAlone) {
 			acks := ackedWrites(r.w.Ops(), s.At, healed)
 			if len(acks) == 0 {
 				t.Fatalf("b led from %s after the disk slowed, and no write was acknowledged after that", s.At.Sub(fault).Round(time.Millisecond))
@@ -137,7 +138,7 @@ func TestLeaderDiskSlow(t *testing.T) {
 func TestBothDisksSlow(t *testing.T) {
 	r, fault, healed := slowDisk(t, "both-disks-slow", 103, 1500*time.Millisecond, map[string]string{"a": "both slow", "b": "flushes here are slow"}, "a", "b")
 	for _, s := range r.mon.snapshot() {
-		if s.At.After(fault) && s.At.Before(healed) && (s.A != "leader" || s.B != "follower") {
+		if s.At.After(fault) && s.At.Before(healed) && (!s.Is("a", fsm.Leader) || !s.Is("b", fsm.Follower)) {
 			t.Errorf("a was %q and b %q at %s while both disks were slow: no hand-over, no flapping",
 				s.A, s.B, s.At.Sub(fault).Round(time.Millisecond))
 			return

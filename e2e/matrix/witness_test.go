@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twonode-edge/twonode/bootstrap/fsm"
 	"github.com/twonode-edge/twonode/e2e/workload"
 )
 
@@ -132,9 +133,9 @@ func (r *rig) aloneOne(d time.Duration) (alone, other string) {
 			continue
 		}
 		switch s := ss[len(ss)-1]; {
-		case s.A == "leader_alone" && s.B != "leader_alone":
+		case s.Is("a", fsm.LeaderAlone) && !s.Is("b", fsm.LeaderAlone):
 			return "a", "b"
-		case s.B == "leader_alone" && s.A != "leader_alone":
+		case s.Is("b", fsm.LeaderAlone) && !s.Is("a", fsm.LeaderAlone):
 			return "b", "a"
 		}
 	}
