@@ -3,6 +3,7 @@ package compare
 import (
 	"bytes"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -128,10 +129,18 @@ func TestWriteSVG(t *testing.T) {
 	}
 }
 
-func TestNiceStep(t *testing.T) {
-	for _, c := range []struct{ in, want float64 }{{0.3, 0.5}, {1, 1}, {1.2, 2}, {3, 5}, {7, 10}, {12.5, 20}, {0, 1}} {
-		if got := niceStep(c.in); got != c.want {
-			t.Errorf("niceStep(%v) = %v, want %v", c.in, got, c.want)
+func TestGridValues(t *testing.T) {
+	for _, c := range []struct {
+		lo, hi float64
+		want   string
+	}{
+		{2.4, 190, "[2 5 10 20 50 100 200]"},
+		{0.3, 0.9, "[0.2 0.5 1]"},
+		{5, 5, "[5 10]"},
+		{40, 60, "[20 50 100]"},
+	} {
+		if got := fmt.Sprint(gridValues(c.lo, c.hi)); got != c.want {
+			t.Errorf("gridValues(%v, %v) = %s, want %s", c.lo, c.hi, got, c.want)
 		}
 	}
 }

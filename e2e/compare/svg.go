@@ -18,12 +18,15 @@ const (
 	svgW, svgH     = 960, 430
 	panelT, panelB = 78, 340 // top and bottom of the bars
 	marginL        = 48      // room for the first panel's scale
-	panelGap       = 52
+	panelGap       = 40
 	barW           = 18
 )
 
 // colours of the backends, in Backends order.
 var colours = map[string]string{PairSync: "#1e88e5", PairAsync: "#90caf9", Etcd: "#fb8c00"}
+
+// failColour marks a cell whose requests failed.
+const failColour = "#c62828"
 
 // WriteSVG draws p50 latency (bars) and p99 (whiskers) of every row,
 // grouped by operation and clients, with each pair row's p50 ratio to etcd
@@ -64,30 +67,38 @@ func WriteSVG(w io.Writer, rows []Row, caption string) error {
 	fmt.Fprintf(&b, "  <rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", svgW, svgH)
 	fmt.Fprintf(&b, "  <text x=\"%d\" y=\"22\" font-size=\"13\" font-weight=\"bold\">Kubernetes API latency: the twonode pair against a three-member etcd</text>\n", marginL)
 	fmt.Fprintf(&b, "  <text x=\"%d\" y=\"38\" font-size=\"10\" fill=\"#55606b\">%s</text>\n", marginL, html.EscapeString(caption))
-	fmt.Fprintf(&b, "  <text x=\"%d\" y=\"52\" font-size=\"10\" fill=\"#55606b\">bars: p50; whiskers: p99; under each group: p50 against etcd's (×1.5 = half again as slow)</text>\n", marginL)
+	fmt.Fprintf(&b, "  <text x=\"%d\" y=\"52\" font-size=\"10\" fill=\"#55606b\">bars: p50 (written over them); whiskers: p99; logarithmic; under each group: the pair's p50 against etcd's, sync then async (×1.5 = half again as slow)</text>\n", marginL)
 	for i, be := range backends {
 		lx := svgW - 330 + 110*i
 		fmt.Fprintf(&b, "  <rect x=\"%d\" y=\"13\" width=\"12\" height=\"12\" fill=\"%s\"/>\n", lx, colour(be))
 		fmt.Fprintf(&b, "  <text x=\"%d\" y=\"23\" font-size=\"10\">%s</text>\n", lx+16, html.EscapeString(be))
 	}
 
+	// One logarithmic scale for all panels (a list at one client and a
+	// create at 32 differ by more than the backends do), from the 1-2-5
+	// value under the lowest p50 to the one over the highest p99.
+	lo, hi := math.Inf(1), 0.0
+	for _, r := range rows {
+		if r.Ops > 0 {
+			lo, hi = math.Min(lo, r.P50ms), math.Max(hi, r.P99ms)
+		}
+	}
+	if hi == 0 { // nothing measured anywhere
+		lo, hi = 1, 10
+	}
+	grid := gridValues(math.Max(lo, 0.01), hi)
+	y0, y1 := math.Log10(grid[0]), math.Log10(grid[len(grid)-1])
+	y := func(v float64) float64 {
+		return panelB - (math.Log10(math.Max(v, grid[0]))-y0)/(y1-y0)*(panelB-panelT)
+	}
 	panelW := float64(svgW-marginL-10-panelGap*(len(ops)-1)) / float64(len(ops))
 	groupW := panelW / float64(len(clients))
 	for pi, op := range ops {
 		left := float64(marginL) + float64(pi)*(panelW+panelGap)
-		top := 0.0
-		for _, r := range rows {
-			if r.Op == op {
-				top = math.Max(top, math.Max(r.P99ms, r.P50ms))
-			}
-		}
-		step := niceStep(top / 4)
-		top = math.Max(step, math.Ceil(top/step)*step)
-		y := func(v float64) float64 { return panelB - v/top*(panelB-panelT) }
 		fmt.Fprintf(&b, "  <text x=\"%.1f\" y=\"%d\" font-size=\"12\" font-weight=\"bold\" text-anchor=\"middle\">%s</text>\n", left+panelW/2, panelT-8, html.EscapeString(op))
-		for v := 0.0; v <= top+step/2; v += step {
+		for _, v := range grid {
 			fmt.Fprintf(&b, "  <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e0e4e8\"/>\n", left, y(v), left+panelW, y(v))
-			fmt.Fprintf(&b, "  <text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" text-anchor=\"end\" fill=\"#55606b\">%g</text>\n", left-4, y(v)+3, round(v, 3))
+			fmt.Fprintf(&b, "  <text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" text-anchor=\"end\" fill=\"#55606b\">%g</text>\n", left-4, y(v)+3, v)
 		}
 		fmt.Fprintf(&b, "  <text x=\"%.1f\" y=\"%d\" font-size=\"9\" fill=\"#55606b\">ms</text>\n", left-24, panelT-8)
 		fmt.Fprintf(&b, "  <line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#55606b\"/>\n", left, panelB, left+panelW, panelB)
@@ -101,14 +112,26 @@ func WriteSVG(w io.Writer, rows []Row, caption string) error {
 					continue
 				}
 				x := x0 + float64(bi*barW)
-				fmt.Fprintf(&b, "  <rect x=\"%.1f\" y=\"%.1f\" width=\"%d\" height=\"%.1f\" fill=\"%s\"><title>%s %s, %d clients: p50 %g ms, p99 %g ms, %g ops/s</title></rect>\n",
-					x, y(r.P50ms), barW-2, panelB-y(r.P50ms), colour(be), html.EscapeString(be), html.EscapeString(op), c, r.P50ms, r.P99ms, r.OpsPerS)
 				mid := x + float64(barW-2)/2
+				if be != Etcd {
+					v := "–"
+					if r.P50VsEtcd != nil {
+						v = fmt.Sprintf("×%.2f", *r.P50VsEtcd)
+					}
+					ratios = append(ratios, fmt.Sprintf("<tspan fill=\"%s\">%s</tspan>", darker(be), v))
+				}
+				if r.Ops == 0 { // nothing answered: no bar, a word
+					fmt.Fprintf(&b, "  <text x=\"%.1f\" y=\"%d\" font-size=\"8\" fill=\"%s\" transform=\"rotate(-90 %.1f %d)\">no answer (%d errors)</text>\n",
+						mid+3, panelB-4, failColour, mid+3, panelB-4, r.Errors)
+					continue
+				}
+				fmt.Fprintf(&b, "  <rect x=\"%.1f\" y=\"%.1f\" width=\"%d\" height=\"%.1f\" fill=\"%s\"><title>%s %s, %d client%s: p50 %g ms, p99 %g ms, %g ops/s, %d errors</title></rect>\n",
+					x, y(r.P50ms), barW-2, panelB-y(r.P50ms), colour(be), html.EscapeString(be), html.EscapeString(op), c, plural(c), r.P50ms, r.P99ms, r.OpsPerS, r.Errors)
 				fmt.Fprintf(&b, "  <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#37474f\"/>\n", mid, y(r.P50ms), mid, y(r.P99ms))
 				fmt.Fprintf(&b, "  <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#37474f\"/>\n", mid-4, y(r.P99ms), mid+4, y(r.P99ms))
 				fmt.Fprintf(&b, "  <text x=\"%.1f\" y=\"%.1f\" font-size=\"7\" text-anchor=\"middle\" fill=\"#37474f\">%s</text>\n", mid, y(r.P50ms)-2, short(r.P50ms))
-				if be != Etcd && r.P50VsEtcd != nil {
-					ratios = append(ratios, fmt.Sprintf("<tspan fill=\"%s\">×%.2f</tspan>", darker(be), *r.P50VsEtcd))
+				if r.Errors > 0 {
+					fmt.Fprintf(&b, "  <text x=\"%.1f\" y=\"%.1f\" font-size=\"7\" text-anchor=\"middle\" fill=\"%s\">%d err</text>\n", mid, y(r.P99ms)-3, failColour, r.Errors)
 				}
 			}
 			fmt.Fprintf(&b, "  <text x=\"%.1f\" y=\"%d\" font-size=\"10\" text-anchor=\"middle\">%d client%s</text>\n", gx+groupW/2, panelB+15, c, plural(c))
@@ -148,18 +171,23 @@ func darker(be string) string {
 	return colour(be)
 }
 
-// niceStep is the smallest 1-2-5 value at or over v (v > 0; 1 otherwise).
-func niceStep(v float64) float64 {
-	if v <= 0 {
-		return 1
-	}
-	p := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 5, 10} {
-		if m*p >= v*(1-1e-9) {
-			return m * p
+// gridValues are the 1-2-5 values from the last one at or under lo (> 0)
+// to the first one at or over hi, at least two.
+func gridValues(lo, hi float64) []float64 {
+	var out []float64
+	more := func() bool { return len(out) < 2 || out[len(out)-1] < hi }
+	for p := math.Pow(10, math.Floor(math.Log10(lo))); more(); p *= 10 {
+		for _, m := range []float64{1, 2, 5} {
+			v := round(m*p, 6) // 0.1*2 is not 0.2 in floating point
+			switch {
+			case v <= lo:
+				out = []float64{v}
+			case more():
+				out = append(out, v)
+			}
 		}
 	}
-	return 10 * p
+	return out
 }
 
 // short is a latency as a bar's label: two significant figures at most
