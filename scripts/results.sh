@@ -148,6 +148,33 @@ for d in rows:
 	else
 		kept "Leader crash benchmark"
 	fi
+	compare=/tmp/twonode-compare.log # bin/twonode-lab compare, the line after the crash benchmark in scripts/bench.sh
+	if [ -s "$compare" ] && grep -q '^RESULT {"table":"datastore-vs-etcd",' "$compare"; then
+		echo
+		echo "## The datastore against etcd (\`make bench\`)"
+		echo
+		echo "\`bin/twonode-lab compare\` (\`e2e/compare\`), run of $(date -u -r "$compare" '+%Y-%m-%d %H:%M') UTC: one kube-apiserver binary with the same flags"
+		echo "(but for where its etcd is) on three backends, each in network namespaces on this machine: \`pair-sync\`, a formed"
+		echo "twonode pair as it runs, its API server on the leader against that node's Kine, every acknowledged write on both"
+		echo "nodes' disks; \`pair-async\`, the same pair and API server with the standby streaming but not waited for;"
+		echo "\`etcd\`, three members of the etcd release go.mod pins, TLS between them and to the API server, which runs on the"
+		echo "first member (kubeadm's stacked layout) and is given all three. Clients (client-go, protobuf, one connection each)"
+		echo "call from the site's client namespace, each back to back: creates of new ConfigMaps, conditional updates of one"
+		echo "ConfigMap of its own, consistent lists of a namespace of 100. Each cell is a warm-up and then the measured window;"
+		echo "the three backends of an operation and client count run one after the other, in an order that rotates. Ratios divide"
+		echo "by etcd's cell of the same operation and clients: \`p50 vs etcd\` 1.5 is half again as slow, \`ops/s vs etcd\` 0.5 half the"
+		echo "throughput. \`errors\`: failed or timed-out requests (10 s), warm-up included. The machine is shared: absolute times are noisy."
+		echo
+		{ grep -h '^kube-apiserver: \|^cells: \|^asynchronous pair: ' "$compare" || true; } | sed 's/^/- /'
+		echo
+		echo "| backend | op | clients | ops | errors | ops/s | p50 ms | p99 ms | p50 vs etcd | p99 vs etcd | ops/s vs etcd |"
+		echo "|---|---|---|---|---|---|---|---|---|---|---|"
+		grep -h '^RESULT {"table":"datastore-vs-etcd",' "$compare" | row backend,op,clients,ops,errors,ops_per_s,p50_ms,p99_ms,p50_vs_etcd,p99_vs_etcd,ops_per_s_vs_etcd
+		echo
+		echo "![p50 and p99 latency per backend, operation and clients](../images/datastore-vs-etcd.svg)"
+	else
+		kept "The datastore against etcd"
+	fi
 	if [ -s "$fleet" ] && grep -q '^RESULT {"scenario":"fleet-healthy"' "$fleet"; then
 		echo
 		echo "## Witness fleet"
