@@ -3,7 +3,6 @@ package compare
 import (
 	"bytes"
 	"encoding/xml"
-	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -126,21 +125,5 @@ func TestWriteSVG(t *testing.T) {
 	}
 	if err := WriteSVG(&b, nil, ""); err == nil {
 		t.Error("no rows: want an error")
-	}
-}
-
-func TestGridValues(t *testing.T) {
-	for _, c := range []struct {
-		lo, hi float64
-		want   string
-	}{
-		{2.4, 190, "[2 5 10 20 50 100 200]"},
-		{0.3, 0.9, "[0.2 0.5 1]"},
-		{5, 5, "[5 10]"},
-		{40, 60, "[20 50 100]"},
-	} {
-		if got := fmt.Sprint(gridValues(c.lo, c.hi)); got != c.want {
-			t.Errorf("gridValues(%v, %v) = %s, want %s", c.lo, c.hi, got, c.want)
-		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/twonode-edge/twonode/e2e/chart"
 )
 
 // The picture's frame, in SVG units: one panel per operation, side by
@@ -86,7 +88,7 @@ func WriteSVG(w io.Writer, rows []Row, caption string) error {
 	if hi == 0 { // nothing measured anywhere
 		lo, hi = 1, 10
 	}
-	grid := gridValues(math.Max(lo, 0.01), hi)
+	grid := chart.Grid125(math.Max(lo, 0.01)/1.5, hi)
 	y0, y1 := math.Log10(grid[0]), math.Log10(grid[len(grid)-1])
 	y := func(v float64) float64 {
 		return panelB - (math.Log10(math.Max(v, grid[0]))-y0)/(y1-y0)*(panelB-panelT)
@@ -129,7 +131,7 @@ func WriteSVG(w io.Writer, rows []Row, caption string) error {
 					x, y(r.P50ms), barW-2, panelB-y(r.P50ms), colour(be), html.EscapeString(be), html.EscapeString(op), c, plural(c), r.P50ms, r.P99ms, r.OpsPerS, r.Errors)
 				fmt.Fprintf(&b, "  <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#37474f\"/>\n", mid, y(r.P50ms), mid, y(r.P99ms))
 				fmt.Fprintf(&b, "  <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#37474f\"/>\n", mid-4, y(r.P99ms), mid+4, y(r.P99ms))
-				fmt.Fprintf(&b, "  <text x=\"%.1f\" y=\"%.1f\" font-size=\"7\" text-anchor=\"middle\" fill=\"#37474f\">%s</text>\n", mid, y(r.P50ms)-2, short(r.P50ms))
+				fmt.Fprintf(&b, "  <text x=\"%.1f\" y=\"%.1f\" font-size=\"7\" text-anchor=\"middle\" fill=\"#37474f\">%s</text>\n", mid, y(r.P50ms)-2, chart.Value(r.P50ms))
 				if r.Errors > 0 {
 					fmt.Fprintf(&b, "  <text x=\"%.1f\" y=\"%.1f\" font-size=\"7\" text-anchor=\"middle\" fill=\"%s\">%d err</text>\n", mid, y(r.P99ms)-3, failColour, r.Errors)
 				}
@@ -169,34 +171,6 @@ func darker(be string) string {
 		return "#5c8fc0"
 	}
 	return colour(be)
-}
-
-// gridValues are the 1-2-5 values from the last one at or under lo (> 0)
-// to the first one at or over hi, at least two.
-func gridValues(lo, hi float64) []float64 {
-	var out []float64
-	more := func() bool { return len(out) < 2 || out[len(out)-1] < hi }
-	for p := math.Pow(10, math.Floor(math.Log10(lo))); more(); p *= 10 {
-		for _, m := range []float64{1, 2, 5} {
-			v := round(m*p, 6) // 0.1*2 is not 0.2 in floating point
-			switch {
-			case v <= lo:
-				out = []float64{v}
-			case more():
-				out = append(out, v)
-			}
-		}
-	}
-	return out
-}
-
-// short is a latency as a bar's label: two significant figures at most
-// under 10 ms, whole milliseconds above.
-func short(v float64) string {
-	if v < 10 {
-		return fmt.Sprintf("%.2g", v)
-	}
-	return fmt.Sprintf("%.0f", v)
 }
 
 func plural(n int) string {
