@@ -34,13 +34,14 @@ func TestRows(t *testing.T) {
 	if len(rows) != 4 {
 		t.Fatalf("%d rows, want 4", len(rows))
 	}
-	s, a, e, l := rows[0], rows[1], rows[2], rows[3]
+	// Ordered by clients, operation, backend: the list at 1 client first.
+	l, s, a, e := rows[0], rows[1], rows[2], rows[3]
 	// Nearest rank: the 50th of 1..100 ms is 50 ms; the 99th of 1..200 is 198.
-	if s.P50ms != 300 || s.P99ms != 594 || s.Ops != 200 || s.OpsPerS != 20 {
-		t.Errorf("pair-sync: p50 %v p99 %v ops %d ops/s %v; want 300, 594, 200, 20", s.P50ms, s.P99ms, s.Ops, s.OpsPerS)
+	if s.P50() != 300 || s.P99() != 594 || s.Ops != 200 || s.OpsPerS != 20 {
+		t.Errorf("pair-sync: p50 %v p99 %v ops %d ops/s %v; want 300, 594, 200, 20", s.P50(), s.P99(), s.Ops, s.OpsPerS)
 	}
-	if e.P50ms != 400 || e.P99ms != 792 || e.OpsPerS != 40 {
-		t.Errorf("etcd: p50 %v p99 %v ops/s %v; want 400, 792, 40", e.P50ms, e.P99ms, e.OpsPerS)
+	if e.P50() != 400 || e.P99() != 792 || e.OpsPerS != 40 {
+		t.Errorf("etcd: p50 %v p99 %v ops/s %v; want 400, 792, 40", e.P50(), e.P99(), e.OpsPerS)
 	}
 	check := func(name string, got *float64, want float64) {
 		t.Helper()
@@ -60,8 +61,8 @@ func TestRows(t *testing.T) {
 	if l.P50VsEtcd != nil || l.OpsPerSVsEtcd != nil {
 		t.Errorf("list without an etcd cell has ratios %v %v", l.P50VsEtcd, l.OpsPerSVsEtcd)
 	}
-	if l.P50ms != 2.5 {
-		t.Errorf("list p50 %v ms, want 2.5 (hundredths kept)", l.P50ms)
+	if l.P50() != 2.5 {
+		t.Errorf("list p50 %v ms, want 2.5 (hundredths kept)", l.P50())
 	}
 }
 
@@ -73,6 +74,10 @@ func TestRowsEmptyReference(t *testing.T) {
 	})
 	if rows[0].P50VsEtcd != nil || rows[0].OpsPerSVsEtcd != nil {
 		t.Errorf("ratios against an empty cell: %v %v", rows[0].P50VsEtcd, rows[0].OpsPerSVsEtcd)
+	}
+	// A cell that answered nothing has no latency, rather than 0 ms.
+	if rows[1].P50ms != nil || rows[1].P99ms != nil || rows[1].Ops != 0 {
+		t.Errorf("empty etcd cell: p50 %v p99 %v ops %d", rows[1].P50ms, rows[1].P99ms, rows[1].Ops)
 	}
 }
 
@@ -96,7 +101,7 @@ func TestPrintParseRows(t *testing.T) {
 	if len(back) != len(rows) {
 		t.Fatalf("read %d rows back, wrote %d", len(back), len(rows))
 	}
-	if *back[1].P50VsEtcd != *rows[1].P50VsEtcd || back[3].P50VsEtcd != nil {
+	if *back[2].P50VsEtcd != *rows[2].P50VsEtcd || back[0].P50VsEtcd != nil {
 		t.Errorf("ratios changed on the way: %+v", back)
 	}
 }

@@ -52,8 +52,8 @@ func WriteSVG(w io.Writer, rows []Row, caption string) error {
 		}
 	}
 	slices.Sort(clients)
-	slices.SortStableFunc(backends, func(a, b string) int { return order(a) - order(b) })
-	slices.SortStableFunc(ops, func(a, b string) int { return slices.Index(Ops, a) - slices.Index(Ops, b) })
+	slices.SortStableFunc(backends, func(a, b string) int { return rank(Backends, a) - rank(Backends, b) })
+	slices.SortStableFunc(ops, func(a, b string) int { return rank(Ops, a) - rank(Ops, b) })
 	find := func(op string, c int, be string) (Row, bool) {
 		for _, r := range rows {
 			if r.Op == op && r.Clients == c && r.Backend == be {
@@ -82,7 +82,7 @@ func WriteSVG(w io.Writer, rows []Row, caption string) error {
 	lo, hi := math.Inf(1), 0.0
 	for _, r := range rows {
 		if r.Ops > 0 {
-			lo, hi = math.Min(lo, r.P50ms), math.Max(hi, r.P99ms)
+			lo, hi = math.Min(lo, r.P50()), math.Max(hi, r.P99())
 		}
 	}
 	if hi == 0 { // nothing measured anywhere
@@ -128,12 +128,12 @@ func WriteSVG(w io.Writer, rows []Row, caption string) error {
 					continue
 				}
 				fmt.Fprintf(&b, "  <rect x=\"%.1f\" y=\"%.1f\" width=\"%d\" height=\"%.1f\" fill=\"%s\"><title>%s %s, %d client%s: p50 %g ms, p99 %g ms, %g ops/s, %d errors</title></rect>\n",
-					x, y(r.P50ms), barW-2, panelB-y(r.P50ms), colour(be), html.EscapeString(be), html.EscapeString(op), c, plural(c), r.P50ms, r.P99ms, r.OpsPerS, r.Errors)
-				fmt.Fprintf(&b, "  <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#37474f\"/>\n", mid, y(r.P50ms), mid, y(r.P99ms))
-				fmt.Fprintf(&b, "  <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#37474f\"/>\n", mid-4, y(r.P99ms), mid+4, y(r.P99ms))
-				fmt.Fprintf(&b, "  <text x=\"%.1f\" y=\"%.1f\" font-size=\"7\" text-anchor=\"middle\" fill=\"#37474f\">%s</text>\n", mid, y(r.P50ms)-2, chart.Value(r.P50ms))
+					x, y(r.P50()), barW-2, panelB-y(r.P50()), colour(be), html.EscapeString(be), html.EscapeString(op), c, plural(c), r.P50(), r.P99(), r.OpsPerS, r.Errors)
+				fmt.Fprintf(&b, "  <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#37474f\"/>\n", mid, y(r.P50()), mid, y(r.P99()))
+				fmt.Fprintf(&b, "  <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#37474f\"/>\n", mid-4, y(r.P99()), mid+4, y(r.P99()))
+				fmt.Fprintf(&b, "  <text x=\"%.1f\" y=\"%.1f\" font-size=\"7\" text-anchor=\"middle\" fill=\"#37474f\">%s</text>\n", mid, y(r.P50())-2, chart.Value(r.P50()))
 				if r.Errors > 0 {
-					fmt.Fprintf(&b, "  <text x=\"%.1f\" y=\"%.1f\" font-size=\"7\" text-anchor=\"middle\" fill=\"%s\">%d err</text>\n", mid, y(r.P99ms)-3, failColour, r.Errors)
+					fmt.Fprintf(&b, "  <text x=\"%.1f\" y=\"%.1f\" font-size=\"7\" text-anchor=\"middle\" fill=\"%s\">%d err</text>\n", mid, y(r.P99())-3, failColour, r.Errors)
 				}
 			}
 			fmt.Fprintf(&b, "  <text x=\"%.1f\" y=\"%d\" font-size=\"10\" text-anchor=\"middle\">%d client%s</text>\n", gx+groupW/2, panelB+15, c, plural(c))
@@ -147,14 +147,6 @@ func WriteSVG(w io.Writer, rows []Row, caption string) error {
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-// order places a backend: those of Backends first, in that order.
-func order(be string) int {
-	if i := slices.Index(Backends, be); i >= 0 {
-		return i
-	}
-	return len(Backends)
 }
 
 func colour(be string) string {

@@ -1,10 +1,12 @@
 package compare
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/twonode-edge/twonode/e2e/fleet"
@@ -56,8 +58,8 @@ type Row struct {
 	Errors        int      `json:"errors"`
 	Seconds       float64  `json:"seconds"`
 	OpsPerS       float64  `json:"ops_per_s"`
-	P50ms         float64  `json:"p50_ms"`
-	P99ms         float64  `json:"p99_ms"`
+	P50ms         *float64 `json:"p50_ms"` // nil: nothing was answered
+	P99ms         *float64 `json:"p99_ms"`
 	P50VsEtcd     *float64 `json:"p50_vs_etcd"`
 	P99VsEtcd     *float64 `json:"p99_vs_etcd"`
 	OpsPerSVsEtcd *float64 `json:"ops_per_s_vs_etcd"`
@@ -84,9 +86,15 @@ func (c Cell) stats() stats {
 	return s
 }
 
-// Rows turns the cells into the table, in the cells' order, each with its
-// ratios to the etcd cell of the same operation and clients.
+// Rows turns the cells into the table, each with its ratios to the etcd
+// cell of the same operation and clients, ordered by clients, operation
+// (Ops) and backend (Backends) whatever order they ran in.
 func Rows(cells []Cell) []Row {
+	cells = slices.Clone(cells)
+	slices.SortStableFunc(cells, func(a, b Cell) int {
+		return cmp.Or(cmp.Compare(a.Clients, b.Clients), cmp.Compare(rank(Ops, a.Op), rank(Ops, b.Op)),
+			cmp.Compare(rank(Backends, a.Backend), rank(Backends, b.Backend)))
+	})
 	type key struct {
 		op      string
 		clients int
@@ -101,7 +109,11 @@ func Rows(cells []Cell) []Row {
 	for _, c := range cells {
 		s := c.stats()
 		r := Row{Table: TableName, Backend: c.Backend, Op: c.Op, Clients: c.Clients, Ops: s.ops, Errors: c.Errors,
-			Seconds: round(c.Window.Seconds(), 1), OpsPerS: round(s.opsPerS, 1), P50ms: ms(s.p50), P99ms: ms(s.p99)}
+			Seconds: round(c.Window.Seconds(), 1), OpsPerS: round(s.opsPerS, 1)}
+		if s.measured {
+			p50, p99 := ms(s.p50), ms(s.p99)
+			r.P50ms, r.P99ms = &p50, &p99
+		}
 		if e, ok := ref[key{c.Op, c.Clients}]; ok && e.measured && s.measured {
 			r.P50VsEtcd = ratio(float64(s.p50), float64(e.p50))
 			r.P99VsEtcd = ratio(float64(s.p99), float64(e.p99))
@@ -110,6 +122,27 @@ func Rows(cells []Cell) []Row {
 		rows = append(rows, r)
 	}
 	return rows
+}
+
+// rank is s's place in order; those not in it come last.
+func rank(order []string, s string) int {
+	if i := slices.Index(order, s); i >= 0 {
+		return i
+	}
+	return len(order)
+}
+
+// P50 and P99 are the row's latencies in ms, 0 when nothing was answered.
+func (r Row) P50() float64 { return deref(r.P50ms) }
+
+// P99: see P50.
+func (r Row) P99() float64 { return deref(r.P99ms) }
+
+func deref(v *float64) float64 {
+	if v == nil {
+		return 0
+	}
+	return *v
 }
 
 // ratio is a/b to two decimals (nil when b is 0).
