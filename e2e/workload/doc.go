@@ -12,7 +12,13 @@
 //     effect at any time after invocation");
 //   - WatchChecker: a client-go Reflector (what informers use) whose watches
 //     never deliver a resourceVersion lower than one delivered before, and
-//     which resumes or relists by itself when a failover breaks its watch.
+//     which resumes or relists by itself when a failover breaks its watch;
+//     it records what it was given (WatchReport.Steps), which JudgeWatch
+//     judges again, so a recorded watch is a test case.
+//
+// The checks that need to know the pair (which answers came from a split's
+// losing side, and whether the history holds without them) are in
+// e2e/check.
 //
 // Outcomes. Every operation ends as one of
 //
@@ -42,7 +48,7 @@
 //	fault := time.Now(); /* inject the fault, wait, heal */
 //	ops := w.Wait()
 //	final, _ := w.ReadFinal(ctx)                       // also recorded as reads
-//	lost := workload.Lost(final, w.Ops(), archive)     // archive.AddStored(row.Name, row.Value, row.Deleted) per archived Kine row
+//	lost := workload.Lost(final, w.Ops(), archive)     // archive.AddStored(row.Name, row.Value, row.Deleted, row.PrevRevision) per archived Kine row
 //	lin, _ := workload.CheckLinearizable(w.Ops(), workload.CheckOptions{VisualizePath: "lin.html"})
 //	_ = wc.WaitForRV(ctx, workload.MaxAckedRV(w.Ops())) // the watch caught up by itself
 //	rep := wc.Stop()                                   // rep.Regressions == 0, rep.Resumes+rep.Relists > 0
