@@ -15,6 +15,7 @@ import (
 
 	"github.com/twonode-edge/twonode/e2e/compare"
 	"github.com/twonode-edge/twonode/e2e/lab"
+	"github.com/twonode-edge/twonode/e2e/scale"
 )
 
 func main() {
@@ -53,6 +54,18 @@ func main() {
 						return compare.Redraw(log, c.String("svg"))
 					}
 					return compare.Run(c.Context, compare.Options{Window: c.Duration("window"), Clients: c.IntSlice("clients"), SVG: c.String("svg")}, os.Stdout)
+				},
+			},
+			{
+				Name:  "scale",
+				Usage: "leader crash RTO and restore times (rewind, base backup) at 10 MB to 1 GB of Kine rows and with 0 to 1,000 watches; draws images/scaling-*.svg",
+				Flags: []cli.Flag{
+					&cli.IntSliceFlag{Name: "sizes", Value: cli.NewIntSlice(10, 100, 1000), Usage: "datastore sizes, MB of Kine rows"},
+					&cli.IntSliceFlag{Name: "watches", Value: cli.NewIntSlice(0, 100, 1000), Usage: "open watches, at the smallest size"},
+					&cli.BoolFlag{Name: "keep-on-fail", Usage: "leave the pair in /var/tmp/twonode-scale when the run fails"},
+				},
+				Action: func(c *cli.Context) error {
+					return scale.Run(c.Context, scale.Options{SizesMB: c.IntSlice("sizes"), Watches: c.IntSlice("watches"), KeepOnFail: c.Bool("keep-on-fail")}, os.Stdout)
 				},
 			},
 		},

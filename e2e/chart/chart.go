@@ -74,7 +74,11 @@ func (l Line) WriteSVG(w io.Writer) error {
 		fmt.Fprintf(&b, "  <text x=\"%.1f\" y=\"%d\" font-size=\"9\" text-anchor=\"middle\" fill=\"#55606b\">%s</text>\n", x(i), plotB+17, html.EscapeString(lab))
 	}
 	fmt.Fprintf(&b, "  <text x=\"%d\" y=\"%d\" font-size=\"10\" text-anchor=\"middle\">%s</text>\n", (plotL+plotR)/2, plotB+38, html.EscapeString(l.XLabel))
-	for _, s := range l.Series {
+	for si, s := range l.Series {
+		dy := -5.0 // values above the points, every other series' below: close values stay apart
+		if si%2 == 1 {
+			dy = 13
+		}
 		var path []string
 		for i, v := range s.Y {
 			if !math.IsNaN(v) {
@@ -87,7 +91,7 @@ func (l Line) WriteSVG(w io.Writer) error {
 				continue
 			}
 			fmt.Fprintf(&b, "  <circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", x(i), y(v), s.Colour)
-			fmt.Fprintf(&b, "  <text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" fill=\"%s\">%s</text>\n", x(i)+6, y(v)-5, s.Colour, Value(v))
+			fmt.Fprintf(&b, "  <text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" fill=\"%s\">%s</text>\n", x(i)+6, y(v)+dy, s.Colour, Value(v))
 		}
 	}
 	for i, s := range l.Series {
