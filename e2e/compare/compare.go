@@ -67,7 +67,7 @@ func (o Options) withDefaults() Options {
 // alone asynchronous), so the run holds the agents still and does on the
 // leader what the agent's SetSync does.
 const AsyncMethod = "twonode pause on both agents, then on the leader ALTER SYSTEM SET synchronous_standby_names = '' " +
-	"and pg_reload_conf(), checked with SHOW and pg_stat_replication (b streaming, sync_state async); " +
+	"and pg_reload_conf(), checked with SHOW and pg_stat_replication (b streaming, sync_state async) before and after each cell; " +
 	"the agent's own value is put back the same way for each synchronous cell"
 
 // Run sets up the three backends, measures every cell and prints the
@@ -158,6 +158,11 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 				c := apis[name].measure(ctx, op, clients)
 				if ctx.Err() != nil {
 					return ctx.Err()
+				}
+				if name != Etcd { // still in that mode: nothing switched it back under the load
+					if err := p.checkMode(ctx, name == PairSync); err != nil {
+						return fmt.Errorf("after %s %s with %d clients: %w", name, op, clients, err)
+					}
 				}
 				fmt.Fprintln(out, describe(c))
 				cells = append(cells, c)
