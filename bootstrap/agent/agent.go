@@ -86,6 +86,9 @@ type Agent struct {
 	lastAt      time.Time
 	failStart   time.Time     // first failed probe of the current outage
 	failover    time.Duration // detection to serving, last promotion
+	peerOKAt    time.Time     // wall clock: the end of the last tick whose probes the peer answered
+	failWall    time.Time     // wall clock: the end of the first failed probe of the current outage
+	tl          *timeline     // the take-over under way (loop only; nil: none)
 	backoff     time.Duration // after a failed transition
 	retry       retryWait
 	lastKept    time.Time // when the last tick last kept (or set aside) the address
@@ -114,6 +117,7 @@ type observed struct {
 	o    fsm.Observation
 	pg   postgres.Status
 	peer peer.Status
+	at   time.Time // wall clock: the probes returned
 }
 
 type cmdReq struct {
@@ -213,20 +217,25 @@ func (a *Agent) tick(ctx context.Context, req *cmdReq) {
 	// d.Hold carries this tick's probe counters whatever the transition.
 	switch {
 	case d.Hold.Fails == 0:
-		a.failStart = time.Time{}
+		a.failStart, a.failWall, a.peerOKAt = time.Time{}, time.Time{}, obs.at
 	case d.Hold.Fails == 1 || a.failStart.IsZero():
-		a.failStart = obs.o.Now
+		a.failStart, a.failWall = obs.o.Now, obs.at
 	}
 
 	var err error
 	if d.Changed {
 		if now := obs.o.Now; a.retry.holds(d, now) {
 			next, err = d.Hold, fmt.Errorf("waiting %s before retrying: %s", a.retry.at.Sub(now).Round(time.Millisecond), a.lastErr)
-		} else if err = a.executeWatched(ctx, d, obs); err != nil {
-			next = d.Hold
-			a.failed(d, err)
 		} else {
-			a.succeeded(d, obs.o.Now)
+			a.tl = newTimeline(d, a.peerOKAt, a.failWall, obs.at)
+			if err = a.executeWatched(ctx, d, obs); err != nil {
+				next = d.Hold
+				a.failed(d, err)
+			} else {
+				a.succeeded(d, obs.o.Now)
+				a.tl.report(a.log, a.met, a.st.Term)
+			}
+			a.tl = nil
 		}
 	}
 	a.mu.Lock()

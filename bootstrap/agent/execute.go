@@ -70,6 +70,7 @@ func (a *Agent) execute(ctx context.Context, d fsm.Decision, obs observed) error
 		if err != nil {
 			return &actionError{index: i, kind: act.Kind, err: err}
 		}
+		a.tl.action(act.Kind)
 		if act.Kind.DiscardsData() {
 			if err := a.markIntent(func(in *fsm.Intent) { in.Copied = true }); err != nil {
 				return err
@@ -144,6 +145,7 @@ func (a *Agent) run(ctx context.Context, act fsm.Action, obs observed) error {
 		if err := a.d.Kine.Point(ctx, a.cfg.Node.Address); err != nil {
 			return err
 		}
+		a.tl.mark(phaseKineReady, time.Now())
 		a.holdAddress(ctx, true)
 		return nil
 	case fsm.KinePeer:
@@ -151,6 +153,9 @@ func (a *Agent) run(ctx context.Context, act fsm.Action, obs observed) error {
 		return a.d.Kine.Point(ctx, a.cfg.Peer.Address)
 	case fsm.KineStop:
 		a.holdAddress(ctx, false)
+		if act.Kill {
+			return a.d.Kine.Kill(ctx)
+		}
 		return a.d.Kine.Stop(ctx)
 	case fsm.NewTerm:
 		return a.newTerm(ctx, act)
@@ -218,6 +223,7 @@ func (a *Agent) promote(ctx context.Context, lsn uint64) error {
 	}
 	took, err := db.Promote(ctx)
 	if err == nil {
+		a.tl.mark(phasePromoteAsked, time.Now().Add(-took))
 		a.log.Info("postgresql promoted", "pg_promote", took)
 		a.met.promoteSeconds.Set(took.Seconds())
 	}

@@ -102,6 +102,9 @@ func (f *fakeDB) Promote(context.Context) (time.Duration, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.standby = false
+	// It takes a millisecond, as it says (the failover timeline counts
+	// back from its end to when it was asked).
+	time.Sleep(time.Millisecond)
 	return time.Millisecond, f.call("promote")
 }
 func (f *fakeDB) SetSync(_ context.Context, on bool) error {
@@ -218,5 +221,6 @@ func (k *fakeKine) Stop(context.Context) error {
 	k.target = ""
 	return nil
 }
-func (k *fakeKine) Ensure(context.Context) error { return nil }
-func (k *fakeKine) Target() string               { k.mu.Lock(); defer k.mu.Unlock(); return k.target }
+func (k *fakeKine) Kill(ctx context.Context) error { return k.Stop(ctx) }
+func (k *fakeKine) Ensure(context.Context) error   { return nil }
+func (k *fakeKine) Target() string                 { k.mu.Lock(); defer k.mu.Unlock(); return k.target }

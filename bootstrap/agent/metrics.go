@@ -29,6 +29,7 @@ type metrics struct {
 	paused            prometheus.Gauge
 	lastFailover      prometheus.Gauge
 	promoteSeconds    prometheus.Gauge
+	failoverPhase     *prometheus.GaugeVec
 	archivedRows      prometheus.Counter
 	transitions       *prometheus.CounterVec
 	failedTransitions prometheus.Counter
@@ -58,9 +59,11 @@ func newMetrics() *metrics {
 		peerFlushSeconds:  g("peer_flush_lag_seconds", "Leader: from flushing recent WAL here to the follower's report that it flushed it (0 when idle or unknown)."),
 		slow: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "twonode", Name: "disk_slow",
 			Help: "1 while a disk is judged slow (timers.slow_commit for timers.slow_for): disk=local, this node's (a leader's commits; a follower's flushes, as its leader judges them); disk=follower, the follower's flushes (on the leader)."}, []string{"disk"}),
-		paused:            g("paused", "1 while probing and promotion are paused."),
-		lastFailover:      g("last_failover_seconds", "Last promotion: first failed probe to serving writes."),
-		promoteSeconds:    g("last_pg_promote_seconds", "Duration of the last pg_promote."),
+		paused:         g("paused", "1 while probing and promotion are paused."),
+		lastFailover:   g("last_failover_seconds", "Last promotion: first failed probe to serving writes."),
+		promoteSeconds: g("last_pg_promote_seconds", "Duration of the last pg_promote."),
+		failoverPhase: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "twonode", Name: "last_failover_phase_seconds",
+			Help: "Last promotion: when each phase ended, in seconds after the last probe the peer answered (the log's \"failover timeline\")."}, []string{"phase"}),
 		archivedRows:      prometheus.NewCounter(prometheus.CounterOpts{Namespace: "twonode", Name: "archived_rows_total", Help: "Rows saved to split-brain archives by this node."}),
 		transitions:       prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "twonode", Name: "transitions_total", Help: "State transitions."}, []string{"from", "to"}),
 		failedTransitions: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "twonode", Name: "failed_transitions_total", Help: "Transitions whose actions failed (retried)."}),
@@ -72,7 +75,7 @@ func newMetrics() *metrics {
 		addrFailing:      g("address_failing", "1 while the pair's address cannot be taken or given up as decided (see the log)."),
 	}
 	m.reg.MustRegister(m.state, m.term, m.peerReachable, m.peerProbes, m.peerProbeFailures, m.sync, m.lagBytes, m.commitSeconds, m.peerFlushSeconds, m.slow, m.paused, m.lastFailover,
-		m.promoteSeconds, m.archivedRows, m.transitions, m.failedTransitions, m.waiting, prometheus.NewGoCollector())
+		m.promoteSeconds, m.failoverPhase, m.archivedRows, m.transitions, m.failedTransitions, m.waiting, prometheus.NewGoCollector())
 	return m
 }
 

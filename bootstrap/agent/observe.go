@@ -56,7 +56,7 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 	}()
 	disk := a.diskFull()
 	wg.Wait()
-	now := a.d.Now()
+	now, probed := a.d.Now(), time.Now()
 
 	problem := peerProblem(peerErr)
 	if problem != "" && peerErr.Error() != a.lastPeerErr {
@@ -104,7 +104,7 @@ func (a *Agent) observe(ctx context.Context, cmd fsm.Command) observed {
 	a.mu.Lock()
 	wf := a.witnessFacts(now)
 	a.mu.Unlock()
-	return observed{o: fsm.Observation{Now: now, Self: self, Peer: p, Cmd: cmd, Witness: wf}, pg: a.pgSnapshot(), peer: ps}
+	return observed{o: fsm.Observation{Now: now, Self: self, Peer: p, Cmd: cmd, Witness: wf}, pg: a.pgSnapshot(), peer: ps, at: probed}
 }
 
 // peerProblem is, for status, why an answer from the peer's address was

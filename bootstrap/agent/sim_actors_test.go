@@ -485,6 +485,9 @@ func (k simKine) Stop(context.Context) error {
 	return k.after("kine-stop", nil)
 }
 
+// Kill is Stop, for the simulation: no grace is modelled.
+func (k simKine) Kill(ctx context.Context) error { return k.Stop(ctx) }
+
 // Ensure restarts a Kine that died, on the same target (kine.Process).
 func (k simKine) Ensure(context.Context) error {
 	if err := k.alive(); err != nil {

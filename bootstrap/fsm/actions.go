@@ -82,6 +82,11 @@ type Action struct {
 	// term), which damps its next promotion; otherwise it is an old leader
 	// that was merely away, whose rows in flight are kept all the same.
 	Split bool
+	// Kill (KineStop): at once, without the grace a stop gives requests in
+	// flight. A promotion's Kine points at a leader that is gone or going:
+	// nothing it carries can be answered any more, and the grace was 0.3 s
+	// of every take-over (measured by the failover timeline).
+	Kill bool
 }
 
 // WaitKind is what a row that may not fire now waits for.

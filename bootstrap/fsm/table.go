@@ -43,7 +43,7 @@ func promotion(kind TermKind) func(t tick) []Action {
 			}
 		}
 		return []Action{
-			{Kind: KineStop},
+			{Kind: KineStop, Kill: true},
 			{Kind: Promote, LSN: t.o.Cmd.LSN},
 			{Kind: Fence},
 			{Kind: NewTerm, Term: term, Why: kind},

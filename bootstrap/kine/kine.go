@@ -23,6 +23,8 @@ type Runner interface {
 	Point(ctx context.Context, host string) error
 	// Stop stops Kine: no client writes through this node.
 	Stop(ctx context.Context) error
+	// Kill stops Kine at once (SIGKILL), without StopGrace.
+	Kill(ctx context.Context) error
 	// Ensure restarts Kine if it died while it should run.
 	Ensure(ctx context.Context) error
 	// Target is the host Kine writes to, "" when stopped.

@@ -93,6 +93,13 @@ func (p *Process) Stop(ctx context.Context) error {
 	return p.stopLocked(ctx)
 }
 
+// Kill implements Runner.
+func (p *Process) Kill(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stopWithin(ctx, 0)
+}
+
 func (p *Process) startLocked(ctx context.Context, host string) error {
 	if err := p.s.writeFiles(); err != nil {
 		return err
@@ -125,19 +132,26 @@ func (p *Process) startLocked(ctx context.Context, host string) error {
 	return nil
 }
 
-func (p *Process) stopLocked(ctx context.Context) error {
+func (p *Process) stopLocked(ctx context.Context) error { return p.stopWithin(ctx, StopGrace) }
+
+// stopWithin sends SIGTERM and, if Kine is still there after grace,
+// SIGKILL (at once when grace is 0).
+func (p *Process) stopWithin(ctx context.Context, grace time.Duration) error {
 	if p.pid == 0 {
 		return nil
 	}
 	pid := p.pid
-	if isKine(pid) {
+	if isKine(pid) && grace > 0 {
 		_ = syscall.Kill(pid, syscall.SIGTERM)
-		deadline := time.Now().Add(StopGrace)
+		deadline := time.Now().Add(grace)
 		for isKine(pid) && time.Now().Before(deadline) && ctx.Err() == nil {
 			time.Sleep(20 * time.Millisecond)
 		}
-		if isKine(pid) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if isKine(pid) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		for i := 0; i < 100 && isKine(pid); i++ { // gone within a few ms: its port is free
+			time.Sleep(time.Millisecond)
 		}
 	}
 	p.pid, p.target = 0, ""

@@ -43,10 +43,11 @@ func (d *Systemd) active() bool {
 	return exec.Command("systemctl", "is-active", "--quiet", d.unit).Run() == nil
 }
 
-func (d *Systemd) systemctl(ctx context.Context, verb string) error {
-	out, err := exec.CommandContext(ctx, "systemctl", verb, d.unit).CombinedOutput()
+func (d *Systemd) systemctl(ctx context.Context, verb string, flags ...string) error {
+	args := append(append([]string{verb}, flags...), d.unit)
+	out, err := exec.CommandContext(ctx, "systemctl", args...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("kine: systemctl %s %s: %w: %s", verb, d.unit, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("kine: systemctl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
@@ -81,6 +82,18 @@ func (d *Systemd) Stop(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.target = ""
+	return d.systemctl(ctx, "stop")
+}
+
+// Kill implements Runner: SIGKILL to the unit's processes, then the stop
+// (which then has nothing left to wait for).
+func (d *Systemd) Kill(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.target = ""
+	if err := d.systemctl(ctx, "kill", "--signal=SIGKILL"); err != nil {
+		d.log.Warn("killing kine failed: stopping it", "err", err)
+	}
 	return d.systemctl(ctx, "stop")
 }
 
