@@ -175,6 +175,40 @@ for d in rows:
 	else
 		kept "The datastore against etcd"
 	fi
+	scale=/tmp/twonode-scale.log # bin/twonode-lab scale, in scripts/bench.sh
+	if [ -s "$scale" ] && grep -q '^RESULT {"table":"scaling",' "$scale"; then
+		echo
+		echo "## How cost grows with work (\`make bench\`)"
+		echo
+		echo "\`bin/twonode-lab scale\` (\`e2e/scale\`), run of $(date -u -r "$scale" '+%Y-%m-%d %H:%M') UTC, one crash a point on a shared machine. The"
+		echo "datastore grows by Kine-shaped rows (a create each, 768-byte values) inserted with SQL on the leader (\`fill\`: sql-insert),"
+		echo "then Kine is restarted on both nodes (its poller would otherwise read every inserted row as a new event, in time quadratic in their number);"
+		echo "\`leader crash RTO\`: the leader's power off to the first write acknowledged again (50 writes/s through both nodes' Kine);"
+		echo "\`watches resumed\`: to the moment every watch open on the survivor's Kine had delivered a write made after the crash."
+		echo "Restores run from the returning node's start to the pair synchronous again (the survivor in state leader, the returning"
+		echo "node following): after a short outage the crashed leader rejoins (\`copy\`: what its agent logged, rewind when"
+		echo "pg_rewind did it); after a long one its data directory is removed while it is down (\`long_outage\`: data-removed),"
+		echo "so it joins by base backup of the same data, as a replaced node does."
+		echo
+		{ grep -h '^datastore at ' "$scale" || true; } | sed 's/^/- /'
+		grep -h '^RESULT {"table":"scaling","curve":"datastore"' "$scale" | tail -1 | python3 -c '
+import json, sys
+for line in sys.stdin:
+    d = json.loads(line.split("RESULT ", 1)[1])
+    r = d.get("rewind_vs_basebackup")
+    print("- At %s MB of Kine rows the restore after a short outage took %s of a base backup'"'"'s time (the issue'"'"'s bar: at most 0.25 at 1 GB)." % (round(d["data_mb"]), "–" if r is None else r))
+'
+		echo
+		echo "| curve | MB of Kine rows | rows | watches | leader crash RTO ms | watches resumed ms | short outage: restore ms | copy | long outage: restore ms | copy | short / long |"
+		echo "|---|---|---|---|---|---|---|---|---|---|---|"
+		grep -h '^RESULT {"table":"scaling",' "$scale" | row curve,data_mb,rows,watches,leader_crash_rto_ms,watches_resumed_ms,rewind_restore_ms,rewind_path,basebackup_restore_ms,basebackup_path,rewind_vs_basebackup
+		echo
+		echo "![Leader crash and restore against the datastore's size](../images/scaling-datastore.svg)"
+		echo
+		echo "![Leader crash against open watches](../images/scaling-watches.svg)"
+	else
+		kept "How cost grows with work"
+	fi
 	if [ -s "$fleet" ] && grep -q '^RESULT {"scenario":"fleet-healthy"' "$fleet"; then
 		echo
 		echo "## Witness fleet"

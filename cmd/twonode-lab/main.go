@@ -62,10 +62,13 @@ func main() {
 				Flags: []cli.Flag{
 					&cli.IntSliceFlag{Name: "sizes", Value: cli.NewIntSlice(10, 100, 1000), Usage: "datastore sizes, MB of Kine rows"},
 					&cli.IntSliceFlag{Name: "watches", Value: cli.NewIntSlice(0, 100, 1000), Usage: "open watches, at the smallest size"},
+					&cli.StringFlag{Name: "long-outage", Value: "data-removed", Usage: "how a long outage is made: data-removed (the returning node's data directory) or wal-dropped (the leader writes WAL past max_slot_wal_keep_size)"},
+					&cli.DurationFlag{Name: "state-wait", Value: 10 * time.Minute, Usage: "the longest wait for a restore"},
 					&cli.BoolFlag{Name: "keep-on-fail", Usage: "leave the pair in /var/tmp/twonode-scale when the run fails"},
 				},
 				Action: func(c *cli.Context) error {
-					return scale.Run(c.Context, scale.Options{SizesMB: c.IntSlice("sizes"), Watches: c.IntSlice("watches"), KeepOnFail: c.Bool("keep-on-fail")}, os.Stdout)
+					return scale.Run(c.Context, scale.Options{SizesMB: c.IntSlice("sizes"), Watches: c.IntSlice("watches"),
+						LongOutage: c.String("long-outage"), StateWait: c.Duration("state-wait"), KeepOnFail: c.Bool("keep-on-fail")}, os.Stdout)
 				},
 			},
 		},

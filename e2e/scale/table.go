@@ -9,17 +9,14 @@ import (
 	"time"
 )
 
-// How the run fills the datastore and forces a long outage's copy, as the
-// rows say them (fill, long_outage).
+// How the run fills the datastore, as the rows say it (fill).
 const (
 	// Kine-shaped rows (one create each: a unique name, created=1, a 768-byte
 	// value under PostgreSQL's TOAST threshold, so stored as is) inserted
-	// with SQL on the leader in batches: a fill through Kine would take
-	// longer than the whole measurement at 1 GB.
+	// with SQL on the leader in batches, then Kine restarted on both nodes
+	// (restartKines): a fill through Kine would take longer than the whole
+	// measurement at 1 GB.
 	fillHow = "sql-insert"
-	// The returning node's data directory removed while it was down: it
-	// joins as a replaced node does, by base backup of the same data.
-	longOutageHow = "data-removed"
 )
 
 // Row is one measurement, printed as `RESULT {json}` with "table" first
@@ -48,11 +45,8 @@ type Row struct {
 	BaseBackupRestoreMs *int64   `json:"basebackup_restore_ms"`
 	BaseBackupPath      string   `json:"basebackup_path,omitempty"`
 	RewindVsBaseBackup  *float64 `json:"rewind_vs_basebackup"`
-	// Kine's watch on both nodes delivering a write made after the fill:
-	// how long Kine took to read the rows the fill added.
-	KineCatchUpMs int64  `json:"kine_catchup_ms"`
-	Fill          string `json:"fill"`
-	LongOutage    string `json:"long_outage,omitempty"`
+	Fill                string   `json:"fill"`
+	LongOutage          string   `json:"long_outage,omitempty"`
 }
 
 // Ratio is rewind over base backup, to two places; nil when either is
