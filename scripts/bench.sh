@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `make bench`: repeats the leader crash (RUNS, default 10) and prints the
-# median and p95 RTO beside pg_promote and Kine ready times. Not part of the
+# `make bench`: repeats the leader crash (RUNS, default 10) with a kube-apiserver
+# on each node and prints when each phase of the take-over ended (the agent's own
+# timeline, the first writes through Kine and the API server, the watch) with
+# images/failover-phases.svg; then compare and scale. Not part of the
 # tests: figures are printed, not asserted.
 set -euo pipefail
 "$(dirname "$0")/lab.sh" bench | tee /tmp/twonode-bench.log

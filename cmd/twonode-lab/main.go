@@ -34,10 +34,13 @@ func main() {
 			{Name: "down", Usage: "remove a lab left running", Action: func(*cli.Context) error { return lab.Down() }},
 			{
 				Name:  "bench",
-				Usage: "repeat the leader crash and print median and p95 RTO with pg_promote and Kine ready times",
-				Flags: []cli.Flag{&cli.IntFlag{Name: "runs", Value: 10, Usage: "how many leader crashes", EnvVars: []string{"TWONODE_BENCH_RUNS"}}},
+				Usage: "repeat the leader crash and print when each phase of the take-over ended (median, p95), with a stacked bar",
+				Flags: []cli.Flag{
+					&cli.IntFlag{Name: "runs", Value: 10, Usage: "how many leader crashes", EnvVars: []string{"TWONODE_BENCH_RUNS"}},
+					&cli.StringFlag{Name: "svg", Usage: "draw the phases' stacked bar here (make bench: images/failover-phases.svg)"},
+				},
 				Action: func(c *cli.Context) error {
-					return lab.Bench(c.Context, c.Int("runs"), os.Stdout)
+					return lab.Bench(c.Context, lab.BenchOptions{Runs: c.Int("runs"), SVG: c.String("svg")}, os.Stdout)
 				},
 			},
 			{
