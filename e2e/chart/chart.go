@@ -74,11 +74,17 @@ func (l Line) WriteSVG(w io.Writer) error {
 		fmt.Fprintf(&b, "  <text x=\"%.1f\" y=\"%d\" font-size=\"9\" text-anchor=\"middle\" fill=\"#55606b\">%s</text>\n", x(i), plotB+17, html.EscapeString(lab))
 	}
 	fmt.Fprintf(&b, "  <text x=\"%d\" y=\"%d\" font-size=\"10\" text-anchor=\"middle\">%s</text>\n", (plotL+plotR)/2, plotB+38, html.EscapeString(l.XLabel))
-	for si, s := range l.Series {
-		dy := -5.0 // values above the points, every other series' below: close values stay apart
-		if si%2 == 1 {
-			dy = 13
+	// A point's value is written above it when it is the highest at its x,
+	// below it otherwise: close values of two series stay apart.
+	top := make([]float64, len(l.X))
+	for _, s := range l.Series {
+		for i, v := range s.Y {
+			if !math.IsNaN(v) {
+				top[i] = math.Max(top[i], v)
+			}
 		}
+	}
+	for _, s := range l.Series {
 		var path []string
 		for i, v := range s.Y {
 			if !math.IsNaN(v) {
@@ -91,6 +97,10 @@ func (l Line) WriteSVG(w io.Writer) error {
 				continue
 			}
 			fmt.Fprintf(&b, "  <circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", x(i), y(v), s.Colour)
+			dy := 13.0
+			if v == top[i] {
+				dy = -5
+			}
 			fmt.Fprintf(&b, "  <text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" fill=\"%s\">%s</text>\n", x(i)+6, y(v)+dy, s.Colour, Value(v))
 		}
 	}

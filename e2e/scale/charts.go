@@ -19,7 +19,7 @@ func Charts(rows []Row, caption string) (datastore, watches chart.Line) {
 	datastore = chart.Line{Title: "Leader crash and restore against the datastore's size",
 		Caption: caption, XLabel: "Kine rows in the datastore (MB, pg_total_relation_size; no watch open)"}
 	rto := chart.Series{Name: "leader crash RTO", Colour: rtoColour}
-	rewind := chart.Series{Name: "restore, short outage (rewind)", Colour: rewindColour}
+	rewind := chart.Series{Name: "restore, short outage (rewind path)", Colour: rewindColour}
 	copied := chart.Series{Name: "restore, long outage (base backup)", Colour: copyColour}
 	watches = chart.Line{Title: "Leader crash against open watches",
 		Caption: caption, XLabel: "watches open on the survivor's Kine during the crash"}
@@ -28,7 +28,7 @@ func Charts(rows []Row, caption string) (datastore, watches chart.Line) {
 	for _, r := range rows {
 		switch r.Curve {
 		case "datastore":
-			datastore.X = append(datastore.X, strconv.FormatFloat(math.Round(r.DataMB), 'f', -1, 64))
+			datastore.X = append(datastore.X, chart.Value(r.DataMB))
 			rto.Y = append(rto.Y, float64(r.LeaderCrashRTOms))
 			rewind.Y = append(rewind.Y, float64(r.RewindRestoreMs))
 			copied.Y = append(copied.Y, msOrNaN(r.BaseBackupRestoreMs))

@@ -52,7 +52,21 @@ func (f *filler) to(ctx context.Context, c *cluster.Cluster, node string, sizeMB
 	}
 	defer conn.Close(context.Background())
 	for {
-		if mb, rows, err = dataSize(ctx, conn); err != nil || mb >= float64(sizeMB) {
+		if mb, rows, err = dataSize(ctx, conn); err != nil {
+			return 0, 0, err
+		}
+		if mb >= float64(sizeMB) {
+			// A datastore that grew over hours has been checkpointed since;
+			// one filled in seconds has not. Without this, the crash came
+			// after a gigabyte of WAL since the last checkpoint, and the
+			// crashed leader's rejoin fell back to a base backup: its
+			// archive step starts it as a primary, whose checkpoints keep
+			// only wal_keep_size (256 MB) of the WAL pg_rewind reads back
+			// to the last checkpoint before the divergence ("could not
+			// find previous WAL record"). Measured at 1 GB: 22.6 s to a
+			// synchronous pair, 16.5 s of it the archive step, against
+			// 4.2 s for a base backup alone.
+			_, err := conn.Exec(ctx, "CHECKPOINT")
 			return mb, rows, err
 		}
 		n := batchFor(mb, rows, sizeMB)
@@ -69,7 +83,7 @@ func (f *filler) to(ctx context.Context, c *cluster.Cluster, node string, sizeMB
 	}
 }
 
-// restartKines stops each node's Kine and waits for its agent to start it
+// restartKines kills each node's Kine and waits for its agent to start it
 // again (kine.Process.Ensure) and for a write through it to come back by
 // watch. Kine's poller reads every row past its position as a new event,
 // and its poll query reads all of them for each batch of 500: a fill of
@@ -84,7 +98,10 @@ func restartKines(ctx context.Context, c *cluster.Cluster, ts []harness.Target, 
 		if err != nil {
 			return 0, err
 		}
-		if err := syscall.Kill(old, syscall.SIGTERM); err != nil {
+		// SIGKILL: a Kine told to stop (SIGTERM) while its poller still
+		// read the fill went on logging "database is closed" for two
+		// minutes without exiting.
+		if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 			return 0, fmt.Errorf("scale: stopping %s's Kine (pid %d): %w", t.Node, old, err)
 		}
 		if err := servesAgain(ctx, t, pidfile, old, key); err != nil {

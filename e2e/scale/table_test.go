@@ -68,8 +68,8 @@ func TestCharts(t *testing.T) {
 		{Curve: "datastore", DataMB: 1002.6, LeaderCrashRTOms: 2200, RewindRestoreMs: 5000},
 	}
 	ds, ws := Charts(rows, "test")
-	if got := strings.Join(ds.X, " "); got != "10 1003" {
-		t.Errorf("datastore points %q, want \"10 1003\"", got)
+	if got := strings.Join(ds.X, " "); got != "10.4 1,003" {
+		t.Errorf("datastore points %q, want \"10.4 1,003\"", got)
 	}
 	if got := strings.Join(ws.X, " "); got != "0 100" {
 		t.Errorf("watch points %q, want \"0 100\"", got)
