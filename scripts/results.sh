@@ -206,7 +206,8 @@ for line in sys.stdin:
 		echo
 		echo "\`bin/twonode-lab scale\` (\`e2e/scale\`), run of $(date -u -r "$scale" '+%Y-%m-%d %H:%M') UTC, one crash a point on a shared machine. The"
 		echo "datastore grows by Kine-shaped rows (a create each, 768-byte values) inserted with SQL on the leader (\`fill\`: sql-insert),"
-		echo "then Kine is restarted on both nodes (its poller would otherwise read every inserted row as a new event, in time quadratic in their number);"
+		echo "then vacuumed and checkpointed on both nodes, as a datastore grown over hours would be, and Kine is restarted on both nodes (its poller"
+		echo "would otherwise read every inserted row as a new event, in time quadratic in their number); each crash is of a synchronous pair;"
 		echo "\`leader crash RTO\`: the leader's power off to the first write acknowledged again (50 writes/s through both nodes' Kine);"
 		echo "\`watches resumed\`: to the moment every watch open on the survivor's Kine had delivered a write made after the crash."
 		echo "Restores run from the returning node's start to the pair synchronous again (the survivor in state leader, the returning"

@@ -56,18 +56,7 @@ func (f *filler) to(ctx context.Context, c *cluster.Cluster, node string, sizeMB
 			return 0, 0, err
 		}
 		if mb >= float64(sizeMB) {
-			// A datastore that grew over hours has been checkpointed since;
-			// one filled in seconds has not. Without this, the crash came
-			// after a gigabyte of WAL since the last checkpoint, and the
-			// crashed leader's rejoin fell back to a base backup: its
-			// archive step starts it as a primary, whose checkpoints keep
-			// only wal_keep_size (256 MB) of the WAL pg_rewind reads back
-			// to the last checkpoint before the divergence ("could not
-			// find previous WAL record"). Measured at 1 GB: 22.6 s to a
-			// synchronous pair, 16.5 s of it the archive step, against
-			// 4.2 s for a base backup alone.
-			_, err := conn.Exec(ctx, "CHECKPOINT")
-			return mb, rows, err
+			return mb, rows, settle(ctx, c, conn, node)
 		}
 		n := batchFor(mb, rows, sizeMB)
 		// A create as Kine writes one: created=1, create_revision NULL
@@ -81,6 +70,57 @@ func (f *filler) to(ctx context.Context, c *cluster.Cluster, node string, sizeMB
 		}
 		f.next += n
 	}
+}
+
+// settle makes a datastore filled in seconds look like one grown over
+// hours: vacuumed (the first reads of fresh rows set hint bits, which with
+// wal_log_hints write a full page image each: measured, 600 MB of WAL on a
+// leader just promoted over 1 GB of fresh rows), and checkpointed on both
+// nodes (the follower's restartpoint included). Without it, a crash right
+// after a gigabyte of fill fell off the rewind path twice: (1) the crashed
+// leader's archive step starts it as a primary, whose checkpoints keep
+// only wal_keep_size (256 MB) of the WAL pg_rewind reads back to the last
+// checkpoint before the divergence ("could not find previous WAL record";
+// the agent fell back to a base backup: 22.6 s to a synchronous pair, 16.5
+// s of it the archive step, against 4.2 s for a base backup alone); (2)
+// the new leader's slot, created at its promotion, reserves WAL from its
+// last restartpoint, over a gigabyte back: its first checkpoint
+// invalidated it and dropped the WAL the rewound node needed, which then
+// never streamed ("requested WAL segment ... has already been removed")
+// while the agent's start of it as a standby waited.
+func settle(ctx context.Context, c *cluster.Cluster, leader *pgx.Conn, node string) error {
+	if _, err := leader.Exec(ctx, "VACUUM (ANALYZE) kine"); err != nil {
+		return fmt.Errorf("scale: vacuum after the fill: %w", err)
+	}
+	if _, err := leader.Exec(ctx, "CHECKPOINT"); err != nil {
+		return fmt.Errorf("scale: checkpoint after the fill: %w", err)
+	}
+	var lsn string
+	if err := leader.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
+		return err
+	}
+	f, err := superuser(ctx, c, harness.Peer(node), "postgres")
+	if err != nil {
+		return err
+	}
+	defer f.Close(context.Background())
+	for deadline := time.Now().Add(time.Minute); ; {
+		var replayed bool
+		if err := f.QueryRow(ctx, "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", lsn).Scan(&replayed); err != nil {
+			return err
+		}
+		if replayed {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("scale: the follower did not replay the checkpoint at %s within a minute", lsn)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := f.Exec(ctx, "CHECKPOINT"); err != nil { // a restartpoint on a standby
+		return fmt.Errorf("scale: the follower's restartpoint: %w", err)
+	}
+	return nil
 }
 
 // restartKines kills each node's Kine and waits for its agent to start it

@@ -186,6 +186,12 @@ func round1(v float64) float64 { return float64(int64(v*10+0.5)) / 10 }
 // the restore: its start to the survivor in state leader (synchronous,
 // its follower streaming) and the returning node following.
 func (r *run) crash(ctx context.Context, nw int, row *Row) error {
+	// A synchronous pair first: a fill (the follower's flushes slow under
+	// it) can have sent the leader to leader_alone, and a leader crashed
+	// while alone rejoins as a possible split, not as a plain crash.
+	if _, err := r.c.WaitState(ctx, r.leader, 2*time.Minute, "leader"); err != nil {
+		return fmt.Errorf("before crash %d: %w", r.crashes+1, err)
+	}
 	r.crashes++
 	scenario := fmt.Sprintf("scale-%d", r.crashes)
 	w := harness.NewWriter(scenario, r.ts...)
