@@ -239,6 +239,17 @@ func Wins(s Self, p Peer) (bool, string) {
 	}
 }
 
+// joinTimedOut is the reason of the row that ends a join that did not
+// stream (the next join copies afresh: Machine.JoinTimeouts).
+const joinTimedOut = "not streaming within the join timeout: starting over"
+
+// peerLeadsThisNode: the peer leads, holds newer state than this node, no
+// split is pending and it is not taking a copy itself: this node joins it.
+func (t tick) peerLeadsThisNode() bool {
+	return t.member() && t.o.Peer.AgentUp && t.o.Peer.Member && t.o.Peer.Primary && !t.selfWins() &&
+		!t.splitUnsettled() && !t.o.Peer.Rejoining
+}
+
 // Step is the decision core: it updates the probe counters, walks the rows
 // of the current state and returns the first that holds. The caller runs
 // the decision's actions and, only if all succeeded, keeps the returned
@@ -278,7 +289,14 @@ func Step(m Machine, o Observation, c Config) (Machine, Decision) {
 		d.Consumed = r.Consumes != CmdNone && o.Cmd.Kind != CmdNone
 		d.Detail = detail(t, r)
 		if r.To != m.State {
-			m = Machine{State: r.To, Since: o.Now, Born: m.Born}
+			next := Machine{State: r.To, Since: o.Now, Born: m.Born}
+			if r.To == Starting || r.To == Joining {
+				next.JoinTimeouts = m.JoinTimeouts
+			}
+			if r.Reason == joinTimedOut {
+				next.JoinTimeouts++
+			}
+			m = next
 		} else if r.NewTerm {
 			m.Followed = false // a term of its own, without a follower yet
 		}

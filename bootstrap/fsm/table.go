@@ -261,11 +261,24 @@ var Table = slices.Concat([]Row{
 				!t.peerPromoting()
 		},
 		Do: promotion(TermPromote)},
+	// A join that did not stream is not tried the same way again: the
+	// leader may no longer keep the WAL this node needs (an outage longer
+	// than its slot keeps WAL for). Found by make bench's scale run: such
+	// a follower started its standby, never streamed, and went round
+	// joining and starting at every join timeout for good.
+	{From: Starting, To: Joining, Reason: "the last join did not stream within the join timeout: copying the leader's data afresh",
+		When: func(t tick) bool { return t.m.JoinTimeouts > 0 && t.peerLeadsThisNode() },
+		Do: func(t tick) []Action {
+			acts := rejoin(t)
+			for i := range acts {
+				if acts[i].Kind == Rewind {
+					acts[i].Kind = BaseBackup
+				}
+			}
+			return acts
+		}},
 	{From: Starting, To: Joining, Reason: "the peer has newer state: rejoining as its follower",
-		When: func(t tick) bool {
-			return t.member() && t.o.Peer.AgentUp && t.o.Peer.Member && t.o.Peer.Primary && !t.selfWins() &&
-				!t.splitUnsettled() && !t.o.Peer.Rejoining
-		},
+		When: func(t tick) bool { return t.peerLeadsThisNode() },
 		Do: func(t tick) []Action {
 			if t.o.Self.TermRole == RoleFollower && t.o.Peer.TermRole == RoleLeader && !t.maybePromoted() {
 				// It followed this very leader: nothing diverged, stream
@@ -372,7 +385,7 @@ var Table = slices.Concat([]Row{
 	// and waited out the whole join timeout (2 min) before starting it again.
 	{From: Joining, To: Starting, Reason: "local PostgreSQL is down",
 		When: func(t tick) bool { return !t.o.Self.PGUp }},
-	{From: Joining, To: Starting, Reason: "not streaming within the join timeout: starting over",
+	{From: Joining, To: Starting, Reason: joinTimedOut,
 		When: func(t tick) bool { return t.o.Now.Sub(t.m.Since) >= t.c.JoinTimeout }},
 
 	// --- follower: probe the leader; take over only after the whole window.

@@ -254,6 +254,10 @@ type Machine struct {
 	// current term began; losing it again begins a new term, as a
 	// synchronous leader's degrade does.
 	Followed bool
+	// JoinTimeouts counts the joins since this node last followed that
+	// did not stream within the join timeout (kept through starting and
+	// joining only): the next join copies the leader's data afresh.
+	JoinTimeouts int
 }
 
 // New returns the machine of a freshly started agent.
