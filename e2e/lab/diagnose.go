@@ -3,11 +3,8 @@ package lab
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/twonode-edge/twonode/e2e/cluster"
 )
@@ -15,14 +12,9 @@ import (
 // activity says what node's PostgreSQL is doing (its sessions, grouped by
 // state and wait), for a run that does not come back in time.
 func activity(ctx context.Context, c *cluster.Cluster, node string) string {
-	cfg, err := pgx.ParseConfig("user=postgres sslmode=disable dbname=postgres")
-	if err != nil {
-		return err.Error()
-	}
-	cfg.Host, cfg.Port = filepath.Join(c.Nodes[node].Dir, "run", "pg"), 5432
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	conn, err := pgx.ConnectConfig(cctx, cfg)
+	conn, err := c.Superuser(cctx, node, "postgres")
 	if err != nil {
 		return err.Error()
 	}

@@ -46,7 +46,7 @@ func dataSize(ctx context.Context, c *pgx.Conn) (mb float64, rows int64, err err
 // to fills the datastore on node until the kine table holds at least
 // sizeMB, and returns its size and rows then.
 func (f *filler) to(ctx context.Context, c *cluster.Cluster, node string, sizeMB int) (mb float64, rows int64, err error) {
-	conn, err := superuser(ctx, c, node, "kine")
+	conn, err := c.Superuser(ctx, node, "kine")
 	if err != nil {
 		return 0, 0, err
 	}
@@ -99,7 +99,7 @@ func settle(ctx context.Context, c *cluster.Cluster, leader *pgx.Conn, node stri
 	if err := leader.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
 		return err
 	}
-	f, err := superuser(ctx, c, harness.Peer(node), "postgres")
+	f, err := c.Superuser(ctx, harness.Peer(node), "postgres")
 	if err != nil {
 		return err
 	}

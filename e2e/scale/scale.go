@@ -271,7 +271,7 @@ func (r *run) longOutage(ctx context.Context) (time.Duration, string, error) {
 			return 0, "", err
 		}
 	case outageWALDropped:
-		slots, err := dropWAL(ctx, r.c, r.leader)
+		slots, err := r.c.DropSlotWAL(ctx, r.leader)
 		if err != nil {
 			return 0, "", err
 		}
