@@ -207,7 +207,7 @@ func TestParseErrors(t *testing.T) {
 		{"a value as a list", "secret_file: [/a, /b]\n",
 			"secret_file (line 1): must be a single value, not a list"},
 		{"duplicate key", "node: {name: a}\nnode: {name: b}\n",
-			`invalid YAML: line 2: mapping key "node" already defined at line 1`},
+			"node (line 2): appears twice (lines 1 and 2): keep one"},
 		{"syntax error", "node: [\n", "invalid YAML: line 1: did not find expected node content"},
 		{"tab indentation", "node:\n\tname: a\n", "invalid YAML: line 2: found character that cannot start any token"},
 		{"several at once", "nodes: 1\ntimers:\n  probe_interval: 1\n  pause_expiry: x\n",

@@ -8,11 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/twonode-edge/twonode/bootstrap/yamlwalk"
 )
 
 // Load reads the YAML file at path and Parses it.
@@ -85,23 +86,23 @@ func decode(data []byte) (c *Config, err error) {
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
 		doc = doc.Content[0]
 	}
-	doc = ResolveAlias(doc)
+	doc = yamlwalk.ResolveAlias(doc)
 	switch {
 	case doc.Kind == yaml.ScalarNode && doc.ShortTag() == "!!null":
 		return nil, errors.New("the config is empty: it needs at least node, peer and secret_file")
 	case doc.Kind != yaml.MappingNode:
 		// Never echo the value: a config path pointing at the secret file
 		// would put the secret in the log.
-		return nil, fmt.Errorf("the config must be a YAML mapping with keys such as node: and peer: (got %s on line %d)", KindName(doc), doc.Line)
+		return nil, fmt.Errorf("the config must be a YAML mapping with keys such as node: and peer: (got %s on line %d)", yamlwalk.KindName(doc), doc.Line)
 	}
 
 	// First a walk of our own, for errors that name the field and its line
 	// (all of them at once); then the strict decoder, which is the authority
 	// on what the struct receives.
-	w := walker{seen: map[mergeKey]bool{}, defaults: reflect.ValueOf(Default())}
-	w.mapping(doc, reflect.TypeOf(Config{}), nil)
-	if len(w.errs) > 0 {
-		return nil, errors.Join(w.errs...)
+	w := yamlwalk.Walker{Merges: true, Default: defaultOf}
+	w.Walk("", doc, schema)
+	if len(w.Errs) > 0 {
+		return nil, errors.Join(w.Errs...)
 	}
 
 	cfg := Default()
@@ -139,124 +140,41 @@ func yamlError(err error) error {
 	return errors.New("invalid YAML: " + strings.TrimPrefix(typeNames.Replace(err.Error()), "yaml: "))
 }
 
-// walker checks a YAML tree against the Config struct before decoding.
-type walker struct {
-	errs     []error
-	seen     map[mergeKey]bool // merged mappings already walked (merge chains can be exponential)
-	defaults reflect.Value     // Default(), to name the default in messages
-}
-
-func (w *walker) fail(path []string, line int, format string, args ...any) {
-	w.errs = append(w.errs, fmt.Errorf("%s (line %d): %s", strings.Join(path, "."), line, fmt.Sprintf(format, args...)))
-}
-
-// mergeKey is one merged mapping at one place in the config: the same
-// anchor merged into two sections is checked in both.
-type mergeKey struct {
-	node *yaml.Node
-	path string
-}
-
-// mapping checks the keys of one YAML mapping meant for struct type t.
-func (w *walker) mapping(n *yaml.Node, t reflect.Type, path []string) {
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := ResolveAlias(n.Content[i]), n.Content[i+1]
-		if k.Kind == yaml.ScalarNode && k.Value == "<<" && (k.Tag == "" || k.Tag == "!" || k.Tag == "!!merge" || k.Tag == "tag:yaml.org,2002:merge") {
-			w.merge(v, t, path)
-			continue
-		}
-		key := k.Value
-		if k.Kind != yaml.ScalarNode {
-			key = "<" + KindName(k) + ">"
-		}
-		f, ok := fieldByKey(t, key)
-		if !ok {
-			where := "the top level"
-			if len(path) > 0 {
-				where = strings.Join(path, ".")
-			}
-			w.fail(append(path[:len(path):len(path)], keyName(key)), k.Line, "unknown key; %s has %s", where, strings.Join(keysOf(t), ", "))
-			continue
-		}
-		w.value(ResolveAlias(v), f, append(path[:len(path):len(path)], key))
-	}
-}
-
-// merge walks the mapping(s) of a YAML merge key (<<) as part of t.
-func (w *walker) merge(v *yaml.Node, t reflect.Type, path []string) {
-	v = ResolveAlias(v)
-	k := mergeKey{v, strings.Join(path, ".")}
-	if w.seen[k] {
-		return
-	}
-	w.seen[k] = true
-	switch v.Kind {
-	case yaml.MappingNode:
-		w.mapping(v, t, path)
-	case yaml.SequenceNode:
-		for _, m := range v.Content {
-			w.merge(m, t, path)
-		}
-	default:
-		w.fail(append(path[:len(path):len(path)], "<<"), v.Line, "a merge key needs a mapping or a list of mappings (got %s)", KindName(v))
-	}
-}
+// schema is the Config struct as yamlwalk fields: the keys its yaml tags
+// name, of the kinds its Go types are.
+var schema = fieldsOf(reflect.TypeOf(Config{}))
 
 var durationType = reflect.TypeOf(time.Duration(0))
 
-// value checks the YAML value of one struct field.
-func (w *walker) value(v *yaml.Node, f reflect.StructField, path []string) {
-	null := v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null"
-	if f.Type.Kind() == reflect.Struct {
+func fieldsOf(t reflect.Type) []yamlwalk.Field {
+	fields := make([]yamlwalk.Field, 0, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		yf := yamlwalk.Field{Key: yamlKey(f)}
 		switch {
-		case null: // an empty section: its defaults
-		case v.Kind == yaml.MappingNode:
-			w.mapping(v, f.Type, path)
+		case f.Type == durationType:
+			yf.Kind = yamlwalk.Duration
+		case f.Type.Kind() == reflect.Int:
+			yf.Kind = yamlwalk.Whole
+		case f.Type.Kind() == reflect.String:
+			yf.Kind = yamlwalk.Text
+		case f.Type.Kind() == reflect.Struct:
+			yf.Kind, yf.Fields = yamlwalk.Section, fieldsOf(f.Type)
 		default:
-			w.fail(path, v.Line, "must be a mapping of keys (%s), not %s", strings.Join(keysOf(f.Type), ", "), KindName(v))
+			panic(fmt.Sprintf("config: %s.%s: the walk has no kind for %s", t.Name(), f.Name, f.Type))
 		}
-		return
+		fields = append(fields, yf)
 	}
-	if v.Kind != yaml.ScalarNode {
-		w.fail(path, v.Line, "must be a single value, not %s", KindName(v))
-		return
-	}
-	if null {
-		// "metrics:" with nothing after it must not silently mean the
-		// default (metrics on) when the writer meant "" (metrics off).
-		def := w.defaultOf(path)
-		w.fail(path, v.Line, "has no value: remove the key for the default (%s) or give a value (\"\" for empty)", def)
-		return
-	}
-	switch {
-	case f.Type == durationType:
-		switch {
-		case v.ShortTag() == "!!int":
-			w.fail(path, v.Line, "a duration needs a unit, such as %sms, %ss or %sm (got %s)", v.Value, v.Value, v.Value, v.Value)
-		case v.ShortTag() != "!!str":
-			w.fail(path, v.Line, "must be a duration such as 500ms, 30s or 2h (got %q)", v.Value)
-		default:
-			if _, err := time.ParseDuration(v.Value); err != nil {
-				w.fail(path, v.Line, "must be a duration such as 500ms, 30s or 2h (got %q)", v.Value)
-			}
-		}
-	case f.Type.Kind() == reflect.Int:
-		var i int
-		if v.ShortTag() != "!!int" || v.Decode(&i) != nil {
-			w.fail(path, v.Line, "must be a whole number (got %q)", v.Value)
-		}
-	case f.Type.Kind() == reflect.String:
-		// any scalar is its text
-	}
+	return fields
 }
 
 // defaultOf names the default of the leaf at path, for messages.
-func (w *walker) defaultOf(path []string) string {
-	if strings.Join(path, ".") == "api.socket" {
+func defaultOf(path string) string {
+	if path == "api.socket" {
 		return "<run_dir>/" + socketName
 	}
-	v := w.defaults
-	for _, key := range path {
+	v := reflect.ValueOf(Default())
+	for _, key := range strings.Split(path, ".") {
 		f, ok := fieldByKey(v.Type(), key)
 		if !ok {
 			return "?"
@@ -285,52 +203,7 @@ func fieldByKey(t reflect.Type, key string) (reflect.StructField, bool) {
 	return reflect.StructField{}, false
 }
 
-// keysOf lists the YAML keys of struct t in declaration order.
-func keysOf(t reflect.Type) []string {
-	keys := make([]string, 0, t.NumField())
-	for i := range t.NumField() {
-		keys = append(keys, yamlKey(t.Field(i)))
-	}
-	return keys
-}
-
 func yamlKey(f reflect.StructField) string {
 	k, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 	return k
-}
-
-var plainKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
-
-// keyName shows an unknown key as typed, quoted when it is not plain.
-func keyName(k string) string {
-	if plainKey.MatchString(k) {
-		return k
-	}
-	return fmt.Sprintf("%q", k)
-}
-
-// ResolveAlias follows YAML aliases a bounded number of times (also used by
-// the user-data parser).
-func ResolveAlias(n *yaml.Node) *yaml.Node {
-	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i < 100; i++ {
-		n = n.Alias
-	}
-	return n
-}
-
-// KindName names a YAML node's kind for error messages.
-func KindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		return "a single value"
-	case yaml.AliasNode:
-		return "an alias"
-	case yaml.DocumentNode:
-		return "a document"
-	}
-	return "nothing"
 }

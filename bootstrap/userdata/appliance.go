@@ -1,6 +1,10 @@
 package userdata
 
-import "github.com/twonode-edge/twonode/bootstrap/config"
+import (
+	"time"
+
+	"github.com/twonode-edge/twonode/bootstrap/config"
+)
 
 // The appliance the block configures: what the image build installs
 // (scripts/install-two-node.sh, overlay/) and what the agent's config must
@@ -32,3 +36,41 @@ const (
 // K3sDatastoreEndpoint is the datastore every k3s server of the pair uses:
 // its own node's Kine, on loopback.
 var K3sDatastoreEndpoint = "http://" + config.Default().Kine.Listen
+
+// AgentConfig is the agent's configuration for this block on the
+// appliance: the block's settings over the agent's defaults, the secret at
+// AgentSecretPath, the witness's inline PEMs at AgentWitnessCAPath,
+// AgentWitnessCertPath and AgentWitnessKeyPath, PostgreSQL and Kine under
+// systemd.
+func (b *Block) AgentConfig() config.Config {
+	c := config.Default()
+	c.Node, c.Peer = b.Node, b.Peer
+	c.SecretFile = AgentSecretPath
+	c.PreferredLeader = b.PreferredLeader
+	c.Failover = b.Failover
+	c.Postgres.BinDir = PostgresBinDir
+	c.Postgres.Supervisor = Supervisor
+	c.Postgres.Port = b.Postgres.Port
+	c.Postgres.SharedBuffers = b.Postgres.SharedBuffers
+	c.Kine.Supervisor = Supervisor
+	c.Timers.ProbeInterval = b.Timers.ProbeInterval
+	c.Timers.ProbeTimeout = probeTimeout(b.Timers.ProbeInterval)
+	c.Timers.FailureThreshold = b.Timers.FailureThreshold
+	c.Timers.BootGrace = b.Timers.BootGrace
+	c.Timers.PauseExpiry = b.Timers.PauseExpiry
+	c.Timers.SlowCommit = b.Timers.SlowCommit
+	c.Timers.SlowFor = b.Timers.SlowFor
+	c.API.PeerPort = b.API.PeerPort
+	c.API.Metrics = b.API.Metrics
+	c.Log.Level = b.Log.Level
+	c.Log.Format = b.Log.Format
+	c.Witness = b.Witness.agent()
+	c.VIP = b.VIP
+	return c
+}
+
+// probeTimeout is four fifths of the probe interval, in whole milliseconds:
+// the agent's default ratio (400ms of 500ms).
+func probeTimeout(interval time.Duration) time.Duration {
+	return (interval * 4 / 5).Truncate(time.Millisecond)
+}

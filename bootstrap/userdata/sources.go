@@ -53,23 +53,23 @@ var sourceOf = func() map[string]source {
 // the inline value by its check and the file's path as a plain absolute
 // path off AgentDir.
 func (f *findings) source(s source, required bool) {
-	l, inline := f.w.values[s.inline]
-	p, file := f.w.values[s.file]
+	l, inline := f.set[s.inline]
+	p, file := f.set[s.file]
 	short := func(field string) string { return field[strings.LastIndex(field, ".")+1:] }
 	switch {
 	case inline && file:
 		f.add(s.file, "give either %s or %s, not both", short(s.inline), short(s.file))
 	case inline:
-		if problem := s.check(l.s); problem != "" {
+		if problem := s.check(l.Text); problem != "" {
 			f.add(s.inline, "%s", problem)
 		}
-	case file && !filepath.IsAbs(p.s):
+	case file && !filepath.IsAbs(p.Text):
 		// Not echoed: what was written here may be the secret itself.
-		f.add(s.file, "must be the absolute path of a file holding %s, not %s (got a relative value of %d characters)", s.holding, s.itself, len(p.s))
-	case file && (!plainPathRE.MatchString(p.s) || filepath.Clean(p.s) != p.s):
-		f.add(s.file, "must be a plain absolute path (letters, digits and . _ @ + : - /, no .. or //) (got %q)", p.s)
-	case file && strings.HasPrefix(p.s+"/", AgentDir+"/"):
-		f.add(s.file, "must not be under %s: %s; keep it on a persistent path such as %s (got %q)", AgentDir, s.why, s.example, p.s)
+		f.add(s.file, "must be the absolute path of a file holding %s, not %s (got a relative value of %d characters)", s.holding, s.itself, len(p.Text))
+	case file && (!plainPathRE.MatchString(p.Text) || filepath.Clean(p.Text) != p.Text):
+		f.add(s.file, "must be a plain absolute path (letters, digits and . _ @ + : - /, no .. or //) (got %q)", p.Text)
+	case file && strings.HasPrefix(p.Text+"/", AgentDir+"/"):
+		f.add(s.file, "must not be under %s: %s; keep it on a persistent path such as %s (got %q)", AgentDir, s.why, s.example, p.Text)
 	case !inline && !file && required:
 		f.add(s.inline, "%s", s.required)
 	}

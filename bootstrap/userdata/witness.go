@@ -10,25 +10,26 @@ import (
 	"time"
 
 	"github.com/twonode-edge/twonode/bootstrap/config"
+	"github.com/twonode-edge/twonode/bootstrap/yamlwalk"
 )
 
 // witnessFields is the schema of the twonode.witness: section, the
 // agent's witness: (config.Witness) with its TLS material inline or as files.
-var witnessFields = []field{
-	{key: "endpoints", kind: list},
-	{key: "prefix"},
-	{key: "ca"},
-	{key: "ca_file"},
-	{key: "cert"},
-	{key: "cert_file"},
-	{key: "key", secret: true},
-	{key: "key_file"},
-	{key: "dial_timeout", kind: duration},
-	{key: "request_timeout", kind: duration},
-	{key: "lease_ttl", kind: duration},
-	{key: "unreachable"},
-	{key: "watchdog"},
-	{key: "watchdog_timeout", kind: duration},
+var witnessFields = []yamlwalk.Field{
+	{Key: "endpoints", Kind: yamlwalk.List},
+	{Key: "prefix"},
+	{Key: "ca"},
+	{Key: "ca_file"},
+	{Key: "cert"},
+	{Key: "cert_file"},
+	{Key: "key", Secret: true},
+	{Key: "key_file"},
+	{Key: "dial_timeout", Kind: yamlwalk.Duration},
+	{Key: "request_timeout", Kind: yamlwalk.Duration},
+	{Key: "lease_ttl", Kind: yamlwalk.Duration},
+	{Key: "unreachable"},
+	{Key: "watchdog"},
+	{Key: "watchdog_timeout", Kind: yamlwalk.Duration},
 }
 
 // Witness is the pair's third vote: an etcd cluster both nodes reach. With
@@ -56,22 +57,22 @@ func (w Witness) On() bool { return len(w.Endpoints) > 0 }
 
 // witness builds the section from the decoded leaves over the agent's
 // defaults.
-func (w *walker) witness(def config.Witness) Witness {
+func (set leaves) witness(def config.Witness) Witness {
 	return Witness{
-		Endpoints:       config.Witness{Endpoints: w.str("witness.endpoints", def.Endpoints)}.EndpointList(),
-		Prefix:          w.str("witness.prefix", def.Prefix),
-		CA:              w.str("witness.ca", ""),
-		Cert:            w.str("witness.cert", ""),
-		Key:             Secret(w.str("witness.key", "")),
-		CAFile:          w.str("witness.ca_file", def.CAFile),
-		CertFile:        w.str("witness.cert_file", def.CertFile),
-		KeyFile:         w.str("witness.key_file", def.KeyFile),
-		DialTimeout:     w.dur("witness.dial_timeout", def.DialTimeout),
-		RequestTimeout:  w.dur("witness.request_timeout", def.RequestTimeout),
-		LeaseTTL:        w.dur("witness.lease_ttl", def.LeaseTTL),
-		Unreachable:     w.str("witness.unreachable", def.Unreachable),
-		Watchdog:        w.str("witness.watchdog", def.Watchdog),
-		WatchdogTimeout: w.dur("witness.watchdog_timeout", def.WatchdogTimeout),
+		Endpoints:       config.Witness{Endpoints: set.str("witness.endpoints", def.Endpoints)}.EndpointList(),
+		Prefix:          set.str("witness.prefix", def.Prefix),
+		CA:              set.str("witness.ca", ""),
+		Cert:            set.str("witness.cert", ""),
+		Key:             Secret(set.str("witness.key", "")),
+		CAFile:          set.str("witness.ca_file", def.CAFile),
+		CertFile:        set.str("witness.cert_file", def.CertFile),
+		KeyFile:         set.str("witness.key_file", def.KeyFile),
+		DialTimeout:     set.dur("witness.dial_timeout", def.DialTimeout),
+		RequestTimeout:  set.dur("witness.request_timeout", def.RequestTimeout),
+		LeaseTTL:        set.dur("witness.lease_ttl", def.LeaseTTL),
+		Unreachable:     set.str("witness.unreachable", def.Unreachable),
+		Watchdog:        set.str("witness.watchdog", def.Watchdog),
+		WatchdogTimeout: set.dur("witness.watchdog_timeout", def.WatchdogTimeout),
 	}
 }
 
@@ -134,8 +135,8 @@ func (f *findings) witness(w Witness) {
 	if !w.On() {
 		var set []string
 		for _, fl := range witnessFields {
-			if _, ok := f.w.values["witness."+fl.key]; ok && fl.key != "endpoints" {
-				set = append(set, fl.key)
+			if _, ok := f.set["witness."+fl.Key]; ok && fl.Key != "endpoints" {
+				set = append(set, fl.Key)
 			}
 		}
 		if len(set) > 0 {
