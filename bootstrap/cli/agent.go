@@ -3,11 +3,9 @@ package cli
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/twonode-edge/twonode/bootstrap/agent"
 	"github.com/twonode-edge/twonode/bootstrap/config"
+	"github.com/twonode-edge/twonode/bootstrap/httpserver"
 	"github.com/twonode-edge/twonode/bootstrap/kine"
 	"github.com/twonode-edge/twonode/bootstrap/localapi"
 	"github.com/twonode-edge/twonode/bootstrap/peer"
@@ -179,7 +178,7 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 	// LAN can crowd it out.
 	peerAddr := netip.MustParseAddr(cfg.Peer.Address)
 	peerLog := log.With("actor", "peer-api")
-	peerSrv := peer.NewHTTPServer("", peer.NewServer(secret, names, ph, peerLog, peerAddr), peerLog)
+	peerSrv := peer.NewHTTPServer(peer.NewServer(secret, names, ph, peerLog, peerAddr), peerLog)
 	certs, err := pki.NewReloader(pairTLS)
 	if err != nil {
 		return fmt.Errorf("peer API: %w", err)
@@ -187,15 +186,15 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 	// TLS inside the connection limits: a connection over a limit is
 	// closed before it costs a handshake.
 	limited := peer.LimitPerSource(peerLn, peer.MaxConnsPerSource, peer.MaxConns, peerAddr)
-	go serve(log, "peer API", peerSrv, tls.NewListener(limited, certs.ServerConfig()))
+	go httpserver.Serve(log, "peer API", peerSrv, tls.NewListener(limited, certs.ServerConfig()))
 	go renewTLS(ctx, pairTLS, ca, tlsNode(cfg), now, db, log)
 
 	localLn, err := localapi.Listen(cfg.API.Socket)
 	if err != nil {
 		return fmt.Errorf("local API: %w", err)
 	}
-	localSrv := &http.Server{Handler: localapi.NewServer(lh, log.With("actor", "local-api")), ReadHeaderTimeout: 5 * time.Second}
-	go serve(log, "local API", localSrv, localLn)
+	localSrv := localapi.NewHTTPServer(localapi.NewServer(lh, log.With("actor", "local-api")))
+	go httpserver.Serve(log, "local API", localSrv, localLn)
 
 	if cfg.API.Metrics != "" {
 		msrv, err := a.ServeMetrics(cfg.API.Metrics)
@@ -213,12 +212,6 @@ func runAgent(ctx context.Context, cfg *config.Config) error {
 	_ = peerSrv.Shutdown(shut)
 	_ = localSrv.Shutdown(shut)
 	return err
-}
-
-func serve(log *slog.Logger, what string, srv *http.Server, ln net.Listener) {
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Error(what+" stopped", "err", err)
-	}
 }
 
 // newVIP checks the pair's address against this machine's interfaces

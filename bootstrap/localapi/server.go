@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/twonode-edge/twonode/bootstrap/httpserver"
 )
 
 type server struct {
@@ -40,17 +42,11 @@ func NewServer(h Handler, log *slog.Logger) http.Handler {
 	return &server{h: h, log: log}
 }
 
-// NewHTTPServer wraps h in an http.Server with timeouts that leave room
-// for the slowest command (a switchover).
+// NewHTTPServer wraps h in the agent's http.Server (package httpserver's
+// limits) with a write timeout that leaves room for the slowest command (a
+// switchover).
 func NewHTTPServer(h http.Handler) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      serverLongTimeout + 10*time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-	}
+	return httpserver.New(h, serverLongTimeout+10*time.Second, nil)
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {

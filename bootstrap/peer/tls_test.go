@@ -30,7 +30,7 @@ func TestPeerAPIOverTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewHTTPServer("", f.srv, nil)
+	srv := NewHTTPServer(f.srv, nil)
 	go func() {
 		_ = srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}))
 	}()
