@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/twonode-edge/twonode/bootstrap/fsm"
+	"github.com/twonode-edge/twonode/bootstrap/httpserver"
 )
 
 // metrics are the agent's Prometheus series, on their own registry so that
@@ -134,7 +135,7 @@ func (a *Agent) ServeMetrics(addr string) (*http.Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(a.met.reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := httpserver.New(mux, 10*time.Second, nil)
 	go func() { _ = srv.Serve(ln) }()
 	return srv, nil
 }
