@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -25,6 +26,17 @@ type Process struct {
 	mu     sync.Mutex
 	pid    int
 	target string
+	// ln is Kine's listening socket, bound by the agent on the first
+	// start and handed to every Kine it starts (fd 3, LISTEN_FDS=1; Kine
+	// patch 0005). It stays open while one Kine replaces the next, so an
+	// API server reconnecting then waits in the accept queue for the new
+	// Kine instead of being refused and backing off for a second. Kept
+	// through a Kill (a promotion's, which points Kine here next) and
+	// Point's swap; closed by Stop, so clients of a Kine stopped on
+	// purpose (a demoted or fenced node, a rejoin) are refused at once as
+	// before rather than left waiting. A Kine adopted from an earlier
+	// agent keeps its own socket; the agent binds one at the next start.
+	ln *net.TCPListener
 }
 
 // NewProcess adopts a Kine left running by an earlier agent, if any.
@@ -86,11 +98,16 @@ func (p *Process) Ensure(ctx context.Context) error {
 	return p.startLocked(ctx, p.target)
 }
 
-// Stop implements Runner.
+// Stop implements Runner: Kine stops and its port is closed.
 func (p *Process) Stop(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.stopLocked(ctx)
+	err := p.stopLocked(ctx)
+	if p.ln != nil {
+		_ = p.ln.Close()
+		p.ln = nil
+	}
+	return err
 }
 
 // Kill implements Runner.
@@ -109,8 +126,14 @@ func (p *Process) startLocked(ctx context.Context, host string) error {
 		return fmt.Errorf("kine: log: %w", err)
 	}
 	defer logf.Close()
+	sock, err := p.socket()
+	if err != nil {
+		return err
+	}
+	defer sock.Close() // the child has its own copy
 	cmd := exec.Command(p.s.Binary)
-	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, p.s.env(host)...)
+	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LISTEN_FDS=1"}, p.s.env(host)...)
+	cmd.ExtraFiles = []*os.File{sock} // fd 3
 	cmd.Dir = p.s.RunDir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own session: a signal to the agent's process group (Ctrl-C, a
@@ -125,11 +148,30 @@ func (p *Process) startLocked(ctx context.Context, host string) error {
 		return fmt.Errorf("kine: pid file: %w", err)
 	}
 	start := time.Now()
-	if err := waitListening(ctx, p.s.Listen, 5*time.Second); err != nil {
+	if err := waitServing(ctx, p.s.Listen, 5*time.Second); err != nil {
 		return err
 	}
 	p.log.Info("kine ready", "pid", p.pid, "target", host, "took", time.Since(start))
 	return nil
+}
+
+// socket returns a copy of the held listening socket for a child, binding
+// it first if need be.
+func (p *Process) socket() (*os.File, error) {
+	if p.ln == nil {
+		addr, err := net.ResolveTCPAddr("tcp", p.s.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("kine: listen address %q: %w", p.s.Listen, err)
+		}
+		if p.ln, err = net.ListenTCP("tcp", addr); err != nil {
+			return nil, fmt.Errorf("kine: listen on %s (another Kine or etcd there?): %w", p.s.Listen, err)
+		}
+	}
+	f, err := p.ln.File()
+	if err != nil {
+		return nil, fmt.Errorf("kine: listening socket: %w", err)
+	}
+	return f, nil
 }
 
 func (p *Process) stopLocked(ctx context.Context) error { return p.stopWithin(ctx, StopGrace) }
@@ -180,19 +222,45 @@ func isKine(pid int) bool {
 	return strings.Contains(filepath.Base(argv0), "kine")
 }
 
-// waitListening waits until Kine accepts connections, so that the caller's
-// "first write accepted" is not a race with Kine's start.
-func waitListening(ctx context.Context, addr string, max time.Duration) error {
+// waitServing waits until Kine answers as an HTTP/2 (gRPC) server, so that
+// the caller's "Kine ready" is not a race with Kine's start. A TCP connect
+// is not enough: the socket the agent holds accepts connections before
+// any Kine serves them. It sends the client preface and an empty SETTINGS
+// frame and waits for the server's first frame (its SETTINGS).
+func waitServing(ctx context.Context, addr string, max time.Duration) error {
 	deadline := time.Now().Add(max)
 	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		err := http2Answers(addr, 200*time.Millisecond)
 		if err == nil {
-			c.Close()
 			return nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("kine: not listening on %s after %s: %w", addr, max, err)
+			return fmt.Errorf("kine: not serving on %s after %s: %w", addr, max, err)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// http2Preface is an HTTP/2 client's first bytes: the connection preface
+// and an empty SETTINGS frame (RFC 9113, 3.4 and 6.5).
+const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + "\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+func http2Answers(addr string, timeout time.Duration) error {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	if _, err := io.WriteString(c, http2Preface); err != nil {
+		return err
+	}
+	var hdr [9]byte // a frame header: length (3), type (1), flags (1), stream (4)
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		return fmt.Errorf("no HTTP/2 answer: %w", err)
+	}
+	if hdr[3] != 0x4 {
+		return fmt.Errorf("first HTTP/2 frame has type %d, not SETTINGS", hdr[3])
+	}
+	return nil
 }

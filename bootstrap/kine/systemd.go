@@ -74,7 +74,7 @@ func (d *Systemd) Point(ctx context.Context, host string) error {
 	}
 	d.target = host
 	d.log.Info("kine restarted by systemd", "unit", d.unit, "target", host)
-	return waitListening(ctx, d.s.Listen, 5*time.Second)
+	return waitServing(ctx, d.s.Listen, 5*time.Second)
 }
 
 // Stop implements Runner.
