@@ -85,16 +85,26 @@ func (d *Systemd) Stop(ctx context.Context) error {
 	return d.systemctl(ctx, "stop")
 }
 
-// Kill implements Runner: SIGKILL to the unit's processes, then the stop
-// (which then has nothing left to wait for).
+// Kill implements Runner: SIGKILL to the unit's processes, and no stop, so
+// the unit waits to restart (RestartSec) and systemd keeps Kine's listening
+// socket for the Point that follows (the unit's FileDescriptorStoreMax).
+// The environment file goes first: should the restart come before that
+// Point, its condition (ConditionPathExists) keeps Kine down rather than
+// pointed at the old leader again, and the stop it then amounts to
+// closes the port. If the kill fails, the unit is stopped.
 func (d *Systemd) Kill(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.target = ""
+	if err := os.Remove(d.envfile()); err != nil && !os.IsNotExist(err) {
+		d.log.Warn("removing kine's environment file failed: stopping it", "err", err)
+		return d.systemctl(ctx, "stop")
+	}
 	if err := d.systemctl(ctx, "kill", "--signal=SIGKILL"); err != nil {
 		d.log.Warn("killing kine failed: stopping it", "err", err)
+		return d.systemctl(ctx, "stop")
 	}
-	return d.systemctl(ctx, "stop")
+	return nil
 }
 
 // Ensure implements Runner: systemd restarts Kine itself (Restart=always).

@@ -170,8 +170,25 @@ func TestAppliance(t *testing.T) {
 	t.Run("systemd restarts a killed Kine", func(t *testing.T) {
 		before := n64(t, a.show(t, "twonode-kine.service", "NRestarts"))
 		oldPID := a.show(t, "twonode-kine.service", "MainPID")
+		// Kine handed its listening socket to systemd's store (Kine patch
+		// 0005, FileDescriptorStoreMax=1), which keeps the port bound
+		// while Kine is down: a client's connection then waits for the
+		// next Kine instead of being refused.
+		if n := a.show(t, "twonode-kine.service", "NFileDescriptorStore"); n != "1" {
+			t.Errorf("Kine's unit holds %s file descriptors in its store, want its listener", n)
+		}
 		killed := time.Now()
 		a.must(t, "sh", "-c", "kill -KILL "+oldPID) // as the OOM killer would
+		for i := 0; i < 100 && a.show(t, "twonode-kine.service", "MainPID") == oldPID; i++ {
+			time.Sleep(5 * time.Millisecond) // until systemd saw it die (it restarts Kine 1 s later)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if c, err := harness.DialInNetns(ctx, net.NS("a"), "tcp", harness.KineAddr); err != nil {
+			t.Errorf("connecting to Kine's port while Kine restarts: %v (want a connection the next Kine accepts)", err)
+		} else {
+			c.Close()
+		}
+		cancel()
 		deadline := time.Now().Add(20 * time.Second)
 		for {
 			if n64(t, a.show(t, "twonode-kine.service", "NRestarts")) > before &&
