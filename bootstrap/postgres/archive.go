@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -95,27 +98,33 @@ func (m *Manager) Archive(ctx context.Context, forkRev int64, w io.Writer, heade
 	return n, nil
 }
 
-// divergentIDs lists the local candidates whose print the winner lacks.
+// archiveBatch is how many local rows divergentIDs compares at a time.
+const archiveBatch = 2000
+
+// candidates are local rows that may be archived: Kine's rows without the
+// fence, compact and gap bookkeeping, id > $1 and id < $2, newest first.
+const candidates = `SELECT id, ` + rowPrint + ` FROM kine WHERE id > $1 AND id < $2
+	AND COALESCE(name, '') NOT IN ($3, $4) AND left(COALESCE(name, ''), 4) <> 'gap-' ORDER BY id DESC`
+
+// divergentIDs lists the local rows (id > lower) whose print the winner
+// lacks, oldest first. It compares from the newest row down (divergentWalk),
+// so that a crashed leader with a gigabyte written in its term reads the
+// few thousand rows that can differ, not the whole term.
 func (m *Manager) divergentIDs(ctx context.Context, tx pgx.Tx, lower int64) ([]int64, error) {
-	rows, err := tx.Query(ctx, `SELECT id, `+rowPrint+` FROM kine WHERE id > $1
-		AND COALESCE(name, '') NOT IN ($2, $3) AND left(COALESCE(name, ''), 4) <> 'gap-' ORDER BY id`,
-		lower, fenceName, compactRevKey)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: archive: local rows: %w", err)
-	}
-	local := map[int64]string{}
-	var ids []int64
-	var id int64
-	var print string
-	if _, err := pgx.ForEachRow(rows, []any{&id, &print}, func() error {
-		local[id] = print
-		ids = append(ids, id)
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("postgres: archive: local rows: %w", err)
-	}
-	if len(ids) == 0 {
-		return nil, nil
+	local := func(below int64, n int) ([]printed, error) {
+		rows, err := tx.Query(ctx, candidates+` LIMIT `+strconv.Itoa(n), lower, below, fenceName, compactRevKey)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: archive: local rows: %w", err)
+		}
+		var out []printed
+		var r printed
+		if _, err := pgx.ForEachRow(rows, []any{&r.id, &r.print}, func() error {
+			out = append(out, r)
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("postgres: archive: local rows: %w", err)
+		}
+		return out, nil
 	}
 	// The winner only narrows the archive down. When its database cannot
 	// be reached (its port blocked, while the agents still talk), every
@@ -125,31 +134,85 @@ func (m *Manager) divergentIDs(ctx context.Context, tx pgx.Tx, lower int64) ([]i
 	rc, err := remote(cctx, m.s.PeerAddress, m.s.Port, m.s.KinePassword, m.s.ListenAddress, m.s.TLS.CAFile())
 	cancel()
 	if err != nil {
+		ids, lerr := divergentWalk(local, nil)
 		m.log.Warn("archive: the winner's database is unreachable: keeping every row since the fork, not only those it lacks",
 			"rows", len(ids), "err", err)
-		return ids, nil
+		return ids, lerr
 	}
 	defer closeQuietly(rc)
-	same := map[int64]bool{}
-	if ok, err := kineTableExists(ctx, rc); err != nil {
+	ok, err := kineTableExists(ctx, rc)
+	if err != nil {
 		return nil, err
-	} else if ok {
+	}
+	if !ok {
+		return divergentWalk(local, nil) // the winner has no row at all
+	}
+	winner := func(ids []int64) (map[int64]string, error) {
 		rows, err := rc.Query(ctx, `SELECT id, `+rowPrint+` FROM kine WHERE id = ANY($1)`, ids)
 		if err != nil {
 			return nil, fmt.Errorf("postgres: archive: the winner's rows: %w", err)
 		}
-		if _, err := pgx.ForEachRow(rows, []any{&id, &print}, func() error {
-			same[id] = local[id] == print
+		got := map[int64]string{}
+		var r printed
+		if _, err := pgx.ForEachRow(rows, []any{&r.id, &r.print}, func() error {
+			got[r.id] = r.print
 			return nil
 		}); err != nil {
 			return nil, fmt.Errorf("postgres: archive: the winner's rows: %w", err)
 		}
+		return got, nil
 	}
-	out := ids[:0]
-	for _, id := range ids {
-		if !same[id] {
-			out = append(out, id)
+	return divergentWalk(local, winner)
+}
+
+// printed is a row's id and its print (rowPrint).
+type printed struct {
+	id    int64
+	print string
+}
+
+// divergentWalk asks local for rows below an id, newest first, a batch at
+// a time, and keeps those the winner lacks (a nil winner lacks every row);
+// it returns their ids oldest first.
+//
+// It stops archiveLookback ids below the newest row the winner has
+// identically. That row committed before the winner's promotion; a row
+// the winner lacks committed after it. Ids are handed out before commit,
+// so a row lacking on the winner lies below a common one only if it was
+// in flight while the other was handed out and committed, and never by
+// archiveLookback or more (the margin the fork revision's search has
+// always had). Below that, every row is common: there is nothing to read.
+func divergentWalk(local func(below int64, n int) ([]printed, error), winner func([]int64) (map[int64]string, error)) ([]int64, error) {
+	var out []int64
+	below, stop := int64(math.MaxInt64), int64(math.MinInt64)
+	for below > stop {
+		batch, err := local(below, archiveBatch)
+		if err != nil || len(batch) == 0 {
+			return sortedIDs(out), err
 		}
+		ids := make([]int64, len(batch))
+		for i, r := range batch {
+			ids[i] = r.id
+		}
+		var has map[int64]string
+		if winner != nil {
+			if has, err = winner(ids); err != nil {
+				return nil, err
+			}
+		}
+		for _, r := range batch {
+			if p, ok := has[r.id]; ok && p == r.print {
+				stop = max(stop, r.id-archiveLookback)
+			} else if r.id > stop {
+				out = append(out, r.id)
+			}
+		}
+		below = batch[len(batch)-1].id
 	}
-	return out, nil
+	return sortedIDs(out), nil
+}
+
+func sortedIDs(ids []int64) []int64 {
+	slices.Sort(ids)
+	return ids
 }
