@@ -71,6 +71,10 @@ func (m *Manager) renderConf(isolated bool) string {
 	// Durability: an acknowledged Kine write is on disk (and, in sync mode,
 	// on the standby's disk).
 	set("fsync", "on")
+	// A start after a crash first syncs the data directory: one syncfs(2)
+	// per filesystem instead of opening and fsyncing every file (1.7 s at
+	// 1 GB, before every rejoin of a crashed node).
+	set("recovery_init_sync_method", "syncfs")
 	set("full_page_writes", "on")
 	set("synchronous_commit", "on")
 	// Replication. wal_log_hints (on top of the checksums) is what pg_rewind

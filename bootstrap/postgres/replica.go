@@ -46,10 +46,14 @@ func (m *Manager) BaseBackup(ctx context.Context) error {
 	// for the synchronous standby.
 	src := m.toolConninfo("twonode_basebackup", "")
 	out, err := m.run(ctx, []string{"PGPASSFILE=" + m.passfile()}, "pg_basebackup",
-		"-D", newDir, "-d", src, "-X", "stream", "-S", slotName(m.s.NodeName), "-c", "fast", "-w")
+		"-D", newDir, "-d", src, "-X", "stream", "-S", slotName(m.s.NodeName), "-c", "fast", "-w", "--no-sync")
 	if err != nil {
 		os.RemoveAll(newDir)
 		return peerToolErr("pg_basebackup from "+m.s.PeerAddress, err, out)
+	}
+	if err := syncData(newDir); err != nil { // before the copy takes the old data's place
+		os.RemoveAll(newDir)
+		return err
 	}
 	took := time.Since(start)
 	if err := os.RemoveAll(oldDir); err != nil {
@@ -128,9 +132,12 @@ func (m *Manager) Rewind(ctx context.Context) error {
 	}
 	start := time.Now()
 	out, err := m.run(ctx, []string{"PGPASSFILE=" + m.passfile()}, "pg_rewind",
-		"--target-pgdata="+m.s.DataDir, "--source-server="+m.toolConninfo("twonode_rewind", "postgres"))
+		"--target-pgdata="+m.s.DataDir, "--source-server="+m.toolConninfo("twonode_rewind", "postgres"), "--no-sync")
 	if err != nil {
 		return peerToolErr("pg_rewind from "+m.s.PeerAddress, err, out)
+	}
+	if err := syncData(m.s.DataDir); err != nil { // before the standby starts on it
+		return err
 	}
 	m.log.Info("rewind done", "from", m.s.PeerAddress, "took", time.Since(start).Round(time.Millisecond),
 		"result", lastLine(out))
