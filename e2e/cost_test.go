@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twonode-edge/twonode/e2e/harness"
+	"github.com/twonode-edge/twonode/e2e/results"
 )
 
 // restFor is how long the pair's own cost is sampled at rest.
@@ -36,7 +36,7 @@ func TestPairAtRest(t *testing.T) {
 		before[p] = cpuTicks(t, pid)
 	}
 	time.Sleep(restFor)
-	r := restResult{Scenario: "pair-at-rest", Seconds: restFor.Seconds()}
+	r := restResult{Seconds: restFor.Seconds()}
 	hz := 100.0 // USER_HZ on Linux
 	for p, pid := range pids {
 		pct := math.Round(float64(cpuTicks(t, pid)-before[p])/hz/restFor.Seconds()*100*100) / 100
@@ -54,15 +54,15 @@ func TestPairAtRest(t *testing.T) {
 			r.FollowerKineCPU, r.FollowerKineRSS = pct, rss
 		}
 	}
-	b, _ := json.Marshal(r)
-	fmt.Printf("RESULT %s\n", b)
+	if err := results.Write(os.Stdout, results.PairAtRest, "", r); err != nil {
+		t.Fatal(err)
+	}
 	if len(pids) != 4 || pids[proc{"a", "agent"}] == 0 || pids[proc{"b", "agent"}] == 0 {
 		t.Errorf("sampled %d processes (%v), want both agents and both Kines", len(pids), pids)
 	}
 }
 
 type restResult struct {
-	Scenario         string  `json:"scenario"`
 	Seconds          float64 `json:"seconds"`
 	LeaderAgentCPU   float64 `json:"leader_agent_cpu_pct"`
 	LeaderAgentRSS   float64 `json:"leader_agent_rss_mib"`

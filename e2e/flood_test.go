@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -22,6 +21,7 @@ import (
 	"github.com/twonode-edge/twonode/bootstrap/fsm"
 	"github.com/twonode-edge/twonode/e2e/cluster"
 	"github.com/twonode-edge/twonode/e2e/harness"
+	"github.com/twonode-edge/twonode/e2e/results"
 )
 
 // floodFor is how long the LAN floods the leader's peer API (issue 13).
@@ -78,12 +78,13 @@ func TestPeerAPIFlood(t *testing.T) {
 		okPct = 100 * (probes - failed) / probes
 	}
 	lost := verify(t, ts, "a", w.Acked())
-	r := floodResult{Scenario: "peer-api-flood", RequestsPerS: math.Round(float64(f.sent.Load())/floodFor.Seconds()*10) / 10, Answered: f.answered.Load(),
+	r := floodResult{RequestsPerS: math.Round(float64(f.sent.Load())/floodFor.Seconds()*10) / 10, Answered: f.answered.Load(),
 		Refused429: f.limited.Load(), SlowHeld: f.held.Load(), SlowPeak: f.heldPeak.Load(),
 		IdleRSSMiB: mib(idle), PeakRSSMiB: mib(peak), FollowerProbes: int64(probes), FollowerProbesOKPct: okPct,
 		RoleChanged: changed != "", Acked: len(w.Acked()), Lost: len(lost)}
-	b, _ := json.Marshal(r)
-	fmt.Printf("RESULT %s\n", b)
+	if err := results.Write(os.Stdout, results.PeerAPIFlood, "", r); err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("flood: %.0f requests/s sent (%d answered, %d of them 429), up to %d slow connections held at once; a's agent %.1f MiB idle, %.1f MiB at most; b's probes of a: %.0f, %.2f%% answered",
 		r.RequestsPerS, r.Answered, r.Refused429, r.SlowPeak, r.IdleRSSMiB, r.PeakRSSMiB, probes, okPct)
 	switch {
@@ -106,7 +107,6 @@ func TestPeerAPIFlood(t *testing.T) {
 }
 
 type floodResult struct {
-	Scenario            string  `json:"scenario"`
 	RequestsPerS        float64 `json:"requests_per_s"`
 	Answered            int64   `json:"answered"`
 	Refused429          int64   `json:"refused_429"`

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Writes docs/results.md from the RESULT lines of a test or bench log
 # (default: the latest `make test` run), so the published figures are the
-# measured ones and cannot drift from the tests.
+# measured ones and cannot drift from the tests. Every RESULT line is
+# `RESULT {"table":...,"scenario":...,figures...}` (e2e/results, the one
+# writer): each section below selects its rows by the table's name, which
+# must be one of e2e/results' Tables (its test reads this file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log=${1:-/tmp/twonode-test.log}
@@ -16,15 +19,41 @@ kept() { # the section of the previous results.md headed "## $1...", if any
 	printf '%s\n' "$before" | awk -v h="## $1" 'index($0, h) == 1 { on = 1; print ""; print; next } on && /^## / { exit } on { print }' | sed -e '${/^$/d;}'
 }
 
-row() { # one JSON object per line -> a markdown row of the given keys
+objects() { # TABLE LOG...: the table's RESULT lines in the logs (those missing skipped), as JSON objects one a line
+	python3 -c '
+import json, sys
+table = sys.argv[1]
+for path in sys.argv[2:]:
+    try:
+        f = open(path)
+    except FileNotFoundError:
+        continue
+    with f:
+        for n, line in enumerate(f, 1):
+            if not line.startswith("RESULT "):
+                continue
+            try:
+                d = json.loads(line[len("RESULT "):])
+            except ValueError as e:
+                sys.exit("%s:%d: a RESULT line that is not JSON: %s" % (path, n, e))
+            if d.get("table") == table:
+                print(json.dumps(d))
+' "$@"
+}
+row() { # KEYS: one JSON object per line on stdin -> a markdown row of the comma-separated keys
 	python3 -c '
 import json, sys
 keys = sys.argv[1].split(",")
 for line in sys.stdin:
-    d = json.loads(line.split("RESULT ", 1)[1])
+    if not line.strip():
+        continue
+    d = json.loads(line)
     cell = lambda v: "–" if v is None else json.dumps(v) if isinstance(v, bool) else str(v)
     print("| " + " | ".join(cell(d.get(k)) for k in keys) + " |")
 ' "$1"
+}
+rows() { # TABLE LOG KEYS: the table's rows in LOG as markdown, the comma-separated KEYS' cells
+	objects "$1" "$2" | row "$3"
 }
 
 {
@@ -39,7 +68,7 @@ for line in sys.stdin:
 	echo
 	echo "| scenario | rto_ms | acked | lost | archived |"
 	echo "|---|---|---|---|---|"
-	{ grep -sh '^RESULT {"scenario":"[^"]*","rto_ms"' "$log" || true; } | row scenario,rto_ms,acked,lost,archived
+	rows agent-scenarios "$log" scenario,rto_ms,acked,lost,archived
 	echo
 	echo "## The leader's peer API flooded from the LAN (\`TestPeerAPIFlood\`)"
 	echo
@@ -51,7 +80,7 @@ for line in sys.stdin:
 	echo
 	echo "| requests/s sent | answered | of them 429 | slow held peak | agent RSS idle MiB | agent RSS peak MiB | follower probes | answered % | role changed | acked | lost |"
 	echo "|---|---|---|---|---|---|---|---|---|---|---|"
-	{ grep -sh '^RESULT {"scenario":"peer-api-flood"' "$log" || true; } | row requests_per_s,answered,refused_429,slow_held_peak,agent_rss_idle_mib,agent_rss_peak_mib,follower_probes,follower_probes_ok_pct,role_changed,acked,lost
+	rows peer-api-flood "$log" requests_per_s,answered,refused_429,slow_held_peak,agent_rss_idle_mib,agent_rss_peak_mib,follower_probes,follower_probes_ok_pct,role_changed,acked,lost
 	echo
 	echo "## The pair at rest (\`TestPairAtRest\`)"
 	echo
@@ -60,7 +89,7 @@ for line in sys.stdin:
 	echo
 	echo "| agent CPU % (leader) | agent RSS MiB (leader) | agent CPU % (follower) | agent RSS MiB (follower) | Kine CPU % (leader) | Kine RSS MiB (leader) | Kine CPU % (follower) | Kine RSS MiB (follower) |"
 	echo "|---|---|---|---|---|---|---|---|"
-	{ grep -sh '^RESULT {"scenario":"pair-at-rest"' "$log" || true; } | row leader_agent_cpu_pct,leader_agent_rss_mib,follower_agent_cpu_pct,follower_agent_rss_mib,leader_kine_cpu_pct,leader_kine_rss_mib,follower_kine_cpu_pct,follower_kine_rss_mib
+	rows pair-at-rest "$log" leader_agent_cpu_pct,leader_agent_rss_mib,follower_agent_cpu_pct,follower_agent_rss_mib,leader_kine_cpu_pct,leader_kine_rss_mib,follower_kine_cpu_pct,follower_kine_rss_mib
 	echo
 	echo "## Deterministic simulation of the decision loops (\`bootstrap/agent\`, in \`make test\`)"
 	echo
@@ -90,13 +119,12 @@ for line in sys.stdin:
 	echo
 	echo "| scenario | api_rto_ms | acked | lost | archived | dual_leader_ms | ha_restored_ms | linearizable | without branches | dual_vip_ms | vip_move_ms | vip_rto_ms | cm_gap | sched_gap | losses | controllers_ms |"
 	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-	{ grep -sh '^RESULT {"scenario".*"api_rto_ms"\|^SPLIT {' "$log" || true; } | python3 -c '
+	{ objects fault-matrix "$log"; objects fault-matrix-split "$log"; } | python3 -c '
 import json, sys
 rows, split = [], {}
 for line in sys.stdin:
-    kind, _, body = line.partition(" ")
-    d = json.loads(body)
-    if kind == "SPLIT":
+    d = json.loads(line)
+    if d["table"] == "fault-matrix-split":
         split[d["scenario"]] = d
     else:
         rows.append(d)
@@ -117,7 +145,7 @@ for d in rows:
 	echo
 	echo "| install s | boot both s | pair formed s | Kine restarted by systemd ms | reboot to rejoined s | total s |"
 	echo "|---|---|---|---|---|---|"
-	{ grep -sh '^RESULT {"scenario":"appliance"' "$log" || true; } | row install_s,boot_two_s,pair_formed_s,kine_restart_ms,reboot_rejoin_s,total_s
+	rows appliance "$log" install_s,boot_two_s,pair_formed_s,kine_restart_ms,reboot_rejoin_s,total_s
 	echo
 	echo "First boot from the documented user-data alone, then an upgrade of each node in turn (a leader hands over"
 	echo "before its upgrade; \`upgrade_write_pause_ms\`: the longest time between two acknowledged writes, every 50 ms"
@@ -125,30 +153,32 @@ for d in rows:
 	echo
 	echo "| pair formed s | both upgrades s | upgrade_write_pause_ms | reset to rejoined s | total s |"
 	echo "|---|---|---|---|---|"
-	{ grep -sh '^RESULT {"scenario":"appliance-firstboot"' "$log" || true; } | row pair_formed_s,upgrade_both_s,upgrade_write_pause_ms,reset_rejoin_s,total_s
+	rows appliance-firstboot "$log" pair_formed_s,upgrade_both_s,upgrade_write_pause_ms,reset_rejoin_s,total_s
 	echo
 	echo "## What TWO_NODE adds to the image (stripped binaries; packages on a minimal Debian)"
 	echo
 	echo "| item | arch | MiB |"
 	echo "|---|---|---|"
-	{ grep -sh '^RESULT {"scenario":"image-size"' "$log" || true; } | row item,arch,mib
+	rows image-size "$log" item,arch,mib
 	echo
 	echo "## Unit hardening (\`systemd-analyze security --offline=yes\`, lower is better)"
 	echo
 	echo "| unit | exposure |"
 	echo "|---|---|"
-	{ grep -sh '^RESULT {"scenario":"unit-security"' "$log" || true; } | row unit,exposure
-	if [ -s "$bench" ] && grep -q '^RESULT {"median_ms"' "$bench"; then
+	rows unit-security "$log" unit,exposure
+	crash=$(rows leader-crash "$bench" metric,runs,median_ms,p95_ms)
+	if [ -n "$crash" ]; then
 		echo
 		echo "## Leader crash benchmark (\`make bench\`: alternating leader power-offs, default timers)"
 		echo
 		echo "| measure | runs | median ms | p95 ms |"
 		echo "|---|---|---|---|"
-		grep -h '^RESULT {"median_ms"' "$bench" | row metric,runs,median_ms,p95_ms
+		printf '%s\n' "$crash"
 	else
 		kept "Leader crash benchmark"
 	fi
-	if [ -s "$bench" ] && grep -q '^RESULT .*"table":"failover-phases"' "$bench"; then
+	phases=$(rows failover-phases "$bench" label,runs,median_ms,p95_ms)
+	if [ -n "$phases" ]; then
 		echo
 		echo "## Where a leader crash's time goes (\`make bench\`)"
 		echo
@@ -162,18 +192,19 @@ for d in rows:
 		echo
 		echo "| phase ends | runs | median ms | p95 ms |"
 		echo "|---|---|---|---|"
-		grep -h '^RESULT .*"table":"failover-phases"' "$bench" | row label,runs,median_ms,p95_ms
+		printf '%s\n' "$phases"
 		echo
-		grep -h '^RESULT {"metric":"watch_resumed_within_30s"' "$bench" | python3 -c '
+		objects watch-resumed "$bench" | python3 -c '
 import json, sys
 for line in sys.stdin:
-    d = json.loads(line.split("RESULT ", 1)[1])
+    d = json.loads(line)
     print("The watch resumed within 30 s in %d of %d runs." % (d["resumed"], d["runs"]))'
 	else
 		kept "Where a leader crash"
 	fi
 	compare=/tmp/twonode-compare.log # bin/twonode-lab compare, the line after the crash benchmark in scripts/bench.sh
-	if [ -s "$compare" ] && grep -q '^RESULT {"table":"datastore-vs-etcd",' "$compare"; then
+	cmp=$(rows datastore-vs-etcd "$compare" backend,op,clients,ops,errors,ops_per_s,p50_ms,p99_ms,p50_vs_etcd,p99_vs_etcd,ops_per_s_vs_etcd)
+	if [ -n "$cmp" ]; then
 		echo
 		echo "## The datastore against etcd (\`make bench\`)"
 		echo
@@ -193,14 +224,15 @@ for line in sys.stdin:
 		echo
 		echo "| backend | op | clients | ops | errors | ops/s | p50 ms | p99 ms | p50 vs etcd | p99 vs etcd | ops/s vs etcd |"
 		echo "|---|---|---|---|---|---|---|---|---|---|---|"
-		grep -h '^RESULT {"table":"datastore-vs-etcd",' "$compare" | row backend,op,clients,ops,errors,ops_per_s,p50_ms,p99_ms,p50_vs_etcd,p99_vs_etcd,ops_per_s_vs_etcd
+		printf '%s\n' "$cmp"
 		echo
 		echo "![p50 and p99 latency per backend, operation and clients](../images/datastore-vs-etcd.svg)"
 	else
 		kept "The datastore against etcd"
 	fi
 	scale=/tmp/twonode-scale.log # bin/twonode-lab scale, in scripts/bench.sh
-	if [ -s "$scale" ] && grep -q '^RESULT {"table":"scaling",' "$scale"; then
+	scaling=$(objects scaling "$scale")
+	if [ -n "$scaling" ]; then
 		echo
 		echo "## How cost grows with work (\`make bench\`)"
 		echo
@@ -216,17 +248,17 @@ for line in sys.stdin:
 		echo "so it joins by base backup of the same data, as a replaced node does."
 		echo
 		{ grep -h '^datastore at ' "$scale" || true; } | sed 's/^/- /'
-		grep -h '^RESULT {"table":"scaling","curve":"datastore"' "$scale" | tail -1 | python3 -c '
+		printf '%s\n' "$scaling" | python3 -c '
 import json, sys
-for line in sys.stdin:
-    d = json.loads(line.split("RESULT ", 1)[1])
+last = [d for d in map(json.loads, sys.stdin) if d["curve"] == "datastore"][-1:]
+for d in last:
     r = d.get("rewind_vs_basebackup")
     print("- At %s MB of Kine rows the restore after a short outage took %s of a base backup'"'"'s time (the issue'"'"'s bar: at most 0.25 at 1 GB)." % (round(d["data_mb"]), "–" if r is None else r))
 '
 		echo
 		echo "| curve | MB of Kine rows | rows | watches | leader crash RTO ms | watches resumed ms | short outage: restore ms | copy | long outage: restore ms | copy | short / long |"
 		echo "|---|---|---|---|---|---|---|---|---|---|---|"
-		grep -h '^RESULT {"table":"scaling",' "$scale" | row curve,data_mb,rows,watches,leader_crash_rto_ms,watches_resumed_ms,rewind_restore_ms,rewind_path,basebackup_restore_ms,basebackup_path,rewind_vs_basebackup
+		printf '%s\n' "$scaling" | row curve,data_mb,rows,watches,leader_crash_rto_ms,watches_resumed_ms,rewind_restore_ms,rewind_path,basebackup_restore_ms,basebackup_path,rewind_vs_basebackup
 		echo
 		echo "![Leader crash and restore against the datastore's size](../images/scaling-datastore.svg)"
 		echo
@@ -234,7 +266,8 @@ for line in sys.stdin:
 	else
 		kept "How cost grows with work"
 	fi
-	if [ -s "$fleet" ] && grep -q '^RESULT {"scenario":"fleet-healthy"' "$fleet"; then
+	healthy=$(rows fleet-healthy "$fleet" pairs,pool,seconds,reads_per_s,read_p50_ms,read_p99_ms,read_errors,wrong_reads,writes,writes_per_s,raft_entries,etcd_cpu_s,sim_cpu_s)
+	if [ -n "$healthy" ]; then
 		echo
 		echo "## Witness fleet"
 		echo
@@ -262,15 +295,15 @@ for line in sys.stdin:
 		echo
 		echo "| pairs | pool | seconds | reads/s | read p50 ms | read p99 ms | read errors | wrong reads | writes | writes/s | raft entries | etcd CPU s | simulator CPU s |"
 		echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-		grep -h '^RESULT {"scenario":"fleet-healthy"' "$fleet" | row pairs,pool,seconds,reads_per_s,read_p50_ms,read_p99_ms,read_errors,wrong_reads,writes,writes_per_s,raft_entries,etcd_cpu_s,sim_cpu_s
+		printf '%s\n' "$healthy"
 		echo
 		echo "| member | leader | CPU % | resident MiB | ranges/s |"
 		echo "|---|---|---|---|---|"
-		grep -h '^RESULT {"scenario":"fleet-etcd-member"' "$fleet" | row member,leader,cpu_pct,rss_mib,ranges_per_s
+		rows fleet-etcd-member "$fleet" member,leader,cpu_pct,rss_mib,ranges_per_s
 		echo
 		echo "| failing at once | decided | winners | failed swaps | conceded on read | won after a lapse | wrong | retried | decision p50 ms | p99 ms | max ms | delay p50 ms | delay p99 ms | spare lease p99 ms | all decided ms | writes | etcd CPU s | simulator CPU s |"
 		echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-		grep -h '^RESULT {"scenario":"fleet-race"' "$fleet" | row failures,decided,winners,failed_swaps,conceded_on_read,after_lapse,wrong,retried,decision_p50_ms,decision_p99_ms,decision_max_ms,delay_p50_ms,delay_p99_ms,grant_p99_ms,all_decided_ms,writes,etcd_cpu_s,sim_cpu_s
+		rows fleet-race "$fleet" failures,decided,winners,failed_swaps,conceded_on_read,after_lapse,wrong,retried,decision_p50_ms,decision_p99_ms,decision_max_ms,delay_p50_ms,delay_p99_ms,grant_p99_ms,all_decided_ms,writes,etcd_cpu_s,sim_cpu_s
 		echo
 		echo "![Decision latency against pairs failing at once](../images/fleet-latency.svg)"
 	else

@@ -18,6 +18,7 @@ import (
 
 	"github.com/twonode-edge/twonode/bootstrap/localapi"
 	"github.com/twonode-edge/twonode/e2e/harness"
+	"github.com/twonode-edge/twonode/e2e/results"
 )
 
 // Namespaces tnap-{a,b,c}, subnet 10.70.0.0/24: distinct from the e2e suite
@@ -266,8 +267,11 @@ func TestAppliance(t *testing.T) {
 		}
 	})
 
-	fmt.Printf("RESULT {\"scenario\":\"appliance\",\"install_s\":%.1f,\"boot_two_s\":%.1f,\"pair_formed_s\":%.1f,\"kine_restart_ms\":%d,\"reboot_rejoin_s\":%.1f,\"total_s\":%.1f}\n",
-		image.install.Seconds(), bootTook.Seconds(), formTook.Seconds(), kineRestart.Milliseconds(), rebootTook.Seconds(), time.Since(testStart).Seconds())
+	s := func(d time.Duration) json.Number { return results.Fixed(d.Seconds(), 1) }
+	if err := results.Write(os.Stdout, results.Appliance, "", map[string]any{"install_s": s(image.install), "boot_two_s": s(bootTook),
+		"pair_formed_s": s(formTook), "kine_restart_ms": kineRestart.Milliseconds(), "reboot_rejoin_s": s(rebootTook), "total_s": s(time.Since(testStart))}); err != nil {
+		t.Error(err)
+	}
 }
 
 // checkImageLayout: what lands where (docs/image.md's table).

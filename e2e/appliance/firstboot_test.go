@@ -16,6 +16,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/twonode-edge/twonode/e2e/harness"
+	"github.com/twonode-edge/twonode/e2e/results"
 )
 
 // Namespaces tnfb-{a,b,c}, subnet 10.99.0.0/24: the addresses the user-data
@@ -354,8 +355,11 @@ func TestFirstBootUpgradeReset(t *testing.T) {
 	waitStates(t, b.node, "follower", 120*time.Second)
 	waitStates(t, a.node, "leader", 30*time.Second)
 
-	fmt.Printf("RESULT {\"scenario\":\"appliance-firstboot\",\"pair_formed_s\":%.1f,\"upgrade_both_s\":%.1f,\"upgrade_write_pause_ms\":%d,\"reset_rejoin_s\":%.1f,\"total_s\":%.1f}\n",
-		formTook.Seconds(), upgradeTook.Seconds(), upgradePause.Milliseconds(), resetTook.Seconds(), time.Since(testStart).Seconds())
+	s := func(d time.Duration) json.Number { return results.Fixed(d.Seconds(), 1) }
+	if err := results.Write(os.Stdout, results.ApplianceFirstBoot, "", map[string]any{"pair_formed_s": s(formTook), "upgrade_both_s": s(upgradeTook),
+		"upgrade_write_pause_ms": upgradePause.Milliseconds(), "reset_rejoin_s": s(resetTook), "total_s": s(time.Since(testStart))}); err != nil {
+		t.Error(err)
+	}
 }
 
 // addressOnLeader: the pair's address (twonode.vip in the documented

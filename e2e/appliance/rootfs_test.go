@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/twonode-edge/twonode/e2e/results"
 )
 
 // The Debian root filesystem the install script is tested in.
@@ -221,7 +223,9 @@ func baseRootfs(t testing.TB) string {
 	}
 	took := time.Since(start)
 	t.Logf("appliance: root filesystem built in %v", took.Round(time.Second))
-	fmt.Printf("RESULT {\"scenario\":\"appliance-rootfs-build\",\"seconds\":%.1f,\"cache\":%q}\n", took.Seconds(), dir)
+	if err := results.Write(os.Stdout, results.ApplianceRootFS, "", map[string]any{"seconds": results.Fixed(took.Seconds(), 1), "cache": dir}); err != nil {
+		t.Error(err)
+	}
 	return dir
 }
 

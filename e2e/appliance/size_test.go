@@ -2,7 +2,6 @@ package appliance
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twonode-edge/twonode/e2e/results"
 )
 
 // TestImageSize is the size benchmark: what TWO_NODE adds to an image, as
@@ -50,9 +51,9 @@ func TestImageSize(t *testing.T) {
 				t.Errorf("%s/%s is not an ELF executable for %s", arch, name, arch)
 			}
 			binTotal[arch] += int64(len(b))
-			fmt.Printf("RESULT {\"scenario\":\"image-size\",\"item\":%q,\"arch\":%q,\"bytes\":%d,\"mib\":%.1f}\n", name, arch, len(b), mib(int64(len(b))))
+			sizeResult(t, name, arch, mib(int64(len(b))), map[string]any{"bytes": len(b)})
 		}
-		fmt.Printf("RESULT {\"scenario\":\"image-size\",\"item\":\"binaries\",\"arch\":%q,\"bytes\":%d,\"mib\":%.1f}\n", arch, binTotal[arch], mib(binTotal[arch]))
+		sizeResult(t, "binaries", arch, mib(binTotal[arch]), map[string]any{"bytes": binTotal[arch]})
 	}
 
 	img, base := installedImage(t)
@@ -76,8 +77,7 @@ func TestImageSize(t *testing.T) {
 	if len(added) == 0 {
 		t.Fatal("install-two-node.sh added no package: PostgreSQL missing?")
 	}
-	fmt.Printf("RESULT {\"scenario\":\"image-size\",\"item\":\"packages\",\"arch\":%q,\"count\":%d,\"installed_kib\":%d,\"mib\":%.1f,\"names\":%q}\n",
-		runtime.GOARCH, len(added), kib, float64(kib)/1024, strings.Join(added, " "))
+	sizeResult(t, "packages", runtime.GOARCH, float64(kib)/1024, map[string]any{"count": len(added), "installed_kib": kib, "names": strings.Join(added, " ")})
 	du := func(d string) int64 {
 		out, err := run(5*time.Minute, "du", "-sb", "--exclude=*/var/cache/apt", "--exclude=*/var/lib/apt/lists", d)
 		if err != nil {
@@ -87,7 +87,17 @@ func TestImageSize(t *testing.T) {
 		return n
 	}
 	delta := du(img) - du(base)
-	fmt.Printf("RESULT {\"scenario\":\"image-size\",\"item\":\"total-on-disk\",\"arch\":%q,\"bytes\":%d,\"mib\":%.1f}\n", runtime.GOARCH, delta, mib(delta))
+	sizeResult(t, "total-on-disk", runtime.GOARCH, mib(delta), map[string]any{"bytes": delta})
+}
+
+// sizeResult prints a row of the image-size table: an item, its
+// architecture, its size in MiB and its other figures.
+func sizeResult(t *testing.T, item, arch string, mibs float64, figures map[string]any) {
+	t.Helper()
+	figures["item"], figures["arch"], figures["mib"] = item, arch, results.Fixed(mibs, 1)
+	if err := results.Write(os.Stdout, results.ImageSize, "", figures); err != nil {
+		t.Error(err)
+	}
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"html"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/twonode-edge/twonode/bootstrap/config"
 	"github.com/twonode-edge/twonode/bootstrap/postgres"
+	"github.com/twonode-edge/twonode/e2e/results"
 )
 
 // Exposure ceilings for systemd-analyze security (0 = fully locked down,
@@ -118,7 +118,9 @@ func TestStaticUnitsSecurity(t *testing.T) {
 			continue
 		}
 		score, _ := strconv.ParseFloat(m[2], 64)
-		fmt.Printf("RESULT {\"scenario\":\"unit-security\",\"unit\":%q,\"exposure\":%.1f}\n", u, score)
+		if err := results.Write(os.Stdout, results.UnitSecurity, "", map[string]any{"unit": u, "exposure": results.Fixed(score, 1)}); err != nil {
+			t.Error(err)
+		}
 		limit := maxExposure
 		if unprivilegedUnits[u] {
 			limit = maxExposureUnprivileged

@@ -81,7 +81,7 @@ func TestRowsEmptyReference(t *testing.T) {
 	}
 }
 
-// The RESULT lines start with the table's name, and read back as written.
+// The RESULT lines name the table, and read back as written.
 func TestPrintParseRows(t *testing.T) {
 	rows := Rows(cells())
 	var b bytes.Buffer

@@ -1,7 +1,6 @@
 package compare
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"html"
@@ -11,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/twonode-edge/twonode/e2e/chart"
+	"github.com/twonode-edge/twonode/e2e/results"
 )
 
 // The picture's frame, in SVG units: one panel per operation, side by
@@ -175,19 +175,17 @@ func plural(n int) string {
 // ParseRows reads the table's RESULT lines from a log (other lines are
 // skipped).
 func ParseRows(r io.Reader) ([]Row, error) {
+	lines, err := results.Read(r, results.DatastoreVsEtcd)
+	if err != nil {
+		return nil, err
+	}
 	var rows []Row
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		body, ok := strings.CutPrefix(sc.Text(), "RESULT ")
-		if !ok || !strings.HasPrefix(body, `{"table":"`+TableName+`"`) {
-			continue
-		}
+	for _, line := range lines {
 		var row Row
-		if err := json.Unmarshal([]byte(body), &row); err != nil {
-			return nil, fmt.Errorf("compare: %q: %w", body, err)
+		if err := json.Unmarshal(line, &row); err != nil {
+			return nil, fmt.Errorf("compare: %s: %w", line, err)
 		}
 		rows = append(rows, row)
 	}
-	return rows, sc.Err()
+	return rows, nil
 }

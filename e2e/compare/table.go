@@ -2,14 +2,13 @@ package compare
 
 import (
 	"cmp"
-	"encoding/json"
-	"fmt"
 	"io"
 	"math"
 	"slices"
 	"time"
 
 	"github.com/twonode-edge/twonode/e2e/fleet"
+	"github.com/twonode-edge/twonode/e2e/results"
 )
 
 // The backends, in the order the table and the picture show them. Etcd is
@@ -45,12 +44,11 @@ type Cell struct {
 	FirstError  string // the first error's text, to say why (empty: none)
 }
 
-// Row is one RESULT line of the table. The ratios divide by the etcd
+// Row is one RESULT line of table "datastore-vs-etcd". The ratios divide by the etcd
 // cell of the same operation and clients (above 1: slower or more for
 // this backend); nil when there is no etcd cell to divide by, or it
 // measured nothing.
 type Row struct {
-	Table         string   `json:"table"`
 	Backend       string   `json:"backend"`
 	Op            string   `json:"op"`
 	Clients       int      `json:"clients"`
@@ -64,10 +62,6 @@ type Row struct {
 	P99VsEtcd     *float64 `json:"p99_vs_etcd"`
 	OpsPerSVsEtcd *float64 `json:"ops_per_s_vs_etcd"`
 }
-
-// TableName is the "table" field of every row, what scripts/results.sh
-// looks for.
-const TableName = "datastore-vs-etcd"
 
 // stats are a cell's figures before rounding.
 type stats struct {
@@ -108,7 +102,7 @@ func Rows(cells []Cell) []Row {
 	var rows []Row
 	for _, c := range cells {
 		s := c.stats()
-		r := Row{Table: TableName, Backend: c.Backend, Op: c.Op, Clients: c.Clients, Ops: s.ops, Errors: c.Errors,
+		r := Row{Backend: c.Backend, Op: c.Op, Clients: c.Clients, Ops: s.ops, Errors: c.Errors,
 			Seconds: round(c.Window.Seconds(), 1), OpsPerS: round(s.opsPerS, 1)}
 		if s.measured {
 			p50, p99 := ms(s.p50), ms(s.p99)
@@ -154,14 +148,10 @@ func ratio(a, b float64) *float64 {
 	return &v
 }
 
-// PrintRows writes one "RESULT {json}" line per row.
+// PrintRows writes one RESULT line per row (results.Write).
 func PrintRows(w io.Writer, rows []Row) error {
 	for _, r := range rows {
-		b, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		if _, err := fmt.Fprintf(w, "RESULT %s\n", b); err != nil {
+		if err := results.Write(w, results.DatastoreVsEtcd, "", r); err != nil {
 			return err
 		}
 	}

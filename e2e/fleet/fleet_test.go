@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twonode-edge/twonode/e2e/results"
 )
 
 // The sizes. The defaults are the short variant the test suite runs
@@ -86,7 +89,7 @@ func TestFleet(t *testing.T) {
 		etcdCPU += delta(before[i], after[i], mCPU)
 	}
 	reads := len(h.Latencies) + h.Errors + h.Wrong
-	result("fleet-healthy", "pairs", len(healthy), "nodes", 2*len(healthy), "pool", len(pool), "members", len(w.Members),
+	write(results.FleetHealthy, "pairs", len(healthy), "nodes", 2*len(healthy), "pool", len(pool), "members", len(w.Members),
 		"seconds", round(window.Seconds(), 1), "reads", reads, "reads_per_s", round(float64(reads)/window.Seconds(), 1),
 		"read_errors", h.Errors, "wrong_reads", h.Wrong, "read_p50_ms", ms(h.Latencies.Quantile(0.5)), "read_p99_ms", ms(h.Latencies.Quantile(0.99)),
 		"writes", writes, "writes_per_s", round(writes/window.Seconds(), 1), "raft_entries", entries, "lease_grants", grants,
@@ -94,7 +97,7 @@ func TestFleet(t *testing.T) {
 	lead := leader(after)
 	for i, m := range w.Members {
 		cpu := delta(before[i], after[i], mCPU)
-		result("fleet-etcd-member", "member", m.Name, "leader", i == lead, "pairs", len(healthy), "pool", len(pool),
+		write(results.FleetEtcdMember, "member", m.Name, "leader", i == lead, "pairs", len(healthy), "pool", len(pool),
 			"cpu_s", round(cpu, 2), "cpu_pct", round(100*cpu/window.Seconds(), 1), "rss_mib", round(after[i][mRSS]/(1<<20), 1),
 			"ranges_per_s", round(delta(before[i], after[i], mRanges)/window.Seconds(), 1))
 	}
@@ -132,7 +135,7 @@ func TestFleet(t *testing.T) {
 		}
 		p := Point{Failures: k, P50: v.Decision.Quantile(0.5), P99: v.Decision.Quantile(0.99)}
 		points = append(points, p)
-		result("fleet-race", "failures", k, "background_pairs", len(healthy), "pool", len(pool),
+		write(results.FleetRace, "failures", k, "background_pairs", len(healthy), "pool", len(pool),
 			"decided", v.Decided, "winners", v.Winners, "failed_swaps", v.FailedSwaps, "conceded_on_read", v.ConcededOnRead, "after_lapse", v.AfterLapse, "wrong", v.Wrong,
 			"retried", v.Retried, "decision_p50_ms", ms(p.P50), "decision_p99_ms", ms(p.P99), "decision_max_ms", ms(v.Decision.Quantile(1)),
 			"delay_p50_ms", ms(v.Delay.Quantile(0.5)), "delay_p99_ms", ms(v.Delay.Quantile(0.99)),
@@ -186,49 +189,50 @@ func redraw(log, path string) error {
 	if err != nil {
 		return err
 	}
+	var healthy struct{ Members int }
+	if rows, err := results.Read(bytes.NewReader(data), results.FleetHealthy); err != nil {
+		return err
+	} else if len(rows) > 0 {
+		if err := json.Unmarshal(rows[len(rows)-1], &healthy); err != nil {
+			return err
+		}
+	}
+	races, err := results.Read(bytes.NewReader(data), results.FleetRace)
+	if err != nil {
+		return err
+	}
+	if len(races) == 0 {
+		return fmt.Errorf("%s: no fleet-race RESULT line", log)
+	}
 	var points []Point
-	var members, pairs, pool int
-	for _, line := range strings.Split(string(data), "\n") {
+	var pairs, pool int
+	for _, line := range races {
 		var r struct {
-			Scenario        string
-			Members         int
 			Failures        int
 			BackgroundPairs int `json:"background_pairs"`
 			Pool            int
 			P50             float64 `json:"decision_p50_ms"`
 			P99             float64 `json:"decision_p99_ms"`
 		}
-		body, ok := strings.CutPrefix(line, "RESULT ")
-		if !ok || json.Unmarshal([]byte(body), &r) != nil {
-			continue
+		if err := json.Unmarshal(line, &r); err != nil {
+			return err
 		}
-		switch r.Scenario {
-		case "fleet-healthy":
-			members = r.Members
-		case "fleet-race":
-			points = append(points, Point{Failures: r.Failures, P50: time.Duration(r.P50 * float64(time.Millisecond)), P99: time.Duration(r.P99 * float64(time.Millisecond))})
-			pairs, pool = r.BackgroundPairs, r.Pool
-		}
+		points = append(points, Point{Failures: r.Failures, P50: time.Duration(r.P50 * float64(time.Millisecond)), P99: time.Duration(r.P99 * float64(time.Millisecond))})
+		pairs, pool = r.BackgroundPairs, r.Pool
 	}
-	if len(points) == 0 {
-		return fmt.Errorf("%s: no fleet-race RESULT line", log)
-	}
-	return draw(path, points, members, pairs, pool)
+	return draw(path, points, healthy.Members, pairs, pool)
 }
 
-// result prints a RESULT line as every measuring test does, for
-// scripts/results.sh: a JSON object, the scenario first, then the
-// key-value pairs kv in their order.
-func result(scenario string, kv ...any) {
-	var b strings.Builder
-	name, _ := json.Marshal(scenario)
-	fmt.Fprintf(&b, `RESULT {"scenario":%s`, name)
+// write prints a RESULT line of table (results.Write) from the key-value
+// pairs kv.
+func write(table string, kv ...any) {
+	figures := map[string]any{}
 	for i := 0; i+1 < len(kv); i += 2 {
-		k, _ := json.Marshal(kv[i])
-		v, _ := json.Marshal(kv[i+1])
-		fmt.Fprintf(&b, ",%s:%s", k, v)
+		figures[kv[i].(string)] = kv[i+1]
 	}
-	fmt.Println(b.String() + "}")
+	if err := results.Write(os.Stdout, table, "", figures); err != nil {
+		panic(err) // only numbers, strings and bools: a programming error
+	}
 }
 
 func scrape(t *testing.T, w *Witness) []map[string]float64 {

@@ -530,8 +530,8 @@ func TestArchiveAndResult(t *testing.T) {
 	ms := int64(1234)
 	_ = PrintResult(&buf, Result{Scenario: "failover-sync", RTOms: &ms, Acked: 10, Lost: 0, Archived: 1})
 	_ = PrintResult(&buf, Result{Scenario: "x", Acked: 1})
-	want := `RESULT {"scenario":"failover-sync","rto_ms":1234,"acked":10,"lost":0,"archived":1}
-RESULT {"scenario":"x","rto_ms":null,"acked":1,"lost":0,"archived":0}
+	want := `RESULT {"table":"agent-scenarios","scenario":"failover-sync","rto_ms":1234,"acked":10,"lost":0,"archived":1}
+RESULT {"table":"agent-scenarios","scenario":"x","rto_ms":null,"acked":1,"lost":0,"archived":0}
 `
 	if buf.String() != want {
 		t.Fatalf("PrintResult:\n%s\nwant\n%s", buf.String(), want)

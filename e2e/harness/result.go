@@ -1,10 +1,10 @@
 package harness
 
 import (
-	"encoding/json"
-	"fmt"
 	"io"
 	"time"
+
+	"github.com/twonode-edge/twonode/e2e/results"
 )
 
 // Result is the one-line summary a scenario prints for the report tooling.
@@ -17,22 +17,16 @@ type Result struct {
 }
 
 // PrintResult prints exactly
-// RESULT {"scenario":"<name>","rto_ms":<n or null>,"acked":<n>,"lost":<n>,"archived":<n>}
-// on one line. Field order is fixed by the struct below (encoding/json keeps
-// declaration order); the scenario name is JSON-escaped.
+// RESULT {"table":"agent-scenarios","scenario":"<name>","rto_ms":<n or null>,"acked":<n>,"lost":<n>,"archived":<n>}
+// on one line (results.Write). Field order is fixed by the struct below
+// (encoding/json keeps declaration order); the scenario name is JSON-escaped.
 func PrintResult(w io.Writer, r Result) error {
-	b, err := json.Marshal(struct {
-		Scenario string `json:"scenario"`
+	return results.Write(w, results.AgentScenarios, r.Scenario, struct {
 		RTOms    *int64 `json:"rto_ms"`
 		Acked    int    `json:"acked"`
 		Lost     int    `json:"lost"`
 		Archived int    `json:"archived"`
-	}{r.Scenario, r.RTOms, r.Acked, r.Lost, r.Archived})
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "RESULT %s\n", b)
-	return err
+	}{r.RTOms, r.Acked, r.Lost, r.Archived})
 }
 
 // RTO converts a fault time and the first acknowledgement after it (as from

@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"github.com/twonode-edge/twonode/e2e/apiserver"
 	"github.com/twonode-edge/twonode/e2e/cluster"
 	"github.com/twonode-edge/twonode/e2e/harness"
+	"github.com/twonode-edge/twonode/e2e/results"
 )
 
 // BenchOptions of `make bench`'s leader crashes.
@@ -187,15 +187,12 @@ func oneRun(r map[string]time.Time) string {
 // benchReport prints the phases' table and the RESULT lines, and draws
 // the stacked bar.
 func benchReport(out io.Writer, o BenchOptions, runs []map[string]time.Time, rto, kineReady []time.Duration) error {
-	result := func(v map[string]any) {
-		b, _ := json.Marshal(v)
-		fmt.Fprintf(out, "RESULT %s\n", b)
-	}
+	write := func(table string, v map[string]any) { _ = results.Write(out, table, "", v) }
 	stats := summarize(runs)
 	fmt.Fprintf(out, "\nphase ends after the power cut, over %d runs:\n", len(runs))
 	for _, s := range stats {
 		fmt.Fprintf(out, "  %-40s median %5d ms   p95 %5d ms\n", s.label, s.median.Milliseconds(), s.p95.Milliseconds())
-		result(map[string]any{"table": "failover-phases", "phase": s.mark, "label": s.label, "runs": s.runs,
+		write(results.FailoverPhases, map[string]any{"phase": s.mark, "label": s.label, "runs": s.runs,
 			"median_ms": s.median.Milliseconds(), "p95_ms": s.p95.Milliseconds()})
 	}
 	promote := between(runs, "promote_requested", "promoted")
@@ -207,7 +204,7 @@ func benchReport(out io.Writer, o BenchOptions, runs []map[string]time.Time, rto
 	}{{"leader_crash_rto", rto}, {"pg_promote", promote}, {"kine_ready", kineReady},
 		{"detection_to_first_write", detToWrite}, {"api_after_kine", apiGap},
 		{"detection_to_api_write", between(runs, "detected", "first_write_api")}} {
-		result(map[string]any{"metric": s.name, "runs": len(s.d),
+		write(results.LeaderCrash, map[string]any{"metric": s.name, "runs": len(s.d),
 			"median_ms": pct(s.d, 50).Milliseconds(), "p95_ms": pct(s.d, 95).Milliseconds()})
 	}
 	limit := 2 * (pct(promote, 50) + pct(kineReady, 50))
@@ -222,7 +219,7 @@ func benchReport(out io.Writer, o BenchOptions, runs []map[string]time.Time, rto
 		}
 	}
 	fmt.Fprintf(out, "the watch through the survivor's API server resumed within 30 s in %d of %d runs\n", resumed, len(runs))
-	result(map[string]any{"metric": "watch_resumed_within_30s", "runs": len(runs), "resumed": resumed})
+	write(results.WatchResumed, map[string]any{"metric": "watch_resumed_within_30s", "runs": len(runs), "resumed": resumed})
 	if o.SVG != "" {
 		return os.WriteFile(o.SVG, drawPhases(stats, len(runs)), 0o644)
 	}

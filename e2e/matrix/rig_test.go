@@ -2,7 +2,6 @@ package matrix
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"github.com/twonode-edge/twonode/e2e/check"
 	"github.com/twonode-edge/twonode/e2e/cluster"
 	"github.com/twonode-edge/twonode/e2e/harness"
+	"github.com/twonode-edge/twonode/e2e/results"
 	"github.com/twonode-edge/twonode/e2e/workload"
 )
 
@@ -468,17 +468,15 @@ func fmtMs(v *int64) string {
 }
 
 // report prints the RESULT line, in the issue's exact format, and for a
-// history that held only without the losers' branches a SPLIT line that
-// says so (scripts/results.sh puts it next to the RESULT's linearizable,
-// which is the whole history's).
+// history that held only without the losers' branches a RESULT line of
+// table fault-matrix-split that says so (scripts/results.sh puts it next
+// to the first line's linearizable, which is the whole history's).
 func (r *rig) report(res workload.Result) {
 	_ = workload.PrintResult(os.Stdout, res)
 	if r.split != nil {
-		b, _ := json.Marshal(struct {
-			Scenario string `json:"scenario"`
-			*check.Split
-		}{res.Scenario, r.split})
-		fmt.Printf("SPLIT %s\n", b)
+		if err := results.Write(os.Stdout, results.FaultMatrixSplit, res.Scenario, r.split); err != nil {
+			r.t.Error(err)
+		}
 	}
 	for n, s := range r.api {
 		if k := s.Restarts(); k > 0 {

@@ -141,7 +141,7 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 		}
 		fmt.Fprintf(out, "datastore at %.0f MB (%d rows), filled in %s; Kine restarted on both nodes and serving again in %s\n",
 			mb, n, filled.Round(time.Millisecond), restart.Round(time.Millisecond))
-		base := Row{Table: "scaling", SizeMB: size, DataMB: round1(mb), Rows: n, Fill: fillHow}
+		base := Row{SizeMB: size, DataMB: round1(mb), Rows: n, Fill: fillHow}
 
 		row := base
 		row.Curve = "datastore"

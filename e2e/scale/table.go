@@ -1,12 +1,12 @@
 package scale
 
 import (
-	"encoding/json"
-	"fmt"
 	"io"
 	"math"
 	"strings"
 	"time"
+
+	"github.com/twonode-edge/twonode/e2e/results"
 )
 
 // How the run fills the datastore, as the rows say it (fill).
@@ -19,10 +19,9 @@ const (
 	fillHow = "sql-insert"
 )
 
-// Row is one measurement, printed as `RESULT {json}` with "table" first
-// (field order is the struct's).
+// Row is one measurement, printed as a RESULT line of table "scaling"
+// (results.Write; field order is the struct's).
 type Row struct {
-	Table   string  `json:"table"` // always "scaling"
 	Curve   string  `json:"curve"` // "datastore" (0 watches) or "watches"
 	SizeMB  int     `json:"size_mb"`
 	Watches int     `json:"watches"`
@@ -68,14 +67,7 @@ func ms(d *time.Duration) *int64 {
 }
 
 // Print writes the row's RESULT line.
-func (r Row) Print(w io.Writer) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "RESULT %s\n", b)
-	return err
-}
+func (r Row) Print(w io.Writer) error { return results.Write(w, results.Scaling, "", r) }
 
 // copyPath names the copy an agent's log (the part written since the node
 // started) says it made: a base backup whenever one ran (a rewind that

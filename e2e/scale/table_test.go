@@ -22,13 +22,13 @@ func TestRatio(t *testing.T) {
 	}
 }
 
-// The RESULT line starts with the table's name (results.sh greps for it)
+// The RESULT line names its table (results.sh selects rows by it)
 // and says null for what was not measured.
 func TestRowPrint(t *testing.T) {
 	var b bytes.Buffer
 	bb := int64(41000)
 	r := 0.15
-	if err := (Row{Table: "scaling", Curve: "datastore", SizeMB: 1000, DataMB: 1003.2, LeaderCrashRTOms: 2100,
+	if err := (Row{Curve: "datastore", SizeMB: 1000, DataMB: 1003.2, LeaderCrashRTOms: 2100,
 		RewindRestoreMs: 6150, RewindPath: "rewind", BaseBackupRestoreMs: &bb, RewindVsBaseBackup: &r, Fill: fillHow}).Print(&b); err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,12 @@
 package workload
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
+
+	"github.com/twonode-edge/twonode/e2e/results"
 )
 
 // Result is the one-line summary a fault scenario prints for the report.
@@ -58,14 +60,15 @@ func (r Result) OK() bool { return r.Lost == r.Archived && r.Linearizable }
 
 // Line returns exactly
 //
-//	RESULT {"scenario":"<name>","api_rto_ms":<n or null>,"acked":<n>,"lost":<n>,"archived":<n>,"dual_leader_ms":<n>,"ha_restored_ms":<n or null>,"linearizable":true|false,"dual_vip_ms":<n or null>,"vip_move_ms":<n or null>,"vip_rto_ms":<n or null>,"cm_renew_gap_ms":<n or null>,"sched_renew_gap_ms":<n or null>,"lease_losses":<n or null>,"controllers_ms":<n or null>}
+//	RESULT {"table":"fault-matrix","scenario":"<name>","api_rto_ms":<n or null>,"acked":<n>,"lost":<n>,"archived":<n>,"dual_leader_ms":<n>,"ha_restored_ms":<n or null>,"linearizable":true|false,"dual_vip_ms":<n or null>,"vip_move_ms":<n or null>,"vip_rto_ms":<n or null>,"cm_renew_gap_ms":<n or null>,"sched_renew_gap_ms":<n or null>,"lease_losses":<n or null>,"controllers_ms":<n or null>}
 //
-// without a newline: the issue's format, the address's and the control
-// plane's figures added at the end. The field order is the struct's below (encoding/json keeps
-// declaration order); the scenario name is JSON-escaped.
+// without a newline (results.Write): the issue's format, the address's and
+// the control plane's figures added at the end. The field order is the
+// struct's below (encoding/json keeps declaration order); the scenario
+// name is JSON-escaped.
 func (r Result) Line() string {
-	b, err := json.Marshal(struct {
-		Scenario     string `json:"scenario"`
+	var b strings.Builder
+	err := results.Write(&b, results.FaultMatrix, r.Scenario, struct {
 		APIRTOms     *int64 `json:"api_rto_ms"`
 		Acked        int    `json:"acked"`
 		Lost         int    `json:"lost"`
@@ -80,12 +83,12 @@ func (r Result) Line() string {
 		SchedRenew   *int64 `json:"sched_renew_gap_ms"`
 		LeaseLosses  *int   `json:"lease_losses"`
 		Controllers  *int64 `json:"controllers_ms"`
-	}{r.Scenario, r.APIRTOms, r.Acked, r.Lost, r.Archived, r.DualLeaderMs, r.HARestoredMs, r.Linearizable, r.DualVIPms, r.VIPMoveMs, r.VIPRTOms,
+	}{r.APIRTOms, r.Acked, r.Lost, r.Archived, r.DualLeaderMs, r.HARestoredMs, r.Linearizable, r.DualVIPms, r.VIPMoveMs, r.VIPRTOms,
 		r.CMRenewGapMs, r.SchedRenewGapMs, r.LeaseLosses, r.ControllersMs})
-	if err != nil { // cannot happen: only strings, numbers and bools
+	if err != nil { // cannot happen: only numbers and bools, to a strings.Builder
 		panic(err)
 	}
-	return "RESULT " + string(b)
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // PrintResult writes r.Line() and a newline to w.

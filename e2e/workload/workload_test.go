@@ -14,7 +14,7 @@ import (
 
 func TestResultLine(t *testing.T) {
 	r := Result{Scenario: `leader "power" loss`, Acked: 120, Lost: 2, Archived: 2, DualLeaderMs: 0, Linearizable: true}
-	want := `RESULT {"scenario":"leader \"power\" loss","api_rto_ms":null,"acked":120,"lost":2,"archived":2,"dual_leader_ms":0,"ha_restored_ms":null,"linearizable":true,"dual_vip_ms":null,"vip_move_ms":null,"vip_rto_ms":null,"cm_renew_gap_ms":null,"sched_renew_gap_ms":null,"lease_losses":null,"controllers_ms":null}`
+	want := `RESULT {"table":"fault-matrix","scenario":"leader \"power\" loss","api_rto_ms":null,"acked":120,"lost":2,"archived":2,"dual_leader_ms":0,"ha_restored_ms":null,"linearizable":true,"dual_vip_ms":null,"vip_move_ms":null,"vip_rto_ms":null,"cm_renew_gap_ms":null,"sched_renew_gap_ms":null,"lease_losses":null,"controllers_ms":null}`
 	if got := r.Line(); got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
@@ -26,7 +26,7 @@ func TestResultLine(t *testing.T) {
 	if err := PrintResult(&b, r); err != nil {
 		t.Fatal(err)
 	}
-	want = `RESULT {"scenario":"leader \"power\" loss","api_rto_ms":1534,"acked":120,"lost":2,"archived":2,"dual_leader_ms":40,"ha_restored_ms":9000,"linearizable":false,"dual_vip_ms":0,"vip_move_ms":1712,"vip_rto_ms":2100,"cm_renew_gap_ms":2104,"sched_renew_gap_ms":4000,"lease_losses":0,"controllers_ms":850}` + "\n"
+	want = `RESULT {"table":"fault-matrix","scenario":"leader \"power\" loss","api_rto_ms":1534,"acked":120,"lost":2,"archived":2,"dual_leader_ms":40,"ha_restored_ms":9000,"linearizable":false,"dual_vip_ms":0,"vip_move_ms":1712,"vip_rto_ms":2100,"cm_renew_gap_ms":2104,"sched_renew_gap_ms":4000,"lease_losses":0,"controllers_ms":850}` + "\n"
 	if b.String() != want {
 		t.Fatalf("got  %s\nwant %s", b.String(), want)
 	}
