@@ -38,60 +38,43 @@ func statusCommand() *cli.Command {
 	}
 }
 
-func pauseCommand() *cli.Command {
+// ask is an operator command that sends one request to the local agent
+// and prints its answer (pause, resume, promote, switchover): the socket
+// flag, no arguments, say's exit codes.
+func ask(name, usage string, request func(*cli.Context) (string, error), flags ...cli.Flag) *cli.Command {
 	return &cli.Command{
-		Name:  "pause",
-		Usage: "pause probing and promotion on BOTH nodes (for upgrades); survives reboots",
-		Flags: []cli.Flag{socketFlag, &cli.DurationFlag{Name: "for", Usage: "safety expiry (0 = the configured pause_expiry)", EnvVars: []string{"TWONODE_PAUSE_FOR"}}},
+		Name:  name,
+		Usage: usage,
+		Flags: append([]cli.Flag{socketFlag}, flags...),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			return say(client(c).Pause(c.Context, c.Duration("for")))
+			return say(request(c))
 		},
 	}
+}
+
+func pauseCommand() *cli.Command {
+	return ask("pause", "pause probing and promotion on BOTH nodes (for upgrades); survives reboots",
+		func(c *cli.Context) (string, error) { return client(c).Pause(c.Context, c.Duration("for")) },
+		&cli.DurationFlag{Name: "for", Usage: "safety expiry (0 = the configured pause_expiry)", EnvVars: []string{"TWONODE_PAUSE_FOR"}})
 }
 
 func resumeCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "resume",
-		Usage: "end a pause on both nodes",
-		Flags: []cli.Flag{socketFlag},
-		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			return say(client(c).Resume(c.Context))
-		},
-	}
+	return ask("resume", "end a pause on both nodes",
+		func(c *cli.Context) (string, error) { return client(c).Resume(c.Context) })
 }
 
 func promoteCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "promote",
-		Usage: "make this follower the leader now (refused while the leader's database answers, unless --force)",
-		Flags: []cli.Flag{socketFlag, &cli.BoolFlag{Name: "force", Usage: "promote even though the leader answers (a split brain: the loser's writes are archived)", EnvVars: []string{"TWONODE_PROMOTE_FORCE"}}},
-		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			return say(client(c).Promote(c.Context, c.Bool("force")))
-		},
-	}
+	return ask("promote", "make this follower the leader now (refused while the leader's database answers, unless --force)",
+		func(c *cli.Context) (string, error) { return client(c).Promote(c.Context, c.Bool("force")) },
+		&cli.BoolFlag{Name: "force", Usage: "promote even though the leader answers (a split brain: the loser's writes are archived)", EnvVars: []string{"TWONODE_PROMOTE_FORCE"}})
 }
 
 func switchoverCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "switchover",
-		Usage: "planned role swap that loses nothing (run on the leader; the follower must be caught up)",
-		Flags: []cli.Flag{socketFlag},
-		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			return say(client(c).Switchover(c.Context))
-		},
-	}
+	return ask("switchover", "planned role swap that loses nothing (run on the leader; the follower must be caught up)",
+		func(c *cli.Context) (string, error) { return client(c).Switchover(c.Context) })
 }
 
 func fsmCommand() *cli.Command {

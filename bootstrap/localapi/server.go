@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,18 +17,12 @@ type server struct {
 	log *slog.Logger
 }
 
-type route struct {
-	method   string
-	deadline time.Duration
-	serve    func(s *server, ctx context.Context, body []byte) (int, any)
-}
-
-var routes = map[string]route{
-	"/v1/status":     {http.MethodGet, serverTimeout, (*server).status},
-	"/v1/pause":      {http.MethodPost, serverTimeout, (*server).pause},
-	"/v1/resume":     {http.MethodPost, serverTimeout, (*server).resume},
-	"/v1/promote":    {http.MethodPost, serverLongTimeout, (*server).promote},
-	"/v1/switchover": {http.MethodPost, serverLongTimeout, (*server).switchover},
+var routes = map[string]httpserver.Route[*server]{
+	"/v1/status":     httpserver.On(http.MethodGet, serverTimeout, (*server).status),
+	"/v1/pause":      httpserver.On(http.MethodPost, serverTimeout, (*server).pause),
+	"/v1/resume":     httpserver.On(http.MethodPost, serverTimeout, (*server).resume),
+	"/v1/promote":    httpserver.On(http.MethodPost, serverLongTimeout, (*server).promote),
+	"/v1/switchover": httpserver.On(http.MethodPost, serverLongTimeout, (*server).switchover),
 }
 
 // NewServer serves the local API: GET /v1/status, POST
@@ -50,14 +43,8 @@ func NewHTTPServer(h http.Handler) *http.Server {
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rt, ok := routes[r.URL.Path]
+	rt, ok := httpserver.Find(routes, w, r, func(code int, msg string) { writeJSON(w, code, errorReply{msg}) })
 	if !ok {
-		writeJSON(w, http.StatusNotFound, errorReply{"no such endpoint: " + r.URL.Path})
-		return
-	}
-	if r.Method != rt.method {
-		w.Header().Set("Allow", rt.method)
-		writeJSON(w, http.StatusMethodNotAllowed, errorReply{fmt.Sprintf("%s needs %s", r.URL.Path, rt.method)})
 		return
 	}
 	var body []byte
@@ -74,9 +61,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), rt.deadline)
-	defer cancel()
-	code, v := rt.serve(s, ctx, body)
+	code, v := rt.Run(s, r.Context(), body)
 	writeJSON(w, code, v)
 }
 

@@ -1,13 +1,14 @@
 package peer
 
 import (
-	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"time"
+
+	"github.com/twonode-edge/twonode/bootstrap/httpserver"
 )
 
 type server struct {
@@ -28,18 +29,12 @@ type server struct {
 	legacyWarn throttle
 }
 
-type route struct {
-	method   string
-	deadline time.Duration
-	serve    func(s *server, ctx context.Context, body []byte) (int, any)
-}
-
-var routes = map[string]route{
-	"/v1/status":   {http.MethodGet, statusDeadline, (*server).status},
-	"/v1/pause":    {http.MethodPost, commandDeadline, (*server).pause},
-	"/v1/resume":   {http.MethodPost, commandDeadline, (*server).resume},
-	"/v1/handover": {http.MethodPost, handoverDeadline, (*server).handover},
-	"/v1/follow":   {http.MethodPost, commandDeadline, (*server).follow},
+var routes = map[string]httpserver.Route[*server]{
+	"/v1/status":   httpserver.On(http.MethodGet, statusDeadline, (*server).status),
+	"/v1/pause":    httpserver.On(http.MethodPost, commandDeadline, (*server).pause),
+	"/v1/resume":   httpserver.On(http.MethodPost, commandDeadline, (*server).resume),
+	"/v1/handover": httpserver.On(http.MethodPost, handoverDeadline, (*server).handover),
+	"/v1/follow":   httpserver.On(http.MethodPost, commandDeadline, (*server).follow),
 }
 
 // NewServer serves GET /v1/challenge (open) and, authenticated with secret,
@@ -90,14 +85,8 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, challengeReply{Challenge: s.challengesFor(r).issue()})
 		return
 	}
-	rt, ok := routes[r.URL.Path]
+	rt, ok := httpserver.Find(routes, w, r, func(code int, msg string) { writeJSON(w, code, errorReply{msg}) })
 	if !ok {
-		writeJSON(w, http.StatusNotFound, errorReply{"no such endpoint"})
-		return
-	}
-	if r.Method != rt.method {
-		w.Header().Set("Allow", rt.method)
-		writeJSON(w, http.StatusMethodNotAllowed, errorReply{"use " + rt.method})
 		return
 	}
 	challenge, sig := r.Header.Get(hdrChallenge), r.Header.Get(hdrSignature)
@@ -150,9 +139,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// Authenticated: every answer from here on is signed.
-	ctx, cancel := context.WithTimeout(r.Context(), rt.deadline)
-	defer cancel()
-	code, v := rt.serve(s, ctx, body)
+	code, v := rt.Run(s, r.Context(), body)
 	s.writeSigned(w, challenge, legacy, code, v)
 }
 
