@@ -51,10 +51,12 @@ func (m *Manager) BaseBackup(ctx context.Context) error {
 		os.RemoveAll(newDir)
 		return peerToolErr("pg_basebackup from "+m.s.PeerAddress, err, out)
 	}
+	syncStart := time.Now()
 	if err := syncData(newDir); err != nil { // before the copy takes the old data's place
 		os.RemoveAll(newDir)
 		return err
 	}
+	synced := time.Since(syncStart)
 	took := time.Since(start)
 	if err := os.RemoveAll(oldDir); err != nil {
 		return fmt.Errorf("postgres: base backup: %w", err)
@@ -72,7 +74,7 @@ func (m *Manager) BaseBackup(ctx context.Context) error {
 	if err := os.RemoveAll(oldDir); err != nil {
 		return fmt.Errorf("postgres: base backup: delete the old data: %w", err)
 	}
-	m.log.Info("base backup done", "from", m.s.PeerAddress, "took", took.Round(time.Millisecond))
+	m.log.Info("base backup done", "from", m.s.PeerAddress, "took", took.Round(time.Millisecond), "synced", synced.Round(time.Millisecond))
 	return nil
 }
 
@@ -136,11 +138,12 @@ func (m *Manager) Rewind(ctx context.Context) error {
 	if err != nil {
 		return peerToolErr("pg_rewind from "+m.s.PeerAddress, err, out)
 	}
+	took, syncStart := time.Since(start), time.Now()
 	if err := syncData(m.s.DataDir); err != nil { // before the standby starts on it
 		return err
 	}
-	m.log.Info("rewind done", "from", m.s.PeerAddress, "took", time.Since(start).Round(time.Millisecond),
-		"result", lastLine(out))
+	m.log.Info("rewind done", "from", m.s.PeerAddress, "took", took.Round(time.Millisecond),
+		"synced", time.Since(syncStart).Round(time.Millisecond), "result", lastLine(out))
 	// pg_rewind copied the peer's configuration files: ours again.
 	return m.prepareStandby(true, false)
 }
