@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/twonode-edge/twonode/e2e/harness"
 )
 
 // Many more concurrent writes than Kine's connections to PostgreSQL (16,
@@ -15,7 +17,7 @@ import (
 // datastore comparison with 32 clients, and after failovers, whose burst of
 // retried writes stalled the new leader's Kine; Kine patch 0004).
 func TestManyConcurrentWrites(t *testing.T) {
-	c := newCluster(t, "tcw", 108)
+	c := newCluster(t, harness.NetConcurrentWrites)
 	cli, err := c.Client("a")
 	if err != nil {
 		t.Fatal(err)

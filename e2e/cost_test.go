@@ -21,7 +21,7 @@ const restFor = 30 * time.Second
 // not assertions: CPU is the share of one core over restFor (user and
 // system time from /proc), memory the resident set at the end.
 func TestPairAtRest(t *testing.T) {
-	c := newCluster(t, "tnrs", 45)
+	c := newCluster(t, harness.NetCost)
 	time.Sleep(5 * time.Second) // past forming's own work (the base backup, the first checkpoint)
 	type proc struct{ node, what string }
 	pids := map[proc]int{}

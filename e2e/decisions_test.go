@@ -57,8 +57,8 @@ func waitAgentExit(t *testing.T, c *cluster.Cluster, node string, d time.Duratio
 // pg_promote, before it saved the new term. Before the change, b's
 // restarted agent tried to start a standby on its running primary for ever
 // ("it runs as a primary: stop and rewind it first"), with Kine stopped.
-func crashAfterPromote(t *testing.T, scenario, prefix string, subnet int, oldLeaderReturns bool) {
-	c := newCluster(t, prefix, subnet)
+func crashAfterPromote(t *testing.T, scenario string, n harness.Net, oldLeaderReturns bool) {
+	c := newCluster(t, n)
 	ts := targets(t, c)
 	restartWithFault(t, c, "b", "after:promote")
 	wait(t, c, "b", 30*time.Second, fsm.Follower)
@@ -108,11 +108,11 @@ func crashAfterPromote(t *testing.T, scenario, prefix string, subnet int, oldLea
 }
 
 func TestCrashAfterPromoteOldLeaderDead(t *testing.T) {
-	crashAfterPromote(t, "crash-after-promote-leader-dead", "tnpd", 65, false)
+	crashAfterPromote(t, "crash-after-promote-leader-dead", harness.NetPromoteLeaderDead, false)
 }
 
 func TestCrashAfterPromoteOldLeaderReturns(t *testing.T) {
-	crashAfterPromote(t, "crash-after-promote-leader-returns", "tnpr", 66, true)
+	crashAfterPromote(t, "crash-after-promote-leader-returns", harness.NetPromoteLeaderReturns, true)
 }
 
 // b off → a leads alone and acknowledges writes → a off → b boots and
@@ -121,7 +121,7 @@ func TestCrashAfterPromoteOldLeaderReturns(t *testing.T) {
 // reported a last write of zero while its PostgreSQL was down, lost the
 // comparison, and all its writes left the live data for its archive.
 func TestRebootedLeaderThatWroteLast(t *testing.T) {
-	c := newCluster(t, "tnrl", 67)
+	c := newCluster(t, harness.NetRestartLoop)
 	ts := targets(t, c)
 	ctx := context.Background()
 	if err := c.PowerOff("b"); err != nil {
@@ -162,7 +162,7 @@ func TestRebootedLeaderThatWroteLast(t *testing.T) {
 // archive could reach the winner's database, and the winner waited for
 // that: no node took writes for as long as the port stayed blocked.
 func TestSplitWithOnlyPostgresBlocked(t *testing.T) {
-	c := newCluster(t, "tnpg", 68)
+	c := newCluster(t, harness.NetPostgresGone)
 	ts := targets(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -201,7 +201,7 @@ func TestSplitWithOnlyPostgresBlocked(t *testing.T) {
 // to archive and rejoin that "peer", could not reach its database, and
 // retried: most writes failed for as long as it answered.
 func TestImplausiblePeer(t *testing.T) {
-	c := newCluster(t, "tnip", 69)
+	c := newCluster(t, harness.NetInterruptedPromote)
 	ts := targets(t, c)
 	if err := c.PowerOff("b"); err != nil {
 		t.Fatal(err)
@@ -273,7 +273,7 @@ func (liar) Follow(context.Context, peer.FollowRequest) error { return nil }
 // doubled the node's detection window for an hour (make bench: median 3.3 s
 // instead of 2.0 s).
 func TestPlainCrashesAreNotSplits(t *testing.T) {
-	c := newCluster(t, "tnac", 71)
+	c := newCluster(t, harness.NetAgentCrash)
 	ts := targets(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -369,18 +369,18 @@ func archivedOf(t *testing.T, c *cluster.Cluster, node string, lost []harness.Op
 // it finishes the rejoin: its half-rewound data never serves as a
 // primary, and no acknowledged write is lost.
 func TestCrashDuringRewind(t *testing.T) {
-	crashDuringCopy(t, "crash-during-rewind", "tnrw", 73, "during:rewind:300ms", false)
+	crashDuringCopy(t, "crash-during-rewind", harness.NetCrashDuringRewind, "during:rewind:300ms", false)
 }
 
 // A new machine replaces a dead follower and its agent dies during the
 // base backup. Restarted, it copies again and joins; the leader is never
 // disturbed.
 func TestCrashDuringBaseBackup(t *testing.T) {
-	crashDuringCopy(t, "crash-during-base-backup", "tnbb", 74, "during:base-backup:300ms", true)
+	crashDuringCopy(t, "crash-during-base-backup", harness.NetCrashDuringBackup, "during:base-backup:300ms", true)
 }
 
-func crashDuringCopy(t *testing.T, scenario, prefix string, subnet int, fault string, newMachine bool) {
-	c := newCluster(t, prefix, subnet)
+func crashDuringCopy(t *testing.T, scenario string, n harness.Net, fault string, newMachine bool) {
+	c := newCluster(t, n)
 	ts := targets(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -473,7 +473,8 @@ func ledAfter(c *cluster.Cluster, node string, after time.Time) int {
 // Before the change the loser stayed a primary until its archive could be
 // written, and the winner waited for it: no writes on either node.
 func TestSplitWhoseLosersDiskIsFull(t *testing.T) {
-	o, err := cluster.FromEnv(cluster.Options{Prefix: "tnsf", Subnet: 78, Dir: "/var/tmp/twonode-e2e/tnsf", DataSize: "320m"})
+	n := harness.NetSplitDiskFull
+	o, err := cluster.FromEnv(cluster.Options{Prefix: n.Prefix, Subnet: n.Subnet, Dir: "/var/tmp/twonode-e2e/" + n.Prefix, DataSize: "320m"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -534,7 +535,7 @@ func TestSplitWhoseLosersDiskIsFull(t *testing.T) {
 // there (a split, writes stopped 2.8 s); with only that fixed, it took over
 // from "follower" (2.1 s): its probes count only when its own reads answer.
 func TestStarvedFollower(t *testing.T) {
-	c := newCluster(t, "tnsv", 72)
+	c := newCluster(t, harness.NetSwitchover)
 	ts := targets(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -582,7 +583,7 @@ func TestStarvedFollower(t *testing.T) {
 // still reached the follower. Now it compares the reply with itself from
 // one tick to the next on its own monotonic clock: it stays synchronous.
 func TestSkewedLeaderHearsItsFollower(t *testing.T) {
-	c := newClusterWith(t, cluster.Options{Prefix: "tnsk", Subnet: 70, ClockOffset: map[string]time.Duration{"a": 10 * time.Minute}})
+	c := newClusterWith(t, cluster.Options{Prefix: harness.NetSkewedLeader.Prefix, Subnet: harness.NetSkewedLeader.Subnet, ClockOffset: map[string]time.Duration{"a": 10 * time.Minute}})
 	ts := targets(t, c)
 	leader := leaderOf(t, c)
 	follower := harness.Peer(leader)

@@ -21,9 +21,9 @@ import (
 )
 
 // newCluster forms a pair for one test (see cluster.ForTest).
-func newCluster(t *testing.T, prefix string, subnet int) *cluster.Cluster {
+func newCluster(t *testing.T, n harness.Net) *cluster.Cluster {
 	t.Helper()
-	return cluster.ForTest(t, prefix, subnet)
+	return cluster.ForTest(t, n.Prefix, n.Subnet)
 }
 
 // newClusterWith forms a pair with options beyond newCluster's (the

@@ -42,7 +42,7 @@ const (
 // the follower's probes must keep being answered, no role may change, and
 // the agent's memory must stay bounded.
 func TestPeerAPIFlood(t *testing.T) {
-	c := newCluster(t, "tnfl", 79)
+	c := newCluster(t, harness.NetPeerAPIFlood)
 	ts := targets(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/twonode-edge/twonode/bootstrap/fsm"
+	"github.com/twonode-edge/twonode/e2e/harness"
 )
 
 // A follower away for longer than its leader keeps WAL for comes back by a
@@ -18,7 +19,7 @@ import (
 // that standby again at every join timeout for good (found by make bench's
 // scale run); now the join after the first timeout copies the leader's data.
 func TestLongOutageRejoinsByCopy(t *testing.T) {
-	c := newCluster(t, "tlo", 110)
+	c := newCluster(t, harness.NetLongOutage)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	if err := c.PowerOff("b"); err != nil {

@@ -16,7 +16,7 @@ import (
 // takes over with nothing lost and the watch never going back; then the
 // old leader returns and becomes the follower.
 func TestLeaderCrashThenReturn(t *testing.T) {
-	c := newCluster(t, "tnlc", 61)
+	c := newCluster(t, harness.NetLeaderCrash)
 	ts := targets(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -91,7 +91,7 @@ func TestLeaderCrashThenReturn(t *testing.T) {
 // writes within the detection window; then a brand-new empty machine with
 // the same name joins as follower.
 func TestFollowerCrashThenNewNode(t *testing.T) {
-	c := newCluster(t, "tnfc", 62)
+	c := newCluster(t, harness.NetFollowerCrash)
 	ts := targets(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -134,7 +134,7 @@ func TestFollowerCrashThenNewNode(t *testing.T) {
 // Scenario 5: a network split with writes on both sides; the side that
 // wrote last wins; the loser archives exactly the writes the pair lost.
 func TestSplitBrain(t *testing.T) {
-	c := newCluster(t, "tnsb", 63)
+	c := newCluster(t, harness.NetSplitBrain)
 	ts := targets(t, c)
 	before := harness.NewWriter("split-before", ts...)
 	before.WriteN(context.Background(), 20)
@@ -193,7 +193,7 @@ func firstAck(w *harness.Writer) time.Time {
 // not change and nothing is promoted; then a blip shorter than the
 // detection window promotes nothing.
 func TestPauseRestartsAndBlip(t *testing.T) {
-	c := newCluster(t, "tnpb", 64)
+	c := newCluster(t, harness.NetPartitionBoth)
 	ts := targets(t, c)
 	ctx := context.Background()
 	if out, err := c.CLI(ctx, "a", "pause", "--for", "30m"); err != nil {

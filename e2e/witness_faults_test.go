@@ -55,7 +55,7 @@ func archivedRows(t *testing.T, c *cluster.Cluster) int {
 // The witness down while the pair is healthy: a synchronous pair does not
 // need it, so nothing changes: no role, no write refused.
 func TestWitnessDownWhileHealthy(t *testing.T) {
-	c := witnessCluster(t, "tnwd", 46)
+	c := witnessCluster(t, harness.NetWitnessDown)
 	ts := targets(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -116,10 +116,10 @@ func TestWitnessDownWhileHealthy(t *testing.T) {
 func TestWitnessDownThenLeaderCrash(t *testing.T) {
 	for _, tc := range []struct {
 		policy string
-		subnet int
-	}{{"wait", 47}, {"promote", 48}} {
+		net    harness.Net
+	}{{"wait", harness.NetWitnessDownWait}, {"promote", harness.NetWitnessDownPromote}} {
 		t.Run(tc.policy, func(t *testing.T) {
-			c := newClusterWith(t, cluster.Options{Prefix: "tnw" + tc.policy[:1], Subnet: tc.subnet, Witness: true, WitnessUnreachable: tc.policy})
+			c := newClusterWith(t, cluster.Options{Prefix: tc.net.Prefix, Subnet: tc.net.Subnet, Witness: true, WitnessUnreachable: tc.policy})
 			ts := targets(t, c)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -178,7 +178,7 @@ func TestWitnessDownThenLeaderCrash(t *testing.T) {
 // fences itself when it learns the newer term. One writer, nothing
 // archived.
 func TestWitnessFromOneNodeOnly(t *testing.T) {
-	c := witnessCluster(t, "tnwo", 49)
+	c := witnessCluster(t, harness.NetWitnessOnly)
 	ts := targets(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -220,7 +220,7 @@ func TestWitnessFromOneNodeOnly(t *testing.T) {
 // (the case where, without a witness, a's writes ended in an archive),
 // and says why. When a returns, the pair forms with a's writes.
 func TestWitnessStaleNodeStartsAlone(t *testing.T) {
-	c := witnessCluster(t, "tnws", 50)
+	c := witnessCluster(t, harness.NetWitnessSlow)
 	ts := targets(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

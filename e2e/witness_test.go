@@ -16,9 +16,9 @@ import (
 // The witness's scenarios, on a real three-member etcd cluster in
 // namespaces of its own on the site network (issue 11).
 
-func witnessCluster(t *testing.T, prefix string, subnet int) *cluster.Cluster {
+func witnessCluster(t *testing.T, n harness.Net) *cluster.Cluster {
 	t.Helper()
-	return newClusterWith(t, cluster.Options{Prefix: prefix, Subnet: subnet, Witness: true})
+	return newClusterWith(t, cluster.Options{Prefix: n.Prefix, Subnet: n.Subnet, Witness: true})
 }
 
 // servingWatch samples both nodes' status every 100 ms and counts the
@@ -97,7 +97,7 @@ func (sw *servingWatch) dualSamples() (int, int) {
 // the witness leads (the leader going alone, or the follower promoting);
 // the other stops at once. No two writers, nothing archived, nothing lost.
 func TestWitnessPartition(t *testing.T) {
-	c := witnessCluster(t, "tnwp", 51)
+	c := witnessCluster(t, harness.NetWitnessPartition)
 	ts := targets(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -137,7 +137,7 @@ func TestWitnessPartition(t *testing.T) {
 // after that. Its writes while alone are archived (the one case the
 // witness trades for availability), none is lost.
 func TestWitnessLeaderCutOff(t *testing.T) {
-	c := witnessCluster(t, "tnwc", 52)
+	c := witnessCluster(t, harness.NetWitnessCrash)
 	ts := targets(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -179,7 +179,7 @@ func TestWitnessLeaderCutOff(t *testing.T) {
 // failover: manual: the leader's power is cut; the follower waits for an
 // operator and says so; `twonode promote` brings writes back; nothing lost.
 func TestManualFailover(t *testing.T) {
-	c := newClusterWith(t, cluster.Options{Prefix: "tnmf", Subnet: 54, Failover: "manual"})
+	c := newClusterWith(t, cluster.Options{Prefix: harness.NetManualFailover.Prefix, Subnet: harness.NetManualFailover.Subnet, Failover: "manual"})
 	ts := targets(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -224,7 +224,7 @@ func TestManualFailover(t *testing.T) {
 // the node off when the pets stop) resets the node first. The node then
 // reboots (its agent starts again) and the pair converges.
 func TestWitnessFrozenAgent(t *testing.T) {
-	c := newClusterWith(t, cluster.Options{Prefix: "tnwf", Subnet: 53, Witness: true, Watchdog: true})
+	c := newClusterWith(t, cluster.Options{Prefix: harness.NetWitnessWatchdog.Prefix, Subnet: harness.NetWitnessWatchdog.Subnet, Witness: true, Watchdog: true})
 	ts := targets(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

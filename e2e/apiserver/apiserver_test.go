@@ -24,17 +24,11 @@ import (
 	"github.com/twonode-edge/twonode/e2e/harness"
 )
 
-// Namespaces and subnets of this package's pairs (others' tests use
-// 61-64, 70-71 and 99 concurrently).
-const (
-	apiPrefix, apiSubnet   = "tnas", 75
-	confPrefix, confSubnet = "tnsc", 76
-)
-
-// newPair forms a pair for one test (see cluster.ForTest).
-func newPair(t *testing.T, prefix string, subnet int) *cluster.Cluster {
+// newPair forms a pair for one test (see cluster.ForTest) on its network,
+// reserved in harness.
+func newPair(t *testing.T, n harness.Net) *cluster.Cluster {
 	t.Helper()
-	return cluster.ForTest(t, prefix, subnet)
+	return cluster.ForTest(t, n.Prefix, n.Subnet)
 }
 
 // startAPIServer runs kube-apiserver on node against its Kine, clients
@@ -77,7 +71,7 @@ func TestAPIServerOnKine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newPair(t, apiPrefix, apiSubnet)
+	c := newPair(t, harness.NetAPIServer)
 	s := startAPIServer(t, c, bin, "a")
 	cs, err := s.Clientset()
 	if err != nil {
@@ -167,7 +161,7 @@ func TestStorageConformanceThroughFollower(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newPair(t, confPrefix, confSubnet)
+	c := newPair(t, harness.NetConformance)
 	ctx := context.Background()
 	st, err := c.Status(ctx, "b")
 	if err != nil {

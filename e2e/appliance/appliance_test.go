@@ -21,12 +21,7 @@ import (
 	"github.com/twonode-edge/twonode/e2e/results"
 )
 
-// Namespaces tnap-{a,b,c}, subnet 10.70.0.0/24: distinct from the e2e suite
-// (61-64) and the lab (99), which may run at the same time.
-const (
-	netPrefix = "tnap"
-	netSubnet = 70
-)
+// The appliances' namespaces and subnet: harness.NetAppliance.
 
 // The three units the image carries, and how each is installed.
 var units = map[string]string{
@@ -54,7 +49,7 @@ func TestAppliance(t *testing.T) {
 	// Two machines flashed with the same image, each given its site config
 	// (what the boot stages write from user-data), but nothing enabled.
 	logs := harness.ArtifactDir(t)
-	net := harness.NewTestNetwork(t, netPrefix, harness.WithSubnet(netSubnet))
+	net := harness.NewTestNetwork(t, harness.NetAppliance.Prefix, harness.WithSubnet(harness.NetAppliance.Subnet))
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	dirs := map[string]string{}

@@ -21,12 +21,8 @@ import (
 
 // Namespaces tnfb-{a,b,c}, subnet 10.99.0.0/24: the addresses the user-data
 // files in docs/user-data carry (node a = 10.99.0.1 = edge-1, b = .2 =
-// edge-2). The lab uses the same subnet but is not run by the tests.
-const (
-	fbPrefix = "tnfb"
-	fbSubnet = 99
-	fbVIP    = "10.99.0.100" // twonode.vip.address in docs/user-data
-)
+// edge-2), reserved as harness.NetFirstBoot.
+const fbVIP = "10.99.0.100" // twonode.vip.address in docs/user-data
 
 // The directories Kairos runs its stages from, in its order.
 var stageDirs = []string{"/system/oem", "/oem", "/usr/local/cloud-config"}
@@ -152,7 +148,7 @@ func TestFirstBootUpgradeReset(t *testing.T) {
 		}
 	}
 	logs := harness.ArtifactDir(t)
-	net := harness.NewTestNetwork(t, fbPrefix, harness.WithSubnet(fbSubnet))
+	net := harness.NewTestNetwork(t, harness.NetFirstBoot.Prefix, harness.WithSubnet(harness.NetFirstBoot.Subnet))
 	nodes := map[string]*kairosNode{}
 	for name, file := range map[string]string{"a": "node1.yaml", "b": "node2.yaml"} {
 		ud, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "user-data", file))

@@ -19,13 +19,10 @@ import (
 	"github.com/twonode-edge/twonode/e2e/harness"
 )
 
-// Namespace prefixes and subnets of the two sites (see
-// notes/helpers: every piece of work on this machine has its own).
-const (
-	pairPrefix = "cmp"
-	pairSubnet = 104
-	etcdPrefix = "cmpe"
-	etcdSubnet = 105
+// Namespace prefixes and subnets of the two sites, reserved in harness.
+var (
+	pairPrefix, pairSubnet = harness.NetComparePair.Prefix, harness.NetComparePair.Subnet
+	etcdPrefix, etcdSubnet = harness.NetCompareEtcd.Prefix, harness.NetCompareEtcd.Subnet
 )
 
 // pair is the twonode pair with a kube-apiserver on its leader, a, as k3s

@@ -35,9 +35,9 @@ func TestHarnessSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
 
-	prefix := fmt.Sprintf("tnh%d", os.Getpid())
-	n := NewTestNetwork(t, prefix, WithSubnet(98))
-	if n.Addr("a") != "10.98.0.1" || n.Addr("b") != "10.98.0.2" || n.Addr("c") != "10.98.0.10" {
+	prefix := fmt.Sprint(NetHarnessSmoke.Prefix, os.Getpid())
+	n := NewTestNetwork(t, prefix, WithSubnet(NetHarnessSmoke.Subnet))
+	if sub := fmt.Sprintf("10.%d.0.", NetHarnessSmoke.Subnet); n.Addr("a") != sub+"1" || n.Addr("b") != sub+"2" || n.Addr("c") != sub+"10" {
 		t.Fatalf("addresses: %s %s %s", n.Addr("a"), n.Addr("b"), n.Addr("c"))
 	}
 	fig := func(name string, d time.Duration) { t.Logf("FIGURE %-28s %v", name, d.Round(10*time.Microsecond)) }
@@ -422,8 +422,8 @@ func udpArrives(t *testing.T, n *Network, from, to string) bool {
 func TestStaleCleanup(t *testing.T) {
 	RequireRoot(t)
 	RequireTools(t, "ip", "nft")
-	prefix := fmt.Sprintf("tnh%ds", os.Getpid())
-	n := NewTestNetwork(t, prefix, WithSubnet(97))
+	prefix := fmt.Sprint(NetHarnessStale.Prefix, os.Getpid())
+	n := NewTestNetwork(t, prefix, WithSubnet(NetHarnessStale.Subnet))
 	sl, err := StartInNetns(n.NS("a"), "sleeper", filepath.Join(t.TempDir(), "s.log"), nil, "sleep", "60")
 	if err != nil {
 		t.Fatal(err)
@@ -436,7 +436,7 @@ func TestStaleCleanup(t *testing.T) {
 	}
 	unregister(n) // as if the process that made it were gone
 	t0 := time.Now()
-	n2, err := NewNetwork(prefix, WithSubnet(97))
+	n2, err := NewNetwork(prefix, WithSubnet(NetHarnessStale.Subnet))
 	if err != nil {
 		t.Fatalf("NewNetwork over stale leftovers: %v", err)
 	}
@@ -470,8 +470,8 @@ func TestStaleCleanup(t *testing.T) {
 func TestTwoNetworks(t *testing.T) {
 	RequireRoot(t)
 	RequireTools(t, "ip", "nft", "ping")
-	n1 := NewTestNetwork(t, fmt.Sprintf("tnh%dx", os.Getpid()), WithSubnet(95))
-	n2 := NewTestNetwork(t, fmt.Sprintf("tnh%dy", os.Getpid()), WithSubnet(96))
+	n1 := NewTestNetwork(t, fmt.Sprint(NetHarnessTwoX.Prefix, os.Getpid()), WithSubnet(NetHarnessTwoX.Subnet))
+	n2 := NewTestNetwork(t, fmt.Sprint(NetHarnessTwoY.Prefix, os.Getpid()), WithSubnet(NetHarnessTwoY.Subnet))
 	if !n1.Ping("a", "b") || !n2.Ping("b", "a") {
 		t.Fatal("ping inside sites")
 	}

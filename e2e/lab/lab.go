@@ -27,9 +27,9 @@ import (
 
 // Prefix and Dir name what the lab creates, so `make lab-down` finds it.
 const (
-	Prefix = "tnlab"
+	Prefix = "tnlab" // harness.NetLab
 	Dir    = "/var/tmp/twonode-lab"
-	subnet = 99
+	subnet = 109 // harness.NetLab
 )
 
 // Options of a lab run.

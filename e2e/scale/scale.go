@@ -14,7 +14,7 @@
 // drops it) reaches a base backup only after one join timeout (2 min):
 // the follower starts again as the leader's standby, never streams
 // ("requested WAL segment ... has already been removed"), and its next
-// join copies afresh (fsm: Machine.JoinTimeouts; measured 122.5 s at
+// join copies afresh (fsm: Machine.FailedJoins; measured 122.5 s at
 // 10 MB). Before that row it went from joining to starting and back at
 // every join timeout without copying, for good.
 package scale
@@ -45,9 +45,9 @@ type Options struct {
 	KeepOnFail bool          // leave the pair for inspection when the run fails
 }
 
-const (
-	prefix = "scl"
-	subnet = 106
+var (
+	prefix = harness.NetScale.Prefix
+	subnet = harness.NetScale.Subnet
 )
 
 func (o *Options) defaults() {
