@@ -4,27 +4,18 @@ import (
 	"context"
 	"math/rand/v2"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/twonode-edge/twonode/bootstrap/fsm"
 )
 
-// One-way partition: the leader's packets to the follower are dropped
-// while the follower's still reach the leader.
-func TestOneWayLeaderToFollower(t *testing.T) {
-	oneWay(t, "one-way-leader-to-follower", 82, "a", "b", options{})
-}
-
-// The reverse: the follower cannot reach the leader, the leader still
-// reaches the follower.
-func TestOneWayFollowerToLeader(t *testing.T) {
-	oneWay(t, "one-way-follower-to-leader", 83, "b", "a", options{})
-}
-
 // oneWay drops the packets from one node to the other for 6 s.
-func oneWay(t *testing.T, name string, subnet int, from, to string, o options) *rig {
-	r := newRig(t, name, subnet, o)
+func oneWay(from, to string) func(*rig) {
+	return func(r *rig) { r.oneWay(from, to) }
+}
+
+func (r *rig) oneWay(from, to string) {
+	t := r.t
 	if err := r.c.Net.Partition(from, to); err != nil {
 		t.Fatal(err)
 	}
@@ -34,15 +25,12 @@ func oneWay(t *testing.T, name string, subnet int, from, to string, o options) *
 		t.Fatal(err)
 	}
 	r.finish(fault)
-	return r
 }
 
-// A flapping link: down and up at random every 0.5-3 s for 60 s.
-func TestFlappingLink(t *testing.T) { flapping(t, "flapping-link", 84, options{}) }
-
-func flapping(t *testing.T, name string, subnet int, o options) *rig {
-	o.multiFault = true // dozens of cuts in a row
-	r := newRig(t, name, subnet, o)
+// flapping: the link down and up at random every 0.5-3 s for 60 s (its
+// rows set options.multiFault: dozens of cuts in a row).
+func flapping(r *rig) {
+	t := r.t
 	fault := time.Now()
 	rng := rand.New(rand.NewPCG(uint64(fault.UnixNano()), 7))
 	down := false
@@ -66,21 +54,19 @@ func flapping(t *testing.T, name string, subnet int, o options) *rig {
 	}
 	t.Logf("the link changed %d times in 60 s", flips)
 	r.finish(fault)
-	return r
 }
 
-// A frozen leader: every process of the node stopped (SIGSTOP) for longer
+// frozenLeader: every process of the leader stopped (SIGSTOP) for longer
 // than the detection window, then resumed. Its writes from before and
 // after must not be lost without an archive.
-func TestFrozenLeader(t *testing.T) { frozenLeader(t, "frozen-leader", 85, options{}) }
-
-func frozenLeader(t *testing.T, name string, subnet int, o options) *rig {
-	// Its controller manager and scheduler are frozen with it for 5 s of
-	// their 10 s renew deadline, and it then rejoins: their gaps are
-	// reported (about 9 s measured, 10 s once with a witness), a loss on
-	// the frozen node is not failed; one on the other node is.
-	o.cutOff = "a"
-	r := newRig(t, name, subnet, o)
+//
+// Its controller manager and scheduler are frozen with it for 5 s of
+// their 10 s renew deadline, and it then rejoins: their gaps are reported
+// (about 9 s measured, 10 s once with a witness), a loss on the frozen
+// node is not failed; one on the other node is (its rows set
+// options.cutOff "a").
+func frozenLeader(r *rig) {
+	t := r.t
 	if err := r.c.Net.Freeze("a"); err != nil {
 		t.Fatal(err)
 	}
@@ -90,27 +76,20 @@ func frozenLeader(t *testing.T, name string, subnet int, o options) *rig {
 		t.Fatal(err)
 	}
 	r.finish(fault)
-	return r
 }
 
-// PostgreSQL killed alone on the leader.
-func TestPostgresKilledOnLeader(t *testing.T) {
-	r := newRig(t, "postgres-killed-on-leader", 86, options{})
-	r.kill("a", "postgres")
-	r.finish(time.Now())
+// killedOnLeader: the leader's processes named comm killed alone.
+func killedOnLeader(comm string) func(*rig) {
+	return func(r *rig) {
+		r.kill("a", comm)
+		r.finish(time.Now())
+	}
 }
 
-// Kine killed alone on the leader: its agent starts it again.
-func TestKineKilledOnLeader(t *testing.T) {
-	r := newRig(t, "kine-killed-on-leader", 87, options{})
-	r.kill("a", "kine")
-	r.finish(time.Now())
-}
-
-// The agent killed alone on the leader: the datastore keeps serving while
-// it restarts, and nothing is promoted.
-func TestAgentKilledOnLeader(t *testing.T) {
-	r := newRig(t, "agent-killed-on-leader", 88, options{})
+// agentKilledOnLeader: the datastore keeps serving while the agent
+// restarts, and nothing is promoted.
+func agentKilledOnLeader(r *rig) {
+	t := r.t
 	if err := r.c.StopAgent("a", true); err != nil {
 		t.Fatal(err)
 	}
@@ -130,9 +109,10 @@ func TestAgentKilledOnLeader(t *testing.T) {
 	}
 }
 
-// diskFull fills node n's data filesystem for 8 s, then frees it.
-func diskFull(t *testing.T, name string, subnet int, n string) (r *rig, fault, freed time.Time) {
-	r = newRig(t, name, subnet, options{dataSize: "320m"})
+// diskFull fills node n's data filesystem for 8 s, then frees it (its
+// rows set options.dataSize).
+func (r *rig) diskFull(n string) (fault, freed time.Time) {
+	t := r.t
 	took, err := r.c.FillDisk(n)
 	if err != nil {
 		t.Fatal(err)
@@ -145,15 +125,17 @@ func diskFull(t *testing.T, name string, subnet int, n string) (r *rig, fault, f
 	}
 	freed = time.Now()
 	r.finish(fault)
-	return r, fault, freed
+	return fault, freed
 }
 
-func TestFollowerDiskFull(t *testing.T) { diskFull(t, "follower-disk-full", 89, "b") }
+func followerDiskFull(r *rig) { r.diskFull("b") }
 
-// A leader whose disk is full refuses every write; the follower, with the
-// same data and room, must take over while the disk is still full.
-func TestLeaderDiskFull(t *testing.T) {
-	r, fault, freed := diskFull(t, "leader-disk-full", 90, "a")
+// leaderDiskFull: a leader whose disk is full refuses every write; the
+// follower, with the same data and room, must take over while the disk is
+// still full.
+func leaderDiskFull(r *rig) {
+	t := r.t
+	fault, freed := r.diskFull("a")
 	for _, s := range r.mon.snapshot() {
 		if s.At.After(fault) && s.At.Before(freed) && s.Is("b", fsm.Leader, fsm.LeaderAlone) {
 			t.Logf("b took over %s after the disk filled", s.At.Sub(fault).Round(time.Millisecond))
@@ -167,8 +149,8 @@ func TestLeaderDiskFull(t *testing.T) {
 // the leader hands over to its synchronous follower and rejoins as its
 // follower. Nothing acknowledged may be lost and nothing archived; the
 // write pause it causes is api_rto_ms (fault = the command).
-func TestSwitchoverUnderLoad(t *testing.T) {
-	r := newRig(t, "switchover", 77, options{})
+func switchoverUnderLoad(r *rig) {
+	t := r.t
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	fault := time.Now()

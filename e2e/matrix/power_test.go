@@ -3,15 +3,12 @@ package matrix
 import (
 	"context"
 	"os"
-	"testing"
 	"time"
 
 	"github.com/twonode-edge/twonode/bootstrap/fsm"
 	"github.com/twonode-edge/twonode/e2e/check"
 	"github.com/twonode-edge/twonode/e2e/workload"
 )
-
-// Subnets (third octet) of this package's pairs: 80-94, one per test.
 
 func (r *rig) waitState(n string, d time.Duration, states ...fsm.State) {
 	r.t.Helper()
@@ -23,8 +20,7 @@ func (r *rig) waitState(n string, d time.Duration, states ...fsm.State) {
 // The leader loses power during a burst of writes; the follower takes
 // over; the old leader comes back and follows. The link is recorded
 // throughout: nothing Kine carries may cross it in clear.
-func TestLeaderPowerLoss(t *testing.T) {
-	r := newRig(t, "leader-power-loss", 80, options{rate: 100, capture: true})
+func leaderPowerLoss(r *rig) {
 	r.powerOff("a")
 	fault := time.Now()
 	r.waitState("b", 30*time.Second, fsm.LeaderAlone)
@@ -35,8 +31,8 @@ func TestLeaderPowerLoss(t *testing.T) {
 
 // The follower loses power; the leader goes on alone within the detection
 // window and takes the follower back when it returns.
-func TestFollowerPowerLoss(t *testing.T) {
-	r := newRig(t, "follower-power-loss", 81, options{})
+func followerPowerLoss(r *rig) {
+	t := r.t
 	r.powerOff("b")
 	fault := time.Now()
 	r.waitState("a", 30*time.Second, fsm.LeaderAlone)
@@ -49,8 +45,8 @@ func TestFollowerPowerLoss(t *testing.T) {
 
 // A dead follower is replaced by a brand-new machine with the same name
 // (empty disk); it joins from a base backup with no human step.
-func TestNodeReplaced(t *testing.T) {
-	r := newRig(t, "node-replaced", 93, options{})
+func nodeReplaced(r *rig) {
+	t := r.t
 	r.powerOff("b")
 	fault := time.Now()
 	r.waitState("a", 30*time.Second, fsm.LeaderAlone)
@@ -66,8 +62,8 @@ func TestNodeReplaced(t *testing.T) {
 // b then a, and both at once. The node with the newer state leads,
 // nothing is lost, no human step. One pair, three rounds, one RESULT per
 // round (acked, lost and linearizable are of the whole run).
-func TestBothPoweredOff(t *testing.T) {
-	r := newRig(t, "both-powered-off", 91, options{multiFault: true})
+func bothPoweredOff(r *rig) {
+	t := r.t
 	type round struct {
 		name  string
 		order []string
@@ -113,8 +109,7 @@ func TestBothPoweredOff(t *testing.T) {
 
 // Alternating failovers: the leader loses power, comes back as follower,
 // and then the new leader loses power, four times over.
-func TestRepeatedFailovers(t *testing.T) {
-	r := newRig(t, "repeated-failovers", 94, options{multiFault: true})
+func repeatedFailovers(r *rig) {
 	var first time.Time
 	for i := 0; i < 4; i++ {
 		leader := r.settle(2 * time.Minute)

@@ -73,14 +73,14 @@ type options struct {
 
 // newRig forms the pair (a leads), starts both API servers, the watch and
 // the workload, and lets the workload run for 2 s before it returns.
-func newRig(t *testing.T, name string, subnet int, o options) *rig {
+func newRig(t *testing.T, name string, net harness.Net, o options) *rig {
 	t.Helper()
 	bin, err := apiserver.APIServerBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
 	copts, err := cluster.FromEnv(cluster.Options{
-		Prefix: "tm" + fmt.Sprint(subnet), Subnet: subnet,
+		Prefix: net.Prefix, Subnet: net.Subnet,
 		Dir:         filepath.Join("/var/tmp/twonode-e2e", "matrix-"+name),
 		ClockOffset: o.clockOffset, DataSize: o.dataSize, Witness: o.witness, SlowDisk: o.slowDisk,
 		VIP: true, // every scenario measures how the address follows the leader

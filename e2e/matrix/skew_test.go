@@ -3,7 +3,6 @@ package matrix
 import (
 	"context"
 	"fmt"
-	"testing"
 	"time"
 
 	"github.com/twonode-edge/twonode/bootstrap/fsm"
@@ -15,11 +14,8 @@ import (
 // sides, b (the slow clock) writing last in real time: b must win, though
 // every commit timestamp of a's reads ten minutes later than b's. The
 // agents measure the offset while paired and correct for it.
-func TestClockSkewSplit(t *testing.T) {
-	r := newRig(t, "clock-skew-split", 92, options{
-		clockOffset: map[string]time.Duration{"a": 10 * time.Minute},
-		noWorkload:  true,
-	})
+func clockSkewSplit(r *rig) {
+	t := r.t
 	ctx := context.Background()
 	st, err := r.c.Status(ctx, "b")
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/twonode-edge/twonode/bootstrap/fsm"
@@ -23,13 +22,15 @@ const slowFor = 30 * time.Second
 // run as every scenario (nothing lost, linearizable); it reports the
 // longest write gap while the disks were slow.
 //
+// Its rows set options.slowDisk, and with both nodes slow noBetter too:
+// nobody would do better, every write waits for two slow disks (3 s at
+// 1.5 s a flush), and a controller may lose its lease as on any
+// Kubernetes whose one disk is that slow.
+//
 // Two thirds into the fault, each agent named in shows must report, in its
 // status, a slow disk in words that contain what shows gives it.
-func slowDisk(t *testing.T, name string, subnet int, slowSync time.Duration, shows map[string]string, nodes ...string) (r *rig, fault, healed time.Time) {
-	// Both slow, nobody would do better: every write waits for two slow
-	// disks (3 s at 1.5 s a flush), and a controller may lose its lease as
-	// on any Kubernetes whose one disk is that slow.
-	r = newRig(t, name, subnet, options{slowDisk: true, noBetter: len(nodes) == 2})
+func (r *rig) slowDisk(slowSync time.Duration, shows map[string]string, nodes ...string) (fault, healed time.Time) {
+	t := r.t
 	for _, n := range nodes {
 		if err := r.c.SlowDisk(n, slowSync); err != nil {
 			t.Fatal(err)
@@ -63,7 +64,7 @@ func slowDisk(t *testing.T, name string, subnet int, slowSync time.Duration, sho
 	gap, at := longestWriteGap(acks, fault, healed)
 	t.Logf("while slow: %d acknowledged writes; the longest stretch without one %s (ending %s after the fault)",
 		len(acks), gap.Round(time.Millisecond), at.Sub(fault).Round(time.Millisecond))
-	return r, fault, healed
+	return fault, healed
 }
 
 // ackedWrites are the times, in order, of the writes acknowledged in
@@ -95,8 +96,9 @@ func longestWriteGap(acks []time.Time, from, to time.Time) (time.Duration, time.
 // The follower's disk slow (1.5 s a flush: slow, yet its replies still
 // advance, so the detector alone counts it alive): the leader leaves it
 // behind asynchronously and keeps its role.
-func TestFollowerDiskSlow(t *testing.T) {
-	r, fault, healed := slowDisk(t, "follower-disk-slow", 102, 1500*time.Millisecond,
+func followerDiskSlow(r *rig) {
+	t := r.t
+	fault, healed := r.slowDisk(1500*time.Millisecond,
 		map[string]string{"a": "flushes on b are slow", "b": "flushes here are slow, as a measures them"}, "b")
 	alone := false
 	for _, s := range r.mon.snapshot() {
@@ -117,8 +119,9 @@ func TestFollowerDiskSlow(t *testing.T) {
 // outage for Kubernetes), the follower's fast: the leader hands over as
 // for a full disk, nothing lost, and writes resume on b while a's disk is
 // still slow. The rig's own checks hold the control plane to its leases.
-func TestLeaderDiskSlow(t *testing.T) {
-	r, fault, healed := slowDisk(t, "leader-disk-slow", 101, 3*time.Second, nil, "a")
+func leaderDiskSlow(r *rig) {
+	t := r.t
+	fault, healed := r.slowDisk(3*time.Second, nil, "a")
 	for _, s := range r.mon.snapshot() {
 		if s.At.After(fault) && s.At.Before(healed) && s.Is("b", fsm.Leader, fsm.LeaderAlone) {
 			acks := ackedWrites(r.w.Ops(), s.At, healed)
@@ -135,8 +138,9 @@ func TestLeaderDiskSlow(t *testing.T) {
 
 // Both disks slow (1.5 s a flush each): neither side would do better, so
 // no role changes, and both agents say why.
-func TestBothDisksSlow(t *testing.T) {
-	r, fault, healed := slowDisk(t, "both-disks-slow", 103, 1500*time.Millisecond, map[string]string{"a": "both slow", "b": "flushes here are slow"}, "a", "b")
+func bothDisksSlow(r *rig) {
+	t := r.t
+	fault, healed := r.slowDisk(1500*time.Millisecond, map[string]string{"a": "both slow", "b": "flushes here are slow"}, "a", "b")
 	for _, s := range r.mon.snapshot() {
 		if s.At.After(fault) && s.At.Before(healed) && (!s.Is("a", fsm.Leader) || !s.Is("b", fsm.Follower)) {
 			t.Errorf("a was %q and b %q at %s while both disks were slow: no hand-over, no flapping",

@@ -2,7 +2,6 @@ package matrix
 
 import (
 	"context"
-	"testing"
 	"time"
 
 	"github.com/twonode-edge/twonode/bootstrap/fsm"
@@ -16,8 +15,6 @@ import (
 // at the witness never acknowledges a write on its own: no two writers, no
 // archive, nothing lost, and the whole history linearizable (not only
 // without a loser's branch).
-
-var withWitness = options{witness: true}
 
 // noSplit checks what a witness promises of a partition.
 func (r *rig) noSplit(res workload.Result) {
@@ -37,24 +34,22 @@ func (r *rig) noSplit(res workload.Result) {
 	}
 }
 
-func TestWitnessOneWayLeaderToFollower(t *testing.T) {
-	r := oneWay(t, "witness-one-way-leader-to-follower", 55, "a", "b", withWitness)
-	r.noSplit(r.res)
-}
-
-func TestWitnessOneWayFollowerToLeader(t *testing.T) {
-	r := oneWay(t, "witness-one-way-follower-to-leader", 56, "b", "a", withWitness)
-	r.noSplit(r.res)
+// witnessed runs a partition scenario and checks what a witness promises
+// of it.
+func witnessed(fault func(*rig)) func(*rig) {
+	return func(r *rig) {
+		fault(r)
+		r.noSplit(r.res)
+	}
 }
 
 // A full partition of the link for 20 s (two lease lengths), both nodes
 // reaching the witness, the workload writing through both API servers.
 // The witness keeps a leading: b's Kine has no database for 20 s, longer
-// than the renew deadline, so b's components may lose their leases.
-func TestWitnessFullPartition(t *testing.T) {
-	o := withWitness
-	o.cutOff = "b"
-	r := newRig(t, "witness-full-partition", 57, o)
+// than the renew deadline, so b's components may lose their leases (its
+// row sets options.cutOff "b").
+func witnessFullPartition(r *rig) {
+	t := r.t
 	if err := r.c.Net.Isolate("a", "b"); err != nil {
 		t.Fatal(err)
 	}
@@ -67,26 +62,13 @@ func TestWitnessFullPartition(t *testing.T) {
 	r.noSplit(r.res)
 }
 
-func TestWitnessFlappingLink(t *testing.T) {
-	r := flapping(t, "witness-flapping-link", 58, withWitness)
-	r.noSplit(r.res)
-}
-
-func TestWitnessFrozenLeader(t *testing.T) {
-	r := frozenLeader(t, "witness-frozen-leader", 59, withWitness)
-	r.noSplit(r.res)
-}
-
 // Clock skew with a witness: a's wall clock ten minutes ahead, the link
 // cut, writes tried through both API servers. One node wins the swap and
 // takes them; the other refuses them (its leases and deadlines are on its
 // monotonic clock, which the skew does not touch). Nothing is archived,
 // and the winner leads after the link heals.
-func TestWitnessClockSkewSplit(t *testing.T) {
-	r := newRig(t, "witness-clock-skew-split", 60, options{
-		clockOffset: map[string]time.Duration{"a": 10 * time.Minute},
-		noWorkload:  true, witness: true,
-	})
+func witnessClockSkewSplit(r *rig) {
+	t := r.t
 	ctx := context.Background()
 	before, cancel := context.WithTimeout(ctx, 5*time.Second)
 	r.w.Run(before)
