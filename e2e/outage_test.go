@@ -17,7 +17,9 @@ import (
 // powered off, and a checkpoint drops it: b's standby cannot stream
 // ("requested WAL segment ... has already been removed"). It used to start
 // that standby again at every join timeout for good (found by make bench's
-// scale run); now the join after the first timeout copies the leader's data.
+// scale run); then it copied the leader's data after one join timeout
+// (2 min 2 s); now a leads b to it at once: it reports where its oldest WAL
+// begins, past where b's standby must resume.
 func TestLongOutageRejoinsByCopy(t *testing.T) {
 	c := newCluster(t, harness.NetLongOutage)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
@@ -37,7 +39,7 @@ func TestLongOutageRejoinsByCopy(t *testing.T) {
 	if err := c.Start("b"); err != nil {
 		t.Fatal(err)
 	}
-	// One join timeout (2 min), then the copy.
+	// Seconds, not the join timeout: the copy follows the WAL-gone row.
 	if _, err := c.WaitState(ctx, "b", 5*time.Minute, string(fsm.Follower)); err != nil {
 		t.Fatalf("b did not follow again: %v\n%s", err, c.Logs("b", 30))
 	}
@@ -49,7 +51,12 @@ func TestLongOutageRejoinsByCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(log), "copying the leader's data afresh") {
-		t.Fatalf("b follows again without the copy row: did its WAL survive after all? slots were: %s", slots)
+	for _, reason := range []string{"the leader no longer keeps the WAL this standby must resume from", "copying the leader's data afresh"} {
+		if !strings.Contains(string(log), reason) {
+			t.Fatalf("b follows again without the row %q: did its WAL survive after all? slots were: %s", reason, slots)
+		}
+	}
+	if strings.Contains(string(log), "not streaming within the join timeout") {
+		t.Errorf("b waited out a join timeout although a said its WAL was gone")
 	}
 }

@@ -40,6 +40,9 @@ func (h *PeerHandler) Status(context.Context) peer.Status {
 		Rejoining:  st.Intent != nil && st.Intent.Discards && !a.kineServing(),
 		Unobserved: last.o.Now.IsZero(),
 	}
+	if s.Primary {
+		s.OldestWAL = last.pg.OldestWAL
+	}
 	if lc := last.o.Self.LastCommit; !lc.IsZero() {
 		s.LastCommit = lc.UnixNano()
 	}

@@ -170,6 +170,7 @@ func (a *Agent) facts(pg postgres.Status, pgErr error, ps peer.Status, peerErr, 
 		p.Primary = ps.PGUp && ps.Primary
 		p.ForkRev = ps.ForkRev
 		p.HighRev, p.FencedPast = ps.HighRev, ps.FencedPast
+		p.OldestWAL = ps.OldestWAL
 		p.DiskFull, p.KineServing, p.Rejoining = ps.DiskFull, ps.KineServing, ps.Rejoining
 		if ps.LastCommit != 0 {
 			p.LastCommit = time.Unix(0, ps.LastCommit).Add(-a.splitOffset(ps))

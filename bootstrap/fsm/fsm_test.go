@@ -374,7 +374,7 @@ func TestDiagramIsFresh(t *testing.T) {
 var rowTests = map[string]func(*testing.T){
 	"Starting": TestStarting, "Reconcile": TestReconcile, "Joining": TestJoining, "Follower": TestFollower,
 	"FollowerDetection": TestFollowerDetection, "Leader": TestLeader, "LeaderAlone": TestLeaderAlone, "Witness": TestWitness, "OperatorPromotesAStartingNode": TestOperatorPromotesAStartingNode,
-	"AJoinThatDidNotStreamCopiesAfresh": TestAJoinThatDidNotStreamCopiesAfresh,
+	"AJoinThatDidNotStreamCopiesAfresh": TestAJoinThatDidNotStreamCopiesAfresh, "AJoinWhoseWALIsGoneCopiesAfresh": TestAJoinWhoseWALIsGoneCopiesAfresh,
 }
 
 // TestEveryRowCovered checks that the tests fired every row of the table.

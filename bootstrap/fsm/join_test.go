@@ -22,8 +22,8 @@ func TestAJoinThatDidNotStreamCopiesAfresh(t *testing.T) {
 	o.Self = notStreaming()
 	o.Now = t0.Add(cfg.JoinTimeout)
 	m, d = step(t, m, o)
-	if d.To != Starting || d.Reason != joinTimedOut || m.JoinTimeouts != 1 {
-		t.Fatalf("after the join timeout: %s → %s (%s), %d timeouts", d.From, d.To, d.Reason, m.JoinTimeouts)
+	if d.To != Starting || d.Reason != joinTimedOut || m.FailedJoins != 1 {
+		t.Fatalf("after the join timeout: %s → %s (%s), %d timeouts", d.From, d.To, d.Reason, m.FailedJoins)
 	}
 	o.Self = stoppedFollower(4)
 	o.Now = o.Now.Add(time.Second)
@@ -31,13 +31,37 @@ func TestAJoinThatDidNotStreamCopiesAfresh(t *testing.T) {
 	if d.To != Joining || !strings.Contains(d.Reason, "copying the leader's data afresh") || !strings.Contains(kinds(d.Actions), "base-backup") {
 		t.Fatalf("second join: %s → %s (%s): %s", d.From, d.To, d.Reason, kinds(d.Actions))
 	}
-	if m.JoinTimeouts != 1 {
-		t.Fatalf("joining forgot the timeout: %d", m.JoinTimeouts)
+	if m.FailedJoins != 1 {
+		t.Fatalf("joining forgot the timeout: %d", m.FailedJoins)
 	}
 	// Streaming at last: a later outage joins the cheap way again.
 	o.Self = followerSelf()
 	m, d = step(t, m, o)
-	if d.To != Follower || m.JoinTimeouts != 0 {
-		t.Fatalf("streaming: %s → %s (%s), %d timeouts", d.From, d.To, d.Reason, m.JoinTimeouts)
+	if d.To != Follower || m.FailedJoins != 0 {
+		t.Fatalf("streaming: %s → %s (%s), %d timeouts", d.From, d.To, d.Reason, m.FailedJoins)
+	}
+}
+
+// A standby whose leader no longer keeps the WAL it must resume from does
+// not wait out the join timeout: it starts over at once and copies afresh.
+// While the leader still has that WAL, or says nothing, it waits.
+func TestAJoinWhoseWALIsGoneCopiesAfresh(t *testing.T) {
+	o := Observation{Now: t0.Add(10 * time.Second), Self: notStreaming(), Peer: leaderPeer()}
+	o.Self.ReplayLSN = 0x5000000
+	for _, oldest := range []uint64{0, 0x4000000, 0x5000000} {
+		o.Peer.OldestWAL = oldest
+		if _, d := step(t, in(Joining), o); d.Changed {
+			t.Fatalf("the leader keeps WAL from %#x, this standby resumes at %#x: %s → %s (%s)", oldest, o.Self.ReplayLSN, d.From, d.To, d.Reason)
+		}
+	}
+	o.Peer.OldestWAL = 0x6000000
+	m, d := step(t, in(Joining), o)
+	if d.To != Starting || !strings.Contains(d.Reason, "no longer keeps the WAL") || m.FailedJoins != 1 {
+		t.Fatalf("WAL gone: %s → %s (%s), %d failed joins", d.From, d.To, d.Reason, m.FailedJoins)
+	}
+	o.Self = stoppedFollower(4)
+	m, d = step(t, m, o)
+	if d.To != Joining || d.Reason != copyAfresh || !strings.Contains(kinds(d.Actions), "base-backup") {
+		t.Fatalf("next join: %s → %s (%s): %s", d.From, d.To, d.Reason, kinds(d.Actions))
 	}
 }

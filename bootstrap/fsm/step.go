@@ -240,8 +240,21 @@ func Wins(s Self, p Peer) (bool, string) {
 }
 
 // joinTimedOut is the reason of the row that ends a join that did not
-// stream (the next join copies afresh: Machine.JoinTimeouts).
-const joinTimedOut = "not streaming within the join timeout: starting over"
+// stream; copyAfresh the reason of the next join (Machine.FailedJoins).
+const (
+	joinTimedOut = "not streaming within the join timeout: starting over"
+	copyAfresh   = "the last join could not stream: copying the leader's data afresh"
+)
+
+// walGone: this standby is not streaming and the peer, its leader, no
+// longer keeps the WAL it must resume from (the oldest segment the peer
+// has begins after the last record replayed here). What the peer says
+// only makes this node copy its data again, which loses nothing.
+func (t tick) walGone() bool {
+	s, p := t.o.Self, t.o.Peer
+	return s.PGUp && !s.Primary && !s.ReceiverStreaming && s.ReplayLSN > 0 &&
+		p.AgentUp && p.Primary && p.OldestWAL > s.ReplayLSN
+}
 
 // peerLeadsThisNode: the peer leads, holds newer state than this node, no
 // split is pending and it is not taking a copy itself: this node joins it.
@@ -291,10 +304,10 @@ func Step(m Machine, o Observation, c Config) (Machine, Decision) {
 		if r.To != m.State {
 			next := Machine{State: r.To, Since: o.Now, Born: m.Born}
 			if r.To == Starting || r.To == Joining {
-				next.JoinTimeouts = m.JoinTimeouts
+				next.FailedJoins = m.FailedJoins
 			}
-			if r.Reason == joinTimedOut {
-				next.JoinTimeouts++
+			if r.FailedJoin {
+				next.FailedJoins++
 			}
 			m = next
 		} else if r.NewTerm {

@@ -180,8 +180,11 @@ type Peer struct {
 	ForkRev    int64
 	// HighRev and FencedPast: the peer's own (see Self).
 	HighRev, FencedPast int64
-	DiskFull            bool // the peer's data filesystem is full
-	KineServing         bool // the peer's Kine writes to the peer's own database
+	// OldestWAL: (a primary whose follower does not stream) where the
+	// oldest WAL segment it still keeps begins; 0 when not reported.
+	OldestWAL   uint64
+	DiskFull    bool // the peer's data filesystem is full
+	KineServing bool // the peer's Kine writes to the peer's own database
 	// Rejoining: the peer has conceded (its Intent discards its data) and
 	// its Kine is stopped: it will not serve again before it follows.
 	Rejoining bool
@@ -254,10 +257,11 @@ type Machine struct {
 	// current term began; losing it again begins a new term, as a
 	// synchronous leader's degrade does.
 	Followed bool
-	// JoinTimeouts counts the joins since this node last followed that
-	// did not stream within the join timeout (kept through starting and
-	// joining only): the next join copies the leader's data afresh.
-	JoinTimeouts int
+	// FailedJoins counts the joins since this node last followed that
+	// could not stream (a row with FailedJoin ended them; kept through
+	// starting and joining only): the next join copies the leader's data
+	// afresh.
+	FailedJoins int
 }
 
 // New returns the machine of a freshly started agent.

@@ -55,6 +55,9 @@ func CheckStatus(s Status) error {
 	if s.PairOffset < -int64(MaxOffset) || s.PairOffset > int64(MaxOffset) {
 		bad("pair_offset_ns %d: more than %s either way", s.PairOffset, MaxOffset)
 	}
+	if s.OldestWAL != 0 && !s.Primary {
+		bad("oldest_wal %d: only a primary has WAL to give", s.OldestWAL)
+	}
 	if s.LastCommit < 0 {
 		bad("last_commit %d: negative", s.LastCommit)
 	}

@@ -92,6 +92,7 @@ func TestCheckStatusBounds(t *testing.T) {
 		"last_commit": func(s *Status) { s.LastCommit = -5 },
 		"now":         func(s *Status) { s.Now = 0 },
 		"name":        func(s *Status) { s.Name = "b\n" },
+		"oldest_wal":  func(s *Status) { s.OldestWAL = 1 << 24 }, // from a node that is no primary
 	}
 	for field, f := range bad {
 		s := ok

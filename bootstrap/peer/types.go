@@ -35,6 +35,10 @@ type Status struct {
 	// Rejoining: this node conceded (lost a split, or is replacing its
 	// data) and its Kine is stopped: the other may resume writes.
 	Rejoining bool `json:"rejoining,omitempty"`
+	// OldestWAL: (a primary whose follower does not stream) where the
+	// oldest WAL segment it keeps begins; a follower that must resume
+	// before it copies the data afresh instead of waiting to stream.
+	OldestWAL uint64 `json:"oldest_wal,omitempty"`
 	// Unobserved: this agent has not completed a tick since it started, so
 	// the rest says nothing yet of its PostgreSQL (a restarted agent that
 	// is about to finish a promotion reported "not a primary").

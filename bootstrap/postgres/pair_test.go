@@ -591,6 +591,11 @@ func TestPair(t *testing.T) {
 		}},
 		{"split brain: the loser archives exactly its divergent rows", func(t *testing.T) {
 			ctx := ctxT(t, 30*time.Second)
+			// b leads without a follower: it says where its oldest WAL begins.
+			if st := b.status(t); st.OldestWAL == 0 || st.OldestWAL > st.CurrentLSN || st.OldestWAL%(16<<20) != 0 {
+				t.Fatalf("oldest WAL of a leader without its follower: %#x (current %#x), want a segment start at or before the current LSN",
+					st.OldestWAL, st.CurrentLSN)
+			}
 			// The crashed old leader comes back as a primary, isolated from b:
 			// it accepts writes b never sees.
 			if err := a.m.Start(ctx, false); err != nil {

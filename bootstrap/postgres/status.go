@@ -32,6 +32,10 @@ type Status struct {
 	// up and nothing new was written).
 	PeerFlushLag      time.Duration
 	ReceiverStreaming bool // (standby) the walreceiver is streaming
+	// OldestWAL (a primary whose peer does not stream) is where the oldest
+	// WAL segment in pg_wal begins: a standby that must resume before it
+	// can never stream from here. 0 when streaming or unknown.
+	OldestWAL uint64
 	// PeerMark changes whenever replication brings a message from the
 	// peer's PostgreSQL (primary: the standby's reply time and flush
 	// position; standby: the receipt time of the last WAL or keepalive and
@@ -143,13 +147,16 @@ func (m *Manager) primaryStatus(ctx context.Context, c querier, st *Status) erro
 		reply_time::text || ' ' || COALESCE(flush_lsn::text, ''), EXTRACT(epoch FROM flush_lag)::float8, flush_lsn::text FROM pg_stat_replication
 		WHERE application_name = $1 ORDER BY state = 'streaming' DESC, flush_lsn DESC NULLS LAST LIMIT 1`, m.s.PeerName).
 		Scan(&state, &lag, &mark, &flushLag, &peerFlushed)
-	if err != nil {
-		if isNoRows(err) {
-			return nil
-		}
+	if err != nil && !isNoRows(err) {
 		return fmt.Errorf("postgres: status: pg_stat_replication: %w", err)
 	}
-	st.Streaming = state != nil && *state == "streaming"
+	st.Streaming = err == nil && state != nil && *state == "streaming"
+	if !st.Streaming {
+		st.OldestWAL = oldestWAL(ctx, c)
+	}
+	if err != nil {
+		return nil // no row: the peer is not connected
+	}
 	if mark != nil {
 		st.PeerMark = *mark
 	}
@@ -206,4 +213,20 @@ func parseLSN(s string) (uint64, error) {
 		return 0, fmt.Errorf("bad LSN %q", s)
 	}
 	return h<<32 | l, nil
+}
+
+// oldestWAL is where the oldest WAL segment in pg_wal begins (segment
+// names are timeline, then the LSN's high 32 bits, then the segment
+// number within them), or 0 when it cannot be read: it is asked only
+// while the follower does not stream, and an unknown answer decides
+// nothing.
+func oldestWAL(ctx context.Context, c querier) uint64 {
+	var lsn *int64
+	err := c.QueryRow(ctx, `SELECT ('x' || substr(name, 9, 8))::bit(32)::bigint * 4294967296
+		+ ('x' || substr(name, 17, 8))::bit(32)::bigint * (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')
+		FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$' ORDER BY substr(name, 9) LIMIT 1`).Scan(&lsn)
+	if err != nil || lsn == nil || *lsn < 0 {
+		return 0
+	}
+	return uint64(*lsn)
 }
