@@ -72,6 +72,38 @@ func watchServing(ctx context.Context, c *cluster.Cluster) *servingWatch {
 
 // aloneAfterPartition: the node that leads alone once the link is cut
 // (whichever claimed the next term first at the witness: a race), and
+
+// partitioned is a pair under writes, cut in two with a witness: the
+// writer, the watch of who serves, and the node left leading alone.
+type partitioned struct {
+	ts           []harness.Target
+	sw           *servingWatch
+	w            *harness.Writer
+	alone, other string
+	cancel       context.CancelFunc
+}
+
+// partitionUnderWrites starts a writer through both nodes and the watch of
+// who serves, cuts the link between the nodes after 2 s and waits for the
+// node that leads alone. cancel stops the writer and the watch (at the
+// test's end at the latest).
+func partitionUnderWrites(t *testing.T, c *cluster.Cluster, name string) *partitioned {
+	t.Helper()
+	p := &partitioned{ts: targets(t, c)}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	t.Cleanup(cancel)
+	p.sw = watchServing(ctx, c)
+	p.w = harness.NewWriter(name, p.ts...)
+	go p.w.Run(ctx, 10)
+	time.Sleep(2 * time.Second)
+	if err := c.Net.Isolate("a", "b"); err != nil {
+		t.Fatal(err)
+	}
+	p.alone, p.other = aloneAfterPartition(t, c)
+	return p
+}
+
 // the other.
 func aloneAfterPartition(t *testing.T, c *cluster.Cluster) (alone, other string) {
 	t.Helper()
@@ -138,17 +170,8 @@ func TestWitnessPartition(t *testing.T) {
 // witness trades for availability), none is lost.
 func TestWitnessLeaderCutOff(t *testing.T) {
 	c := witnessCluster(t, harness.NetWitnessCrash)
-	ts := targets(t, c)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sw := watchServing(ctx, c)
-	w := harness.NewWriter("witness-cut-off", ts...)
-	go w.Run(ctx, 10)
-	time.Sleep(2 * time.Second)
-	if err := c.Net.Isolate("a", "b"); err != nil {
-		t.Fatal(err)
-	}
-	alone, other := aloneAfterPartition(t, c)
+	p := partitionUnderWrites(t, c, "witness-cut-off")
+	ts, sw, w, alone, other, cancel := p.ts, p.sw, p.w, p.alone, p.other, p.cancel
 	cut := time.Now()
 	if err := c.CutFromWitness(alone); err != nil {
 		t.Fatal(err)
@@ -225,17 +248,8 @@ func TestManualFailover(t *testing.T) {
 // reboots (its agent starts again) and the pair converges.
 func TestWitnessFrozenAgent(t *testing.T) {
 	c := newClusterWith(t, cluster.Options{Prefix: harness.NetWitnessWatchdog.Prefix, Subnet: harness.NetWitnessWatchdog.Subnet, Witness: true, Watchdog: true})
-	ts := targets(t, c)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sw := watchServing(ctx, c)
-	w := harness.NewWriter("witness-frozen-agent", ts...)
-	go w.Run(ctx, 10)
-	time.Sleep(2 * time.Second)
-	if err := c.Net.Isolate("a", "b"); err != nil {
-		t.Fatal(err)
-	}
-	alone, other := aloneAfterPartition(t, c)
+	p := partitionUnderWrites(t, c, "witness-frozen-agent")
+	ts, sw, w, alone, other, cancel := p.ts, p.sw, p.w, p.alone, p.other, p.cancel
 	if err := c.FreezeAgent(alone); err != nil {
 		t.Fatal(err)
 	}
