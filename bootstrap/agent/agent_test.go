@@ -449,3 +449,21 @@ func TestPeerProblem(t *testing.T) {
 		}
 	}
 }
+
+// Rewound data whose standby never becomes consistent (pg_ctl -w waiting
+// for WAL that is gone) is copied afresh after its own bound, not after
+// what is left of the rewind's 30 minutes.
+func TestRewoundStandbyThatNeverStartsIsCopied(t *testing.T) {
+	defer func(d time.Duration) { rewoundStartTimeout = d }(rewoundStartTimeout)
+	rewoundStartTimeout = 50 * time.Millisecond
+	r := newRig(t, "a", "b")
+	r.db.data, r.db.standbyHangs = true, true
+	start := time.Now()
+	if err := r.a.run(context.Background(), fsm.Action{Kind: fsm.Rewind}, observed{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(r.db.Calls(), ","); got != "stop,rewind,start(standby=true): waits,stop,basebackup" {
+		t.Fatalf("calls %q", got)
+	}
+	t.Logf("copied afresh %s after the rewind began", time.Since(start).Round(time.Millisecond))
+}

@@ -47,6 +47,11 @@ func completed(d fsm.Decision, err error, kind fsm.ActionKind) bool {
 	return false
 }
 
+// rewoundStartTimeout bounds the start that proves rewound data runs as a
+// standby: replaying what pg_rewind copied takes seconds; a standby not
+// consistent after this is copied afresh instead. A variable for tests.
+var rewoundStartTimeout = 5 * time.Minute
+
 // execute runs a decision's actions in order and stops at the first error.
 func (a *Agent) execute(ctx context.Context, d fsm.Decision, obs observed) error {
 	for i, act := range d.Actions {
@@ -118,8 +123,14 @@ func (a *Agent) run(ctx context.Context, act fsm.Action, obs observed) error {
 		// A rewind can report success and still leave data that will not
 		// start as a standby (PostgreSQL 15: "requested timeline N does not
 		// contain minimum recovery point" after several promotions). Prove
-		// it starts; otherwise copy everything.
-		if err := db.Start(ctx, true); err != nil {
+		// it starts; otherwise copy everything. Within its own bound, not
+		// what is left of the rewind's 30 minutes: a standby that never
+		// becomes consistent (the WAL it needs is gone) held pg_ctl -w, and
+		// the node, for all of them.
+		sc, cancel := context.WithTimeout(ctx, rewoundStartTimeout)
+		err := db.Start(sc, true)
+		cancel()
+		if err != nil {
 			a.log.Warn("the rewound data does not start as a standby: falling back to a full base backup", "err", err)
 			if err := db.Stop(ctx, true); err != nil {
 				return err

@@ -29,6 +29,7 @@ type fakeDB struct {
 	slow          bool   // Status times out (a busy server)
 	peerBlocked   bool   // the peer's database port is blocked: copies fail
 	peerFlushed   uint64 // the follower's flush position (PeerFlushLSN)
+	standbyHangs  bool   // a standby start waits until its context ends (never consistent)
 }
 
 func (f *fakeDB) call(name string) error {
@@ -56,9 +57,17 @@ func (f *fakeDB) InitDB(context.Context) error {
 	f.data, f.up, f.standby = true, true, false
 	return f.call("initdb")
 }
-func (f *fakeDB) Start(_ context.Context, standby bool) error {
+func (f *fakeDB) Start(ctx context.Context, standby bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if standby && f.standbyHangs {
+		f.calls = append(f.calls, "start(standby=true): waits")
+		f.mu.Unlock()
+		<-ctx.Done()
+		f.mu.Lock()
+		f.up = true // it runs, not consistent: the fallback stops it
+		return fmt.Errorf("pg_ctl start: %w", ctx.Err())
+	}
 	// Like postgres.Manager.Start: it never changes a running server's role.
 	if f.up && f.standby != standby {
 		f.calls = append(f.calls, fmt.Sprintf("start(standby=%v) refused", standby))
