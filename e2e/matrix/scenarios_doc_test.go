@@ -3,7 +3,6 @@ package matrix
 import (
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
@@ -70,17 +69,5 @@ Adding a scenario is one row in the table plus its fault function.
 // TestScenariosDocIsFresh: docs/scenarios.md is the table as it is; with
 // -update it rewrites it.
 func TestScenariosDocIsFresh(t *testing.T) {
-	want := scenarioList()
-	if *update {
-		if err := os.WriteFile(scenariosDoc, []byte(want), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := os.ReadFile(scenariosDoc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != want {
-		t.Fatal("docs/scenarios.md is stale: go test ./e2e/matrix -run TestScenariosDocIsFresh -update")
-	}
+	harness.GeneratedFile(t, scenariosDoc, scenarioList(), *update, "go test ./e2e/matrix -run TestScenariosDocIsFresh -update")
 }
