@@ -535,7 +535,7 @@ func TestSplitWhoseLosersDiskIsFull(t *testing.T) {
 // there (a split, writes stopped 2.8 s); with only that fixed, it took over
 // from "follower" (2.1 s): its probes count only when its own reads answer.
 func TestStarvedFollower(t *testing.T) {
-	c := newCluster(t, harness.NetSwitchover)
+	c := newCluster(t, harness.NetStarvedFollower)
 	ts := targets(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

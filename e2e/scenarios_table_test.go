@@ -55,7 +55,7 @@ var scenarios = []scenario{
 	{test: "TestImplausiblePeer", nets: nets(harness.NetInterruptedPromote),
 		fault: "The follower powered off; a process with the secret answers on its address with impossible values for 30 s.",
 		holds: "The leader stays leading alone, serving, and acknowledges at least 90% of writes; nothing lost."},
-	{test: "TestStarvedFollower", nets: nets(harness.NetSwitchover),
+	{test: "TestStarvedFollower", nets: nets(harness.NetStarvedFollower),
 		fault: "The follower's agent held to 2 ms of CPU a second for 20 s while WAL flows.",
 		holds: "It never takes over and the leader does not change; lost writes archived."},
 	{test: "TestSkewedLeaderHearsItsFollower", nets: nets(harness.NetSkewedLeader),

@@ -58,7 +58,7 @@ var (
 	NetPostgresGone         = reserve("tnpg", 68)
 	NetInterruptedPromote   = reserve("tnip", 69)
 	NetAgentCrash           = reserve("tnac", 71)
-	NetSwitchover           = reserve("tnsv", 72)
+	NetStarvedFollower      = reserve("tnsv", 72)
 	NetCrashDuringRewind    = reserve("tnrw", 73)
 	NetCrashDuringBackup    = reserve("tnbb", 74)
 	NetSplitDiskFull        = reserve("tnsf", 78)
