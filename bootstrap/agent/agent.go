@@ -132,6 +132,11 @@ type cmdResult struct {
 	d        fsm.Decision
 }
 
+// JoinTimeout ends a join whose standby does not stream (the next join
+// copies the leader's data afresh); a leader that says the WAL is gone
+// ends it sooner.
+const JoinTimeout = 2 * time.Minute
+
 // New builds an agent from a validated config and its actors.
 func New(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 	st, err := loadState(cfg.DataDir)
@@ -152,7 +157,7 @@ func New(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 			RecoverThreshold: 2,
 			HeardFor:         ticks(heardFor(cfg), cfg.Timers.ProbeInterval),
 			BootGrace:        cfg.Timers.BootGrace,
-			JoinTimeout:      2 * time.Minute,
+			JoinTimeout:      JoinTimeout,
 			WitnessWait:      cfg.Witness.Unreachable == "wait",
 			// One witness request's time: a leader's claim to go on alone
 			// answers within it.
