@@ -423,7 +423,7 @@ func crashDuringCopy(t *testing.T, scenario string, n harness.Net, fault string,
 			t.Fatal(err)
 		}
 		time.Sleep(12 * time.Second) // more than its boot grace and detection window
-		if n := ledAfter(c, joiner, back); n > 0 {
+		if n := ledAfter(t, c, joiner, back); n > 0 {
 			t.Errorf("%s led on the data whose copy was cut short, while %s was away", joiner, leader)
 		}
 		if err := c.Start(leader); err != nil {
@@ -441,7 +441,7 @@ func crashDuringCopy(t *testing.T, scenario string, n harness.Net, fault string,
 	if p := promotions(t, c, joiner); p != 0 && newMachine {
 		t.Errorf("the new machine %s was promoted %d times", joiner, p)
 	}
-	if n := ledAfter(c, joiner, back); n > 0 {
+	if n := ledAfter(t, c, joiner, back); n > 0 {
 		t.Errorf("%s led %d times after its copy was cut short", joiner, n)
 	}
 	acked := w.Acked()
@@ -450,17 +450,24 @@ func crashDuringCopy(t *testing.T, scenario string, n harness.Net, fault string,
 	result(t, harness.Result{Scenario: scenario, RTOms: &restored, Acked: len(acked), Lost: len(lost), Archived: archived})
 }
 
-// ledAfter counts the transitions of node to a leader state logged after t.
-func ledAfter(c *cluster.Cluster, node string, after time.Time) int {
-	b, _ := os.ReadFile(filepath.Join(c.Nodes[node].Dir, "agent.log"))
+// ledAfter counts the transitions of node to a leader state logged after
+// t (the transition records' "from" and "to" fields, fsm states). A log
+// without any transition record fails the test: nothing could be counted.
+func ledAfter(t *testing.T, c *cluster.Cluster, node string, after time.Time) int {
+	t.Helper()
+	recs, err := harness.LogRecordsWhere(filepath.Join(c.Nodes[node].Dir, "agent.log"), func(r map[string]string) bool {
+		return r["from"] != "" && r["to"] != ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) == 0 {
+		t.Fatalf("no transition record in %s's log: whether it led cannot be counted", node)
+	}
 	n := 0
-	for _, l := range strings.Split(string(b), "\n") {
-		ts, rest, ok := strings.Cut(strings.TrimPrefix(l, "time="), " ")
-		at, err := time.Parse(time.RFC3339Nano, ts)
-		if !ok || err != nil || at.Before(after) {
-			continue
-		}
-		if strings.Contains(rest, "→ leader") {
+	for _, r := range recs {
+		at, err := time.Parse(time.RFC3339Nano, r["time"])
+		if err == nil && !at.Before(after) && fsm.State(r["to"]).IsLeader() {
 			n++
 		}
 	}

@@ -338,10 +338,12 @@ func (a *Agent) failed(d fsm.Decision, err error) {
 
 func (a *Agent) succeeded(d fsm.Decision, now time.Time) {
 	line := fmt.Sprintf("%s → %s: %s", d.From, d.To, d.Reason)
+	// from and to as fields too: whoever counts transitions (the tests,
+	// a log pipeline) reads states, not the row's words.
 	if d.Detail != "" {
-		a.log.Info(line, "detail", d.Detail)
+		a.log.Info(line, "from", d.From, "to", d.To, "detail", d.Detail)
 	} else {
-		a.log.Info(line)
+		a.log.Info(line, "from", d.From, "to", d.To)
 	}
 	a.backoff, a.retry, a.lastErr = 0, retryWait{}, ""
 	a.mu.Lock()

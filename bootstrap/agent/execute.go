@@ -198,7 +198,7 @@ func (a *Agent) run(ctx context.Context, act fsm.Action, obs observed) error {
 		in := a.st.Intent
 		a.mu.Unlock()
 		if in != nil {
-			a.log.Info("an interrupted transition is forgotten: nothing of it needs finishing", "from", in.From, "to", in.To, "reason", in.Reason)
+			a.log.Info("an interrupted transition is forgotten: nothing of it needs finishing", "intent", fmt.Sprintf("%s → %s: %s", in.From, in.To, in.Reason))
 		}
 		a.setIntent(nil)
 		return nil

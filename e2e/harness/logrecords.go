@@ -15,6 +15,12 @@ import (
 // sentence that may be reworded. Lines that are not such records (a
 // process's own output) are passed over.
 func LogRecords(path, msg string) ([]map[string]string, error) {
+	return LogRecordsWhere(path, func(rec map[string]string) bool { return rec["msg"] == msg })
+}
+
+// LogRecordsWhere reads the records for which keep says yes (a transition
+// is the record with "from" and "to" fields: its msg names the row).
+func LogRecordsWhere(path string, keep func(map[string]string) bool) ([]map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -24,7 +30,7 @@ func LogRecords(path, msg string) ([]map[string]string, error) {
 	r := bufio.NewReader(f)
 	for {
 		line, err := r.ReadString('\n')
-		if rec := logfmt(strings.TrimRight(line, "\n")); rec != nil && rec["msg"] == msg {
+		if rec := logfmt(strings.TrimRight(line, "\n")); rec != nil && keep(rec) {
 			out = append(out, rec)
 		}
 		if err != nil {
