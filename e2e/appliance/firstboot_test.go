@@ -15,6 +15,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/twonode-edge/twonode/bootstrap/fsm"
 	"github.com/twonode-edge/twonode/e2e/harness"
 	"github.com/twonode-edge/twonode/e2e/results"
 )
@@ -113,14 +114,27 @@ func copyFile(t testing.TB, src, dst string, mode os.FileMode) {
 	writeFile(t, dst, string(b), mode)
 }
 
-// promotions are the agent's transitions of this boot in which a follower
-// took over.
+// promotions are the terms this node's agent began by taking over (its
+// "new term" records of kind promote), read from the journal's records, not
+// from the words of a row. A journal without any transition record fails
+// the test: nothing could be counted.
 func promotions(t testing.TB, n *node) []string {
 	t.Helper()
+	path := filepath.Join(t.TempDir(), "agent.log")
+	if err := os.WriteFile(path, []byte(n.must(t, "journalctl", "--no-pager", "-o", "cat", "-u", "twonode-agent")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if moves, err := harness.LogRecordsWhere(path, func(r map[string]string) bool { return r["from"] != "" && r["to"] != "" }); err != nil || len(moves) == 0 {
+		t.Fatalf("%s: no transition record in the agent's journal (%v): promotions cannot be counted", n.name, err)
+	}
+	terms, err := harness.LogRecords(path, "new term")
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out []string
-	for _, l := range strings.Split(n.must(t, "journalctl", "--no-pager", "-o", "cat", "-u", "twonode-agent"), "\n") {
-		if strings.Contains(l, "→ leader_alone") && (strings.Contains(l, "promot") || strings.Contains(l, "takes over")) {
-			out = append(out, l)
+	for _, r := range terms {
+		if r["kind"] == string(fsm.TermPromote) {
+			out = append(out, fmt.Sprintf("term %s begun by a promotion at %s", r["term"], r["time"]))
 		}
 	}
 	return out
