@@ -25,11 +25,13 @@ import (
 	"github.com/twonode-edge/twonode/e2e/workload"
 )
 
-// Prefix and Dir name what the lab creates, so `make lab-down` finds it.
-const (
-	Prefix = "tnlab" // harness.NetLab
-	Dir    = "/var/tmp/twonode-lab"
-	subnet = 109 // harness.NetLab
+// Dir names where the lab writes, so `make lab-down` finds it; Prefix
+// (its namespaces) and subnet are the lab's reservation in harness.NetLab.
+const Dir = "/var/tmp/twonode-lab"
+
+var (
+	Prefix = harness.NetLab.Prefix
+	subnet = harness.NetLab.Subnet
 )
 
 // Options of a lab run.

@@ -3,6 +3,7 @@ package lab
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -30,7 +31,7 @@ func TestLab(t *testing.T) {
 		regexp.MustCompile(`[+-]\s*\d+ms  b: follower → leader_alone`),
 		regexp.MustCompile(`[+-]\s*\d+ms  first write accepted \(through b's Kine\)`),
 		regexp.MustCompile(`[+-]\s*\d+ms  first write accepted through the Kubernetes API`),
-		regexp.MustCompile(`[+-]\s*\d+ms  b takes the pair's address 10\.99\.0\.100`),
+		regexp.MustCompile(fmt.Sprintf(`[+-]\s*\d+ms  b takes the pair's address 10\.%d\.0\.100`, subnet)),
 		regexp.MustCompile(`[+-]\s*\d+ms  the pair's address is on b alone`),
 		regexp.MustCompile(`[+-]\s*\d+ms  first write accepted through the pair's address \(b's kube-apiserver\)`),
 		regexp.MustCompile(`through Kine: [1-9]\d* writes acknowledged, 0 lost`),
