@@ -34,6 +34,12 @@ func clockSkewSplit(r *rig) {
 	fault := time.Now()
 	r.waitState("a", 30*time.Second, fsm.LeaderAlone)
 	r.waitState("b", 30*time.Second, fsm.LeaderAlone)
+	// The writer through the pair's address writes to whichever node the
+	// address reaches, also between the heal and that node noticing the
+	// split: its write, not the scenario's, would decide which side wrote
+	// last (CI: it wrote to a 0.1 s after b's last write, and a won).
+	// Paused until the pair has settled; it has written since the fault.
+	r.addr.Pause(true)
 	sideA := r.splitWrites(ctx, "a", 0, 20)
 	time.Sleep(500 * time.Millisecond)
 	sideB := r.splitWrites(ctx, "b", 1, 20) // b writes last
@@ -43,6 +49,7 @@ func clockSkewSplit(r *rig) {
 	if leader := r.settle(3 * time.Minute); leader != "b" {
 		t.Errorf("%s leads after the split; want b, which wrote last in real time", leader)
 	}
+	r.addr.Pause(false)
 	after := r.w.NewClient(6)
 	for i := 0; i < 10; i++ {
 		after.Create(ctx, fmt.Sprintf("%s-after-%d", r.name, i), r.w.NextValue(6))

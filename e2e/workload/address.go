@@ -18,10 +18,20 @@ import (
 // acknowledged. It does not enter the checked history: through the
 // address nobody can say which node answered.
 type AddressWriter struct {
-	cs   *kubernetes.Clientset
-	name string
-	mu   sync.Mutex
-	acks []addressAck
+	cs     *kubernetes.Clientset
+	name   string
+	mu     sync.Mutex
+	acks   []addressAck
+	paused bool
+}
+
+// Pause stops the writes until Pause(false): for a scenario that must
+// know which node was written to last (a split decided by the later
+// write), since through the address nobody can say.
+func (v *AddressWriter) Pause(on bool) {
+	v.mu.Lock()
+	v.paused = on
+	v.mu.Unlock()
 }
 
 type addressAck struct{ sent, acked time.Time }
@@ -41,6 +51,16 @@ func NewAddressWriter(c *rest.Config, name string) (*AddressWriter, error) {
 func (v *AddressWriter) Run(ctx context.Context) {
 	cms := v.cs.CoreV1().ConfigMaps("default")
 	for ctx.Err() == nil {
+		v.mu.Lock()
+		paused := v.paused
+		v.mu.Unlock()
+		if paused {
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
 		sent := time.Now()
 		data := map[string]string{"n": sent.Format(time.RFC3339Nano)}
 		_, err := cms.Update(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: v.name}, Data: data}, metav1.UpdateOptions{})
