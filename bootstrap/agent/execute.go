@@ -210,6 +210,16 @@ func (a *Agent) run(ctx context.Context, act fsm.Action, obs observed) error {
 // waits until everything the old leader sent has been replayed.
 func (a *Agent) promote(ctx context.Context, lsn uint64) error {
 	db := a.d.DB
+	var tried error
+	if lsn == 0 {
+		// A take-over: nothing to wait for, so no status first (one
+		// connection and a handful of queries less on the take-over's
+		// path). Promote itself finds a server already promoted; one that
+		// is down fails it, and is started below.
+		if tried = a.promoteNow(ctx); tried == nil {
+			return nil
+		}
+	}
 	st, err := db.Status(ctx)
 	if err != nil || !st.Up {
 		if err := db.Start(ctx, true); err != nil {
@@ -218,9 +228,13 @@ func (a *Agent) promote(ctx context.Context, lsn uint64) error {
 		if st, err = db.Status(ctx); err != nil {
 			return err
 		}
+		tried = nil // it was down: promote it now
 	}
 	if !st.InRecovery {
 		return nil // already a primary: the step was done on an earlier try
+	}
+	if tried != nil {
+		return tried // up, a standby, and its promotion failed: the row is tried again
 	}
 	for lsn > 0 && st.ReplayLSN < lsn {
 		select {
@@ -232,8 +246,12 @@ func (a *Agent) promote(ctx context.Context, lsn uint64) error {
 			return err
 		}
 	}
-	took, err := db.Promote(ctx)
-	if err == nil {
+	return a.promoteNow(ctx)
+}
+
+func (a *Agent) promoteNow(ctx context.Context) error {
+	took, err := a.d.DB.Promote(ctx)
+	if err == nil && took > 0 {
 		a.tl.mark(phasePromoteAsked, time.Now().Add(-took))
 		a.log.Info("postgresql promoted", "pg_promote", took)
 		a.met.promoteSeconds.Set(took.Seconds())

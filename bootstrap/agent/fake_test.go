@@ -110,11 +110,15 @@ func (f *fakeDB) Rewind(context.Context) error {
 func (f *fakeDB) Promote(context.Context) (time.Duration, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.standby = false
 	// It takes a millisecond, as it says (the failover timeline counts
-	// back from its end to when it was asked).
+	// back from its end to when it was asked); a failed one leaves a
+	// standby.
 	time.Sleep(time.Millisecond)
-	return time.Millisecond, f.call("promote")
+	if err := f.call("promote"); err != nil {
+		return time.Millisecond, err
+	}
+	f.standby = false
+	return time.Millisecond, nil
 }
 func (f *fakeDB) SetSync(_ context.Context, on bool) error {
 	f.mu.Lock()

@@ -23,9 +23,9 @@ const (
 	phasePromoted     = "promoted"           // pg_promote returned: the primary accepts writes
 	phaseFenced       = "fenced"             // revisions moved past the old leader's
 	phaseTermSaved    = "term_saved"         // the new term is durable
-	phaseSlot         = "slot_ensured"       // the follower's slot exists
 	phaseKineReady    = "kine_ready"         // Kine, pointed here, accepts connections
 	phaseAddress      = "address_held"       // the pair's address is here
+	phaseSlot         = "slot_ensured"       // the old leader's slot exists (after Kine: not on the first write's path)
 )
 
 // actionPhase names the phase an action's end closes.

@@ -32,7 +32,7 @@ func TestPromotionLogsItsTimeline(t *testing.T) {
 		t.Fatalf("no timeline logged:\n%s", buf.String())
 	}
 	want := []string{phaseLastProbeOK, phaseFirstFailed, phaseDetected, phaseDecided, phaseKineStopped,
-		phasePromoteAsked, phasePromoted, phaseFenced, phaseTermSaved, phaseSlot, phaseKineReady, phaseAddress}
+		phasePromoteAsked, phasePromoted, phaseFenced, phaseTermSaved, phaseKineReady, phaseAddress, phaseSlot}
 	prev, at := -1.0, -1
 	for _, p := range want {
 		i := strings.Index(line, " "+p+"=")

@@ -100,11 +100,11 @@ func TestStarting(t *testing.T) {
 		{"returning follower of the same leader just streams", born, Observation{Self: stoppedFollower(4), Peer: leaderPeer()}, Joining, "newer state", "kine-stop,announce-follow,start-standby,kine-peer,adopt-term"},
 		{"a follower whose PostgreSQL stopped keeps its Kine on the leader while it streams again", born, Observation{Self: kineOnPeer(stoppedFollower(4)), Peer: leaderPeer()}, Joining, "newer state", "announce-follow,start-standby,kine-peer,adopt-term"},
 		{"returning leader with the newest state leads", born, Observation{Self: stoppedLeader(5), Peer: stoppedFollowerPeer(4)}, LeaderAlone, "newest state", "start-primary,sync-off,ensure-slot,kine-local"},
-		{"follower whose peer has no data takes over", born, Observation{Self: stoppedFollower(4), Peer: Peer{Name: "a", AgentUp: true}}, LeaderAlone, "follower takes over", "kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local"},
+		{"follower whose peer has no data takes over", born, Observation{Self: stoppedFollower(4), Peer: Peer{Name: "a", AgentUp: true}}, LeaderAlone, "follower takes over", "kine-stop,promote,revision-fence,new-term,kine-local,ensure-slot"},
 		{"follower whose peer has no data waits while paused", born, Observation{Self: paused(stoppedFollower(4)), Peer: Peer{Name: "a", AgentUp: true}}, Starting, "", ""},
 		{"follower with a silent leader agent but live database follows", born, Observation{Self: stoppedFollower(4), Peer: Peer{Name: "a", PGUp: true}}, Joining, "database answers", "start-standby,kine-peer"},
 		{"leader alone after the boot grace", late, Observation{Self: stoppedLeader(4)}, LeaderAlone, "follower unreachable", "start-primary,new-term,sync-off,ensure-slot,kine-local"},
-		{"a leader whose data runs as a standby promotes it after the grace", late, Observation{Self: notStreamingAsLeader()}, LeaderAlone, "follower unreachable", "kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local"},
+		{"a leader whose data runs as a standby promotes it after the grace", late, Observation{Self: notStreamingAsLeader()}, LeaderAlone, "follower unreachable", "kine-stop,promote,revision-fence,new-term,kine-local,ensure-slot"},
 		{"a leader rebooted while alone goes on in its term after the grace", late, Observation{Self: wasAlone(stoppedLeader(4))}, LeaderAlone, "follower unreachable", "start-primary,sync-off,ensure-slot,kine-local"},
 		{"a leader restarted while alone goes on in its term", born, Observation{Self: aloneLeader()}, LeaderAlone, "alone (asynchronous) as before", "sync-off,ensure-slot,kine-local"},
 		{"a rebooted asynchronous leader whose follower took over begins that term too", born, Observation{Self: asyncWhenStopped(stoppedLeader(4)), Peer: promotedPeer(5)}, Starting, "compare last writes", "kine-stop,start-primary,new-term"},
@@ -113,7 +113,7 @@ func TestStarting(t *testing.T) {
 		{"a leader restarted asynchronous after a follower streamed begins a new term", born, Observation{Self: asyncFollowedLeader()}, LeaderAlone, "a new term", "new-term,sync-off,ensure-slot,kine-local"},
 		{"a leader restarted while synchronous waits for the grace", born, Observation{Self: syncLeaderNoFollower()}, Starting, "", ""},
 		{"leader waits within the boot grace", born, Observation{Self: stoppedLeader(4)}, Starting, "", ""},
-		{"follower takes over after the boot grace", late, Observation{Self: stoppedFollower(4)}, LeaderAlone, "leader unreachable", "start-standby,kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local"},
+		{"follower takes over after the boot grace", late, Observation{Self: stoppedFollower(4)}, LeaderAlone, "leader unreachable", "start-standby,kine-stop,promote,revision-fence,new-term,kine-local,ensure-slot"},
 		{"paused follower never takes over at boot", late, Observation{Self: paused(stoppedFollower(4))}, Starting, "", ""},
 	})
 }
@@ -168,7 +168,7 @@ func TestFollower(t *testing.T) {
 	newTerm := leaderPeer()
 	newTerm.Term, newTerm.State = 5, LeaderAlone
 	run(t, []tc{
-		{"handover promotes at once", in(Follower), Observation{Self: followerSelf(), Peer: leaderPeer(), Cmd: Command{Kind: CmdHandover, LSN: 7}}, LeaderAlone, "handed over", "kine-stop,promote,revision-fence,new-term,followed,ensure-slot,kine-local"},
+		{"handover promotes at once", in(Follower), Observation{Self: followerSelf(), Peer: leaderPeer(), Cmd: Command{Kind: CmdHandover, LSN: 7}}, LeaderAlone, "handed over", "kine-stop,promote,revision-fence,new-term,followed,kine-local,ensure-slot"},
 		{"manual promote with the leader gone", in(Follower), Observation{Self: followerSelf(), Peer: down, Cmd: Command{Kind: CmdPromote}}, LeaderAlone, "operator", ""},
 		{"manual promote refused while the leader's database answers", in(Follower), Observation{Self: followerSelf(), Peer: leaderPeer(), Cmd: Command{Kind: CmdPromote}}, Follower, "", ""},
 		{"forced promote", in(Follower), Observation{Self: followerSelf(), Peer: leaderPeer(), Cmd: Command{Kind: CmdForcePromote}}, LeaderAlone, "operator", ""},
@@ -420,7 +420,7 @@ func TestReconcile(t *testing.T) {
 	conceded := intent(stoppedLeader(4), Intent{From: LeaderAlone, To: Joining, Discards: true})
 	deadPeer := Peer{Name: "a"}
 	run(t, []tc{
-		{"a promotion cut after pg_promote is finished, old leader dead", born, Observation{Self: promoting, Peer: deadPeer}, LeaderAlone, "cut short", "kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local"},
+		{"a promotion cut after pg_promote is finished, old leader dead", born, Observation{Self: promoting, Peer: deadPeer}, LeaderAlone, "cut short", "kine-stop,promote,revision-fence,new-term,kine-local,ensure-slot"},
 		{"a promotion cut after pg_promote is finished, old leader back", born, Observation{Self: promoting, Peer: stoppedLeaderPeer(4)}, LeaderAlone, "cut short", ""},
 		{"a stored follower running a primary finishes without an intent", born, Observation{Self: promoted, Peer: deadPeer}, LeaderAlone, "cut short", ""},
 		{"a promotion recorded but not reached is forgotten", born, Observation{Self: intent(followerSelf(), Intent{Promotes: true, Term: 5}), Peer: leaderPeer()}, Starting, "nothing to finish", "clear-intent"},

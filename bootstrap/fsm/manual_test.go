@@ -39,7 +39,7 @@ func TestManualFailover(t *testing.T) {
 func TestOperatorPromotesAStartingNode(t *testing.T) {
 	run(t, []tc{
 		{"a rebooted follower promoted by the operator", in(Starting), Observation{Self: stoppedFollower(4), Cmd: Command{Kind: CmdPromote}},
-			LeaderAlone, "operator promoted", "start-standby,kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local"},
+			LeaderAlone, "operator promoted", "start-standby,kine-stop,promote,revision-fence,new-term,kine-local,ensure-slot"},
 		{"not while the leader answers, without force: it rejoins it", in(Starting), Observation{Self: stoppedFollower(4), Peer: leaderPeer(), Cmd: Command{Kind: CmdPromote}},
 			Joining, "newer state", ""},
 	})

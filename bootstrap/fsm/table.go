@@ -50,8 +50,10 @@ func promotion(kind TermKind) func(t tick) []Action {
 			{Kind: Promote, LSN: t.o.Cmd.LSN},
 			{Kind: Fence},
 			{Kind: NewTerm, Term: term, Why: kind},
-			{Kind: EnsureSlot},
 			{Kind: KineLocal},
+			// After Kine: the old leader's slot is needed only when it
+			// rejoins, not by the first write (the failover timeline).
+			{Kind: EnsureSlot},
 		}
 	}
 }

@@ -24,14 +24,14 @@ func TestWitness(t *testing.T) {
 	born := Machine{State: Starting, Since: t0, Born: t0}
 	run(t, []tc{
 		{"the follower claims its promotion at the witness first", lostLeader, Observation{Self: follower, Witness: witnessAt(4, "a")},
-			LeaderAlone, "promoting", "witness-claim,kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local"},
+			LeaderAlone, "promoting", "witness-claim,kine-stop,promote,revision-fence,new-term,kine-local,ensure-slot"},
 		{"no promotion while the leader holds the lease", lostLeader, Observation{Self: follower, Witness: aloneAt(4, "a")}, Follower, "", ""},
 		{"a running follower takes over once the alone leader's lease expired", lostLeader, Observation{Self: follower, Witness: witnessAt(5, "a")},
-			LeaderAlone, "promoting", "witness-claim,kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local"},
+			LeaderAlone, "promoting", "witness-claim,kine-stop,promote,revision-fence,new-term,kine-local,ensure-slot"},
 		{"the policy promote, the witness unreachable: promotes as without one", lostLeader, Observation{Self: follower, Witness: unreachable()},
-			LeaderAlone, "promoting", "kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local"},
+			LeaderAlone, "promoting", "kine-stop,promote,revision-fence,new-term,kine-local,ensure-slot"},
 		{"a promotion this node claimed before it crashed goes on", lostLeader, Observation{Self: follower, Witness: witnessAt(5, "b")},
-			LeaderAlone, "promoting", "witness-claim,kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local"},
+			LeaderAlone, "promoting", "witness-claim,kine-stop,promote,revision-fence,new-term,kine-local,ensure-slot"},
 		{"the leader claims its going alone first", Machine{State: Leader, Fails: 3}, Observation{Self: leaderSelf(), Witness: witnessAt(4, "a")},
 			LeaderAlone, "asynchronous", "witness-claim,new-term,sync-off"},
 		{"the leader does not go alone once the follower claimed the next term", Machine{State: Leader, Fails: 3},
@@ -79,7 +79,7 @@ func TestWitnessPolicyWait(t *testing.T) {
 // Without a witness, Waiting stays empty and nothing changes.
 func TestNoWitnessNoWaiting(t *testing.T) {
 	_, d := step(t, lostLeader, Observation{Now: t0, Self: followerSelf()})
-	if d.Waiting != "" || kinds(d.Actions) != "kine-stop,promote,revision-fence,new-term,ensure-slot,kine-local" {
+	if d.Waiting != "" || kinds(d.Actions) != "kine-stop,promote,revision-fence,new-term,kine-local,ensure-slot" {
 		t.Errorf("without a witness: %q %s", d.Waiting, kinds(d.Actions))
 	}
 }
