@@ -45,7 +45,7 @@ func (m *Manager) Archive(ctx context.Context, forkRev int64, w io.Writer, heade
 	if err != nil {
 		return 0, fmt.Errorf("postgres: archive: %w", err)
 	}
-	defer closeQuietly(lc)
+	defer m.release(lc)
 	// One snapshot for both passes over the local rows.
 	tx, err := lc.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {

@@ -27,7 +27,7 @@ func (m *Manager) ProbeCommit(ctx context.Context) (time.Duration, error) {
 	m.probeMu.Lock()
 	defer m.probeMu.Unlock()
 	if m.probeConn == nil || m.probeConn.IsClosed() {
-		c, err := m.local(ctx, "postgres")
+		c, err := m.dial(ctx, "postgres")
 		if err != nil {
 			return 0, err
 		}

@@ -20,9 +20,52 @@ import (
 // connectTimeout bounds a connection attempt when ctx has no deadline.
 const connectTimeout = 5 * time.Second
 
-// local connects as the superuser over the unix socket (pg_hba: trust;
-// the socket directory is 0700, so only root and OSUser reach it).
+// local lends a connection to the local server as the superuser, to be
+// given back with release: the one kept for db from an earlier call when
+// it still answers a ping, else a new one. A new server process per call
+// was most of the agent's cost at rest (a status every tick) and about
+// 3 ms for each of the four steps of a take-over (the failover timeline).
+// One is kept per database; a second borrower meanwhile gets its own.
 func (m *Manager) local(ctx context.Context, db string) (*pgx.Conn, error) {
+	m.keptMu.Lock()
+	c := m.kept[db]
+	delete(m.kept, db)
+	m.keptMu.Unlock()
+	if c != nil {
+		// A server restarted since closed it; a frozen one lets the ping
+		// run into ctx's deadline, as a new connection would.
+		if err := c.Ping(ctx); err == nil {
+			return c, nil
+		}
+		closeQuietly(c)
+	}
+	return m.dial(ctx, db)
+}
+
+// release gives back a connection from local: kept for the next call when
+// it is healthy and outside a transaction, closed otherwise.
+func (m *Manager) release(c *pgx.Conn) {
+	if c.IsClosed() || c.PgConn().TxStatus() != 'I' {
+		closeQuietly(c)
+		return
+	}
+	db := c.Config().Database
+	m.keptMu.Lock()
+	if m.kept == nil {
+		m.kept = map[string]*pgx.Conn{}
+	}
+	if m.kept[db] == nil {
+		m.kept[db], c = c, nil
+	}
+	m.keptMu.Unlock()
+	if c != nil {
+		closeQuietly(c)
+	}
+}
+
+// dial connects as the superuser over the unix socket (pg_hba: trust;
+// the socket directory is 0700, so only root and OSUser reach it).
+func (m *Manager) dial(ctx context.Context, db string) (*pgx.Conn, error) {
 	cfg, err := baseConfig()
 	if err != nil {
 		return nil, err
@@ -201,7 +244,7 @@ func (m *Manager) inRecovery(ctx context.Context) (bool, error) {
 	if err != nil {
 		return m.exists("standby.signal"), nil
 	}
-	defer closeQuietly(c)
+	defer m.release(c)
 	var r bool
 	if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&r); err != nil {
 		return false, fmt.Errorf("postgres: pg_is_in_recovery: %w", err)

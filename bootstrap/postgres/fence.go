@@ -28,7 +28,7 @@ func (m *Manager) RevisionFence(ctx context.Context, margin, floor int64) (int64
 	if err != nil {
 		return 0, fmt.Errorf("postgres: revision fence: %w", err)
 	}
-	defer closeQuietly(c)
+	defer m.release(c)
 	tx, err := c.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: revision fence: begin: %w", err)

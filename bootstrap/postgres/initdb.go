@@ -89,7 +89,7 @@ func (m *Manager) createObjects(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("postgres: initdb: %w", err)
 	}
-	defer closeQuietly(c)
+	defer m.release(c)
 	if err := execAll(ctx, c, "initdb: create roles and database",
 		"CREATE ROLE "+replUser+" WITH LOGIN REPLICATION PASSWORD "+sqlLiteral(replV),
 		// What pg_rewind reads on its source, without superuser rights.
@@ -110,7 +110,7 @@ func (m *Manager) createObjects(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("postgres: initdb: %w", err)
 	}
-	defer closeQuietly(k)
+	defer m.release(k)
 	return execAll(ctx, k, "initdb: create twonode_terms", termsDDL)
 }
 

@@ -41,7 +41,7 @@ func (m *Manager) LastWrite(ctx context.Context) (time.Time, string, error) {
 	if err != nil {
 		return time.Time{}, "", fmt.Errorf("postgres: last write: %w", err)
 	}
-	defer closeQuietly(c)
+	defer m.release(c)
 	return lastWrite(ctx, c)
 }
 

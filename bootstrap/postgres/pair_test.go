@@ -121,6 +121,62 @@ func TestPair(t *testing.T) {
 				t.Fatalf("fence without a kine table: %d, %v", f, err)
 			}
 		}},
+		{"local connections are kept, one per database, and outlive a restart", func(t *testing.T) {
+			ctx := ctxT(t, 60*time.Second)
+			backend := func() int {
+				c, err := a.m.local(ctx, "postgres")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer a.m.release(c)
+				var pid int
+				if err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+					t.Fatal(err)
+				}
+				return pid
+			}
+			first := backend()
+			if again := backend(); again != first {
+				t.Fatalf("a second call got a new server process (%d, then %d)", first, again)
+			}
+			// Lent out meanwhile: a second borrower gets its own.
+			c, err := a.m.local(ctx, "postgres")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if other := backend(); other == first {
+				t.Fatal("the connection lent out was lent twice")
+			}
+			a.m.release(c)
+			// One left inside a transaction is not kept.
+			c, err = a.m.local(ctx, "postgres")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+				t.Fatal(err)
+			}
+			a.m.release(c)
+			if !c.IsClosed() {
+				t.Fatal("a connection given back inside a transaction stayed open")
+			}
+			kept := backend()
+			if err := a.m.Stop(ctx, false); err != nil {
+				t.Fatal(err)
+			}
+			if st := a.status(t); st.Up {
+				t.Fatal("status up through a kept connection after the stop")
+			}
+			if err := a.m.Start(ctx, false); err != nil {
+				t.Fatal(err)
+			}
+			if now := backend(); now == kept {
+				t.Fatal("the same server process after a restart")
+			}
+			if st := a.status(t); !st.Up || st.InRecovery {
+				t.Fatalf("status after the restart: %+v", st)
+			}
+		}},
 		{"a restart reuses the data", func(t *testing.T) {
 			ctx := ctxT(t, 60*time.Second)
 			if err := a.m.Stop(ctx, false); err != nil {

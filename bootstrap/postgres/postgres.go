@@ -81,6 +81,9 @@ type Manager struct {
 	probeMu   sync.Mutex // ProbeCommit's connection, kept between probes
 	probeConn *pgx.Conn
 
+	keptMu sync.Mutex           // local's connections, one per database
+	kept   map[string]*pgx.Conn // not lent out
+
 	idMu     sync.Mutex
 	uid, gid uint32
 	idOK     bool

@@ -36,7 +36,7 @@ func (m *Manager) promote(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("postgres: promote: %w", err)
 	}
-	defer closeQuietly(c)
+	defer m.release(c)
 	var inRec, conninfo, syncNames bool
 	err = c.QueryRow(ctx, `SELECT pg_is_in_recovery(), current_setting('primary_conninfo') <> '',
 		current_setting('synchronous_standby_names') <> ''`).Scan(&inRec, &conninfo, &syncNames)
@@ -149,7 +149,7 @@ func (m *Manager) SetSync(ctx context.Context, on bool) error {
 	if err != nil {
 		return fmt.Errorf("postgres: set sync: %w", err)
 	}
-	defer closeQuietly(c)
+	defer m.release(c)
 	if err := execAll(ctx, c, "set sync",
 		"ALTER SYSTEM SET synchronous_standby_names = "+sqlLiteral(val), "SELECT pg_reload_conf()"); err != nil {
 		return err
@@ -186,7 +186,7 @@ func (m *Manager) EnsureSlot(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("postgres: ensure slot: %w", err)
 	}
-	defer closeQuietly(c)
+	defer m.release(c)
 	var status *string
 	var active bool
 	err = c.QueryRow(ctx, "SELECT wal_status, active FROM pg_replication_slots WHERE slot_name = $1", name).Scan(&status, &active)
@@ -227,7 +227,7 @@ func (m *Manager) RecordTerm(ctx context.Context, term uint64, kind, node string
 	if err != nil {
 		return fmt.Errorf("postgres: record term: %w", err)
 	}
-	defer closeQuietly(c)
+	defer m.release(c)
 	tx, err := c.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: record term: %w", err)
@@ -263,7 +263,7 @@ func (m *Manager) MaxTerm(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("postgres: max term: %w", err)
 	}
-	defer closeQuietly(c)
+	defer m.release(c)
 	// The table exists only once a term was recorded.
 	var exists bool
 	if err := c.QueryRow(ctx, `SELECT to_regclass('twonode_terms') IS NOT NULL`).Scan(&exists); err != nil || !exists {
@@ -286,7 +286,7 @@ func (m *Manager) MaxRevision(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("postgres: max revision: %w", err)
 	}
-	defer closeQuietly(c)
+	defer m.release(c)
 	ok, err := kineTableExists(ctx, c)
 	if err != nil || !ok {
 		return 0, err
@@ -309,6 +309,6 @@ func (m *Manager) Reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer closeQuietly(c)
+	defer m.release(c)
 	return execAll(ctx, c, "reload", "SELECT pg_reload_conf()")
 }

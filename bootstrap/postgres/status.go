@@ -73,7 +73,7 @@ func (m *Manager) Status(ctx context.Context) (Status, error) {
 		}
 		return st, nil
 	}
-	defer closeQuietly(c)
+	defer m.release(c)
 	err = c.QueryRow(ctx, `SELECT pg_is_in_recovery(), current_setting('synchronous_standby_names')`).
 		Scan(&st.InRecovery, &st.SyncStandbyNames)
 	if err != nil {
