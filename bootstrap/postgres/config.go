@@ -85,6 +85,12 @@ func (m *Manager) renderConf(isolated bool) string {
 	set("max_replication_slots", "5")
 	set("wal_log_hints", "on")
 	set("wal_keep_size", "256MB")
+	// pg_rewind (PostgreSQL 15) copies every file in the source's pg_wal,
+	// recycled segments too: kept for reuse after a busy hour, up to
+	// max_wal_size of them, they made a rewind copy as much as a base
+	// backup. Removed instead of recycled, a new segment is created when
+	// needed (one per 16 MB of WAL).
+	set("wal_recycle", "off")
 	set("max_slot_wal_keep_size", "1GB")
 	set("hot_standby", "on")
 	set("hot_standby_feedback", "on")

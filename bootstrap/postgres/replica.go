@@ -134,7 +134,7 @@ func (m *Manager) Rewind(ctx context.Context) error {
 	}
 	start := time.Now()
 	out, err := m.run(ctx, []string{"PGPASSFILE=" + m.passfile()}, "pg_rewind",
-		"--target-pgdata="+m.s.DataDir, "--source-server="+m.toolConninfo("twonode_rewind", "postgres"), "--no-sync")
+		"--target-pgdata="+m.s.DataDir, "--source-server="+m.toolConninfo("twonode_rewind", "postgres"), "--no-sync", "--progress")
 	if err != nil {
 		return peerToolErr("pg_rewind from "+m.s.PeerAddress, err, out)
 	}
@@ -143,9 +143,22 @@ func (m *Manager) Rewind(ctx context.Context) error {
 		return err
 	}
 	m.log.Info("rewind done", "from", m.s.PeerAddress, "took", took.Round(time.Millisecond),
-		"synced", time.Since(syncStart).Round(time.Millisecond), "result", lastLine(out))
+		"synced", time.Since(syncStart).Round(time.Millisecond), "copied", copiedLine(out), "result", lastLine(out))
 	// pg_rewind copied the peer's configuration files: ours again.
 	return m.prepareStandby(true, false)
+}
+
+// copiedLine is what pg_rewind --progress says it had to copy ("need to
+// copy 293 MB (total source directory size is 1552 MB)"): on PostgreSQL 15
+// every file of the source's pg_wal is in it, so it says how much of a
+// rewind was WAL (docs/results.md).
+func copiedLine(out string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if _, rest, ok := strings.Cut(l, "need to copy "); ok {
+			return rest
+		}
+	}
+	return ""
 }
 
 func lastLine(s string) string {

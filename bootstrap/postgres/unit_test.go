@@ -159,3 +159,13 @@ func TestPeerToolErr(t *testing.T) {
 		t.Fatalf("%v: a rewind that ran taken for no connection", ran)
 	}
 }
+
+func TestCopiedLineReadsPgRewindProgress(t *testing.T) {
+	out := "pg_rewind: reading WAL in target\npg_rewind: need to copy 293 MB (total source directory size is 1552 MB)\n     0/300622 kB (0%) copied\r300622/300622 kB (100%) copied\npg_rewind: Done!\n"
+	if got := copiedLine(out); got != "293 MB (total source directory size is 1552 MB)" {
+		t.Fatalf("copiedLine: %q", got)
+	}
+	if got := copiedLine("pg_rewind: no rewind required\n"); got != "" {
+		t.Fatalf("copiedLine without a copy: %q", got)
+	}
+}
